@@ -1,0 +1,3 @@
+DROP TABLE user_themes;
+DROP TABLE themes;
+DROP TABLE users;

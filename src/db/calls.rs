@@ -1,0 +1,101 @@
+//! Queries on `calls`, the call log.
+
+use diesel::prelude::*;
+
+use super::{
+    models::{Call, CallState, NewCall},
+    now_ms,
+    schema::calls,
+};
+
+/// Logs a new call.
+pub fn create(conn: &mut SqliteConnection, new: &NewCall<'_>) -> QueryResult<Call> {
+    diesel::insert_into(calls::table)
+        .values(new)
+        .returning(Call::as_returning())
+        .get_result(conn)
+}
+
+/// Moves a call to `state`, stamping `answered_at` on accept and `ended_at` on any final state.
+pub fn set_state(
+    conn: &mut SqliteConnection,
+    call_key: &str,
+    state: CallState,
+) -> QueryResult<usize> {
+    let now = now_ms();
+    let target = calls::table.filter(calls::call_key.eq(call_key));
+    match state {
+        CallState::Ringing => diesel::update(target)
+            .set(calls::state.eq(state.as_str()))
+            .execute(conn),
+        CallState::Accepted => diesel::update(target)
+            .set((
+                calls::state.eq(state.as_str()),
+                calls::answered_at.eq(Some(now)),
+            ))
+            .execute(conn),
+        _ => diesel::update(target)
+            .set((
+                calls::state.eq(state.as_str()),
+                calls::ended_at.eq(Some(now)),
+            ))
+            .execute(conn),
+    }
+}
+
+/// Missed calls the callee has not been told about yet, oldest first.
+pub fn unseen_missed(conn: &mut SqliteConnection, callee_id: i64) -> QueryResult<Vec<Call>> {
+    calls::table
+        .filter(calls::callee_id.eq(callee_id))
+        .filter(calls::state.eq(CallState::Missed.as_str()))
+        .filter(calls::seen_by_callee.eq(false))
+        .select(Call::as_select())
+        .order(calls::id.asc())
+        .load(conn)
+}
+
+/// Records that the callee has been told about these calls.
+pub fn mark_seen(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<usize> {
+    diesel::update(calls::table.filter(calls::id.eq_any(ids)))
+        .set(calls::seen_by_callee.eq(true))
+        .execute(conn)
+}
+
+/// A user's calls, made or received, newest first.
+pub fn log_for(conn: &mut SqliteConnection, user_id: i64, limit: i64) -> QueryResult<Vec<Call>> {
+    calls::table
+        .filter(
+            calls::caller_id
+                .eq(user_id)
+                .or(calls::callee_id.eq(user_id)),
+        )
+        .select(Call::as_select())
+        .order(calls::id.desc())
+        .limit(limit.clamp(1, 500))
+        .load(conn)
+}
+
+/// After a restart no call can still be live: ringing ones were missed, accepted ones ended.
+pub fn close_dangling(conn: &mut SqliteConnection) -> QueryResult<usize> {
+    let ringing = set_state_where(conn, CallState::Ringing, CallState::Missed)?;
+    let accepted = set_state_where(conn, CallState::Accepted, CallState::Ended)?;
+    Ok(ringing + accepted)
+}
+
+fn set_state_where(
+    conn: &mut SqliteConnection,
+    from: CallState,
+    to: CallState,
+) -> QueryResult<usize> {
+    diesel::update(calls::table.filter(calls::state.eq(from.as_str())))
+        .set((
+            calls::state.eq(to.as_str()),
+            calls::ended_at.eq(Some(now_ms())),
+        ))
+        .execute(conn)
+}
+
+/// How many calls are logged in all.
+pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    calls::table.count().get_result(conn)
+}

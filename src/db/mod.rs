@@ -1,0 +1,90 @@
+//! The database: an r2d2 pool of SQLite connections, their pragmas, the embedded migrations,
+//! and [`run`], the one way handlers reach it without blocking an async worker.
+//!
+//! One file per table holds that table's queries; [`models`] holds the rows.
+
+pub mod calls;
+pub mod messages;
+pub mod models;
+pub mod rooms;
+pub mod schema;
+pub mod sessions;
+pub mod themes;
+pub mod users;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::{
+    connection::SimpleConnection,
+    r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection},
+    SqliteConnection,
+};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::{ApiError, ApiResult};
+
+/// The migrations in `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// How long a connection waits on a locked database before giving up.
+const BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// Shared pool of SQLite connections.
+pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
+/// One connection borrowed from the pool.
+pub type DbConn = PooledConnection<ConnectionManager<SqliteConnection>>;
+
+/// Sets the pragmas every connection needs, one statement each, as it joins the pool.
+#[derive(Debug, Clone, Copy)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        // busy_timeout first, so the WAL switch itself waits for a concurrent opener.
+        conn.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"))
+            .and_then(|()| conn.batch_execute("PRAGMA journal_mode = WAL;"))
+            .and_then(|()| conn.batch_execute("PRAGMA synchronous = NORMAL;"))
+            .and_then(|()| conn.batch_execute("PRAGMA foreign_keys = ON;"))
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Opens (creating if needed) the database at `url` and returns a pool of `size` connections.
+pub fn build_pool(url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
+    let manager = ConnectionManager::<SqliteConnection>::new(url);
+    Pool::builder()
+        .max_size(size.max(1))
+        .connection_timeout(Duration::from_secs(10))
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(manager)
+}
+
+/// Applies every pending migration; returns the versions applied.
+pub fn run_migrations(conn: &mut SqliteConnection) -> Result<Vec<String>, String> {
+    conn.run_pending_migrations(MIGRATIONS)
+        .map(|done| done.iter().map(ToString::to_string).collect())
+        .map_err(|e| e.to_string())
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool, never on an async worker.
+pub async fn run<F, T>(pool: &DbPool, f: F) -> ApiResult<T>
+where
+    F: FnOnce(&mut SqliteConnection) -> ApiResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(ApiError::from)?
+}
+
+/// Milliseconds since the Unix epoch: the unit of every timestamp column.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

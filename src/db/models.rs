@@ -1,0 +1,351 @@
+//! Rows as Diesel reads and writes them, and the small value types stored in their columns.
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::schema::{sessions, themes, users};
+
+/// A registered person, as stored (the hash never leaves the server: see [`crate::http::users::UserView`]).
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct User {
+    pub id: i64,
+    pub nickname: String,
+    pub password_hash: String,
+    pub can_video: bool,
+    pub can_audio: bool,
+    pub can_text: bool,
+    pub role: String,
+    pub banned: bool,
+    pub created_at: i64,
+    pub last_seen_at: Option<i64>,
+}
+
+impl User {
+    /// Whether this user may use the admin API.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin.as_str()
+    }
+
+    /// What this user can do in a conversation.
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            video: self.can_video,
+            audio: self.can_audio,
+            text: self.can_text,
+        }
+    }
+}
+
+/// A user about to be inserted.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub nickname: &'a str,
+    pub password_hash: &'a str,
+    pub can_video: bool,
+    pub can_audio: bool,
+    pub can_text: bool,
+    pub role: &'a str,
+    pub created_at: i64,
+}
+
+/// What a user may do in a conversation; on the wire a list such as `["video", "text"]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    pub video: bool,
+    pub audio: bool,
+    pub text: bool,
+}
+
+/// One capability, as clients name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Video,
+    Audio,
+    Text,
+}
+
+impl Capabilities {
+    /// Collects a list of capabilities; duplicates are harmless.
+    pub fn from_list(list: &[Capability]) -> Self {
+        let mut caps = Capabilities::default();
+        for cap in list {
+            match cap {
+                Capability::Video => caps.video = true,
+                Capability::Audio => caps.audio = true,
+                Capability::Text => caps.text = true,
+            }
+        }
+        caps
+    }
+
+    /// The list form used on the wire, always in the order video, audio, text.
+    pub fn to_list(self) -> Vec<Capability> {
+        [
+            (self.video, Capability::Video),
+            (self.audio, Capability::Audio),
+            (self.text, Capability::Text),
+        ]
+        .into_iter()
+        .filter_map(|(on, cap)| on.then_some(cap))
+        .collect()
+    }
+
+    /// Whether this set includes `cap`.
+    pub fn has(self, cap: Capability) -> bool {
+        match cap {
+            Capability::Video => self.video,
+            Capability::Audio => self.audio,
+            Capability::Text => self.text,
+        }
+    }
+
+    /// Whether nothing at all is enabled (not allowed for an account).
+    pub fn is_empty(self) -> bool {
+        !(self.video || self.audio || self.text)
+    }
+}
+
+impl Serialize for Capabilities {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_list().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Capabilities {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Capability>::deserialize(d).map(|list| Capabilities::from_list(&list))
+    }
+}
+
+impl utoipa::PartialSchema for Capabilities {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(<Capability as utoipa::PartialSchema>::schema())
+            .description(Some("What the user can do: any of video, audio, text"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Capabilities {}
+
+/// Who may do what on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    /// The value stored in `users.role`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Reads a stored role; anything unknown is treated as the least privileged.
+    pub fn parse(s: &str) -> Role {
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+}
+
+/// A theme people can follow.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = themes)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct Theme {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub created_at: i64,
+}
+
+/// A theme about to be inserted.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = themes)]
+pub struct NewTheme<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub created_at: i64,
+}
+
+/// A login session; `token_hash` is the SHA-256 of the secret the client holds.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = sessions)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct Session {
+    pub id: i64,
+    pub token_hash: String,
+    pub user_id: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used_at: i64,
+    pub user_agent: Option<String>,
+}
+
+/// A session about to be inserted.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct NewSession<'a> {
+    pub token_hash: &'a str,
+    pub user_id: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used_at: i64,
+    pub user_agent: Option<&'a str>,
+}
+
+/// What kind of room a room is, which decides who may enter it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// A channel anyone logged in can join by name (the seed's `canal1`).
+    Public,
+    /// The one room of a pair of users; its chat survives between their talks.
+    Direct,
+    /// A call's room: its invited members only.
+    Call,
+}
+
+impl RoomKind {
+    /// The value stored in `rooms.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Public => "public",
+            RoomKind::Direct => "direct",
+            RoomKind::Call => "call",
+        }
+    }
+
+    /// Reads a stored kind; unknown values are the most restrictive.
+    pub fn parse(s: &str) -> RoomKind {
+        match s {
+            "public" => RoomKind::Public,
+            "direct" => RoomKind::Direct,
+            _ => RoomKind::Call,
+        }
+    }
+}
+
+/// A room as stored; `name` is what clients use on the wire.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = super::schema::rooms)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct Room {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub created_by: Option<i64>,
+    pub created_at: i64,
+}
+
+impl Room {
+    /// The room's kind.
+    pub fn kind(&self) -> RoomKind {
+        RoomKind::parse(&self.kind)
+    }
+}
+
+/// A stored chat message.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = super::schema::messages)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct Message {
+    pub id: i64,
+    pub room_id: i64,
+    pub sender_id: i64,
+    pub client_msg_id: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// A chat message about to be stored.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = super::schema::messages)]
+pub struct NewMessage {
+    pub room_id: i64,
+    pub sender_id: i64,
+    pub client_msg_id: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// Where a call stands; every state but `Ringing` and `Accepted` is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    Ringing,
+    Accepted,
+    Declined,
+    Missed,
+    Cancelled,
+    Ended,
+}
+
+impl CallState {
+    /// The value stored in `calls.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Ringing => "ringing",
+            CallState::Accepted => "accepted",
+            CallState::Declined => "declined",
+            CallState::Missed => "missed",
+            CallState::Cancelled => "cancelled",
+            CallState::Ended => "ended",
+        }
+    }
+
+    /// Reads a stored state.
+    pub fn parse(s: &str) -> Option<CallState> {
+        Some(match s {
+            "ringing" => CallState::Ringing,
+            "accepted" => CallState::Accepted,
+            "declined" => CallState::Declined,
+            "missed" => CallState::Missed,
+            "cancelled" => CallState::Cancelled,
+            "ended" => CallState::Ended,
+            _ => return None,
+        })
+    }
+}
+
+/// One entry of the call log.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = super::schema::calls)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+pub struct Call {
+    pub id: i64,
+    pub call_key: String,
+    pub room_id: Option<i64>,
+    pub caller_id: i64,
+    pub callee_id: i64,
+    pub media: String,
+    pub state: String,
+    pub created_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub seen_by_callee: bool,
+}
+
+/// A call about to be logged (it starts ringing).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = super::schema::calls)]
+pub struct NewCall<'a> {
+    pub call_key: &'a str,
+    pub room_id: Option<i64>,
+    pub caller_id: i64,
+    pub callee_id: i64,
+    pub media: &'a str,
+    pub state: &'a str,
+    pub created_at: i64,
+}

@@ -1,0 +1,68 @@
+//! Queries on `sessions`: login tokens, stored only as their SHA-256.
+
+use diesel::prelude::*;
+
+use super::{
+    models::{NewSession, Session, User},
+    now_ms,
+    schema::{sessions, users},
+};
+
+/// Only write `last_used_at` when it is this stale, so busy clients do not write on every request.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// Stores a new session for `user_id` and returns it.
+pub fn create(conn: &mut SqliteConnection, new: &NewSession<'_>) -> QueryResult<Session> {
+    diesel::insert_into(sessions::table)
+        .values(new)
+        .returning(Session::as_returning())
+        .get_result(conn)
+}
+
+/// The live (unexpired) session with this token hash, and its user.
+pub fn find_live(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+) -> QueryResult<Option<(Session, User)>> {
+    let now = now_ms();
+    let found = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::token_hash.eq(token_hash))
+        .filter(sessions::expires_at.gt(now))
+        .select((Session::as_select(), User::as_select()))
+        .first::<(Session, User)>(conn)
+        .optional()?;
+    if let Some((session, _)) = &found {
+        if now - session.last_used_at > TOUCH_EVERY_MS {
+            diesel::update(sessions::table.find(session.id))
+                .set(sessions::last_used_at.eq(now))
+                .execute(conn)?;
+        }
+    }
+    Ok(found)
+}
+
+/// Ends one session.
+pub fn revoke(conn: &mut SqliteConnection, session_id: i64) -> QueryResult<usize> {
+    diesel::delete(sessions::table.find(session_id)).execute(conn)
+}
+
+/// Ends every session of a user; returns how many there were.
+pub fn revoke_all(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
+}
+
+/// Ends every session of a user except `keep`; returns how many there were.
+pub fn revoke_others(conn: &mut SqliteConnection, user_id: i64, keep: i64) -> QueryResult<usize> {
+    diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::id.ne(keep)),
+    )
+    .execute(conn)
+}
+
+/// Removes expired sessions; returns how many.
+pub fn purge_expired(conn: &mut SqliteConnection) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::expires_at.le(now_ms()))).execute(conn)
+}

@@ -1,0 +1,129 @@
+//! Queries on `users` and their themes.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+
+use super::{
+    models::{Capabilities, NewUser, Role, User},
+    now_ms,
+    schema::{themes, user_themes, users},
+};
+
+/// Inserts a user and links their themes, in one transaction.
+pub fn create(
+    conn: &mut SqliteConnection,
+    new: &NewUser<'_>,
+    theme_ids: &[i64],
+) -> QueryResult<User> {
+    // A plain transaction: it nests (as a savepoint) inside a caller's immediate one.
+    conn.transaction(|conn| {
+        let user: User = diesel::insert_into(users::table)
+            .values(new)
+            .returning(User::as_returning())
+            .get_result(conn)?;
+        link_themes(conn, user.id, theme_ids)?;
+        Ok(user)
+    })
+}
+
+fn link_themes(conn: &mut SqliteConnection, user_id: i64, theme_ids: &[i64]) -> QueryResult<()> {
+    let rows: Vec<_> = theme_ids
+        .iter()
+        .map(|&theme_id| {
+            (
+                user_themes::user_id.eq(user_id),
+                user_themes::theme_id.eq(theme_id),
+            )
+        })
+        .collect();
+    diesel::insert_or_ignore_into(user_themes::table)
+        .values(&rows)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Replaces the set of themes a user follows.
+pub fn set_themes(conn: &mut SqliteConnection, user_id: i64, theme_ids: &[i64]) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        diesel::delete(user_themes::table.filter(user_themes::user_id.eq(user_id)))
+            .execute(conn)?;
+        link_themes(conn, user_id, theme_ids)
+    })
+}
+
+/// Finds a user by nickname, ignoring case.
+pub fn find_by_nickname(conn: &mut SqliteConnection, nickname: &str) -> QueryResult<Option<User>> {
+    // The column is COLLATE NOCASE, so `=` already ignores (ASCII) case and uses the index.
+    users::table
+        .filter(users::nickname.eq(nickname))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Finds a user by id.
+pub fn find(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The theme names each of `user_ids` follows, sorted by name.
+pub fn themes_of(
+    conn: &mut SqliteConnection,
+    user_ids: &[i64],
+) -> QueryResult<HashMap<i64, Vec<String>>> {
+    let rows: Vec<(i64, String)> = user_themes::table
+        .inner_join(themes::table)
+        .filter(user_themes::user_id.eq_any(user_ids))
+        .select((user_themes::user_id, themes::name))
+        .order((user_themes::user_id, themes::name))
+        .load(conn)?;
+    let mut map: HashMap<i64, Vec<String>> = HashMap::new();
+    for (user_id, name) in rows {
+        map.entry(user_id).or_default().push(name);
+    }
+    Ok(map)
+}
+
+/// Updates what a user can do.
+pub fn set_capabilities(
+    conn: &mut SqliteConnection,
+    user_id: i64,
+    caps: Capabilities,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::can_video.eq(caps.video),
+            users::can_audio.eq(caps.audio),
+            users::can_text.eq(caps.text),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Stores a new password hash.
+pub fn set_password_hash(conn: &mut SqliteConnection, user_id: i64, hash: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Records that the user was last seen now.
+pub fn touch_last_seen(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set(users::last_seen_at.eq(Some(now_ms())))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Changes a user's role.
+pub fn set_role(conn: &mut SqliteConnection, user_id: i64, role: Role) -> QueryResult<usize> {
+    diesel::update(users::table.find(user_id))
+        .set(users::role.eq(role.as_str()))
+        .execute(conn)
+}

@@ -1,0 +1,155 @@
+//! One error type for the whole server, shaped for clients.
+//!
+//! Every failure a client can see is an [`ApiError`]: over HTTP it becomes
+//! `{"error": {"code", "message"}}` with the matching status, over WebSocket an `error` frame
+//! with the same [`ErrorCode`]. Internal details are logged, never sent.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// The machine-readable error codes shared by the HTTP API and the WebSocket protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    RateLimited,
+    TooLarge,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with this code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database pool error: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("worker pool error: {0}")]
+    Blocking(#[from] actix_web::error::BlockingError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The client-facing code of this error.
+    pub fn code(&self) -> ErrorCode {
+        use diesel::result::{DatabaseErrorKind, Error as DieselError};
+        match self {
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) | ApiError::Database(DieselError::NotFound) => {
+                ErrorCode::NotFound
+            }
+            ApiError::Conflict(_)
+            | ApiError::Database(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => ErrorCode::Conflict,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::TooLarge(_) => ErrorCode::TooLarge,
+            ApiError::Unavailable(_) | ApiError::Pool(_) => ErrorCode::Unavailable,
+            ApiError::Database(_) | ApiError::Blocking(_) | ApiError::Internal(_) => {
+                ErrorCode::Internal
+            }
+        }
+    }
+
+    /// The message a client may see: internal causes are replaced by a generic sentence.
+    pub fn public_message(&self) -> String {
+        match self.code() {
+            ErrorCode::Internal => "internal server error".to_owned(),
+            ErrorCode::Unavailable => "service temporarily unavailable".to_owned(),
+            ErrorCode::NotFound if matches!(self, ApiError::Database(_)) => "not found".to_owned(),
+            ErrorCode::Conflict if matches!(self, ApiError::Database(_)) => {
+                "already exists".to_owned()
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// `code` for programs, `message` for people.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Builds the JSON error response for a code and message (also used by extractor handlers).
+pub fn error_response(code: ErrorCode, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(code.status()).json(ErrorBody {
+        error: ErrorDetail {
+            code,
+            message: message.into(),
+        },
+    })
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code().status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.code() == ErrorCode::Internal || self.code() == ErrorCode::Unavailable {
+            log::error!("request failed: {self}");
+        }
+        let mut response = error_response(self.code(), self.public_message());
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            if let Ok(value) = retry_after_secs.to_string().parse() {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+/// Result alias for handlers and queries.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,27 @@
+//! The HTTP API: one file per resource, each with a `configure` that mounts its routes.
+
+pub mod auth;
+pub mod ops;
+pub mod ratelimit;
+pub mod users;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::{error_response, ErrorCode};
+
+/// Mounts every API route under the scopes it belongs to.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(ops::configure).service(
+        web::scope("/api")
+            .configure(auth::configure)
+            .default_service(web::to(not_found)),
+    );
+}
+
+/// Unknown routes: a JSON 404, like every other error.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    error_response(
+        ErrorCode::NotFound,
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+}

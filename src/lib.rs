@@ -1,0 +1,28 @@
+//! # Tertulia
+//!
+//! A self-hosted server where registered people, each with interests (themes) and
+//! capabilities (video, audio, text), meet in a live lobby and talk by text chat or WebRTC
+//! video call. The server keeps accounts and chat in SQLite, runs the dialogue lifecycle,
+//! relays WebRTC signaling between the peers of a room and serves the browser app in `web/`.
+//!
+//! ## Layout
+//!
+//! - [`config`]: [`config::Settings`], every flag and `TERTULIA_*` variable with its default.
+//! - [`startup`]: [`startup::Application`] binds, migrates, starts the actors, mounts routes;
+//!   [`startup::AppState`] is what every handler shares (pool, settings, actor addresses).
+//! - [`error`]: [`error::ApiError`], the one error type, and the client-facing codes.
+//! - [`auth`]: argon2id hashes, session tokens, nickname and password rules.
+//! - [`db`]: the pool and its pragmas, embedded migrations, one file of queries per table;
+//!   the schema in `db/schema.rs` is what `diesel print-schema` prints.
+//! - [`http`]: the JSON API, one file per resource.
+//!
+//! Who owns what state: the database owns accounts, themes, sessions, chat and the call log;
+//! nothing else caches them beyond one request.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod startup;

@@ -1,0 +1,216 @@
+//! Building and running the server: [`Application::build`] binds (port 0 picks a free port),
+//! opens and migrates the database, starts the actors and mounts every route;
+//! [`Application::run_until_stopped`] serves until a signal or [`Application::stop`].
+
+use std::{io, net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{
+    dev::{Server, ServerHandle},
+    error::{InternalError, JsonPayloadError, PathError, QueryPayloadError},
+    middleware::{DefaultHeaders, Logger},
+    web, App, HttpRequest, HttpServer,
+};
+
+use crate::{
+    config::Settings,
+    db::{self, DbPool},
+    error::{error_response, ErrorCode},
+    http::{self, ratelimit::RateLimiter, users::UserView},
+};
+
+/// Which of a user's sessions were just revoked, so their live sockets can be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// Exactly this session (logout).
+    One(i64),
+    /// Every session but this one (password change).
+    AllBut(i64),
+    /// Every session (ban, admin kick, delete).
+    All,
+}
+
+/// Everything a request handler needs, shared by all workers (Lemmy's `LemmyContext`).
+pub struct AppState {
+    pub pool: DbPool,
+    pub settings: Arc<Settings>,
+    /// Login attempts per client IP and per nickname.
+    pub login_limiter: RateLimiter,
+}
+
+impl AppState {
+    /// Tells the live parts of the server that some of a user's sessions are gone.
+    pub fn sessions_revoked(&self, user_id: i64, which: Revoked) {
+        log::debug!("sessions of user {user_id} revoked: {which:?}");
+    }
+
+    /// Tells the live parts of the server that a user's profile changed.
+    pub fn profile_changed(&self, user: &UserView) {
+        log::debug!("profile of user {} changed", user.id);
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open database '{url}': {source}")]
+    Database {
+        url: String,
+        source: diesel::r2d2::PoolError,
+    },
+    #[error("cannot migrate database '{url}': {message}")]
+    Migration { url: String, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the database (migrating it), binds the listener and prepares the server.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let settings = Arc::new(settings);
+        let pool = open_database(&settings)?;
+        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+        let port = listener.local_addr()?.port();
+
+        let state = web::Data::new(AppState {
+            pool,
+            login_limiter: RateLimiter::new(
+                settings.login_attempts,
+                Duration::from_secs(settings.login_window_secs),
+            ),
+            settings: Arc::clone(&settings),
+        });
+
+        let app_settings = Arc::clone(&settings);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(json_config(&app_settings))
+                .app_data(web::PathConfig::default().error_handler(path_error))
+                .app_data(web::QueryConfig::default().error_handler(query_error))
+                .wrap(security_headers())
+                .wrap(Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
+                .configure(http::configure)
+                .service(
+                    actix_files::Files::new("/", &app_settings.web_dir)
+                        .index_file("index.html")
+                        .default_handler(web::to(http::not_found)),
+                )
+        })
+        .shutdown_timeout(5);
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Application { port, server })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that can stop the server from elsewhere.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM, or [`ServerHandle::stop`]).
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Opens the pool and applies pending migrations.
+pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
+    let url = settings.database_url.clone();
+    let pool =
+        db::build_pool(&url, settings.db_pool_size).map_err(|source| StartupError::Database {
+            url: url.clone(),
+            source,
+        })?;
+    let mut conn = pool.get().map_err(|source| StartupError::Database {
+        url: url.clone(),
+        source,
+    })?;
+    let applied = db::run_migrations(&mut conn)
+        .map_err(|message| StartupError::Migration { url, message })?;
+    for version in applied {
+        log::info!("applied migration {version}");
+    }
+    Ok(pool)
+}
+
+/// JSON bodies: a size limit, and every failure as the API's JSON error.
+fn json_config(settings: &Settings) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(settings.max_body_bytes)
+        .error_handler(|err, _req| {
+            let (code, message) = match &err {
+                JsonPayloadError::OverflowKnownLength { length, limit } => (
+                    ErrorCode::TooLarge,
+                    format!("request body of {length} bytes is over the {limit}-byte limit"),
+                ),
+                JsonPayloadError::Overflow { limit } => (
+                    ErrorCode::TooLarge,
+                    format!("request body is over the {limit}-byte limit"),
+                ),
+                JsonPayloadError::ContentType => (
+                    ErrorCode::BadRequest,
+                    "Content-Type must be application/json".to_owned(),
+                ),
+                JsonPayloadError::Deserialize(e) => {
+                    (ErrorCode::BadRequest, format!("invalid JSON body: {e}"))
+                }
+                other => (
+                    ErrorCode::BadRequest,
+                    format!("invalid request body: {other}"),
+                ),
+            };
+            let status = if matches!(err, JsonPayloadError::ContentType) {
+                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+            } else {
+                code.status()
+            };
+            let mut response = error_response(code, message);
+            *response.status_mut() = status;
+            InternalError::from_response(err, response).into()
+        })
+}
+
+fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    let response = error_response(ErrorCode::BadRequest, format!("invalid path: {err}"));
+    InternalError::from_response(err, response).into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let response = error_response(ErrorCode::BadRequest, format!("invalid query: {err}"));
+    InternalError::from_response(err, response).into()
+}
+
+/// Headers on every response: no inline script, no framing, no sniffing.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+             media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; object-src 'none'; \
+             base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("X-Frame-Options", "DENY"))
+}

@@ -1,0 +1,228 @@
+//! Test harness: a real server on port 0 with its own temporary SQLite file, and one helper
+//! per endpoint (zero2prod's `spawn_app`).
+
+use std::time::Duration;
+
+use actix_web::{dev::ServerHandle, http::StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tertulia::{config::Settings, startup::Application};
+
+/// The password every test user gets unless a test says otherwise.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub port: u16,
+    pub settings: Settings,
+    handle: ServerHandle,
+    // Keeps the database directory alive as long as the app.
+    pub dir: std::sync::Arc<TempDir>,
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: i64,
+    pub nickname: String,
+    pub token: String,
+}
+
+/// A response: status, headers and the JSON body (Null when there is none).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `error.code` of an error body.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// Starts a server with test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server with test settings, adjusted by `adjust`.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut settings = test_settings(&dir);
+    adjust(&mut settings);
+    start(settings, dir).await
+}
+
+/// Settings for tests: port 0, a fresh database, quiet and quick.
+pub fn test_settings(dir: &TempDir) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().expect("valid address"),
+        database_url: dir.path().join("test.db").to_string_lossy().into_owned(),
+        web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/web").into(),
+        workers: 2,
+        db_pool_size: 4,
+        ..Settings::default()
+    }
+}
+
+async fn start(settings: Settings, dir: std::sync::Arc<TempDir>) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("server builds");
+    let port = app.port();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        settings,
+        handle,
+        dir,
+    }
+}
+
+fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+async fn reply(
+    mut res: awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+            + Unpin,
+    >,
+) -> Reply {
+    let bytes = res.body().limit(16 * 1024 * 1024).await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Reply {
+        status: res.status(),
+        headers: res.headers().clone(),
+        body,
+    }
+}
+
+impl TestApp {
+    /// Stops the server and starts a new one on the same database (a restart).
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        let mut settings = self.settings.clone();
+        settings.bind = "127.0.0.1:0".parse().expect("valid address");
+        start(settings, self.dir).await
+    }
+
+    /// Stops the server.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = client().request(method, format!("{}{}", self.address, path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = match body {
+            Some(body) => req.send_json(&body).await,
+            None => req.send().await,
+        }
+        .expect("request sent");
+        reply(res).await
+    }
+
+    /// Sends raw bytes with a given content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        let res = client()
+            .post(format!("{}{}", self.address, path))
+            .insert_header(("Content-Type", content_type))
+            .send_body(body)
+            .await
+            .expect("request sent");
+        reply(res).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request("GET", path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request("POST", path, token, Some(body)).await
+    }
+
+    /// `POST /api/register`
+    pub async fn register(&self, body: Value) -> Reply {
+        self.post("/api/register", None, body).await
+    }
+
+    /// `POST /api/login`
+    pub async fn login(&self, nickname: &str, password: &str) -> Reply {
+        self.post(
+            "/api/login",
+            None,
+            json!({"nickname": nickname, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers `nickname` with all capabilities and `themes`, and logs in.
+    pub async fn user_with(&self, nickname: &str, themes: &[&str], caps: &[&str]) -> TestUser {
+        let reg = self
+            .register(json!({
+                "nickname": nickname,
+                "password": PASSWORD,
+                "themes": themes,
+                "capabilities": caps,
+            }))
+            .await;
+        assert_eq!(
+            reg.status,
+            StatusCode::CREATED,
+            "register {nickname}: {}",
+            reg.body
+        );
+        let login = self.login(nickname, PASSWORD).await;
+        assert_eq!(
+            login.status,
+            StatusCode::OK,
+            "login {nickname}: {}",
+            login.body
+        );
+        TestUser {
+            id: login.body["user"]["id"].as_i64().expect("user id"),
+            nickname: nickname.to_owned(),
+            token: login.body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// Registers and logs in a user with every capability and the theme Tecnologia.
+    pub async fn user(&self, nickname: &str) -> TestUser {
+        self.user_with(nickname, &["Tecnologia"], &["video", "audio", "text"])
+            .await
+    }
+
+    /// Registers and logs in a user who is then made admin directly in the database.
+    pub async fn admin(&self, nickname: &str) -> TestUser {
+        let user = self.user(nickname).await;
+        let pool = tertulia::db::build_pool(&self.settings.database_url, 1).expect("pool");
+        let mut conn = pool.get().expect("connection");
+        tertulia::db::users::set_role(&mut conn, user.id, tertulia::db::models::Role::Admin)
+            .expect("made admin");
+        user
+    }
+}

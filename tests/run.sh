@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test Tertulia has, installing what it needs first (on a fresh machine too):
+# formatting and lints, the diesel CLI checks, Rust unit and integration tests, and the
+# browser tests in headless Chromium. Usage: bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DIESEL_CLI_VERSION=2.3.14
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+if ! diesel --version 2>/dev/null | grep -q "$DIESEL_CLI_VERSION"; then
+  step "installing diesel_cli $DIESEL_CLI_VERSION (SQLite only, bundled)"
+  cargo install diesel_cli --version "$DIESEL_CLI_VERSION" --locked \
+    --no-default-features --features sqlite-bundled
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test (unit + integration, including the diesel CLI checks)"
+TERTULIA_REQUIRE_DIESEL_CLI=1 cargo test --locked --all-targets
+
+if [ -x tests/browser/run.sh ]; then
+  step "browser tests (headless Chromium)"
+  bash tests/browser/run.sh
+fi
