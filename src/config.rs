@@ -34,6 +34,10 @@ pub struct Settings {
     #[arg(long, env = "TERTULIA_SESSION_TTL_HOURS", default_value_t = 24 * 30)]
     pub session_ttl_hours: u64,
 
+    /// How often expired sessions are deleted from the database, in seconds.
+    #[arg(long, env = "TERTULIA_SESSION_PURGE_SECS", default_value_t = 600)]
+    pub session_purge_secs: u64,
+
     /// Login attempts allowed per client IP and per nickname in each window.
     #[arg(long, env = "TERTULIA_LOGIN_ATTEMPTS", default_value_t = 5)]
     pub login_attempts: u32,

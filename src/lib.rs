@@ -14,7 +14,8 @@
 //! - [`auth`]: argon2id hashes, session tokens, nickname and password rules.
 //! - [`db`]: the pool and its pragmas, embedded migrations, one file of queries per table;
 //!   the schema in `db/schema.rs` is what `diesel print-schema` prints.
-//! - [`http`]: the JSON API, one file per resource.
+//! - [`http`]: the JSON API, one file per resource; [`http::openapi`] documents it.
+//! - [`metrics`]: the Prometheus registry behind `/metrics` and the middleware timing requests.
 //!
 //! Who owns what state: the database owns accounts, themes, sessions, chat and the call log;
 //! nothing else caches them beyond one request.
@@ -25,4 +26,5 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod startup;

@@ -16,6 +16,7 @@ use crate::{
     db::{self, DbPool},
     error::{error_response, ErrorCode},
     http::{self, ratelimit::RateLimiter, users::UserView},
+    metrics::{Metrics, RecordMetrics},
 };
 
 /// Which of a user's sessions were just revoked, so their live sockets can be closed.
@@ -35,6 +36,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Login attempts per client IP and per nickname.
     pub login_limiter: RateLimiter,
+    /// Everything `/metrics` exports; actors keep a clone to add their own series.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -85,6 +88,8 @@ impl Application {
         })?;
         let port = listener.local_addr()?.port();
 
+        let metrics = Arc::new(Metrics::new());
+        register_pool_gauges(&metrics, &pool);
         let state = web::Data::new(AppState {
             pool,
             login_limiter: RateLimiter::new(
@@ -92,7 +97,12 @@ impl Application {
                 Duration::from_secs(settings.login_window_secs),
             ),
             settings: Arc::clone(&settings),
+            metrics: Arc::clone(&metrics),
         });
+        spawn_session_purge(
+            Arc::downgrade(&state.clone().into_inner()),
+            Duration::from_secs(settings.session_purge_secs.max(1)),
+        );
 
         let app_settings = Arc::clone(&settings);
         let mut server = HttpServer::new(move || {
@@ -103,6 +113,8 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .wrap(security_headers())
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
+                // Outermost, so it times everything, including the logger.
+                .wrap(RecordMetrics::new(Arc::clone(&metrics)))
                 .configure(http::configure)
                 .service(
                     actix_files::Files::new("/", &app_settings.web_dir)
@@ -152,6 +164,53 @@ pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
         log::info!("applied migration {version}");
     }
     Ok(pool)
+}
+
+/// Exports the database pool's use: connections open, idle and in use, and the maximum.
+fn register_pool_gauges(metrics: &Metrics, pool: &DbPool) {
+    let help = "Database pool connections, by state (idle or in use).";
+    let p = pool.clone();
+    metrics.gauge_fn(
+        "tertulia_db_pool_connections",
+        help,
+        &[("state", "idle")],
+        move || i64::from(p.state().idle_connections),
+    );
+    let p = pool.clone();
+    metrics.gauge_fn(
+        "tertulia_db_pool_connections",
+        help,
+        &[("state", "in_use")],
+        move || {
+            let state = p.state();
+            i64::from(state.connections.saturating_sub(state.idle_connections))
+        },
+    );
+    let max = i64::from(pool.max_size());
+    metrics.gauge_fn(
+        "tertulia_db_pool_max_connections",
+        "Most connections the database pool may open.",
+        &[],
+        move || max,
+    );
+}
+
+/// Deletes expired sessions every `every`, starting now, for as long as the server's state
+/// lives (the task ends once the server has stopped and dropped it).
+fn spawn_session_purge(state: std::sync::Weak<AppState>, every: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut interval = actix_web::rt::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let Some(state) = state.upgrade() else { break };
+            match db::run(&state.pool, |conn| Ok(db::sessions::purge_expired(conn)?)).await {
+                Ok(0) => {}
+                Ok(n) => log::info!("purged {n} expired sessions"),
+                Err(e) => log::warn!("purging expired sessions failed: {e}"),
+            }
+        }
+    });
 }
 
 /// JSON bodies: a size limit, and every failure as the API's JSON error.

@@ -66,3 +66,21 @@ pub fn revoke_others(conn: &mut SqliteConnection, user_id: i64, keep: i64) -> Qu
 pub fn purge_expired(conn: &mut SqliteConnection) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.le(now_ms()))).execute(conn)
 }
+
+/// A user's live sessions, newest first.
+pub fn live_for(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<Vec<Session>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::expires_at.gt(now_ms()))
+        .select(Session::as_select())
+        .order(sessions::id.desc())
+        .load(conn)
+}
+
+/// How many live sessions there are.
+pub fn count_live(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    sessions::table
+        .filter(sessions::expires_at.gt(now_ms()))
+        .count()
+        .get_result(conn)
+}

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::{
-    models::Theme,
+    models::{NewTheme, Theme},
     schema::{themes, user_themes},
 };
 
@@ -40,4 +40,65 @@ pub fn resolve_names(
         }
     }
     Ok((found, unknown))
+}
+
+/// One theme and how many users follow it.
+pub fn find_with_count(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<(Theme, i64)>> {
+    themes::table
+        .left_join(user_themes::table)
+        .filter(themes::id.eq(id))
+        .group_by(themes::id)
+        .select((
+            Theme::as_select(),
+            diesel::dsl::count(user_themes::user_id.nullable()),
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// Adds a theme (a taken name, in any case, is a unique violation).
+pub fn create(conn: &mut SqliteConnection, new: &NewTheme<'_>) -> QueryResult<Theme> {
+    diesel::insert_into(themes::table)
+        .values(new)
+        .returning(Theme::as_returning())
+        .get_result(conn)
+}
+
+/// What an admin may change about a theme; `None` leaves a field as it is.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = themes)]
+pub struct ThemeChanges<'a> {
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+}
+
+/// Renames and/or redescribes a theme (at least one change is required); returns how many
+/// rows changed (0: no such theme). A taken name is a unique violation.
+pub fn update(
+    conn: &mut SqliteConnection,
+    id: i64,
+    changes: &ThemeChanges<'_>,
+) -> QueryResult<usize> {
+    diesel::update(themes::table.find(id))
+        .set(changes)
+        .execute(conn)
+}
+
+/// Deletes a theme; its followers simply stop following it (`ON DELETE CASCADE` on
+/// `user_themes`). Returns how many rows went (0: no such theme).
+pub fn delete(conn: &mut SqliteConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(themes::table.find(id)).execute(conn)
+}
+
+/// The ids of the users who follow a theme.
+pub fn followers(conn: &mut SqliteConnection, id: i64) -> QueryResult<Vec<i64>> {
+    user_themes::table
+        .filter(user_themes::theme_id.eq(id))
+        .select(user_themes::user_id)
+        .load(conn)
+}
+
+/// How many themes there are.
+pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    themes::table.count().get_result(conn)
 }

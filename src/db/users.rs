@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 
 use super::{
-    models::{Capabilities, NewUser, Role, User},
+    models::{Capabilities, Capability, NewUser, Role, User},
     now_ms,
     schema::{themes, user_themes, users},
 };
@@ -126,4 +126,91 @@ pub fn set_role(conn: &mut SqliteConnection, user_id: i64, role: Role) -> QueryR
     diesel::update(users::table.find(user_id))
         .set(users::role.eq(role.as_str()))
         .execute(conn)
+}
+
+/// Which users a directory page shows; every field narrows the list.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryFilter {
+    /// Only followers of this theme.
+    pub theme_id: Option<i64>,
+    /// Only users who can do this.
+    pub capability: Option<Capability>,
+    /// `Some(false)`: hide banned users (what non-admins see); `None`: banned or not.
+    pub banned: Option<bool>,
+    /// Only these users (e.g. the ones online right now, as presence knows them).
+    pub only_ids: Option<Vec<i64>>,
+}
+
+/// The users matching `filter`, as a boxed query (shared by the page and its count).
+fn filtered(filter: &DirectoryFilter) -> users::BoxedQuery<'_, diesel::sqlite::Sqlite> {
+    let mut query = users::table.into_boxed();
+    if let Some(theme_id) = filter.theme_id {
+        query = query.filter(
+            users::id.eq_any(
+                user_themes::table
+                    .filter(user_themes::theme_id.eq(theme_id))
+                    .select(user_themes::user_id),
+            ),
+        );
+    }
+    query = match filter.capability {
+        None => query,
+        Some(Capability::Video) => query.filter(users::can_video.eq(true)),
+        Some(Capability::Audio) => query.filter(users::can_audio.eq(true)),
+        Some(Capability::Text) => query.filter(users::can_text.eq(true)),
+    };
+    if let Some(banned) = filter.banned {
+        query = query.filter(users::banned.eq(banned));
+    }
+    if let Some(ids) = &filter.only_ids {
+        query = query.filter(users::id.eq_any(ids));
+    }
+    query
+}
+
+/// One page of the users matching `filter`, by nickname (case-insensitively), and how many
+/// match in all.
+pub fn directory(
+    conn: &mut SqliteConnection,
+    filter: &DirectoryFilter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<User>, i64)> {
+    conn.transaction(|conn| {
+        let total = filtered(filter).count().get_result(conn)?;
+        let page = filtered(filter)
+            .select(User::as_select())
+            .order((users::nickname, users::id))
+            .limit(limit)
+            .offset(offset)
+            .load(conn)?;
+        Ok((page, total))
+    })
+}
+
+/// Bans or unbans a user; returns how many rows changed (0: no such user).
+pub fn set_banned(conn: &mut SqliteConnection, user_id: i64, banned: bool) -> QueryResult<usize> {
+    diesel::update(users::table.find(user_id))
+        .set(users::banned.eq(banned))
+        .execute(conn)
+}
+
+/// Deletes a user; their sessions, theme links, memberships, messages and calls go with them
+/// (`ON DELETE CASCADE`). Returns how many rows went (0: no such user).
+pub fn delete(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<usize> {
+    diesel::delete(users::table.find(user_id)).execute(conn)
+}
+
+/// How many users there are: all, banned, admins.
+pub fn counts(conn: &mut SqliteConnection) -> QueryResult<(i64, i64, i64)> {
+    let all = users::table.count().get_result(conn)?;
+    let banned = users::table
+        .filter(users::banned.eq(true))
+        .count()
+        .get_result(conn)?;
+    let admins = users::table
+        .filter(users::role.eq(Role::Admin.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok((all, banned, admins))
 }

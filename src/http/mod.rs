@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod ops;
 pub mod ratelimit;
+pub mod themes;
 pub mod users;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,6 +15,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(ops::configure).service(
         web::scope("/api")
             .configure(auth::configure)
+            .configure(users::configure)
+            .configure(themes::configure)
             .default_service(web::to(not_found)),
     );
 }

@@ -1,13 +1,21 @@
-//! Operations endpoints: liveness and readiness.
+//! Operations endpoints: liveness, readiness and Prometheus metrics.
 
 use actix_web::{get, web, HttpResponse};
 use diesel::{connection::SimpleConnection, RunQueryDsl};
 
 use crate::{db, error::ApiResult, startup::AppState};
 
-/// Mounts `/healthz` and `/readyz`.
+/// Mounts `/healthz`, `/readyz` and `/metrics`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz);
+    cfg.service(healthz).service(readyz).service(metrics);
+}
+
+/// Every metric in the Prometheus text format (see [`crate::metrics`]).
+#[get("/metrics")]
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
 }
 
 /// The process is up and serving.

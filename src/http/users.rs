@@ -1,12 +1,30 @@
-//! How users are shown to clients: never with a password hash.
+//! How users are shown to clients (never with a password hash), and the lobby directory,
+//! `GET /api/users`.
 
+use actix_web::{get, web};
 use diesel::SqliteConnection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::db::{
-    self,
-    models::{Capabilities, Role, User},
+use crate::{
+    db::{
+        self,
+        models::{Capabilities, Capability, Role, User},
+        users::DirectoryFilter,
+    },
+    error::{ApiError, ApiResult},
+    http::auth::Authenticated,
+    startup::AppState,
 };
+
+/// Users per page when the client does not say.
+pub const DEFAULT_PER_PAGE: u32 = 50;
+/// Most users one page may hold.
+pub const MAX_PER_PAGE: u32 = 200;
+
+/// Mounts `/api/users`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_users);
+}
 
 /// A user as every API answer shows them.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -60,4 +78,103 @@ impl UserView {
             .map(|u| UserView::new(u, themes.remove(&u.id).unwrap_or_default()))
             .collect())
     }
+}
+
+/// `GET /api/users` query: filters and the page wanted.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DirectoryQuery {
+    /// Only followers of this theme (its name, any case).
+    pub theme: Option<String>,
+    /// Only users who can do this.
+    pub capability: Option<Capability>,
+    /// 1-based page number; default 1.
+    pub page: Option<u32>,
+    /// Users per page, 1 to 200; default 50.
+    pub per_page: Option<u32>,
+}
+
+impl DirectoryQuery {
+    /// The page number and size, checked.
+    fn paging(&self) -> ApiResult<(u32, u32)> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE);
+        if page == 0 {
+            return Err(ApiError::BadRequest("page starts at 1".to_owned()));
+        }
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            return Err(ApiError::BadRequest(format!(
+                "per_page must be 1 to {MAX_PER_PAGE}"
+            )));
+        }
+        Ok((page, per_page))
+    }
+}
+
+/// One page of a user list, and how many users match in all.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserPage {
+    pub users: Vec<UserView>,
+    pub page: u32,
+    pub per_page: u32,
+    /// Users matching the filters, over all pages.
+    pub total: i64,
+}
+
+/// Loads one page of users matching `query` and `filter` (the theme name is resolved here;
+/// an unknown one is a 400).
+pub async fn load_page(
+    state: &AppState,
+    query: DirectoryQuery,
+    mut filter: DirectoryFilter,
+) -> ApiResult<UserPage> {
+    let (page, per_page) = query.paging()?;
+    filter.capability = filter.capability.or(query.capability);
+    let offset = i64::from(page - 1) * i64::from(per_page);
+    let theme = query.theme;
+    let (users, total) = db::run(&state.pool, move |conn| {
+        if let Some(name) = theme {
+            let (found, _) = db::themes::resolve_names(conn, std::slice::from_ref(&name))?;
+            let theme = found
+                .first()
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown theme '{name}'")))?;
+            filter.theme_id = Some(theme.id);
+        }
+        let (users, total) = db::users::directory(conn, &filter, offset, i64::from(per_page))?;
+        Ok((UserView::load_many(conn, &users)?, total))
+    })
+    .await?;
+    Ok(UserPage {
+        users,
+        page,
+        per_page,
+        total,
+    })
+}
+
+/// The lobby directory: users with their themes and capabilities, by nickname, filterable
+/// and paginated. Banned users are left out (admins see them in `/api/admin/users`).
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "directory",
+    params(DirectoryQuery),
+    responses(
+        (status = 200, body = UserPage),
+        (status = 400, body = crate::error::ErrorBody, description = "unknown theme or capability, bad page"),
+        (status = 401, body = crate::error::ErrorBody),
+    )
+)]
+#[get("/users")]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    _who: Authenticated,
+    query: web::Query<DirectoryQuery>,
+) -> ApiResult<web::Json<UserPage>> {
+    let filter = DirectoryFilter {
+        banned: Some(false),
+        ..DirectoryFilter::default()
+    };
+    let page = load_page(&state, query.into_inner(), filter).await?;
+    Ok(web::Json(page))
 }

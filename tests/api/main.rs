@@ -1,7 +1,10 @@
 //! Integration tests: one binary, real servers on port 0, real HTTP and WebSocket clients.
 
 mod accounts;
+mod directory;
 mod errors;
 // Shared by every test file; not each of them uses every helper.
 #[allow(dead_code)]
 mod helpers;
+mod metrics;
+mod themes;
