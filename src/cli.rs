@@ -97,6 +97,12 @@ async fn serve(settings: Settings) -> Result<(), String> {
         settings.bind.ip(),
         app.port()
     );
+    if let Some(port) = app.redirect_port() {
+        log::info!(
+            "plain HTTP on port {port} redirects to https (port {})",
+            app.port()
+        );
+    }
     app.run_until_stopped().await.map_err(|e| e.to_string())
 }
 

@@ -16,6 +16,8 @@
 //!   the schema in `db/schema.rs` is what `diesel print-schema` prints.
 //! - [`http`]: the JSON API, one file per resource; [`http::openapi`] documents it.
 //! - [`metrics`]: the Prometheus registry behind `/metrics` and the middleware timing requests.
+//! - [`tls`]: HTTPS (rustls, HTTP/2 by ALPN), the self-signed LAN certificate, HSTS and the
+//!   plain-HTTP redirect.
 //!
 //! Who owns what state: the database owns accounts, themes, sessions, chat and the call log;
 //! nothing else caches them beyond one request.
@@ -28,3 +30,4 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod startup;
+pub mod tls;

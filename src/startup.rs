@@ -7,7 +7,7 @@ use std::{io, net::TcpListener, sync::Arc, time::Duration};
 use actix_web::{
     dev::{Server, ServerHandle},
     error::{InternalError, JsonPayloadError, PathError, QueryPayloadError},
-    middleware::{DefaultHeaders, Logger},
+    middleware::{from_fn, DefaultHeaders, Logger},
     web, App, HttpRequest, HttpServer,
 };
 
@@ -68,12 +68,16 @@ pub enum StartupError {
         source: io::Error,
     },
     #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
     Io(#[from] io::Error),
 }
 
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
+    /// The plain-HTTP listener that only redirects to HTTPS, when configured.
+    redirect_port: Option<u16>,
     server: Server,
 }
 
@@ -87,6 +91,22 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr()?.port();
+        let tls = crate::tls::server_config(&settings)?;
+        let redirect_listener = match (&tls, settings.http_redirect_bind) {
+            (Some(_), Some(addr)) => Some(
+                TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?,
+            ),
+            (None, Some(addr)) => {
+                log::warn!("--http-redirect-bind {addr} ignored: TLS is off");
+                None
+            }
+            (_, None) => None,
+        };
+        let redirect_port = match &redirect_listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
+        let https_port = tls.is_some().then_some(port);
 
         let metrics = Arc::new(Metrics::new());
         register_pool_gauges(&metrics, &pool);
@@ -121,18 +141,37 @@ impl Application {
                         .index_file("index.html")
                         .default_handler(web::to(http::not_found)),
                 )
+                .wrap(from_fn(move |req, next| {
+                    crate::tls::transport_security(https_port, req, next)
+                }))
         })
         .shutdown_timeout(5);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
-        let server = server.listen(listener)?.run();
-        Ok(Application { port, server })
+        server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls.config)?,
+            None => server.listen(listener)?,
+        };
+        if let Some(redirect) = redirect_listener {
+            server = server.listen(redirect)?;
+        }
+        let server = server.run();
+        Ok(Application {
+            port,
+            redirect_port,
+            server,
+        })
     }
 
     /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the plain-HTTP redirect listener, when TLS and `--http-redirect-bind` are on.
+    pub fn redirect_port(&self) -> Option<u16> {
+        self.redirect_port
     }
 
     /// A handle that can stop the server from elsewhere.

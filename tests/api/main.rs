@@ -3,6 +3,7 @@
 mod accounts;
 mod directory;
 mod errors;
+mod tls;
 // Shared by every test file; not each of them uses every helper.
 #[allow(dead_code)]
 mod helpers;

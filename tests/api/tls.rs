@@ -1,0 +1,382 @@
+//! HTTPS: HTTP/2 by ALPN, the redirect port, HSTS, Secure cookies, certificate errors and the
+//! self-signed LAN certificate.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use actix_web::{
+    dev::ServerHandle,
+    http::{header, StatusCode, Version},
+};
+use rustls::{crypto::ring, pki_types::CertificateDer, ClientConfig, RootCertStore};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tertulia::{config::Settings, startup::Application, tls};
+
+use crate::helpers::{spawn_app, test_settings, PASSWORD};
+
+/// A server on HTTPS with a certificate made for the test, plus its plain redirect port.
+struct TlsApp {
+    port: u16,
+    redirect_port: Option<u16>,
+    /// The certificate the server presents, for the client to trust.
+    cert: CertificateDer<'static>,
+    handle: ServerHandle,
+    _dir: TempDir,
+}
+
+impl TlsApp {
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+}
+
+impl Drop for TlsApp {
+    fn drop(&mut self) {
+        // Not awaited: the test's runtime ends with the test anyway.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// Writes a certificate for localhost and 127.0.0.1 into `dir`; returns (cert, key) paths.
+fn write_test_cert(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("certificate generated");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).expect("cert written");
+    std::fs::write(&key, certified.key_pair.serialize_pem()).expect("key written");
+    (cert, key)
+}
+
+/// The DER of the first certificate in a PEM file.
+fn read_cert(path: &Path) -> CertificateDer<'static> {
+    let pem = std::fs::read(path).expect("cert readable");
+    let first = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .expect("one certificate")
+        .expect("valid PEM");
+    first
+}
+
+/// Starts a TLS server with a fresh test certificate and a redirect port.
+async fn spawn_tls_app() -> TlsApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = write_test_cert(dir.path());
+    let mut settings = test_settings(&dir);
+    settings.tls_cert = Some(cert.clone());
+    settings.tls_key = Some(key);
+    settings.http_redirect_bind = Some("127.0.0.1:0".parse().expect("address"));
+    start(settings, read_cert(&cert), dir).await
+}
+
+async fn start(settings: Settings, cert: CertificateDer<'static>, dir: TempDir) -> TlsApp {
+    let app = Application::build(settings).await.expect("server builds");
+    let (port, redirect_port, handle) = (app.port(), app.redirect_port(), app.handle());
+    actix_web::rt::spawn(app.run_until_stopped());
+    TlsApp {
+        port,
+        redirect_port,
+        cert,
+        handle,
+        _dir: dir,
+    }
+}
+
+/// A rustls client configuration that trusts only `cert` and offers `alpn`.
+fn client_config(cert: &CertificateDer<'static>, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.clone()).expect("test cert is a valid root");
+    let mut config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// An HTTPS client trusting `cert`, offering `alpn`, never following redirects.
+fn https_client(cert: &CertificateDer<'static>, alpn: &[&[u8]]) -> awc::Client {
+    awc::Client::builder()
+        .connector(awc::Connector::new().rustls_0_23(client_config(cert, alpn)))
+        .timeout(Duration::from_secs(30))
+        .disable_redirects()
+        .finish()
+}
+
+/// Sends a request; returns the HTTP version, status, headers and JSON body.
+async fn send(
+    req: awc::ClientRequest,
+    body: Option<Value>,
+) -> (Version, StatusCode, header::HeaderMap, Value) {
+    let mut res = match body {
+        Some(body) => req.send_json(&body).await,
+        None => req.send().await,
+    }
+    .expect("request sent");
+    let bytes = res.body().await.expect("body");
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (res.version(), res.status(), res.headers().clone(), json)
+}
+
+const H2_AND_H1: &[&[u8]] = &[b"h2", b"http/1.1"];
+const H1_ONLY: &[&[u8]] = &[b"http/1.1"];
+
+#[actix_web::test]
+async fn an_https_request_negotiates_http2_and_gets_the_same_answers_as_http1() {
+    let app = spawn_tls_app().await;
+    let h2 = https_client(&app.cert, H2_AND_H1);
+    let h1 = https_client(&app.cert, H1_ONLY);
+
+    let (version, status, _, body) = send(
+        h2.post(app.url("/api/register")),
+        Some(json!({"nickname": "ana", "password": PASSWORD, "themes": ["Jogos"]})),
+    )
+    .await;
+    assert_eq!(version, Version::HTTP_2, "ALPN must pick h2");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (version, status, _, body) = send(
+        h2.post(app.url("/api/login")),
+        Some(json!({"nickname": "ana", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(version, Version::HTTP_2);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+
+    let (v2, s2, _, me2) = send(h2.get(app.url("/api/me")).bearer_auth(&token), None).await;
+    let (v1, s1, _, me1) = send(h1.get(app.url("/api/me")).bearer_auth(&token), None).await;
+    assert_eq!((v2, v1), (Version::HTTP_2, Version::HTTP_11));
+    assert_eq!((s2, s1), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(me2, me1, "HTTP/2 and HTTP/1.1 answer alike");
+    assert_eq!(me2["nickname"], "ana");
+
+    let (_, s2, _, e2) = send(h2.get(app.url("/api/me")), None).await;
+    let (_, s1, _, e1) = send(h1.get(app.url("/api/me")), None).await;
+    assert_eq!(
+        (s2, s1),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(e2, e1, "errors are the same JSON on both versions");
+}
+
+#[actix_web::test]
+async fn login_over_tls_sets_a_secure_httponly_cookie() {
+    let app = spawn_tls_app().await;
+    let client = https_client(&app.cert, H2_AND_H1);
+    send(
+        client.post(app.url("/api/register")),
+        Some(json!({"nickname": "bia", "password": PASSWORD})),
+    )
+    .await;
+    let (_, status, headers, _) = send(
+        client.post(app.url("/api/login")),
+        Some(json!({"nickname": "bia", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let cookie = headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("Set-Cookie")
+        .to_owned();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
+
+#[actix_web::test]
+async fn hsts_is_sent_over_tls_and_never_over_plain_http() {
+    let app = spawn_tls_app().await;
+    let client = https_client(&app.cert, H2_AND_H1);
+    let (_, status, headers, _) = send(client.get(app.url("/healthz")), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers
+            .get(header::STRICT_TRANSPORT_SECURITY)
+            .and_then(|v| v.to_str().ok()),
+        Some(tls::HSTS_VALUE)
+    );
+    let (_, _, headers, _) = send(client.get(app.url("/no/such/page")), None).await;
+    assert!(
+        headers.contains_key(header::STRICT_TRANSPORT_SECURITY),
+        "error responses carry HSTS too"
+    );
+
+    let plain = spawn_app().await;
+    let res = plain.get("/healthz", None).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(!res.headers.contains_key(header::STRICT_TRANSPORT_SECURITY));
+}
+
+#[actix_web::test]
+async fn the_redirect_port_answers_308_to_the_https_url_with_the_same_path_and_query() {
+    let app = spawn_tls_app().await;
+    let redirect_port = app.redirect_port.expect("redirect listener bound");
+    let client = awc::Client::builder().disable_redirects().finish();
+    for (host, expected_host) in [
+        (format!("localhost:{redirect_port}"), "localhost"),
+        (format!("127.0.0.1:{redirect_port}"), "127.0.0.1"),
+    ] {
+        let res = client
+            .get(format!(
+                "http://127.0.0.1:{redirect_port}/api/users?theme=Jogos&online=true"
+            ))
+            .insert_header((header::HOST, host))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(
+            res.headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok()),
+            Some(
+                format!(
+                    "https://{expected_host}:{}/api/users?theme=Jogos&online=true",
+                    app.port
+                )
+                .as_str()
+            )
+        );
+        assert!(
+            !res.headers()
+                .contains_key(header::STRICT_TRANSPORT_SECURITY),
+            "HSTS only over TLS"
+        );
+    }
+    // And the redirect target really is the API, over TLS.
+    let (_, status, _, _) = send(
+        https_client(&app.cert, H2_AND_H1).get(app.url("/healthz")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_malformed_key_file_fails_start_up_with_a_message_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = write_test_cert(dir.path());
+    let mut settings = test_settings(&dir);
+    settings.tls_cert = Some(cert.clone());
+    settings.tls_key = Some(key.clone());
+
+    let cases: [(&[u8], &str); 3] = [
+        (b"this is not a key\n", "no PRIVATE KEY"),
+        (
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "not a valid PEM private key",
+        ),
+        (
+            b"-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n",
+            "key file",
+        ),
+    ];
+    for (contents, needle) in cases {
+        std::fs::write(&key, contents).expect("key written");
+        let message = match Application::build(settings.clone()).await {
+            Ok(_) => panic!("a malformed key must stop start-up"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            message.contains(&key.display().to_string()),
+            "names the file: {message}"
+        );
+        assert!(message.contains(needle), "says what is wrong: {message}");
+    }
+
+    std::fs::remove_file(&cert).expect("cert removed");
+    let message = match Application::build(settings).await {
+        Ok(_) => panic!("a missing certificate must stop start-up"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        message.contains(&cert.display().to_string()) && message.contains("certificate"),
+        "{message}"
+    );
+}
+
+#[actix_web::test]
+async fn a_key_that_does_not_match_the_certificate_fails_start_up_naming_both_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, _) = write_test_cert(dir.path());
+    let other = rcgen::KeyPair::generate().expect("key pair");
+    let key = dir.path().join("other-key.pem");
+    std::fs::write(&key, other.serialize_pem()).expect("key written");
+    let mut settings = test_settings(&dir);
+    settings.tls_cert = Some(cert.clone());
+    settings.tls_key = Some(key.clone());
+    let message = match Application::build(settings).await {
+        Ok(_) => panic!("a mismatched key must stop start-up"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        message.contains(&key.display().to_string())
+            && message.contains(&cert.display().to_string()),
+        "{message}"
+    );
+}
+
+#[actix_web::test]
+async fn a_self_signed_certificate_is_generated_once_beside_the_database_and_reused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(&dir);
+    settings.tls_self_signed = true;
+    let cert_path = dir.path().join(tls::SELF_SIGNED_CERT_FILE);
+    let key_path = dir.path().join(tls::SELF_SIGNED_KEY_FILE);
+
+    let first = tls::server_config(&settings)
+        .expect("generated")
+        .expect("TLS on");
+    assert_eq!(first.cert_path, cert_path);
+    let cert_pem = std::fs::read(&cert_path).expect("cert beside the database");
+    let key_pem = std::fs::read(&key_path).expect("key beside the database");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_path)
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is readable by its owner only");
+    }
+    let der = read_cert(&cert_path);
+    assert_eq!(first.fingerprint, tls::fingerprint(&der));
+
+    // The second start reuses the same files: same fingerprint, nothing rewritten.
+    let second = tls::server_config(&settings)
+        .expect("reused")
+        .expect("TLS on");
+    assert_eq!(second.fingerprint, first.fingerprint);
+    assert_eq!(std::fs::read(&cert_path).expect("cert"), cert_pem);
+    assert_eq!(std::fs::read(&key_path).expect("key"), key_pem);
+
+    // And a client that trusts that certificate reaches the server by "localhost" over h2.
+    let app = start(settings, der, dir).await;
+    let (version, status, _, _) = send(
+        https_client(&app.cert, H2_AND_H1).get(app.url("/healthz")),
+        None,
+    )
+    .await;
+    assert_eq!((version, status), (Version::HTTP_2, StatusCode::OK));
+}
+
+#[actix_web::test]
+async fn a_self_signed_certificate_without_its_key_stops_start_up_instead_of_being_replaced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(&dir);
+    settings.tls_self_signed = true;
+    let cert_path = dir.path().join(tls::SELF_SIGNED_CERT_FILE);
+    std::fs::write(&cert_path, "kept").expect("written");
+    let message = match Application::build(settings).await {
+        Ok(_) => panic!("half a pair must stop start-up"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        message.contains(tls::SELF_SIGNED_KEY_FILE) && message.contains("delete"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read_to_string(&cert_path).expect("cert"), "kept");
+}
