@@ -71,6 +71,15 @@ pub fn find(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<User>> {
         .optional()
 }
 
+/// The users with these ids (unknown ids are skipped), by id.
+pub fn find_many(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<Vec<User>> {
+    users::table
+        .filter(users::id.eq_any(ids))
+        .select(User::as_select())
+        .order(users::id)
+        .load(conn)
+}
+
 /// The theme names each of `user_ids` follows, sorted by name.
 pub fn themes_of(
     conn: &mut SqliteConnection,

@@ -1,5 +1,6 @@
 //! The HTTP API: one file per resource, each with a `configure` that mounts its routes.
 
+pub mod admin;
 pub mod auth;
 pub mod ops;
 pub mod ratelimit;
@@ -17,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(auth::configure)
             .configure(users::configure)
             .configure(themes::configure)
+            .configure(admin::configure)
             .default_service(web::to(not_found)),
     );
 }

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real servers on port 0, real HTTP and WebSocket clients.
 
 mod accounts;
+mod admin;
 mod directory;
 mod errors;
 mod tls;

@@ -31,6 +31,7 @@ async fn requests_are_counted_by_route_pattern_and_status_not_by_raw_path() {
     app.get("/api/users", None).await;
     app.get("/api/no-such-route-4f3a9c", None).await;
     app.get("/no/such/file-77d1e2.png", None).await;
+    app.get("/api/admin/users/123456", Some(&user.token)).await;
 
     let text = scrape(&app).await;
     let users = "tertulia_http_requests_total{method=\"GET\",route=\"/api/users\"";

@@ -1,0 +1,719 @@
+//! The admin API under `/api/admin`: users (list, detail, ban, unban, delete, role, kick),
+//! themes (create, update, delete) and stats.
+//!
+//! The whole scope sits behind [`require_admin`]: no credential is a 401, a non-admin a 403,
+//! before any route, body or path is even looked at (unknown admin paths included). An admin
+//! may not ban, delete or demote themselves, so the server always keeps one admin.
+
+use actix_web::{
+    body::{EitherBody, MessageBody},
+    delete,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    get,
+    middleware::{from_fn, Next},
+    patch, post, put, web, FromRequest, HttpMessage, HttpRequest, HttpResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    db::{
+        self,
+        models::{NewTheme, Role, Session},
+        themes::ThemeChanges,
+        users::DirectoryFilter,
+    },
+    error::{ApiError, ApiResult},
+    http::{
+        auth::{authenticate, request_token, Authenticated},
+        themes::ThemeView,
+        users::{load_page, DirectoryQuery, UserPage, UserView},
+    },
+    startup::{AppState, Revoked},
+};
+
+/// Longest theme name, in characters.
+pub const THEME_NAME_MAX: usize = 48;
+/// Longest theme description, in characters.
+pub const THEME_DESCRIPTION_MAX: usize = 500;
+
+/// Mounts the `/admin` scope (inside `/api`), guarded by [`require_admin`].
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin")
+            .wrap(from_fn(require_admin))
+            .service(list_users)
+            .service(user_detail)
+            .service(ban_user)
+            .service(unban_user)
+            .service(delete_user)
+            .service(set_role)
+            .service(kick_user)
+            .service(create_theme)
+            .service(update_theme)
+            .service(delete_theme)
+            .service(stats)
+            .default_service(web::to(crate::http::not_found)),
+    );
+}
+
+/// Lets only admins through; stores the caller in the request for [`Admin`]. A refusal is
+/// answered here, as a response (not an error), so logs and metrics still see its route.
+pub async fn require_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        let err = ApiError::Internal("application state missing".to_owned());
+        return Ok(req.error_response(err).map_into_right_body());
+    };
+    match authenticate(&state, request_token(req.request()))
+        .await
+        .and_then(|who| who.require_admin().map(|()| who))
+    {
+        Ok(who) => {
+            req.extensions_mut().insert(who);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(err) => Ok(req.error_response(err).map_into_right_body()),
+    }
+}
+
+/// The admin making the request.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Authenticated);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<Self>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Set by `require_admin`; checked again here in case a route is mounted outside it.
+        let known = req.extensions().get::<Authenticated>().cloned();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = request_token(req);
+        Box::pin(async move {
+            let who = match known {
+                Some(who) => who,
+                None => {
+                    let state = state.ok_or_else(|| {
+                        ApiError::Internal("application state missing".to_owned())
+                    })?;
+                    authenticate(&state, token).await?
+                }
+            };
+            who.require_admin()?;
+            Ok(Admin(who))
+        })
+    }
+}
+
+impl Admin {
+    /// Refuses an action an admin must not take on their own account.
+    fn not_on_self(&self, user_id: i64, action: &str) -> ApiResult<()> {
+        if self.0.user.id == user_id {
+            Err(ApiError::Conflict(format!(
+                "you cannot {action} yourself; ask another admin"
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn user_not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no user with id {id}"))
+}
+
+fn theme_not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no theme with id {id}"))
+}
+
+/// `GET /api/admin/users` query: the directory's, plus a banned filter.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminUsersQuery {
+    /// Only followers of this theme (its name, any case).
+    pub theme: Option<String>,
+    /// Only users who can do this.
+    pub capability: Option<crate::db::models::Capability>,
+    /// `true`: only banned users; `false`: only the others; absent: everyone.
+    pub banned: Option<bool>,
+    /// 1-based page number; default 1.
+    pub page: Option<u32>,
+    /// Users per page, 1 to 200; default 50.
+    pub per_page: Option<u32>,
+}
+
+/// Every user, banned ones included, by nickname; filterable and paginated.
+#[utoipa::path(
+    get,
+    path = "/api/admin/users",
+    tag = "admin",
+    params(AdminUsersQuery),
+    responses(
+        (status = 200, body = UserPage),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+    )
+)]
+#[get("/users")]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    query: web::Query<AdminUsersQuery>,
+) -> ApiResult<web::Json<UserPage>> {
+    let AdminUsersQuery {
+        theme,
+        capability,
+        banned,
+        page,
+        per_page,
+    } = query.into_inner();
+    let query = DirectoryQuery {
+        theme,
+        capability,
+        page,
+        per_page,
+    };
+    let filter = DirectoryFilter {
+        banned,
+        ..DirectoryFilter::default()
+    };
+    Ok(web::Json(load_page(&state, query, filter).await?))
+}
+
+/// A session as the admin API shows it (never its token or hash).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    pub id: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+    /// Unix milliseconds, to the minute.
+    pub last_used_at: i64,
+    pub user_agent: Option<String>,
+}
+
+impl From<Session> for SessionView {
+    fn from(s: Session) -> Self {
+        SessionView {
+            id: s.id,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            last_used_at: s.last_used_at,
+            user_agent: s.user_agent,
+        }
+    }
+}
+
+/// `GET /api/admin/users/{id}` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserDetail {
+    pub user: UserView,
+    /// Live sessions, newest first.
+    pub sessions: Vec<SessionView>,
+}
+
+/// One user and their live sessions.
+#[utoipa::path(
+    get,
+    path = "/api/admin/users/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "user id")),
+    responses(
+        (status = 200, body = UserDetail),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+    )
+)]
+#[get("/users/{id}")]
+pub async fn user_detail(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<i64>,
+) -> ApiResult<web::Json<UserDetail>> {
+    let id = path.into_inner();
+    let detail = db::run(&state.pool, move |conn| {
+        let user = db::users::find(conn, id)?.ok_or_else(|| user_not_found(id))?;
+        let sessions = db::sessions::live_for(conn, id)?;
+        Ok(UserDetail {
+            user: UserView::load(conn, &user)?,
+            sessions: sessions.into_iter().map(SessionView::from).collect(),
+        })
+    })
+    .await?;
+    Ok(web::Json(detail))
+}
+
+/// Bans or unbans `id`; a ban also ends every session of the user.
+async fn set_banned(state: &AppState, id: i64, banned: bool) -> ApiResult<UserView> {
+    let view = db::run(&state.pool, move |conn| {
+        conn.immediate_transaction(|conn| {
+            if db::users::set_banned(conn, id, banned)? == 0 {
+                return Err(user_not_found(id));
+            }
+            if banned {
+                db::sessions::revoke_all(conn, id)?;
+            }
+            let user = db::users::find(conn, id)?.ok_or_else(|| user_not_found(id))?;
+            Ok(UserView::load(conn, &user)?)
+        })
+    })
+    .await?;
+    if banned {
+        state.sessions_revoked(id, Revoked::All);
+    }
+    state.profile_changed(&view);
+    Ok(view)
+}
+
+/// Bans a user: they cannot log in, and every session of theirs ends now.
+#[utoipa::path(
+    post,
+    path = "/api/admin/users/{id}/ban",
+    tag = "admin",
+    params(("id" = i64, Path, description = "user id")),
+    responses(
+        (status = 200, body = UserView),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "you cannot ban yourself"),
+    )
+)]
+#[post("/users/{id}/ban")]
+pub async fn ban_user(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<i64>,
+) -> ApiResult<web::Json<UserView>> {
+    let id = path.into_inner();
+    admin.not_on_self(id, "ban")?;
+    let view = set_banned(&state, id, true).await?;
+    log::info!("admin {} banned user {id}", admin.0.user.id);
+    Ok(web::Json(view))
+}
+
+/// Lifts a ban: the user may log in again.
+#[utoipa::path(
+    post,
+    path = "/api/admin/users/{id}/unban",
+    tag = "admin",
+    params(("id" = i64, Path, description = "user id")),
+    responses(
+        (status = 200, body = UserView),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+    )
+)]
+#[post("/users/{id}/unban")]
+pub async fn unban_user(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<i64>,
+) -> ApiResult<web::Json<UserView>> {
+    let id = path.into_inner();
+    let view = set_banned(&state, id, false).await?;
+    log::info!("admin {} unbanned user {id}", admin.0.user.id);
+    Ok(web::Json(view))
+}
+
+/// Deletes a user with their sessions, theme links, memberships, messages and call log.
+#[utoipa::path(
+    delete,
+    path = "/api/admin/users/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "user id")),
+    responses(
+        (status = 204),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "you cannot delete yourself"),
+    )
+)]
+#[delete("/users/{id}")]
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    admin.not_on_self(id, "delete")?;
+    let deleted = db::run(&state.pool, move |conn| Ok(db::users::delete(conn, id)?)).await?;
+    if deleted == 0 {
+        return Err(user_not_found(id));
+    }
+    state.sessions_revoked(id, Revoked::All);
+    log::info!("admin {} deleted user {id}", admin.0.user.id);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /api/admin/users/{id}/role` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    pub role: Role,
+}
+
+/// Makes a user an admin or a plain user.
+#[utoipa::path(
+    put,
+    path = "/api/admin/users/{id}/role",
+    tag = "admin",
+    params(("id" = i64, Path, description = "user id")),
+    request_body = RoleRequest,
+    responses(
+        (status = 200, body = UserView),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "you cannot demote yourself"),
+    )
+)]
+#[put("/users/{id}/role")]
+pub async fn set_role(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<i64>,
+    body: web::Json<RoleRequest>,
+) -> ApiResult<web::Json<UserView>> {
+    let id = path.into_inner();
+    let role = body.into_inner().role;
+    if role != Role::Admin {
+        admin.not_on_self(id, "demote")?;
+    }
+    let view = db::run(&state.pool, move |conn| {
+        if db::users::set_role(conn, id, role)? == 0 {
+            return Err(user_not_found(id));
+        }
+        let user = db::users::find(conn, id)?.ok_or_else(|| user_not_found(id))?;
+        Ok(UserView::load(conn, &user)?)
+    })
+    .await?;
+    log::info!(
+        "admin {} set the role of user {id} to {}",
+        admin.0.user.id,
+        role.as_str()
+    );
+    state.profile_changed(&view);
+    Ok(web::Json(view))
+}
+
+/// `DELETE /api/admin/users/{id}/sessions` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Kicked {
+    /// How many sessions ended.
+    pub revoked: usize,
+}
+
+/// Kicks a user: ends every session of theirs (they may log in again).
+#[utoipa::path(
+    delete,
+    path = "/api/admin/users/{id}/sessions",
+    tag = "admin",
+    params(("id" = i64, Path, description = "user id")),
+    responses(
+        (status = 200, body = Kicked),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+    )
+)]
+#[delete("/users/{id}/sessions")]
+pub async fn kick_user(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<i64>,
+) -> ApiResult<web::Json<Kicked>> {
+    let id = path.into_inner();
+    let revoked = db::run(&state.pool, move |conn| {
+        db::users::find(conn, id)?.ok_or_else(|| user_not_found(id))?;
+        Ok(db::sessions::revoke_all(conn, id)?)
+    })
+    .await?;
+    state.sessions_revoked(id, Revoked::All);
+    log::info!(
+        "admin {} ended {revoked} sessions of user {id}",
+        admin.0.user.id
+    );
+    Ok(web::Json(Kicked { revoked }))
+}
+
+/// Checks a theme name: trimmed, 1 to [`THEME_NAME_MAX`] characters, no control characters.
+fn checked_theme_name(name: &str) -> ApiResult<&str> {
+    let name = name.trim();
+    let len = name.chars().count();
+    if !(1..=THEME_NAME_MAX).contains(&len) {
+        return Err(ApiError::BadRequest(format!(
+            "theme name must be 1 to {THEME_NAME_MAX} characters long"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "theme name must not contain control characters".to_owned(),
+        ));
+    }
+    Ok(name)
+}
+
+/// Checks a theme description: at most [`THEME_DESCRIPTION_MAX`] characters.
+fn checked_description(description: &str) -> ApiResult<&str> {
+    let description = description.trim();
+    if description.chars().count() > THEME_DESCRIPTION_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "theme description must be at most {THEME_DESCRIPTION_MAX} characters long"
+        )));
+    }
+    Ok(description)
+}
+
+fn theme_name_taken(name: &str) -> ApiError {
+    ApiError::Conflict(format!("a theme named '{name}' already exists"))
+}
+
+/// Maps a unique violation on `themes.name` to a clear 409.
+fn theme_write_error(name: Option<&str>) -> impl FnOnce(diesel::result::Error) -> ApiError + '_ {
+    move |e| match (e, name) {
+        (
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ),
+            Some(name),
+        ) => theme_name_taken(name),
+        (other, _) => other.into(),
+    }
+}
+
+/// `POST /api/admin/themes` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateThemeRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Adds a theme.
+#[utoipa::path(
+    post,
+    path = "/api/admin/themes",
+    tag = "admin",
+    request_body = CreateThemeRequest,
+    responses(
+        (status = 201, body = ThemeView),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "name taken (in any case)"),
+    )
+)]
+#[post("/themes")]
+pub async fn create_theme(
+    state: web::Data<AppState>,
+    admin: Admin,
+    body: web::Json<CreateThemeRequest>,
+) -> ApiResult<HttpResponse> {
+    let CreateThemeRequest { name, description } = body.into_inner();
+    let name = checked_theme_name(&name)?.to_owned();
+    let description = checked_description(&description)?.to_owned();
+    let theme = db::run(&state.pool, move |conn| {
+        db::themes::create(
+            conn,
+            &NewTheme {
+                name: &name,
+                description: &description,
+                created_at: db::now_ms(),
+            },
+        )
+        .map_err(theme_write_error(Some(&name)))
+    })
+    .await?;
+    log::info!(
+        "admin {} created theme {} ({})",
+        admin.0.user.id,
+        theme.id,
+        theme.name
+    );
+    Ok(HttpResponse::Created().json(ThemeView::new(theme, 0)))
+}
+
+/// `PATCH /api/admin/themes/{id}` body: at least one field.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateThemeRequest {
+    /// A new name (followers keep following the theme).
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Renames and/or redescribes a theme.
+#[utoipa::path(
+    patch,
+    path = "/api/admin/themes/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "theme id")),
+    request_body = UpdateThemeRequest,
+    responses(
+        (status = 200, body = ThemeView),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "name taken"),
+    )
+)]
+#[patch("/themes/{id}")]
+pub async fn update_theme(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<i64>,
+    body: web::Json<UpdateThemeRequest>,
+) -> ApiResult<web::Json<ThemeView>> {
+    let id = path.into_inner();
+    let UpdateThemeRequest { name, description } = body.into_inner();
+    if name.is_none() && description.is_none() {
+        return Err(ApiError::BadRequest(
+            "nothing to change: give a name, a description or both".to_owned(),
+        ));
+    }
+    let name = name
+        .as_deref()
+        .map(checked_theme_name)
+        .transpose()?
+        .map(str::to_owned);
+    let description = description
+        .as_deref()
+        .map(checked_description)
+        .transpose()?
+        .map(str::to_owned);
+    let renamed = name.is_some();
+    let (view, followers) = db::run(&state.pool, move |conn| {
+        conn.immediate_transaction(|conn| {
+            let changes = ThemeChanges {
+                name: name.as_deref(),
+                description: description.as_deref(),
+            };
+            let changed = db::themes::update(conn, id, &changes)
+                .map_err(theme_write_error(name.as_deref()))?;
+            if changed == 0 {
+                return Err(theme_not_found(id));
+            }
+            let (theme, count) =
+                db::themes::find_with_count(conn, id)?.ok_or_else(|| theme_not_found(id))?;
+            // A rename changes how followers' profiles read.
+            let followers = if renamed {
+                let ids = db::themes::followers(conn, id)?;
+                views_of(conn, &ids)?
+            } else {
+                Vec::new()
+            };
+            Ok((ThemeView::new(theme, count), followers))
+        })
+    })
+    .await?;
+    for follower in &followers {
+        state.profile_changed(follower);
+    }
+    log::info!("admin {} updated theme {id}", admin.0.user.id);
+    Ok(web::Json(view))
+}
+
+/// The profiles of these users, as they read now.
+fn views_of(conn: &mut diesel::SqliteConnection, user_ids: &[i64]) -> ApiResult<Vec<UserView>> {
+    let users = db::users::find_many(conn, user_ids)?;
+    Ok(UserView::load_many(conn, &users)?)
+}
+
+/// Deletes a theme. Its followers keep their accounts and their other themes; they simply
+/// stop following this one.
+#[utoipa::path(
+    delete,
+    path = "/api/admin/themes/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "theme id")),
+    responses(
+        (status = 204),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+    )
+)]
+#[delete("/themes/{id}")]
+pub async fn delete_theme(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let followers = db::run(&state.pool, move |conn| {
+        conn.immediate_transaction(|conn| {
+            let followers = db::themes::followers(conn, id)?;
+            if db::themes::delete(conn, id)? == 0 {
+                return Err(theme_not_found(id));
+            }
+            views_of(conn, &followers)
+        })
+    })
+    .await?;
+    for follower in &followers {
+        state.profile_changed(follower);
+    }
+    log::info!(
+        "admin {} deleted theme {id} ({} followers unlinked)",
+        admin.0.user.id,
+        followers.len()
+    );
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/admin/stats` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Stats {
+    /// Registered users, banned ones included.
+    pub users: i64,
+    pub banned_users: i64,
+    pub admins: i64,
+    pub themes: i64,
+    /// Live (unexpired) login sessions.
+    pub sessions: i64,
+    /// Chat messages stored.
+    pub messages: i64,
+    /// Calls logged, in any state.
+    pub calls: i64,
+}
+
+/// Counts of what the server holds.
+#[utoipa::path(
+    get,
+    path = "/api/admin/stats",
+    tag = "admin",
+    responses(
+        (status = 200, body = Stats),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+    )
+)]
+#[get("/stats")]
+pub async fn stats(state: web::Data<AppState>, _admin: Admin) -> ApiResult<web::Json<Stats>> {
+    let stats = db::run(&state.pool, |conn| {
+        let (users, banned_users, admins) = db::users::counts(conn)?;
+        Ok(Stats {
+            users,
+            banned_users,
+            admins,
+            themes: db::themes::count(conn)?,
+            sessions: db::sessions::count_live(conn)?,
+            messages: db::messages::count(conn)?,
+            calls: db::calls::count(conn)?,
+        })
+    })
+    .await?;
+    Ok(web::Json(stats))
+}
