@@ -150,7 +150,11 @@ impl Application {
             server = server.workers(settings.workers);
         }
         server = match tls {
-            Some(tls) => server.listen_rustls_0_23(listener, tls.config)?,
+            Some(tls) => {
+                #[cfg(unix)]
+                actix_web::rt::spawn(crate::tls::reload_on_sighup(tls.resolver)?);
+                server.listen_rustls_0_23(listener, tls.config)?
+            }
             None => server.listen(listener)?,
         };
         if let Some(redirect) = redirect_listener {

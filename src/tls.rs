@@ -7,6 +7,8 @@
 //! - [`transport_security`] is the outermost middleware: over TLS it adds HSTS; on the plain
 //!   HTTP redirect listener (`--http-redirect-bind`) it answers every request with a 308 to
 //!   the same path on the HTTPS port.
+//! - [`CertResolver`] serves the certificate and reloads it from its files on SIGHUP
+//!   ([`reload_on_sighup`]), so a renewed certificate needs no restart.
 //!
 //! HTTP/2 and HTTP/1.1 share the TLS port through ALPN: actix-web's rustls listener advertises
 //! `h2` then `http/1.1` on the config it is given, so [`server_config`] sets no ALPN itself
@@ -18,7 +20,7 @@ use std::{
     io::{self, Write as _},
     net::IpAddr,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, PoisonError, RwLock},
     time::{Duration, SystemTime},
 };
 
@@ -30,8 +32,10 @@ use actix_web::{
     HttpResponse,
 };
 use rustls::{
-    crypto::ring,
+    crypto::{ring, CryptoProvider},
     pki_types::{CertificateDer, PrivateKeyDer},
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
     ServerConfig,
 };
 use sha2::{Digest, Sha256};
@@ -83,8 +87,11 @@ pub enum TlsError {
 
 /// A certificate and key ready to serve, with what the operator should be told about them.
 pub struct TlsSetup {
-    /// The rustls configuration (ring crypto, safe protocol versions, no client auth).
+    /// The rustls configuration (ring crypto, safe protocol versions, no client auth), whose
+    /// certificate comes from [`TlsSetup::resolver`].
     pub config: ServerConfig,
+    /// Serves the current certificate and can reload it from its files.
+    pub resolver: Arc<CertResolver>,
     /// Where the certificate came from.
     pub cert_path: PathBuf,
     /// SHA-256 of the leaf certificate (DER), as colon-separated hex, the way browsers show it.
@@ -114,6 +121,33 @@ pub fn server_config(settings: &Settings) -> Result<Option<TlsSetup>, TlsError> 
 
 /// Loads a PEM certificate chain and private key into a rustls configuration.
 pub fn load(cert_path: &Path, key_path: &Path) -> Result<TlsSetup, TlsError> {
+    let provider = Arc::new(ring::default_provider());
+    let (key, fingerprint) = certified_key(cert_path, key_path, &provider)?;
+    let resolver = Arc::new(CertResolver {
+        current: RwLock::new(key),
+        cert_path: cert_path.to_owned(),
+        key_path: key_path.to_owned(),
+        provider: Arc::clone(&provider),
+    });
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Generate(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
+    Ok(TlsSetup {
+        config,
+        resolver,
+        cert_path: cert_path.to_owned(),
+        fingerprint,
+    })
+}
+
+/// Reads and checks a certificate chain and its key; returns them with the leaf's fingerprint.
+fn certified_key(
+    cert_path: &Path,
+    key_path: &Path,
+    provider: &CryptoProvider,
+) -> Result<(Arc<CertifiedKey>, String), TlsError> {
     let cert_pem = fs::read(cert_path).map_err(|source| TlsError::ReadCert {
         path: cert_path.to_owned(),
         source,
@@ -144,28 +178,79 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<TlsSetup, TlsError> {
         .ok_or_else(|| {
             bad_key("no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block found".to_owned())
         })?;
-    let provider = Arc::new(ring::default_provider());
-    // Parse the key on its own first, so a corrupt key is reported as the key file's problem
-    // rather than as a mismatch with the certificate.
-    provider
+    let signing_key = provider
         .key_provider
-        .load_private_key(key.clone_key())
+        .load_private_key(key)
         .map_err(|e| bad_key(e.to_string()))?;
-
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Generate(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Mismatch {
+    let certified = CertifiedKey::new(certs, signing_key);
+    match certified.keys_match() {
+        // ring can always tell; an unknown answer would not be the files' fault.
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok((Arc::new(certified), fingerprint))
+        }
+        Err(e) => Err(TlsError::Mismatch {
             cert: cert_path.to_owned(),
             key: key_path.to_owned(),
             problem: e.to_string(),
-        })?;
-    Ok(TlsSetup {
-        config,
-        cert_path: cert_path.to_owned(),
-        fingerprint,
+        }),
+    }
+}
+
+/// Hands every handshake the current certificate; [`CertResolver::reload`] swaps it for
+/// what the files hold now, so a renewed certificate needs no restart.
+pub struct CertResolver {
+    current: RwLock<Arc<CertifiedKey>>,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    provider: Arc<CryptoProvider>,
+}
+
+impl std::fmt::Debug for CertResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertResolver")
+            .field("cert_path", &self.cert_path)
+            .field("key_path", &self.key_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // A poisoned lock still holds a complete key: swapping an Arc cannot half-happen.
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        Some(Arc::clone(&current))
+    }
+}
+
+impl CertResolver {
+    /// Reads the files again; on success new handshakes get the new certificate (returns its
+    /// fingerprint), on failure the old one stays in use.
+    pub fn reload(&self) -> Result<String, TlsError> {
+        let (key, fingerprint) = certified_key(&self.cert_path, &self.key_path, &self.provider)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = key;
+        Ok(fingerprint)
+    }
+}
+
+/// Reloads the certificate on every SIGHUP (a certbot deploy hook: `kill -HUP <pid>`).
+/// The handler is installed before this returns, so a SIGHUP from then on never kills the
+/// server; the returned future does the reloading and never ends.
+#[cfg(unix)]
+pub fn reload_on_sighup(
+    resolver: Arc<CertResolver>,
+) -> io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    Ok(async move {
+        while hangups.recv().await.is_some() {
+            match resolver.reload() {
+                Ok(fingerprint) => log::info!(
+                    "SIGHUP: reloaded TLS certificate {} (SHA-256 {fingerprint})",
+                    resolver.cert_path.display()
+                ),
+                Err(e) => log::error!("SIGHUP: kept the current TLS certificate: {e}"),
+            }
+        }
     })
 }
 

@@ -21,7 +21,7 @@ struct TlsApp {
     /// The certificate the server presents, for the client to trust.
     cert: CertificateDer<'static>,
     handle: ServerHandle,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl TlsApp {
@@ -79,7 +79,7 @@ async fn start(settings: Settings, cert: CertificateDer<'static>, dir: TempDir) 
         redirect_port,
         cert,
         handle,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -379,4 +379,57 @@ async fn a_self_signed_certificate_without_its_key_stops_start_up_instead_of_bei
         "{message}"
     );
     assert_eq!(std::fs::read_to_string(&cert_path).expect("cert"), "kept");
+}
+
+#[actix_web::test]
+async fn a_sighup_makes_the_server_serve_a_renewed_certificate_without_a_restart() {
+    let app = spawn_tls_app().await;
+    let old = app.cert.clone();
+    // Renew: new files in place of the old ones (as certbot does), then SIGHUP.
+    let (cert, _) = write_test_cert(app.dir.path());
+    let new = read_cert(&cert);
+    assert_ne!(tls::fingerprint(&new), tls::fingerprint(&old));
+    rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::HUP)
+        .expect("SIGHUP sent to ourselves");
+
+    let renewed = https_client(&new, H1_ONLY);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(res) = renewed.get(app.url("/healthz")).send().await {
+            assert_eq!(res.status(), StatusCode::OK);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate is never served"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        https_client(&old, H1_ONLY)
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "the old certificate is no longer served"
+    );
+}
+
+#[actix_web::test]
+async fn a_reload_with_a_broken_key_is_refused_naming_the_file_and_a_fixed_one_is_taken() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = write_test_cert(dir.path());
+    let setup = tls::load(&cert, &key).expect("loads");
+    std::fs::write(&key, "garbage").expect("written");
+    let message = setup
+        .resolver
+        .reload()
+        .expect_err("a broken key is refused")
+        .to_string();
+    assert!(message.contains(&key.display().to_string()), "{message}");
+
+    write_test_cert(dir.path());
+    let fingerprint = setup.resolver.reload().expect("the fixed pair loads");
+    assert_eq!(fingerprint, tls::fingerprint(&read_cert(&cert)));
+    assert_ne!(fingerprint, setup.fingerprint);
 }
