@@ -18,9 +18,13 @@
 //! - [`metrics`]: the Prometheus registry behind `/metrics` and the middleware timing requests.
 //! - [`tls`]: HTTPS (rustls, HTTP/2 by ALPN), the self-signed LAN certificate, HSTS and the
 //!   plain-HTTP redirect.
+//! - [`realtime`]: `GET /ws` — the session, presence, room, hub (rooms and calls) and
+//!   chat-store actors and the wire protocol they speak.
 //!
 //! Who owns what state: the database owns accounts, themes, sessions, chat and the call log;
-//! nothing else caches them beyond one request.
+//! nothing else caches them beyond one request. Live state is owned by exactly one actor
+//! each: a connection by its `SessionActor`, who is online by the `PresenceActor`, a room's
+//! members by its `RoomActor`, live rooms and calls by the `Hub`.
 
 pub mod auth;
 pub mod cli;
@@ -29,5 +33,6 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod realtime;
 pub mod startup;
 pub mod tls;

@@ -17,6 +17,11 @@ use crate::{
     error::{error_response, ErrorCode},
     http::{self, ratelimit::RateLimiter, users::UserView},
     metrics::{Metrics, RecordMetrics},
+    realtime::{
+        presence::{ProfileChanged, RevokeSessions},
+        protocol::{SharedStr, UserId},
+        Realtime,
+    },
 };
 
 /// Which of a user's sessions were just revoked, so their live sockets can be closed.
@@ -38,17 +43,31 @@ pub struct AppState {
     pub login_limiter: RateLimiter,
     /// Everything `/metrics` exports; actors keep a clone to add their own series.
     pub metrics: Arc<Metrics>,
+    /// The realtime actors (presence, hub, chat store) and their counters.
+    pub realtime: Realtime,
 }
 
 impl AppState {
     /// Tells the live parts of the server that some of a user's sessions are gone.
     pub fn sessions_revoked(&self, user_id: i64, which: Revoked) {
         log::debug!("sessions of user {user_id} revoked: {which:?}");
+        // Presence knows every socket and the login session that opened it: it closes the
+        // matching ones with 4001 at once.
+        self.realtime.presence.do_send(RevokeSessions {
+            user_id: UserId(user_id),
+            which,
+        });
     }
 
     /// Tells the live parts of the server that a user's profile changed.
     pub fn profile_changed(&self, user: &UserView) {
         log::debug!("profile of user {} changed", user.id);
+        self.realtime.presence.do_send(ProfileChanged {
+            user_id: UserId(user.id),
+            nickname: SharedStr::from(user.nickname.as_str()),
+            capabilities: user.capabilities,
+            themes: user.themes.clone().into(),
+        });
     }
 }
 
@@ -79,6 +98,7 @@ pub struct Application {
     /// The plain-HTTP listener that only redirects to HTTPS, when configured.
     redirect_port: Option<u16>,
     server: Server,
+    shutdown: Arc<tokio::sync::Notify>,
 }
 
 impl Application {
@@ -110,6 +130,19 @@ impl Application {
 
         let metrics = Arc::new(Metrics::new());
         register_pool_gauges(&metrics, &pool);
+        // After a restart no call can still be ringing or running.
+        let closed = db::run(&pool, |conn| Ok(db::calls::close_dangling(conn)?))
+            .await
+            .map_err(|e| StartupError::Migration {
+                url: settings.database_url.clone(),
+                message: format!("cannot close calls left open: {e}"),
+            })?;
+        if closed > 0 {
+            log::info!("closed {closed} call(s) left open by the last run");
+        }
+        let realtime = Realtime::start(pool.clone(), Arc::clone(&settings));
+        let shutdown = Arc::new(tokio::sync::Notify::new());
+
         let state = web::Data::new(AppState {
             pool,
             login_limiter: RateLimiter::new(
@@ -118,6 +151,7 @@ impl Application {
             ),
             settings: Arc::clone(&settings),
             metrics: Arc::clone(&metrics),
+            realtime: realtime.clone(),
         });
         spawn_session_purge(
             Arc::downgrade(&state.clone().into_inner()),
@@ -145,7 +179,8 @@ impl Application {
                     crate::tls::transport_security(https_port, req, next)
                 }))
         })
-        .shutdown_timeout(5);
+        .shutdown_timeout(5)
+        .shutdown_signal(shutdown_signal(realtime, Arc::clone(&shutdown)));
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
@@ -165,7 +200,13 @@ impl Application {
             port,
             redirect_port,
             server,
+            shutdown,
         })
+    }
+
+    /// Starts the same clean shutdown as SIGTERM: sockets get 1001, then the server stops.
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger(Arc::clone(&self.shutdown))
     }
 
     /// The port actually bound (useful with port 0).
@@ -187,6 +228,42 @@ impl Application {
     pub async fn run_until_stopped(self) -> io::Result<()> {
         self.server.await
     }
+}
+
+/// Starts a clean shutdown of one [`Application`] (see [`Application::shutdown_trigger`]).
+#[derive(Clone)]
+pub struct ShutdownTrigger(Arc<tokio::sync::Notify>);
+
+impl ShutdownTrigger {
+    /// Begins the shutdown; returns at once.
+    pub fn trigger(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Resolves on SIGINT, SIGTERM or a [`ShutdownTrigger`], after closing every WebSocket with
+/// 1001 (rooms and calls told first); the HTTP server then stops gracefully.
+async fn shutdown_signal(realtime: Realtime, trigger: Arc<tokio::sync::Notify>) {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(e) => {
+                log::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => log::info!("SIGINT: shutting down"),
+        () = terminate => log::info!("SIGTERM: shutting down"),
+        () = trigger.notified() => log::info!("shutdown requested"),
+    }
+    realtime.shutdown().await;
 }
 
 /// Opens the pool and applies pending migrations.

@@ -99,3 +99,80 @@ fn set_state_where(
 pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
     calls::table.count().get_result(conn)
 }
+
+/// Marks a ringing call missed; `seen` when the callee was told at once (they were online).
+pub fn set_missed(conn: &mut SqliteConnection, call_key: &str, seen: bool) -> QueryResult<usize> {
+    diesel::update(
+        calls::table
+            .filter(calls::call_key.eq(call_key))
+            .filter(calls::state.eq(CallState::Ringing.as_str())),
+    )
+    .set((
+        calls::state.eq(CallState::Missed.as_str()),
+        calls::ended_at.eq(Some(now_ms())),
+        calls::seen_by_callee.eq(seen),
+    ))
+    .execute(conn)
+}
+
+/// A user's call log with the other party's nickname, newest first.
+pub fn log_with_names(
+    conn: &mut SqliteConnection,
+    user_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<(Call, String)>> {
+    use super::schema::users;
+    let log = log_for(conn, user_id, limit)?;
+    let others: Vec<i64> = log
+        .iter()
+        .map(|c| {
+            if c.caller_id == user_id {
+                c.callee_id
+            } else {
+                c.caller_id
+            }
+        })
+        .collect();
+    let names: std::collections::HashMap<i64, String> = users::table
+        .filter(users::id.eq_any(&others))
+        .select((users::id, users::nickname))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(log
+        .into_iter()
+        .zip(others)
+        .map(|(call, other)| (call, names.get(&other).cloned().unwrap_or_default()))
+        .collect())
+}
+
+/// Unseen missed calls of a user with the caller's nickname, marked seen in the same
+/// transaction (so they are announced once).
+pub fn take_unseen_missed(
+    conn: &mut SqliteConnection,
+    callee_id: i64,
+) -> QueryResult<Vec<(Call, String)>> {
+    use super::schema::users;
+    conn.immediate_transaction(|conn| {
+        let missed = unseen_missed(conn, callee_id)?;
+        if missed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = missed.iter().map(|c| c.id).collect();
+        mark_seen(conn, &ids)?;
+        let callers: Vec<i64> = missed.iter().map(|c| c.caller_id).collect();
+        let names: std::collections::HashMap<i64, String> = users::table
+            .filter(users::id.eq_any(&callers))
+            .select((users::id, users::nickname))
+            .load::<(i64, String)>(conn)?
+            .into_iter()
+            .collect();
+        Ok(missed
+            .into_iter()
+            .map(|c| {
+                let name = names.get(&c.caller_id).cloned().unwrap_or_default();
+                (c, name)
+            })
+            .collect())
+    })
+}

@@ -84,3 +84,45 @@ pub fn since(
 pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
     messages::table.count().get_result(conn)
 }
+
+/// One page of a room's history older than `before` (all if `None`), oldest first, and
+/// whether older messages remain.
+pub fn page(
+    conn: &mut SqliteConnection,
+    room_id: i64,
+    before_id: Option<i64>,
+    limit: i64,
+) -> QueryResult<(Vec<Message>, bool)> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut query = messages::table
+        .filter(messages::room_id.eq(room_id))
+        .select(Message::as_select())
+        .order(messages::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(before_id) = before_id {
+        query = query.filter(messages::id.lt(before_id));
+    }
+    let mut rows = query.load(conn)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    rows.reverse();
+    Ok((rows, has_more))
+}
+
+/// The nicknames of the senders of `messages`.
+pub fn sender_names(
+    conn: &mut SqliteConnection,
+    messages: &[Message],
+) -> QueryResult<std::collections::HashMap<i64, String>> {
+    use super::schema::users;
+    let mut ids: Vec<i64> = messages.iter().map(|m| m.sender_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::nickname))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect())
+}

@@ -2,8 +2,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod calls;
+pub mod ice;
 pub mod ops;
 pub mod ratelimit;
+pub mod rooms;
 pub mod themes;
 pub mod users;
 
@@ -13,14 +16,19 @@ use crate::error::{error_response, ErrorCode};
 
 /// Mounts every API route under the scopes it belongs to.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(ops::configure).service(
-        web::scope("/api")
-            .configure(auth::configure)
-            .configure(users::configure)
-            .configure(themes::configure)
-            .configure(admin::configure)
-            .default_service(web::to(not_found)),
-    );
+    cfg.configure(ops::configure)
+        .configure(crate::realtime::configure)
+        .service(
+            web::scope("/api")
+                .configure(auth::configure)
+                .configure(users::configure)
+                .configure(themes::configure)
+                .configure(admin::configure)
+                .configure(rooms::configure)
+                .configure(calls::configure)
+                .configure(ice::configure)
+                .default_service(web::to(not_found)),
+        );
 }
 
 /// Unknown routes: a JSON 404, like every other error.

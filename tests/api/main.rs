@@ -10,3 +10,9 @@ mod tls;
 mod helpers;
 mod metrics;
 mod themes;
+mod ws_chat;
+// Shared by the WebSocket tests; not each of them uses every helper.
+#[allow(dead_code)]
+mod ws_client;
+mod ws_presence;
+mod ws_rooms;

@@ -1,0 +1,791 @@
+//! [`Hub`]: the registry of live rooms (room name → [`RoomActor`]) and the owner of every
+//! live call: invitations, their ring timeouts, who is in which call, and the call log.
+//!
+//! Everything it does to the database goes through one ordered queue run on the blocking
+//! pool, so a call's log entry moves ringing → accepted → ended in that order and the hub's
+//! mailbox never waits on I/O.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use diesel::SqliteConnection;
+use tokio::sync::mpsc;
+
+use super::{
+    metrics::RealtimeMetrics,
+    presence::{Lookup, OnlineInfo, PresenceActor, SendToUser},
+    protocol::{
+        error_frame, CallId, FrameId, Media, RoomName, RoomRef, ServerMsg, SessionId, SharedStr,
+        Status, UserId, UserRef,
+    },
+    room::RoomActor,
+    ws_error, Deliver,
+};
+use crate::{
+    config::Settings,
+    db::{
+        self,
+        models::{CallState, Capabilities, NewCall, RoomKind},
+        DbPool,
+    },
+    error::ApiError,
+};
+
+/// One database write of the call log, run in order with the others.
+type DbJob = Box<dyn FnOnce(&mut SqliteConnection) -> diesel::QueryResult<()> + Send>;
+
+/// Where a call stands while it is live.
+enum CallPhase {
+    /// Ringing; the handle cancels the ring timeout.
+    Ringing(Option<SpawnHandle>),
+    Accepted,
+}
+
+/// A live call (one invitation): ringing, or accepted and running in its room.
+struct LiveCall {
+    id: CallId,
+    caller: UserRef,
+    /// The session that sent the invitation: it hears the answer.
+    caller_session: Recipient<Deliver>,
+    callee: UserRef,
+    media: Media,
+    room: RoomName,
+    phase: CallPhase,
+}
+
+/// Who is taking part in the conversation held in one room.
+struct CallRoom {
+    participants: Vec<UserRef>,
+}
+
+/// Room registry and call lifecycle.
+pub struct Hub {
+    pool: DbPool,
+    settings: Arc<Settings>,
+    presence: Addr<PresenceActor>,
+    metrics: Arc<RealtimeMetrics>,
+    rooms: HashMap<RoomName, Addr<RoomActor>>,
+    calls: HashMap<SharedStr, LiveCall>,
+    call_rooms: HashMap<RoomName, CallRoom>,
+    db_jobs: Option<mpsc::UnboundedSender<DbJob>>,
+}
+
+impl Hub {
+    /// A hub with no rooms and no calls.
+    pub fn new(
+        pool: DbPool,
+        settings: Arc<Settings>,
+        presence: Addr<PresenceActor>,
+        metrics: Arc<RealtimeMetrics>,
+    ) -> Self {
+        Hub {
+            pool,
+            settings,
+            presence,
+            metrics,
+            rooms: HashMap::new(),
+            calls: HashMap::new(),
+            call_rooms: HashMap::new(),
+            db_jobs: None,
+        }
+    }
+
+    /// Queues a call-log write behind the earlier ones.
+    fn db(&self, job: DbJob) {
+        if let Some(tx) = &self.db_jobs {
+            if tx.send(job).is_err() {
+                log::error!("call log writer is gone; a call state change was not stored");
+            }
+        }
+    }
+
+    fn log_state(&self, call_id: &CallId, state: CallState) {
+        let key = call_id.0.to_string();
+        self.db(Box::new(move |conn| {
+            db::calls::set_state(conn, &key, state).map(drop)
+        }));
+    }
+
+    fn count_calls(&self) {
+        self.metrics.calls_live(self.calls.len());
+    }
+
+    fn send_to_user(&self, user_id: UserId, frame: ByteString, except: Option<SessionId>) {
+        self.presence.do_send(SendToUser {
+            user_id,
+            frame,
+            except,
+        });
+    }
+
+    /// Ends a ringing call without an answer from the callee: `cancelled` by the caller.
+    fn cancel(&mut self, call_id: &str, ctx: &mut Context<Self>) -> Option<LiveCall> {
+        let call = self.take_ringing(call_id, ctx)?;
+        self.send_to_user(
+            call.callee.id,
+            ServerMsg::CallCancelled { call_id: &call.id }.encode(),
+            None,
+        );
+        self.log_state(&call.id, CallState::Cancelled);
+        Some(call)
+    }
+
+    /// Removes a ringing call and stops its ring timer.
+    fn take_ringing(&mut self, call_id: &str, ctx: &mut Context<Self>) -> Option<LiveCall> {
+        if !matches!(
+            self.calls.get(call_id).map(|c| &c.phase),
+            Some(CallPhase::Ringing(_))
+        ) {
+            return None;
+        }
+        let call = self.calls.remove(call_id)?;
+        if let CallPhase::Ringing(Some(timer)) = call.phase {
+            ctx.cancel_future(timer);
+        }
+        self.count_calls();
+        Some(call)
+    }
+
+    /// Takes `user` out of the conversation in `room`; ends it if fewer than two remain.
+    fn leave_call_room(&mut self, room: &RoomName, user: &UserRef, ctx: &mut Context<Self>) {
+        let Some(cr) = self.call_rooms.get_mut(room) else {
+            return;
+        };
+        cr.participants.retain(|p| p.id != user.id);
+        if cr.participants.len() >= 2 {
+            return;
+        }
+        let remaining = self
+            .call_rooms
+            .remove(room)
+            .map(|cr| cr.participants)
+            .unwrap_or_default();
+        let ids: Vec<SharedStr> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| &c.room == room)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut ended: Vec<LiveCall> = Vec::new();
+        for key in ids {
+            if matches!(
+                self.calls.get(&key).map(|c| &c.phase),
+                Some(CallPhase::Ringing(_))
+            ) {
+                // Nobody is left to talk to: an invitation into this call is void.
+                self.cancel(&key, ctx);
+            } else if let Some(call) = self.calls.remove(&key) {
+                self.log_state(&call.id, CallState::Ended);
+                ended.push(call);
+            }
+        }
+        for p in &remaining {
+            let call = ended
+                .iter()
+                .find(|c| c.caller.id == p.id || c.callee.id == p.id)
+                .or(ended.first());
+            if let Some(call) = call {
+                self.send_to_user(
+                    p.id,
+                    ServerMsg::CallEnded {
+                        call_id: &call.id,
+                        by: user,
+                    }
+                    .encode(),
+                    None,
+                );
+            }
+        }
+        self.count_calls();
+    }
+
+    /// Sends `call.ringing` / `call.incoming` and starts the ring timeout.
+    fn start_ringing(
+        &mut self,
+        key: SharedStr,
+        reply_id: Option<FrameId>,
+        ctx: &mut Context<Self>,
+    ) {
+        let ring = Duration::from_millis(self.settings.ring_timeout_ms);
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        call.caller_session.do_send(Deliver(
+            ServerMsg::CallRinging {
+                id: reply_id.as_ref(),
+                call_id: &call.id,
+                to: &call.callee,
+                media: call.media,
+                room: &call.room,
+            }
+            .encode(),
+        ));
+        self.send_to_user(
+            call.callee.id,
+            ServerMsg::CallIncoming {
+                call_id: &call.id,
+                from: &call.caller,
+                media: call.media,
+                room: &call.room,
+            }
+            .encode(),
+            None,
+        );
+        let timer_key = key.clone();
+        let timer = ctx.run_later(ring, move |act, ctx| act.ring_timeout(&timer_key, ctx));
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.phase = CallPhase::Ringing(Some(timer));
+        }
+    }
+
+    /// Nobody answered: both sides hear `call.missed`; the log says whether the callee saw it.
+    fn ring_timeout(&mut self, key: &str, ctx: &mut Context<Self>) {
+        let Some(call) = self.calls.remove(key) else {
+            return;
+        };
+        self.count_calls();
+        let frame = ServerMsg::CallMissed { call_id: &call.id }.encode();
+        call.caller_session.do_send(Deliver(frame.clone()));
+        let told = self.presence.send(SendToUser {
+            user_id: call.callee.id,
+            frame,
+            except: None,
+        });
+        let call_key = call.id.0.to_string();
+        ctx.spawn(
+            async move { told.await.unwrap_or(0) > 0 }
+                .into_actor(self)
+                .map(move |seen, act, _| {
+                    act.db(Box::new(move |conn| {
+                        db::calls::set_missed(conn, &call_key, seen).map(drop)
+                    }));
+                }),
+        );
+    }
+
+    /// The invitation checks that need only the hub's own state.
+    fn check_invite(
+        &self,
+        req: &CallRequest,
+        to: UserId,
+        media: Media,
+        room: Option<&(RoomName, RoomRef)>,
+    ) -> Result<(), ApiError> {
+        if to == req.user.id {
+            return Err(ApiError::BadRequest("you cannot call yourself".to_owned()));
+        }
+        if !media.allowed_by(req.caps) {
+            return Err(ApiError::Forbidden(format!(
+                "your account cannot make {} calls",
+                media.as_str()
+            )));
+        }
+        if let Some((room, _)) = room {
+            let cr = self
+                .call_rooms
+                .get(room)
+                .filter(|cr| cr.participants.iter().any(|p| p.id == req.user.id))
+                .ok_or_else(|| {
+                    ApiError::Forbidden(format!(
+                        "you are not in a call in room '{}'",
+                        room.as_str()
+                    ))
+                })?;
+            if cr.participants.iter().any(|p| p.id == to) {
+                return Err(ApiError::Conflict("already in this call".to_owned()));
+            }
+            let ringing = self
+                .calls
+                .values()
+                .filter(|c| &c.room == room && matches!(c.phase, CallPhase::Ringing(_)))
+                .count();
+            if cr.participants.len() + ringing >= self.settings.room_member_cap {
+                return Err(ApiError::Conflict(format!(
+                    "room '{}' is full ({} members)",
+                    room.as_str(),
+                    self.settings.room_member_cap
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The callee is known and online: check them, log the call, then ring.
+    fn ring(
+        &mut self,
+        req: CallRequest,
+        callee: UserRef,
+        info: OnlineInfo,
+        media: Media,
+        room: Option<(RoomName, RoomRef)>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ApiError> {
+        self.check_invite(&req, callee.id, media, room.as_ref())?;
+        match info.status {
+            Status::Busy | Status::Away => {
+                return Err(ApiError::Conflict(format!(
+                    "{} is {}",
+                    info.nickname,
+                    info.status.as_str()
+                )))
+            }
+            Status::InCall => {
+                return Err(ApiError::Conflict(format!(
+                    "{} is already in a call",
+                    info.nickname
+                )))
+            }
+            Status::Online | Status::Offline => {}
+        }
+        if !media.allowed_by(info.capabilities) {
+            return Err(ApiError::Forbidden(format!(
+                "{} cannot take {} calls",
+                info.nickname,
+                media.as_str()
+            )));
+        }
+        let call_id = CallId::random();
+        let (room, room_kind) = match room {
+            Some((room, _)) => (room, RoomKind::Call),
+            None if media == Media::Chat => {
+                let name = db::rooms::direct_room_name(req.user.id.0, callee.id.0);
+                let (room, _) = RoomName::parse(&name).map_err(ApiError::Internal)?;
+                (room, RoomKind::Direct)
+            }
+            None => {
+                let (room, _) =
+                    RoomName::parse(&format!("call:{}", call_id.0)).map_err(ApiError::Internal)?;
+                (room, RoomKind::Call)
+            }
+        };
+        let key = call_id.0.clone();
+        self.calls.insert(
+            key.clone(),
+            LiveCall {
+                id: call_id.clone(),
+                caller: req.user.clone(),
+                caller_session: req.deliver.clone(),
+                callee: callee.clone(),
+                media,
+                room: room.clone(),
+                phase: CallPhase::Ringing(None),
+            },
+        );
+        self.count_calls();
+        let (caller_id, callee_id) = (req.user.id.0, callee.id.0);
+        let room_name = room.as_str().to_owned();
+        let pool = self.pool.clone();
+        let stored = async move {
+            db::run(&pool, move |conn| {
+                conn.immediate_transaction(|conn| {
+                    let room =
+                        db::rooms::get_or_create(conn, &room_name, room_kind, Some(caller_id))?;
+                    if room_kind == RoomKind::Call {
+                        db::rooms::add_member(conn, room.id, caller_id)?;
+                        db::rooms::add_member(conn, room.id, callee_id)?;
+                    }
+                    db::calls::create(
+                        conn,
+                        &NewCall {
+                            call_key: &call_id.0,
+                            room_id: Some(room.id),
+                            caller_id,
+                            callee_id,
+                            media: media.as_str(),
+                            state: CallState::Ringing.as_str(),
+                            created_at: db::now_ms(),
+                        },
+                    )?;
+                    Ok(())
+                })
+            })
+            .await
+        };
+        let reply_id = req.id.clone();
+        let deliver = req.deliver.clone();
+        ctx.spawn(stored.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(()) => act.start_ringing(key, reply_id, ctx),
+            Err(e) => {
+                act.calls.remove(&key);
+                act.count_calls();
+                deliver.do_send(Deliver(error_frame(
+                    reply_id.as_ref(),
+                    e.code(),
+                    &ws_error(&e),
+                )));
+            }
+        }));
+        Ok(())
+    }
+
+    fn handle_action(&mut self, req: CallRequest, ctx: &mut Context<Self>) -> Result<(), ApiError> {
+        let ack = |req: &CallRequest| {
+            req.deliver.do_send(Deliver(
+                ServerMsg::Ack {
+                    id: req.id.as_ref(),
+                    msg_id: None,
+                    created_at: None,
+                }
+                .encode(),
+            ));
+        };
+        let no_call = |id: &str| {
+            ApiError::NotFound(format!(
+                "no live call '{}'",
+                id.chars().take(64).collect::<String>()
+            ))
+        };
+        match req.action.clone() {
+            CallAction::Invite { to, media, room } => {
+                self.check_invite(&req, to, media, room.as_ref())?;
+                let lookup = self.presence.send(Lookup { user_id: to });
+                let pool = self.pool.clone();
+                let found = async move {
+                    match lookup.await {
+                        Ok(Some(info)) => Ok(info),
+                        Ok(None) => {
+                            let user =
+                                db::run(&pool, move |c| Ok(db::users::find(c, to.0)?)).await?;
+                            match user {
+                                Some(u) if !u.banned => {
+                                    Err(ApiError::Unavailable(format!("{} is offline", u.nickname)))
+                                }
+                                _ => Err(ApiError::NotFound(format!("no user {}", to.0))),
+                            }
+                        }
+                        Err(_) => Err(ApiError::Internal("presence is not answering".into())),
+                    }
+                };
+                ctx.spawn(found.into_actor(self).map(move |res, act, ctx| {
+                    let result = res.and_then(|info: OnlineInfo| {
+                        let callee = UserRef {
+                            id: to,
+                            nickname: info.nickname.clone(),
+                        };
+                        act.ring(req.clone(), callee, info, media, room, ctx)
+                    });
+                    if let Err(e) = result {
+                        req.reply_error(&e);
+                    }
+                }));
+            }
+            CallAction::Accept(call_id) => {
+                let call = self
+                    .calls
+                    .get(call_id.as_str())
+                    .ok_or_else(|| no_call(&call_id))?;
+                if call.callee.id != req.user.id {
+                    return Err(ApiError::Forbidden(
+                        "only the callee can accept a call".to_owned(),
+                    ));
+                }
+                let Some(mut call) = self.take_ringing(&call_id, ctx) else {
+                    return Err(ApiError::Conflict("this call was already answered".into()));
+                };
+                call.phase = CallPhase::Accepted;
+                let cr = self
+                    .call_rooms
+                    .entry(call.room.clone())
+                    .or_insert_with(|| CallRoom {
+                        participants: Vec::new(),
+                    });
+                for user in [&call.caller, &call.callee] {
+                    if !cr.participants.iter().any(|p| p.id == user.id) {
+                        cr.participants.push(user.clone());
+                    }
+                }
+                req.deliver.do_send(Deliver(
+                    ServerMsg::CallAccepted {
+                        id: req.id.as_ref(),
+                        call_id: &call.id,
+                        room: &call.room,
+                        media: call.media,
+                    }
+                    .encode(),
+                ));
+                call.caller_session.do_send(Deliver(
+                    ServerMsg::CallAccepted {
+                        id: None,
+                        call_id: &call.id,
+                        room: &call.room,
+                        media: call.media,
+                    }
+                    .encode(),
+                ));
+                self.send_to_user(
+                    call.callee.id,
+                    ServerMsg::CallAnsweredElsewhere { call_id: &call.id }.encode(),
+                    Some(req.session.clone()),
+                );
+                self.log_state(&call.id, CallState::Accepted);
+                self.calls.insert(call.id.0.clone(), call);
+                self.count_calls();
+            }
+            CallAction::Decline(call_id) => {
+                let call = self
+                    .calls
+                    .get(call_id.as_str())
+                    .ok_or_else(|| no_call(&call_id))?;
+                if call.callee.id != req.user.id {
+                    return Err(ApiError::Forbidden(
+                        "only the callee can decline a call".to_owned(),
+                    ));
+                }
+                self.decline(&call_id, &req, ctx)?;
+                ack(&req);
+            }
+            CallAction::Cancel(call_id) => {
+                let call = self
+                    .calls
+                    .get(call_id.as_str())
+                    .ok_or_else(|| no_call(&call_id))?;
+                if call.caller.id != req.user.id {
+                    return Err(ApiError::Forbidden(
+                        "only the caller can cancel a call".to_owned(),
+                    ));
+                }
+                self.cancel(&call_id, ctx)
+                    .ok_or_else(|| ApiError::Conflict("this call was already answered".into()))?;
+                ack(&req);
+            }
+            CallAction::Hangup(call_id) => {
+                let call = self
+                    .calls
+                    .get(call_id.as_str())
+                    .ok_or_else(|| no_call(&call_id))?;
+                let me = req.user.id;
+                match call.phase {
+                    CallPhase::Ringing(_) if call.caller.id == me => {
+                        self.cancel(&call_id, ctx);
+                    }
+                    CallPhase::Ringing(_) if call.callee.id == me => {
+                        self.decline(&call_id, &req, ctx)?;
+                    }
+                    CallPhase::Accepted
+                        if self
+                            .call_rooms
+                            .get(&call.room)
+                            .is_some_and(|cr| cr.participants.iter().any(|p| p.id == me)) =>
+                    {
+                        let room = call.room.clone();
+                        self.leave_call_room(&room, &req.user, ctx);
+                    }
+                    _ => return Err(ApiError::Forbidden("you are not in this call".to_owned())),
+                }
+                ack(&req);
+            }
+        }
+        Ok(())
+    }
+
+    /// The callee said no: the caller hears `call.declined`, the callee's other devices stop ringing.
+    fn decline(
+        &mut self,
+        call_id: &str,
+        req: &CallRequest,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ApiError> {
+        let call = self
+            .take_ringing(call_id, ctx)
+            .ok_or_else(|| ApiError::Conflict("this call was already answered".into()))?;
+        call.caller_session.do_send(Deliver(
+            ServerMsg::CallDeclined { call_id: &call.id }.encode(),
+        ));
+        self.send_to_user(
+            call.callee.id,
+            ServerMsg::CallAnsweredElsewhere { call_id: &call.id }.encode(),
+            Some(req.session.clone()),
+        );
+        self.log_state(&call.id, CallState::Declined);
+        Ok(())
+    }
+}
+
+impl Actor for Hub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Self::Context) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<DbJob>();
+        self.db_jobs = Some(tx);
+        let pool = self.pool.clone();
+        actix::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                if let Err(e) = db::run(&pool, move |conn| Ok(job(conn)?)).await {
+                    log::error!("cannot write the call log: {e}");
+                }
+            }
+        });
+    }
+}
+
+/// The live room called `name`, created (empty) if it has none yet.
+#[derive(Message)]
+#[rtype(result = "Addr<RoomActor>")]
+pub struct GetRoom {
+    pub name: RoomName,
+    pub kind: RoomRef,
+}
+
+impl Handler<GetRoom> for Hub {
+    type Result = MessageResult<GetRoom>;
+
+    fn handle(&mut self, msg: GetRoom, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(addr) = self.rooms.get(&msg.name).filter(|a| a.connected()) {
+            return MessageResult(addr.clone());
+        }
+        let addr = RoomActor::new(
+            msg.name.clone(),
+            msg.kind,
+            self.settings.room_member_cap,
+            ctx.address(),
+            self.presence.clone(),
+        )
+        .start();
+        self.rooms.insert(msg.name, addr.clone());
+        self.metrics.rooms_live(self.rooms.len());
+        MessageResult(addr)
+    }
+}
+
+/// A room's last member left; it has stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RoomEmpty {
+    pub name: RoomName,
+    pub addr: Addr<RoomActor>,
+}
+
+impl Handler<RoomEmpty> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoomEmpty, _: &mut Self::Context) {
+        if self.rooms.get(&msg.name) == Some(&msg.addr) {
+            self.rooms.remove(&msg.name);
+            self.metrics.rooms_live(self.rooms.len());
+        }
+    }
+}
+
+/// What a session asks of a call.
+#[derive(Debug, Clone)]
+pub enum CallAction {
+    Invite {
+        to: UserId,
+        media: Media,
+        room: Option<(RoomName, RoomRef)>,
+    },
+    Accept(String),
+    Decline(String),
+    Cancel(String),
+    Hangup(String),
+}
+
+/// A call frame from one session; the hub answers that session directly.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct CallRequest {
+    pub user: UserRef,
+    pub caps: Capabilities,
+    pub session: SessionId,
+    pub deliver: Recipient<Deliver>,
+    pub id: Option<FrameId>,
+    pub action: CallAction,
+}
+
+impl CallRequest {
+    fn reply_error(&self, e: &ApiError) {
+        self.deliver.do_send(Deliver(error_frame(
+            self.id.as_ref(),
+            e.code(),
+            &ws_error(e),
+        )));
+    }
+}
+
+impl Handler<CallRequest> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallRequest, ctx: &mut Self::Context) {
+        let reply = msg.clone();
+        if let Err(e) = self.handle_action(msg, ctx) {
+            reply.reply_error(&e);
+        }
+    }
+}
+
+/// A user's last connection closed: their ringing invitations are cancelled and they leave
+/// every call they were in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UserOffline {
+    pub user_id: UserId,
+}
+
+impl Handler<UserOffline> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: UserOffline, ctx: &mut Self::Context) {
+        let outgoing: Vec<SharedStr> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.caller.id == msg.user_id && matches!(c.phase, CallPhase::Ringing(_)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in outgoing {
+            self.cancel(&key, ctx);
+        }
+        let rooms: Vec<(RoomName, UserRef)> = self
+            .call_rooms
+            .iter()
+            .filter_map(|(name, cr)| {
+                cr.participants
+                    .iter()
+                    .find(|p| p.id == msg.user_id)
+                    .map(|p| (name.clone(), p.clone()))
+            })
+            .collect();
+        for (room, user) in rooms {
+            self.leave_call_room(&room, &user, ctx);
+        }
+    }
+}
+
+/// The server is stopping: every live call is closed in the log (ringing → missed, running →
+/// ended); answers when that is stored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for Hub {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        for (_, call) in self.calls.drain() {
+            if let CallPhase::Ringing(Some(timer)) = call.phase {
+                ctx.cancel_future(timer);
+            }
+        }
+        self.call_rooms.clear();
+        self.count_calls();
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            if let Err(e) = db::run(&pool, |conn| Ok(db::calls::close_dangling(conn)?)).await {
+                log::error!("cannot close live calls at shutdown: {e}");
+            }
+        })
+    }
+}
+
+/// Live rooms and calls, for stats.
+#[derive(Message)]
+#[rtype(result = "(usize, usize)")]
+pub struct HubStats;
+
+impl Handler<HubStats> for Hub {
+    type Result = MessageResult<HubStats>;
+
+    fn handle(&mut self, _: HubStats, _: &mut Self::Context) -> Self::Result {
+        MessageResult((self.rooms.len(), self.calls.len()))
+    }
+}

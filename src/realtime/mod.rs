@@ -1,0 +1,292 @@
+//! The realtime core: WebSocket protocol v1 on `GET /ws` (`docs/protocol.md`).
+//!
+//! ## Actors and what each owns
+//!
+//! - [`session::SessionActor`], one per connection: its inbound stream, its bounded
+//!   outbound queue, the rooms it joined, its rate limit.
+//! - [`presence::PresenceActor`], one: every online user, their sessions and status; the
+//!   lobby fan-out (diffs coalesced per tick, serialized once).
+//! - [`room::RoomActor`], one per live room: its member sessions; signaling relay and chat
+//!   fan-out.
+//! - [`hub::Hub`], one: the registry of live rooms and every live call (invitations, ring
+//!   timeouts, participants, the call log).
+//! - [`store::ChatStore`], one: chat writes with group commit.
+//!
+//! Actors reach sessions only through [`Recipient`]s ([`SessionHandle`]) and talk only by
+//! typed messages, so a broker could later carry the same messages between nodes.
+
+pub mod hub;
+pub mod metrics;
+pub mod presence;
+pub mod protocol;
+pub mod room;
+pub mod session;
+pub mod store;
+
+use std::{sync::Arc, time::Duration};
+
+use actix::prelude::*;
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_ws::CloseCode;
+use bytestring::ByteString;
+use diesel::SqliteConnection;
+
+use self::{
+    hub::{Hub, Shutdown},
+    metrics::RealtimeMetrics,
+    presence::{CloseAll, CountSessions, PresenceActor},
+    protocol::{RoomRef, SessionId, UserId},
+    store::ChatStore,
+};
+use crate::{
+    config::Settings,
+    db::{
+        self,
+        models::{Room, RoomKind},
+        DbPool,
+    },
+    error::{error_response, ApiError, ErrorCode},
+    http::auth::{authenticate, request_token},
+    startup::AppState,
+};
+
+/// How long shutdown waits for sockets to close after sending them 1001.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+
+/// A frame (already serialized, shared) to write to one client.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub ByteString);
+
+/// Tells a session to close its connection with `code`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    pub code: CloseCode,
+    pub reason: &'static str,
+}
+
+/// How other actors reach one session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    pub id: SessionId,
+    pub deliver: Recipient<Deliver>,
+    pub close: Recipient<CloseSession>,
+}
+
+/// The addresses of the realtime actors and what sessions share; cheap to clone.
+#[derive(Clone)]
+pub struct Realtime {
+    pub presence: Addr<PresenceActor>,
+    pub hub: Addr<Hub>,
+    pub store: Addr<ChatStore>,
+    pub metrics: Arc<RealtimeMetrics>,
+    pub(crate) pool: DbPool,
+    pub(crate) settings: Arc<Settings>,
+}
+
+impl Realtime {
+    /// Starts the presence, hub and chat-store actors on the current arbiter.
+    pub fn start(pool: DbPool, settings: Arc<Settings>) -> Self {
+        let metrics = Arc::new(RealtimeMetrics::default());
+        // Presence and hub know each other: create the hub's context first for its address.
+        let hub_ctx = Context::<Hub>::new();
+        let presence = PresenceActor::new(
+            pool.clone(),
+            Duration::from_millis(settings.presence_tick_ms),
+            Arc::clone(&metrics),
+            hub_ctx.address(),
+        )
+        .start();
+        let hub = hub_ctx.run(Hub::new(
+            pool.clone(),
+            Arc::clone(&settings),
+            presence.clone(),
+            Arc::clone(&metrics),
+        ));
+        let store = ChatStore::new(pool.clone()).start();
+        Realtime {
+            presence,
+            hub,
+            store,
+            metrics,
+            pool,
+            settings,
+        }
+    }
+
+    /// Server shutdown: live calls are closed in the log and rooms told, then every socket
+    /// is closed with 1001 so clients reconnect; waits (briefly) until they are gone.
+    pub async fn shutdown(&self) {
+        if self.hub.send(Shutdown).await.is_err() {
+            log::warn!("hub gone before shutdown");
+        }
+        let open = self
+            .presence
+            .send(CloseAll {
+                code: CloseCode::Away,
+                reason: "server shutting down",
+            })
+            .await
+            .unwrap_or(0);
+        log::info!("closing {open} WebSocket connection(s)");
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
+        while tokio::time::Instant::now() < deadline {
+            let left = self
+                .presence
+                .send(CountSessions { user_id: None })
+                .await
+                .unwrap_or(0);
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Let the writers put the close frames on the wire.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The message a WebSocket client sees for an error (internal causes stay in the log).
+pub(crate) fn ws_error(e: &ApiError) -> String {
+    match e {
+        ApiError::Database(_) | ApiError::Blocking(_) | ApiError::Internal(_) => {
+            if e.code() == ErrorCode::Internal {
+                log::error!("realtime request failed: {e}");
+            }
+            e.public_message()
+        }
+        ApiError::Pool(_) => e.public_message(),
+        other => other.to_string(),
+    }
+}
+
+/// Finds (and with `create`, creates) the room called `name` and checks that `user` may
+/// enter it: anyone a public channel, the pair their direct room, members a call room.
+/// `Ok(None)`: no such room and `create` is false.
+pub(crate) fn enter_room(
+    conn: &mut SqliteConnection,
+    name: &str,
+    kind: RoomRef,
+    user: UserId,
+    create: bool,
+) -> Result<Option<Room>, ApiError> {
+    let forbidden = || ApiError::Forbidden(format!("you may not enter room '{name}'"));
+    let room = match kind {
+        RoomRef::Public if create => Some(db::rooms::get_or_create(
+            conn,
+            name,
+            RoomKind::Public,
+            Some(user.0),
+        )?),
+        RoomRef::Direct(a, b) => {
+            if user != a && user != b {
+                return Err(forbidden());
+            }
+            let other = if user == a { b } else { a };
+            match db::users::find(conn, other.0)? {
+                Some(_) if create => Some(db::rooms::get_or_create(
+                    conn,
+                    name,
+                    RoomKind::Direct,
+                    Some(user.0),
+                )?),
+                Some(_) => db::rooms::find_by_name(conn, name)?,
+                None => return Err(ApiError::NotFound(format!("no user {}", other.0))),
+            }
+        }
+        RoomRef::Public | RoomRef::Call => db::rooms::find_by_name(conn, name)?,
+    };
+    match room {
+        // A call room that does not exist is as closed as one that does.
+        None if kind == RoomRef::Call => Err(forbidden()),
+        None => Ok(None),
+        Some(room) if db::rooms::may_enter(conn, &room, user.0)? => Ok(Some(room)),
+        Some(_) => Err(forbidden()),
+    }
+}
+
+/// Mounts `GET /ws`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws", web::get().to(ws_route));
+}
+
+/// Whether a browser `Origin` may open a socket: the server's own origin (scheme of this
+/// connection, host of the request) or one listed in `--allowed-origins`. No `Origin` (not a
+/// browser): allowed.
+fn origin_allowed(req: &HttpRequest, settings: &Settings) -> Result<(), String> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().map_err(|_| "(not text)".to_owned())?;
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    let own = format!("{scheme}://{host}");
+    let allowed = origin.eq_ignore_ascii_case(&own)
+        || settings
+            .allowed_origins
+            .iter()
+            .any(|o| o.trim().trim_end_matches('/').eq_ignore_ascii_case(origin));
+    if allowed {
+        Ok(())
+    } else {
+        Err(origin.chars().take(200).collect())
+    }
+}
+
+/// `GET /ws`: checks origin, credential and connection count before the upgrade, then hands
+/// the connection to a new [`session::SessionActor`].
+pub async fn ws_route(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = &state.settings;
+    if let Err(origin) = origin_allowed(&req, settings) {
+        return Err(ApiError::Forbidden(format!(
+            "origin '{origin}' may not open a WebSocket here"
+        )));
+    }
+    let who = authenticate(&state, request_token(&req)).await?;
+    let rt = &state.realtime;
+    let user_id = who.user.id;
+    let open = rt
+        .presence
+        .send(CountSessions {
+            user_id: Some(UserId(user_id)),
+        })
+        .await
+        .map_err(|_| ApiError::Internal("presence is not answering".to_owned()))?;
+    if open >= settings.ws_max_conns_per_user {
+        return Ok(error_response(
+            ErrorCode::RateLimited,
+            format!(
+                "too many open connections (at most {} per user)",
+                settings.ws_max_conns_per_user
+            ),
+        ));
+    }
+    let themes = db::run(&state.pool, move |conn| {
+        Ok(db::users::themes_of(conn, &[user_id])?)
+    })
+    .await?
+    .remove(&user_id)
+    .unwrap_or_default();
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
+    let stream = stream
+        .max_frame_size(settings.ws_max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(settings.ws_max_frame_bytes);
+    session::SessionActor::spawn(rt.clone(), who, themes, session, stream);
+    Ok(response)
+}

@@ -1,0 +1,498 @@
+//! [`PresenceActor`]: who is online, on how many connections, with which status.
+//!
+//! It owns the lobby: every connected session is registered here, so it is also the one
+//! place that can reach all of a user's sessions (calls ring every device; revocation closes
+//! the matching ones). Status changes are collected in a dirty set and pushed once per tick,
+//! serialized once and shared by every session, so a thousand arrivals cost each lobby
+//! session a frame or two, not a thousand.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use actix::prelude::*;
+use actix_ws::CloseCode;
+use bytestring::ByteString;
+
+use super::{
+    hub::{Hub, UserOffline},
+    metrics::RealtimeMetrics,
+    protocol::{
+        ChosenStatus, PresenceView, RoomName, ServerMsg, SessionId, SharedStr, SnapshotUser,
+        Status, UserId,
+    },
+    CloseSession, Deliver, SessionHandle,
+};
+use crate::{
+    db::{self, models::Capabilities, DbPool},
+    startup::Revoked,
+};
+
+/// One online user and their sessions.
+struct OnlineUser {
+    nickname: SharedStr,
+    capabilities: Capabilities,
+    themes: Arc<[String]>,
+    /// What the user chose (`presence.set`); shown unless they are in a call.
+    chosen: ChosenStatus,
+    /// How many live call rooms hold this user together with someone else.
+    in_calls: u32,
+    /// This user's connections, oldest first.
+    sessions: Vec<SessionId>,
+}
+
+impl OnlineUser {
+    fn status(&self) -> Status {
+        if self.in_calls > 0 {
+            Status::InCall
+        } else {
+            self.chosen.into()
+        }
+    }
+
+    fn view(&self, user_id: UserId) -> PresenceView {
+        PresenceView {
+            user_id,
+            status: self.status(),
+            nickname: self.nickname.clone(),
+            capabilities: self.capabilities,
+            themes: Arc::clone(&self.themes),
+        }
+    }
+}
+
+/// One registered connection.
+struct SessionEntry {
+    user_id: UserId,
+    /// The login session (`sessions.id`) whose credential opened this connection.
+    auth_session_id: i64,
+    handle: SessionHandle,
+}
+
+/// Tracks every online user across all their sessions and pushes presence diffs.
+pub struct PresenceActor {
+    pool: DbPool,
+    tick: Duration,
+    metrics: Arc<RealtimeMetrics>,
+    hub: Addr<Hub>,
+    users: HashMap<UserId, OnlineUser>,
+    sessions: HashMap<SessionId, SessionEntry>,
+    /// Users whose visible presence changed since the last tick.
+    dirty: HashSet<UserId>,
+    /// Users who went offline since the last tick, with how they looked.
+    departed: HashMap<UserId, PresenceView>,
+    /// The users of each live call room (as its room reports them).
+    call_rooms: HashMap<RoomName, Vec<UserId>>,
+}
+
+impl PresenceActor {
+    /// A presence actor pushing diffs every `tick`.
+    pub fn new(
+        pool: DbPool,
+        tick: Duration,
+        metrics: Arc<RealtimeMetrics>,
+        hub: Addr<Hub>,
+    ) -> Self {
+        PresenceActor {
+            pool,
+            tick: tick.max(Duration::from_millis(1)),
+            metrics,
+            hub,
+            users: HashMap::new(),
+            sessions: HashMap::new(),
+            dirty: HashSet::new(),
+            departed: HashMap::new(),
+            call_rooms: HashMap::new(),
+        }
+    }
+
+    /// Pushes the changes collected since the last tick to every session, serialized once.
+    fn flush(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let mut updates: Vec<PresenceView> = Vec::with_capacity(self.dirty.len());
+        for user_id in self.dirty.drain() {
+            if let Some(user) = self.users.get(&user_id) {
+                updates.push(user.view(user_id));
+            } else if let Some(view) = self.departed.remove(&user_id) {
+                updates.push(view);
+            }
+        }
+        self.departed.clear();
+        updates.sort_by_key(|v| v.user_id);
+        let frame = match updates.as_slice() {
+            [] => return,
+            [one] => ServerMsg::PresenceUpdate(one).encode(),
+            many => ServerMsg::PresenceBatch { updates: many }.encode(),
+        };
+        for entry in self.sessions.values() {
+            entry.handle.deliver.do_send(Deliver(frame.clone()));
+        }
+    }
+
+    /// The `presence.snapshot` frame: everyone who is not offline.
+    fn snapshot(&self) -> ByteString {
+        let mut users: Vec<SnapshotUser<'_>> = self
+            .users
+            .iter()
+            .map(|(&id, u)| SnapshotUser {
+                id,
+                nickname: &u.nickname,
+                status: u.status(),
+                capabilities: u.capabilities,
+                themes: &u.themes,
+            })
+            .collect();
+        users.sort_by_key(|u| u.id);
+        ServerMsg::PresenceSnapshot { users }.encode()
+    }
+
+    fn set_in_call(&mut self, user_id: UserId, delta: i32) {
+        if let Some(user) = self.users.get_mut(&user_id) {
+            let before = user.status();
+            user.in_calls = user.in_calls.saturating_add_signed(delta);
+            if user.status() != before {
+                self.dirty.insert(user_id);
+            }
+        }
+    }
+
+    fn remove_session(&mut self, session_id: &SessionId) {
+        let Some(entry) = self.sessions.remove(session_id) else {
+            return;
+        };
+        self.metrics.connections_open(self.sessions.len());
+        let user_id = entry.user_id;
+        let Some(user) = self.users.get_mut(&user_id) else {
+            return;
+        };
+        user.sessions.retain(|s| s != session_id);
+        if user.sessions.is_empty() {
+            if let Some(user) = self.users.remove(&user_id) {
+                let mut view = user.view(user_id);
+                view.status = Status::Offline;
+                self.departed.insert(user_id, view);
+                self.dirty.insert(user_id);
+            }
+            self.hub.do_send(UserOffline { user_id });
+            touch_last_seen(&self.pool, user_id);
+        }
+    }
+}
+
+/// Stores `last_seen_at` on the blocking pool, never on the actor's thread.
+fn touch_last_seen(pool: &DbPool, user_id: UserId) {
+    let pool = pool.clone();
+    actix::spawn(async move {
+        let done = db::run(&pool, move |conn| {
+            Ok(db::users::touch_last_seen(conn, user_id.0)?)
+        })
+        .await;
+        if let Err(e) = done {
+            log::warn!("cannot store last_seen_at of user {}: {e}", user_id.0);
+        }
+    });
+}
+
+impl Actor for PresenceActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.tick, |act, _| act.flush());
+    }
+}
+
+/// A new session: registers it and answers with its `presence.snapshot` frame.
+#[derive(Message)]
+#[rtype(result = "ByteString")]
+pub struct Connect {
+    pub handle: SessionHandle,
+    pub user_id: UserId,
+    pub auth_session_id: i64,
+    pub nickname: SharedStr,
+    pub capabilities: Capabilities,
+    pub themes: Arc<[String]>,
+}
+
+impl Handler<Connect> for PresenceActor {
+    type Result = MessageResult<Connect>;
+
+    fn handle(&mut self, msg: Connect, _: &mut Self::Context) -> Self::Result {
+        let session_id = msg.handle.id.clone();
+        let user = self.users.entry(msg.user_id).or_insert_with(|| OnlineUser {
+            nickname: msg.nickname.clone(),
+            capabilities: msg.capabilities,
+            themes: Arc::clone(&msg.themes),
+            chosen: ChosenStatus::Online,
+            in_calls: 0,
+            sessions: Vec::new(),
+        });
+        if user.sessions.is_empty() {
+            self.dirty.insert(msg.user_id);
+            self.departed.remove(&msg.user_id);
+            touch_last_seen(&self.pool, msg.user_id);
+        }
+        user.sessions.push(session_id.clone());
+        self.sessions.insert(
+            session_id,
+            SessionEntry {
+                user_id: msg.user_id,
+                auth_session_id: msg.auth_session_id,
+                handle: msg.handle,
+            },
+        );
+        self.metrics.connections_open(self.sessions.len());
+        MessageResult(self.snapshot())
+    }
+}
+
+/// A session ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub session_id: SessionId,
+}
+
+impl Handler<Disconnect> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
+        self.remove_session(&msg.session_id);
+    }
+}
+
+/// A user chose a status (`presence.set`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetStatus {
+    pub user_id: UserId,
+    pub status: ChosenStatus,
+}
+
+impl Handler<SetStatus> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetStatus, _: &mut Self::Context) {
+        if let Some(user) = self.users.get_mut(&msg.user_id) {
+            let before = user.status();
+            user.chosen = msg.status;
+            if user.status() != before {
+                self.dirty.insert(msg.user_id);
+            }
+        }
+    }
+}
+
+/// A user's nickname, capabilities or themes changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProfileChanged {
+    pub user_id: UserId,
+    pub nickname: SharedStr,
+    pub capabilities: Capabilities,
+    pub themes: Arc<[String]>,
+}
+
+impl Handler<ProfileChanged> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProfileChanged, _: &mut Self::Context) {
+        if let Some(user) = self.users.get_mut(&msg.user_id) {
+            user.nickname = msg.nickname;
+            user.capabilities = msg.capabilities;
+            user.themes = msg.themes;
+            self.dirty.insert(msg.user_id);
+        }
+    }
+}
+
+/// Some of a user's login sessions were revoked: close the connections they opened (4001).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RevokeSessions {
+    pub user_id: UserId,
+    pub which: Revoked,
+}
+
+impl Handler<RevokeSessions> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RevokeSessions, _: &mut Self::Context) {
+        let Some(user) = self.users.get(&msg.user_id) else {
+            return;
+        };
+        for session_id in &user.sessions {
+            let Some(entry) = self.sessions.get(session_id) else {
+                continue;
+            };
+            let hit = match msg.which {
+                Revoked::One(id) => entry.auth_session_id == id,
+                Revoked::AllBut(id) => entry.auth_session_id != id,
+                Revoked::All => true,
+            };
+            if hit {
+                entry.handle.close.do_send(CloseSession {
+                    code: CloseCode::Other(4001),
+                    reason: "session revoked",
+                });
+            }
+        }
+    }
+}
+
+/// Closes every connection (server shutdown: 1001); answers how many there were.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseAll {
+    pub code: CloseCode,
+    pub reason: &'static str,
+}
+
+impl Handler<CloseAll> for PresenceActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CloseAll, _: &mut Self::Context) -> usize {
+        for entry in self.sessions.values() {
+            entry.handle.close.do_send(CloseSession {
+                code: msg.code,
+                reason: msg.reason,
+            });
+        }
+        self.sessions.len()
+    }
+}
+
+/// How many connections are open (all, or one user's).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountSessions {
+    pub user_id: Option<UserId>,
+}
+
+impl Handler<CountSessions> for PresenceActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CountSessions, _: &mut Self::Context) -> usize {
+        match msg.user_id {
+            Some(id) => self.users.get(&id).map_or(0, |u| u.sessions.len()),
+            None => self.sessions.len(),
+        }
+    }
+}
+
+/// Delivers a frame to every session of a user (but `except`); answers how many got it.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct SendToUser {
+    pub user_id: UserId,
+    pub frame: ByteString,
+    pub except: Option<SessionId>,
+}
+
+impl Handler<SendToUser> for PresenceActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: SendToUser, _: &mut Self::Context) -> usize {
+        let Some(user) = self.users.get(&msg.user_id) else {
+            return 0;
+        };
+        let mut sent = 0;
+        for session_id in &user.sessions {
+            if msg.except.as_ref() == Some(session_id) {
+                continue;
+            }
+            if let Some(entry) = self.sessions.get(session_id) {
+                entry.handle.deliver.do_send(Deliver(msg.frame.clone()));
+                sent += 1;
+            }
+        }
+        sent
+    }
+}
+
+/// What a caller needs to know about a callee who is online.
+#[derive(Debug, Clone)]
+pub struct OnlineInfo {
+    pub nickname: SharedStr,
+    pub status: Status,
+    pub capabilities: Capabilities,
+}
+
+/// Looks up an online user.
+#[derive(Message)]
+#[rtype(result = "Option<OnlineInfo>")]
+pub struct Lookup {
+    pub user_id: UserId,
+}
+
+impl Handler<Lookup> for PresenceActor {
+    type Result = Option<OnlineInfo>;
+
+    fn handle(&mut self, msg: Lookup, _: &mut Self::Context) -> Option<OnlineInfo> {
+        self.users.get(&msg.user_id).map(|u| OnlineInfo {
+            nickname: u.nickname.clone(),
+            status: u.status(),
+            capabilities: u.capabilities,
+        })
+    }
+}
+
+/// Every online user's status (for the HTTP directory and admin stats).
+#[derive(Message)]
+#[rtype(result = "HashMap<i64, Status>")]
+pub struct Statuses;
+
+impl Handler<Statuses> for PresenceActor {
+    type Result = MessageResult<Statuses>;
+
+    fn handle(&mut self, _: Statuses, _: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.users
+                .iter()
+                .map(|(id, u)| (id.0, u.status()))
+                .collect(),
+        )
+    }
+}
+
+/// A call room's distinct users changed; users sharing one with someone else are `in_call`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallRoomUsers {
+    pub room: RoomName,
+    pub users: Vec<UserId>,
+}
+
+impl Handler<CallRoomUsers> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallRoomUsers, _: &mut Self::Context) {
+        let in_call = |users: &[UserId]| -> Vec<UserId> {
+            if users.len() >= 2 {
+                users.to_vec()
+            } else {
+                Vec::new()
+            }
+        };
+        let before = self
+            .call_rooms
+            .get(&msg.room)
+            .map(|u| in_call(u))
+            .unwrap_or_default();
+        let after = in_call(&msg.users);
+        for user in before.iter().filter(|u| !after.contains(u)) {
+            self.set_in_call(*user, -1);
+        }
+        for user in after.iter().filter(|u| !before.contains(u)) {
+            self.set_in_call(*user, 1);
+        }
+        if msg.users.is_empty() {
+            self.call_rooms.remove(&msg.room);
+        } else {
+            self.call_rooms.insert(msg.room, msg.users);
+        }
+    }
+}

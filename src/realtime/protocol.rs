@@ -1,0 +1,870 @@
+//! The WebSocket wire protocol v1 (`docs/protocol.md`): one enum per direction.
+//!
+//! Client frames are parsed once, at the session boundary, into [`ClientFrame`]; every actor
+//! behind the session only ever sees typed values. Server frames are [`ServerMsg`] values,
+//! serialized once into a [`ByteString`] that is shared by every recipient of a fan-out.
+//!
+//! Parsing is two quick passes over the text instead of serde's internally tagged enums:
+//! the first reads only `type` and `id`, the second reads the variant's own fields straight
+//! from the text. That keeps `signal.data` an opaque borrowed [`RawValue`] (SDP is relayed
+//! byte for byte, never rebuilt as a JSON tree) and avoids serde's intermediate buffering.
+
+use std::{fmt, sync::Arc};
+
+use bytestring::ByteString;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::{db::models::Capabilities, error::ErrorCode};
+
+/// Most characters in a chat message's text.
+pub const MAX_TEXT_CHARS: usize = 4000;
+/// Most characters in a client-chosen message id.
+pub const MAX_CLIENT_MSG_ID_CHARS: usize = 128;
+/// Most characters in a room name.
+pub const MAX_ROOM_CHARS: usize = 64;
+
+/// An immutable string shared without copying (names that are sent in many frames).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> Self {
+        SharedStr(Arc::from(s))
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> Self {
+        SharedStr(Arc::from(s))
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for SharedStr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A registered user's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub i64);
+
+/// One WebSocket connection's id (`s-…`); it is also that connection's `peer_id` in rooms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SessionId(pub SharedStr);
+
+impl SessionId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        SessionId(SharedStr::from(format!("s-{:016x}", rand::random::<u64>())))
+    }
+}
+
+/// A call's id (`c-…`), also its `call_key` in the call log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CallId(pub SharedStr);
+
+impl CallId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        CallId(SharedStr::from(format!(
+            "c-{:016x}{:08x}",
+            rand::random::<u64>(),
+            rand::random::<u32>()
+        )))
+    }
+}
+
+/// What kind of room a name denotes, which decides who may enter it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomRef {
+    /// A public channel: anyone may join.
+    Public,
+    /// The direct room of two users (low id first).
+    Direct(UserId, UserId),
+    /// A call's room: its invited members only.
+    Call,
+}
+
+/// A validated room name (`canal1`, `dm:3:7`, `call:c-…`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RoomName(pub SharedStr);
+
+impl std::borrow::Borrow<str> for RoomName {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl RoomName {
+    /// Checks a name against the three shapes a room name may take.
+    pub fn parse(name: &str) -> Result<(RoomName, RoomRef), String> {
+        let bad = || {
+            format!(
+                "invalid room '{}': use 1-{MAX_ROOM_CHARS} letters, digits, '-', '_' or '.', \
+                 'dm:<a>:<b>' or 'call:<call_id>'",
+                name.chars().take(MAX_ROOM_CHARS).collect::<String>()
+            )
+        };
+        if name.is_empty() || name.len() > MAX_ROOM_CHARS {
+            return Err(bad());
+        }
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        let kind = if let Some(rest) = name.strip_prefix("dm:") {
+            let (a, b) = rest.split_once(':').ok_or_else(bad)?;
+            let (a, b): (i64, i64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+            // One canonical name per pair, so a pair never has two direct rooms.
+            if a >= b || format!("dm:{a}:{b}") != name {
+                return Err(bad());
+            }
+            RoomRef::Direct(UserId(a), UserId(b))
+        } else if let Some(rest) = name.strip_prefix("call:") {
+            if !plain(rest) {
+                return Err(bad());
+            }
+            RoomRef::Call
+        } else if plain(name) {
+            RoomRef::Public
+        } else {
+            return Err(bad());
+        };
+        Ok((RoomName(SharedStr::from(name)), kind))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+/// The `id` a client may put on any frame; echoed on the direct reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FrameId {
+    Num(i64),
+    Str(String),
+}
+
+/// Statuses a user may choose; `in_call` and `offline` are set by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChosenStatus {
+    Online,
+    Busy,
+    Away,
+}
+
+/// A user's status as everyone sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Online,
+    Busy,
+    Away,
+    InCall,
+    Offline,
+}
+
+impl From<ChosenStatus> for Status {
+    fn from(s: ChosenStatus) -> Self {
+        match s {
+            ChosenStatus::Online => Status::Online,
+            ChosenStatus::Busy => Status::Busy,
+            ChosenStatus::Away => Status::Away,
+        }
+    }
+}
+
+impl Status {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Online => "online",
+            Status::Busy => "busy",
+            Status::Away => "away",
+            Status::InCall => "in_call",
+            Status::Offline => "offline",
+        }
+    }
+}
+
+/// What a call is for; each needs the matching capability on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Media {
+    Video,
+    Audio,
+    Chat,
+}
+
+impl Media {
+    /// The value stored in `calls.media`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Media::Video => "video",
+            Media::Audio => "audio",
+            Media::Chat => "chat",
+        }
+    }
+
+    /// Reads a stored value (unknown: chat, the least demanding).
+    pub fn parse(s: &str) -> Media {
+        match s {
+            "video" => Media::Video,
+            "audio" => Media::Audio,
+            _ => Media::Chat,
+        }
+    }
+
+    /// Whether someone with `caps` can take part in a call of this media.
+    pub fn allowed_by(self, caps: Capabilities) -> bool {
+        match self {
+            Media::Video => caps.video,
+            Media::Audio => caps.audio,
+            Media::Chat => caps.text,
+        }
+    }
+}
+
+/// The kind of a WebRTC signaling payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    Offer,
+    Answer,
+    Candidate,
+}
+
+/// A frame from a client: its optional `id` and what it asks for.
+#[derive(Debug)]
+pub struct ClientFrame {
+    pub id: Option<FrameId>,
+    pub msg: ClientMsg,
+}
+
+/// Everything a client may send (`type` on the wire in brackets).
+#[derive(Debug)]
+pub enum ClientMsg {
+    /// `ping`
+    Ping,
+    /// `presence.set`
+    PresenceSet { status: ChosenStatus },
+    /// `call.invite`
+    CallInvite {
+        to: UserId,
+        media: Media,
+        room: Option<(RoomName, RoomRef)>,
+    },
+    /// `call.accept`
+    CallAccept { call_id: String },
+    /// `call.decline`
+    CallDecline { call_id: String },
+    /// `call.cancel`
+    CallCancel { call_id: String },
+    /// `call.hangup`
+    CallHangup { call_id: String },
+    /// `room.join`
+    RoomJoin {
+        room: RoomName,
+        kind: RoomRef,
+        since: Option<i64>,
+    },
+    /// `room.leave`
+    RoomLeave { room: RoomName },
+    /// `signal`
+    Signal {
+        room: String,
+        to: String,
+        kind: SignalKind,
+        data: Box<RawValue>,
+    },
+    /// `chat.send`
+    ChatSend {
+        room: RoomName,
+        client_msg_id: String,
+        text: String,
+    },
+    /// `chat.typing`
+    ChatTyping { room: RoomName },
+    /// `chat.history`
+    ChatHistory {
+        room: RoomName,
+        kind: RoomRef,
+        before: Option<i64>,
+        limit: Option<i64>,
+    },
+}
+
+impl ClientMsg {
+    /// The wire `type`, for metrics and logs.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMsg::Ping => "ping",
+            ClientMsg::PresenceSet { .. } => "presence.set",
+            ClientMsg::CallInvite { .. } => "call.invite",
+            ClientMsg::CallAccept { .. } => "call.accept",
+            ClientMsg::CallDecline { .. } => "call.decline",
+            ClientMsg::CallCancel { .. } => "call.cancel",
+            ClientMsg::CallHangup { .. } => "call.hangup",
+            ClientMsg::RoomJoin { .. } => "room.join",
+            ClientMsg::RoomLeave { .. } => "room.leave",
+            ClientMsg::Signal { .. } => "signal",
+            ClientMsg::ChatSend { .. } => "chat.send",
+            ClientMsg::ChatTyping { .. } => "chat.typing",
+            ClientMsg::ChatHistory { .. } => "chat.history",
+        }
+    }
+}
+
+/// Every client `type`, in a fixed order (metrics index frames by it).
+pub const CLIENT_TYPES: [&str; 13] = [
+    "ping",
+    "presence.set",
+    "call.invite",
+    "call.accept",
+    "call.decline",
+    "call.cancel",
+    "call.hangup",
+    "room.join",
+    "room.leave",
+    "signal",
+    "chat.send",
+    "chat.typing",
+    "chat.history",
+];
+
+/// Every server `type`, in a fixed order (metrics index frames by it).
+pub const SERVER_TYPES: [&str; 23] = [
+    "welcome",
+    "presence.snapshot",
+    "presence.update",
+    "presence.batch",
+    "calls.missed",
+    "call.ringing",
+    "call.incoming",
+    "call.accepted",
+    "call.answered_elsewhere",
+    "call.declined",
+    "call.cancelled",
+    "call.missed",
+    "call.ended",
+    "room.joined",
+    "room.peer_joined",
+    "room.peer_left",
+    "signal",
+    "chat.message",
+    "chat.typing",
+    "chat.history",
+    "ack",
+    "pong",
+    "error",
+];
+
+/// Why a frame could not be understood; the connection stays open.
+#[derive(Debug)]
+pub struct BadFrame {
+    /// The frame's `id`, when at least that much could be read.
+    pub id: Option<FrameId>,
+    pub message: String,
+}
+
+/// First pass: only the envelope.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    id: Option<FrameId>,
+}
+
+#[derive(Deserialize)]
+struct PresenceSetIn {
+    status: ChosenStatus,
+}
+
+#[derive(Deserialize)]
+struct CallInviteIn {
+    to: i64,
+    media: Media,
+    #[serde(default)]
+    room: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CallIdIn {
+    call_id: String,
+}
+
+#[derive(Deserialize)]
+struct RoomJoinIn {
+    room: String,
+    #[serde(default)]
+    since: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RoomIn {
+    room: String,
+}
+
+#[derive(Deserialize)]
+struct SignalIn {
+    room: String,
+    to: String,
+    kind: SignalKind,
+    data: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ChatSendIn {
+    room: String,
+    client_msg_id: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct ChatHistoryIn {
+    room: String,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// Parses one text frame into a typed [`ClientFrame`].
+pub fn parse(text: &str) -> Result<ClientFrame, BadFrame> {
+    let head: Head<'_> = serde_json::from_str(text).map_err(|e| BadFrame {
+        id: None,
+        message: format!("not a JSON object with a 'type': {e}"),
+    })?;
+    let id = head.id;
+    let Some(kind) = head.kind else {
+        return Err(BadFrame {
+            id,
+            message: "missing 'type'".to_owned(),
+        });
+    };
+    match parse_body(&kind, text) {
+        Ok(msg) => Ok(ClientFrame { id, msg }),
+        Err(message) => Err(BadFrame { id, message }),
+    }
+}
+
+fn fields<'a, T: Deserialize<'a>>(kind: &str, text: &'a str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("invalid '{kind}' frame: {e}"))
+}
+
+fn room(name: &str) -> Result<(RoomName, RoomRef), String> {
+    RoomName::parse(name)
+}
+
+fn parse_body(kind: &str, text: &str) -> Result<ClientMsg, String> {
+    Ok(match kind {
+        "ping" => ClientMsg::Ping,
+        "presence.set" => {
+            let f: PresenceSetIn = fields(kind, text)?;
+            ClientMsg::PresenceSet { status: f.status }
+        }
+        "call.invite" => {
+            let f: CallInviteIn = fields(kind, text)?;
+            let room = f.room.as_deref().map(room).transpose()?;
+            ClientMsg::CallInvite {
+                to: UserId(f.to),
+                media: f.media,
+                room,
+            }
+        }
+        "call.accept" | "call.decline" | "call.cancel" | "call.hangup" => {
+            let CallIdIn { call_id } = fields(kind, text)?;
+            match kind {
+                "call.accept" => ClientMsg::CallAccept { call_id },
+                "call.decline" => ClientMsg::CallDecline { call_id },
+                "call.cancel" => ClientMsg::CallCancel { call_id },
+                _ => ClientMsg::CallHangup { call_id },
+            }
+        }
+        "room.join" => {
+            let f: RoomJoinIn = fields(kind, text)?;
+            let (room, kind) = room(&f.room)?;
+            ClientMsg::RoomJoin {
+                room,
+                kind,
+                since: f.since,
+            }
+        }
+        "room.leave" => {
+            let f: RoomIn = fields(kind, text)?;
+            ClientMsg::RoomLeave {
+                room: room(&f.room)?.0,
+            }
+        }
+        "signal" => {
+            let f: SignalIn = fields(kind, text)?;
+            ClientMsg::Signal {
+                room: f.room,
+                to: f.to,
+                kind: f.kind,
+                data: f.data,
+            }
+        }
+        "chat.send" => {
+            let f: ChatSendIn = fields(kind, text)?;
+            let chars = f.text.chars().count();
+            if chars == 0 || chars > MAX_TEXT_CHARS || f.text.trim().is_empty() {
+                return Err(format!("'text' must be 1-{MAX_TEXT_CHARS} characters"));
+            }
+            let id_chars = f.client_msg_id.chars().count();
+            if id_chars == 0 || id_chars > MAX_CLIENT_MSG_ID_CHARS {
+                return Err(format!(
+                    "'client_msg_id' must be 1-{MAX_CLIENT_MSG_ID_CHARS} characters"
+                ));
+            }
+            ClientMsg::ChatSend {
+                room: room(&f.room)?.0,
+                client_msg_id: f.client_msg_id,
+                text: f.text,
+            }
+        }
+        "chat.typing" => {
+            let f: RoomIn = fields(kind, text)?;
+            ClientMsg::ChatTyping {
+                room: room(&f.room)?.0,
+            }
+        }
+        "chat.history" => {
+            let f: ChatHistoryIn = fields(kind, text)?;
+            let (room, kind) = room(&f.room)?;
+            ClientMsg::ChatHistory {
+                room,
+                kind,
+                before: f.before,
+                limit: f.limit,
+            }
+        }
+        other => {
+            return Err(format!(
+                "unknown type '{}'",
+                other.chars().take(64).collect::<String>()
+            ))
+        }
+    })
+}
+
+/// A user as frames name them.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRef {
+    pub id: UserId,
+    pub nickname: SharedStr,
+}
+
+/// A member session of a room.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    pub peer_id: SessionId,
+    pub user: UserRef,
+    /// The receiver's role towards this peer in perfect negotiation.
+    pub polite: bool,
+}
+
+/// The user in `welcome`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WelcomeUser {
+    pub id: UserId,
+    pub nickname: SharedStr,
+    pub capabilities: Capabilities,
+    pub themes: Vec<String>,
+    pub role: crate::db::models::Role,
+}
+
+/// The limits in `welcome`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+    pub room_member_cap: usize,
+    pub ring_timeout_ms: u64,
+}
+
+/// One user's presence, as in `presence.snapshot`, `presence.update` and `presence.batch`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PresenceView {
+    pub user_id: UserId,
+    pub status: Status,
+    pub nickname: SharedStr,
+    pub capabilities: Capabilities,
+    #[serde(serialize_with = "shared_list")]
+    pub themes: Arc<[String]>,
+}
+
+fn shared_list<S: Serializer>(list: &Arc<[String]>, s: S) -> Result<S::Ok, S::Error> {
+    list[..].serialize(s)
+}
+
+/// One user in `presence.snapshot`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotUser<'a> {
+    pub id: UserId,
+    pub nickname: &'a SharedStr,
+    pub status: Status,
+    pub capabilities: Capabilities,
+    pub themes: &'a [String],
+}
+
+/// A stored chat message as frames carry it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatView {
+    pub room: RoomName,
+    pub msg_id: i64,
+    pub client_msg_id: String,
+    pub from: UserRef,
+    pub text: String,
+    pub created_at: i64,
+}
+
+/// A missed call in `calls.missed`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissedView {
+    pub call_id: String,
+    pub from: UserRef,
+    pub media: Media,
+    pub at: i64,
+}
+
+/// Everything the server sends (`type` on the wire in the rename).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type")]
+pub enum ServerMsg<'a> {
+    #[serde(rename = "welcome")]
+    Welcome {
+        session_id: &'a SessionId,
+        user: &'a WelcomeUser,
+        heartbeat_ms: u64,
+        limits: &'a Limits,
+    },
+    #[serde(rename = "presence.snapshot")]
+    PresenceSnapshot { users: Vec<SnapshotUser<'a>> },
+    #[serde(rename = "presence.update")]
+    PresenceUpdate(&'a PresenceView),
+    #[serde(rename = "presence.batch")]
+    PresenceBatch { updates: &'a [PresenceView] },
+    #[serde(rename = "calls.missed")]
+    CallsMissed { calls: &'a [MissedView] },
+    #[serde(rename = "call.ringing")]
+    CallRinging {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a FrameId>,
+        call_id: &'a CallId,
+        to: &'a UserRef,
+        media: Media,
+        room: &'a RoomName,
+    },
+    #[serde(rename = "call.incoming")]
+    CallIncoming {
+        call_id: &'a CallId,
+        from: &'a UserRef,
+        media: Media,
+        room: &'a RoomName,
+    },
+    #[serde(rename = "call.accepted")]
+    CallAccepted {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a FrameId>,
+        call_id: &'a CallId,
+        room: &'a RoomName,
+        media: Media,
+    },
+    #[serde(rename = "call.answered_elsewhere")]
+    CallAnsweredElsewhere { call_id: &'a CallId },
+    #[serde(rename = "call.declined")]
+    CallDeclined { call_id: &'a CallId },
+    #[serde(rename = "call.cancelled")]
+    CallCancelled { call_id: &'a CallId },
+    #[serde(rename = "call.missed")]
+    CallMissed { call_id: &'a CallId },
+    #[serde(rename = "call.ended")]
+    CallEnded {
+        call_id: &'a CallId,
+        by: &'a UserRef,
+    },
+    #[serde(rename = "room.joined")]
+    RoomJoined {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a FrameId>,
+        room: &'a RoomName,
+        kind: &'static str,
+        peers: &'a [PeerView],
+        messages: &'a [ChatView],
+    },
+    #[serde(rename = "room.peer_joined")]
+    RoomPeerJoined {
+        room: &'a RoomName,
+        peer: &'a PeerView,
+    },
+    #[serde(rename = "room.peer_left")]
+    RoomPeerLeft {
+        room: &'a RoomName,
+        peer_id: &'a SessionId,
+    },
+    #[serde(rename = "signal")]
+    Signal {
+        room: &'a RoomName,
+        from: &'a SessionId,
+        kind: SignalKind,
+        data: &'a RawValue,
+    },
+    #[serde(rename = "chat.message")]
+    ChatMessage(&'a ChatView),
+    #[serde(rename = "chat.typing")]
+    ChatTyping {
+        room: &'a RoomName,
+        from: &'a UserRef,
+    },
+    #[serde(rename = "chat.history")]
+    ChatHistory {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a FrameId>,
+        room: &'a RoomName,
+        messages: &'a [ChatView],
+        has_more: bool,
+    },
+    #[serde(rename = "ack")]
+    Ack {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a FrameId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        msg_id: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        created_at: Option<i64>,
+    },
+    #[serde(rename = "pong")]
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a FrameId>,
+    },
+    #[serde(rename = "error")]
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a FrameId>,
+        code: ErrorCode,
+        message: &'a str,
+    },
+}
+
+impl ServerMsg<'_> {
+    /// Serializes the frame once; the result is shared by every recipient.
+    pub fn encode(&self) -> ByteString {
+        match serde_json::to_string(self) {
+            Ok(text) => ByteString::from(text),
+            // Every field is a plain string, number, list or pre-validated raw JSON, so this
+            // cannot happen; answer with a valid frame rather than panic if it ever does.
+            Err(e) => {
+                log::error!("cannot serialize a server frame: {e}");
+                ByteString::from_static(
+                    r#"{"type":"error","code":"internal","message":"internal server error"}"#,
+                )
+            }
+        }
+    }
+}
+
+/// Builds an `error` frame.
+pub fn error_frame(id: Option<&FrameId>, code: ErrorCode, message: &str) -> ByteString {
+    ServerMsg::Error { id, code, message }.encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_keeps_its_data_byte_for_byte() {
+        let text = r#"{"type":"signal","id":5,"room":"call:c-1","to":"s-2","kind":"offer","data":{"sdp":"v=0\r\n","x":[1, 2]}}"#;
+        let frame = parse(text).expect("parses");
+        assert_eq!(frame.id, Some(FrameId::Num(5)));
+        let ClientMsg::Signal { data, kind, .. } = frame.msg else {
+            panic!("not a signal")
+        };
+        assert_eq!(kind, SignalKind::Offer);
+        assert_eq!(data.get(), r#"{"sdp":"v=0\r\n","x":[1, 2]}"#);
+        let room = RoomName::parse("call:c-1").unwrap().0;
+        let from = SessionId(SharedStr::from("s-1"));
+        let out = ServerMsg::Signal {
+            room: &room,
+            from: &from,
+            kind,
+            data: &data,
+        }
+        .encode();
+        assert_eq!(
+            &*out,
+            r#"{"type":"signal","room":"call:c-1","from":"s-1","kind":"offer","data":{"sdp":"v=0\r\n","x":[1, 2]}}"#
+        );
+    }
+
+    #[test]
+    fn unknown_types_and_bad_fields_keep_the_id() {
+        let err = parse(r#"{"type":"nope","id":"a"}"#).unwrap_err();
+        assert_eq!(err.id, Some(FrameId::Str("a".into())));
+        let err = parse(r#"{"type":"chat.send","id":1,"room":"x"}"#).unwrap_err();
+        assert!(err.message.contains("client_msg_id"), "{}", err.message);
+        assert!(parse("[1,2]").is_err());
+        assert!(parse("{}").is_err());
+    }
+
+    #[test]
+    fn room_names_take_only_three_shapes() {
+        assert_eq!(RoomName::parse("canal1").unwrap().1, RoomRef::Public);
+        assert_eq!(
+            RoomName::parse("dm:3:7").unwrap().1,
+            RoomRef::Direct(UserId(3), UserId(7))
+        );
+        assert!(RoomName::parse("dm:7:3").is_err());
+        assert!(RoomName::parse("dm:03:7").is_err());
+        assert_eq!(RoomName::parse("call:c-12ab").unwrap().1, RoomRef::Call);
+        assert!(RoomName::parse("a b").is_err());
+        assert!(RoomName::parse("").is_err());
+        assert!(RoomName::parse(&"x".repeat(65)).is_err());
+    }
+}
