@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod calls;
 pub mod ice;
+pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
 pub mod rooms;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(rooms::configure)
                 .configure(calls::configure)
                 .configure(ice::configure)
+                .configure(openapi::configure)
                 .default_service(web::to(not_found)),
         );
 }

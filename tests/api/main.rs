@@ -9,6 +9,7 @@ mod tls;
 #[allow(dead_code)]
 mod helpers;
 mod metrics;
+mod openapi;
 mod themes;
 mod ws_chat;
 // Shared by the WebSocket tests; not each of them uses every helper.
