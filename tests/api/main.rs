@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod cli;
 mod directory;
 mod errors;
 mod tls;
@@ -9,7 +10,9 @@ mod tls;
 #[allow(dead_code)]
 mod helpers;
 mod metrics;
+mod migrations;
 mod openapi;
+mod sessions;
 mod themes;
 mod ws_chat;
 // Shared by the WebSocket tests; not each of them uses every helper.
