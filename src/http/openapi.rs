@@ -12,7 +12,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use crate::http::{admin, auth, ops, themes, users};
+use crate::http::{admin, auth, calls, ice, ops, rooms, themes, users};
 
 /// Mounts `/api/openapi.json`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -36,6 +36,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         auth::update_me,
         users::list_users,
         themes::list_themes,
+        rooms::messages,
+        calls::call_log,
+        ice::ice_servers,
         admin::list_users,
         admin::user_detail,
         admin::ban_user,
@@ -58,6 +61,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     tags(
         (name = "accounts", description = "Register, log in and out, your own profile"),
         (name = "directory", description = "Who is here and what they talk about"),
+        (name = "realtime", description = "Chat history, the call log and ICE servers; the live part is /ws"),
         (name = "admin", description = "Role admin only: 401 without a credential, 403 otherwise"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     )

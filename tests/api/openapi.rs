@@ -158,11 +158,12 @@ async fn every_documented_operation_is_actually_mounted() {
     let app = spawn_app().await;
     let doc = app.get("/api/openapi.json", None).await.body;
     for (method, path) in document_operations(&doc) {
-        let concrete = path.replace("{id}", "1");
-        assert!(
-            !concrete.contains('{'),
-            "unexpected path parameter in {path}"
-        );
+        // Every path parameter becomes "1".
+        let concrete = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
         let body = matches!(method.as_str(), "post" | "put" | "patch").then(|| json!({}));
         let res = app
             .request(&method.to_uppercase(), &concrete, None, body)
