@@ -153,7 +153,7 @@ pub async fn load_page(
 }
 
 /// The lobby directory: users with their themes and capabilities, by nickname, filterable
-/// and paginated. Banned users are left out (admins see them in `/api/admin/users`).
+/// and paginated. Banned users are left out, except for admins.
 #[utoipa::path(
     get,
     path = "/api/users",
@@ -168,11 +168,12 @@ pub async fn load_page(
 #[get("/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
-    _who: Authenticated,
+    who: Authenticated,
     query: web::Query<DirectoryQuery>,
 ) -> ApiResult<web::Json<UserPage>> {
     let filter = DirectoryFilter {
-        banned: Some(false),
+        // Admins see banned users too (flagged `banned`), so they can find and unban them.
+        banned: (!who.user.is_admin()).then_some(false),
         ..DirectoryFilter::default()
     };
     let page = load_page(&state, query.into_inner(), filter).await?;

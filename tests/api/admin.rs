@@ -127,8 +127,12 @@ async fn an_admin_lists_every_user_including_banned_ones_and_can_filter_by_ban()
     assert_eq!(banned.body["users"][0]["nickname"], "troll");
     assert_eq!(banned.body["users"][0]["banned"], true);
 
-    // The ordinary directory, even for an admin, leaves banned users out.
+    // The directory leaves banned users out, except for admins.
     let directory = app.get("/api/users", Some(&admin.token)).await;
+    assert_eq!(directory.body["total"], 3);
+    let ana = app.login("ana", PASSWORD).await;
+    let ana_token = ana.body["token"].as_str().unwrap();
+    let directory = app.get("/api/users", Some(ana_token)).await;
     assert_eq!(directory.body["total"], 2);
 }
 
