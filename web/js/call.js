@@ -1,0 +1,304 @@
+// One call's media: local capture, one RTCPeerConnection per remote peer (a mesh, so a
+// third person simply adds two more connections), perfect negotiation with the roles the
+// server hands out, trickle ICE, ICE restart on failure and a clean teardown.
+//
+// DOM-free: the call view listens to `onChange` and reads `peers`, `localStream`.
+
+/** How long a "disconnected" connection may stay so before we restart ICE, in ms. */
+const DISCONNECTED_GRACE_MS = 4000;
+
+/** How long the polite side waits for the other side's first offer before offering itself. */
+const FIRST_OFFER_WAIT_MS = 3000;
+
+/**
+ * Captures local media for a call of `media` ('video' or 'audio') within what the user's
+ * capabilities allow, degrading rather than failing: camera+mic, then mic only, then camera
+ * only, then nothing (receive only). Resolves with `{stream, missing}`.
+ */
+export async function captureMedia(media, caps) {
+  const wantVideo = media === 'video' && caps.includes('video');
+  const wantAudio = caps.includes('audio') || media === 'audio';
+  const md = globalThis.navigator?.mediaDevices;
+  const attempts = [];
+  if (wantVideo && wantAudio) attempts.push({ video: true, audio: true });
+  if (wantAudio) attempts.push({ audio: true });
+  if (wantVideo) attempts.push({ video: true });
+  for (const constraints of attempts) {
+    try {
+      if (!md?.getUserMedia) break;
+      const stream = await md.getUserMedia(constraints);
+      const missing = [];
+      if (wantVideo && !stream.getVideoTracks().length) missing.push('video');
+      if (wantAudio && !stream.getAudioTracks().length) missing.push('audio');
+      return { stream, missing };
+    } catch (err) {
+      console.warn('getUserMedia failed for', constraints, err?.name || err);
+    }
+  }
+  const missing = [];
+  if (wantVideo) missing.push('video');
+  if (wantAudio) missing.push('audio');
+  return { stream: new MediaStream(), missing };
+}
+
+/** One remote participant: their connection, negotiation state and incoming media. */
+class Peer {
+  constructor(session, info, polite) {
+    this.session = session;
+    this.peerId = info.peer_id;
+    this.user = info.user;
+    this.polite = polite;
+    this.stream = new MediaStream();
+    this.state = 'new';
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.gotOffer = false;
+    this.closed = false;
+    // Signals are handled one at a time, in arrival order.
+    this.queue = Promise.resolve();
+    this.disconnectTimer = null;
+    this.firstOfferTimer = null;
+
+    const pc = new RTCPeerConnection({ iceServers: session.iceServers });
+    this.pc = pc;
+    for (const track of session.localStream.getTracks()) pc.addTrack(track, session.localStream);
+    // Receive what we do not send, so an audio-only or camera-less participant still sees
+    // and hears the others. Only the offering (impolite) side adds these, so the answer does
+    // not grow extra m-lines.
+    if (!polite) {
+      if (session.media === 'video' && !session.localStream.getVideoTracks().length) {
+        pc.addTransceiver('video', { direction: 'recvonly' });
+      }
+      if (!session.localStream.getAudioTracks().length) {
+        pc.addTransceiver('audio', { direction: 'recvonly' });
+      }
+    }
+
+    pc.onnegotiationneeded = () => this.negotiate();
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate) this.send('candidate', candidate.toJSON());
+    };
+    pc.ontrack = ({ track }) => {
+      // One stream per peer, whatever stream ids the other side used.
+      for (const old of this.stream.getTracks()) {
+        if (old.kind === track.kind) this.stream.removeTrack(old);
+      }
+      this.stream.addTrack(track);
+      track.onunmute = () => session.changed();
+      track.onmute = () => session.changed();
+      track.onended = () => session.changed();
+      session.changed();
+    };
+    pc.onconnectionstatechange = () => this.onConnectionState();
+
+    if (polite) {
+      // The existing member offers first; offer ourselves only if it never comes.
+      this.firstOfferTimer = setTimeout(() => {
+        if (!this.gotOffer && !this.closed) {
+          this.gotOffer = true;
+          this.negotiate();
+        }
+      }, FIRST_OFFER_WAIT_MS);
+    }
+  }
+
+  send(kind, data) {
+    this.session.client.signal(this.session.room, this.peerId, kind, data);
+  }
+
+  async negotiate() {
+    // The newcomer waits for the first offer so the usual start has no glare at all.
+    if (this.closed || (this.polite && !this.gotOffer)) return;
+    if (this.pc.signalingState !== 'stable') return;
+    try {
+      this.makingOffer = true;
+      await this.pc.setLocalDescription();
+      this.send('offer', this.pc.localDescription.toJSON());
+    } catch (err) {
+      console.warn('offer failed', err);
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  onSignal(kind, data) {
+    this.queue = this.queue.then(() => this.handleSignal(kind, data)).catch((err) => {
+      console.warn('signal handling failed', kind, err);
+    });
+  }
+
+  async handleSignal(kind, data) {
+    if (this.closed) return;
+    const pc = this.pc;
+    if (kind === 'offer' || kind === 'answer') {
+      const description = { type: data.type || kind, sdp: data.sdp };
+      const collision =
+        description.type === 'offer' && (this.makingOffer || pc.signalingState !== 'stable');
+      this.ignoreOffer = !this.polite && collision;
+      if (this.ignoreOffer) return;
+      if (description.type === 'offer') {
+        this.gotOffer = true;
+        clearTimeout(this.firstOfferTimer);
+      }
+      // A polite peer's pending offer is rolled back implicitly here.
+      await pc.setRemoteDescription(description);
+      if (description.type === 'offer') {
+        await pc.setLocalDescription();
+        this.send('answer', pc.localDescription.toJSON());
+        // Tracks the offer had no place for (we send video, they did not offer it) need an
+        // offer of ours; the browser will not fire negotiationneeded again for them.
+        const unsent = pc.getTransceivers().some((t) => t.sender.track && !t.mid);
+        if (unsent) this.negotiate();
+      }
+    } else if (kind === 'candidate') {
+      try {
+        await pc.addIceCandidate(data);
+      } catch (err) {
+        if (!this.ignoreOffer) throw err;
+      }
+    }
+  }
+
+  onConnectionState() {
+    const state = this.pc.connectionState;
+    this.state = state;
+    clearTimeout(this.disconnectTimer);
+    if (state === 'failed') {
+      this.restartIce();
+    } else if (state === 'disconnected') {
+      this.disconnectTimer = setTimeout(() => {
+        if (this.pc.connectionState === 'disconnected') this.restartIce();
+      }, DISCONNECTED_GRACE_MS);
+    }
+    this.session.changed();
+  }
+
+  restartIce() {
+    if (this.closed) return;
+    // restartIce() makes the next offer carry new ICE credentials; negotiationneeded follows.
+    this.gotOffer = true;
+    this.pc.restartIce();
+  }
+
+  close() {
+    this.closed = true;
+    this.state = 'closed';
+    clearTimeout(this.disconnectTimer);
+    clearTimeout(this.firstOfferTimer);
+    this.pc.onnegotiationneeded = this.pc.onicecandidate = this.pc.ontrack = null;
+    this.pc.onconnectionstatechange = null;
+    this.pc.close();
+  }
+}
+
+/**
+ * A call in progress: joins the call room, meshes with every peer in it and keeps doing so
+ * as people join and leave. `onChange()` is called whenever something visible changed;
+ * `onEmpty()` when the last other participant left after someone had been there.
+ */
+export class CallSession {
+  constructor({ client, room, media, localStream, iceServers, onChange, onEmpty, onLost }) {
+    this.client = client;
+    this.room = room;
+    this.media = media;
+    this.localStream = localStream;
+    this.iceServers = iceServers || [];
+    this.onChange = onChange || (() => {});
+    this.onEmpty = onEmpty || (() => {});
+    this.onLost = onLost || (() => {});
+    /** peer_id → Peer */
+    this.peers = new Map();
+    this.connectedAt = null;
+    this.hadPeers = false;
+    this.ended = false;
+    this._off = [];
+  }
+
+  /** Joins the room and starts connecting to everyone already there. */
+  async start() {
+    const c = this.client;
+    this._off.push(
+      c.on('room.joined', (f) => {
+        if (f.room !== this.room) return;
+        // After a WebSocket reconnect the peers list is the truth: drop the ones gone.
+        const present = new Set(f.peers.map((p) => p.peer_id));
+        for (const [id, peer] of this.peers) {
+          if (!present.has(id)) this.removePeer(id);
+        }
+        for (const p of f.peers) this.addPeer(p, p.polite ?? true);
+      }),
+      c.on('room.peer_joined', (f) => {
+        if (f.room === this.room) this.addPeer(f.peer, f.peer.polite ?? false);
+      }),
+      c.on('room.peer_left', (f) => {
+        if (f.room === this.room) this.removePeer(f.peer_id);
+      }),
+      c.on('signal', (f) => {
+        if (f.room !== this.room) return;
+        let peer = this.peers.get(f.from);
+        // A signal from someone we have not heard join: they were there first, so we are
+        // the newcomer and the polite one.
+        if (!peer) peer = this.addPeer({ peer_id: f.from, user: { id: null, nickname: '' } }, true);
+        peer.onSignal(f.kind, f.data);
+      }),
+      c.on('room.lost', (f) => {
+        if (f.room === this.room) this.onLost(f.error);
+      }),
+    );
+    await c.joinRoom(this.room);
+  }
+
+  addPeer(info, polite) {
+    const existing = this.peers.get(info.peer_id);
+    if (existing) {
+      if (info.user?.nickname) existing.user = info.user;
+      return existing;
+    }
+    const peer = new Peer(this, info, polite);
+    this.peers.set(info.peer_id, peer);
+    this.hadPeers = true;
+    this.changed();
+    return peer;
+  }
+
+  removePeer(peerId) {
+    const peer = this.peers.get(peerId);
+    if (!peer) return;
+    peer.close();
+    this.peers.delete(peerId);
+    this.changed();
+    if (this.peers.size === 0 && this.hadPeers && !this.ended) this.onEmpty();
+  }
+
+  changed() {
+    if (!this.connectedAt && [...this.peers.values()].some((p) => p.state === 'connected')) {
+      this.connectedAt = Date.now();
+    }
+    this.onChange();
+  }
+
+  /** Mutes or unmutes the microphone; returns whether it is now muted. */
+  setMuted(muted) {
+    for (const track of this.localStream.getAudioTracks()) track.enabled = !muted;
+    return muted;
+  }
+
+  /** Turns the camera off or on (the track keeps flowing, black, so no renegotiation). */
+  setCameraOff(off) {
+    for (const track of this.localStream.getVideoTracks()) track.enabled = !off;
+    return off;
+  }
+
+  /** Leaves the room and releases everything: connections, camera, microphone. */
+  stop() {
+    if (this.ended) return;
+    this.ended = true;
+    this._off.forEach((off) => off());
+    for (const id of [...this.peers.keys()]) {
+      this.peers.get(id).close();
+      this.peers.delete(id);
+    }
+    for (const track of this.localStream.getTracks()) track.stop();
+    this.client.leaveRoom(this.room);
+  }
+}

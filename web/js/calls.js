@@ -1,0 +1,612 @@
+// Calls as the user sees them: the outgoing "calling…" screen, the incoming prompt with its
+// ring, the call itself (videos, mute, camera, timer, connection state, hang up) and
+// inviting a third person. The media plumbing is in call.js.
+
+import { captureMedia, CallSession } from './call.js';
+import { fetchIceServers } from './api.js';
+import { byId, h, replaceChildren } from './dom.js';
+import { icon } from './icons.js';
+import { t } from './i18n.js';
+import { startRinging, stopRinging } from './sound.js';
+
+/** How long an ended/declined/missed call screen stays before closing, in ms. */
+const END_SCREEN_MS = 2500;
+
+/** After a `conflict` on our invite, how long to wait for their crossing invitation. */
+const CROSSED_WAIT_MS = 2000;
+
+/** Owns every call of this page: at most one active, any number ringing in. */
+export class CallController {
+  constructor(app) {
+    this.app = app;
+    /** call_id → incoming call.incoming frame (still ringing) */
+    this.incoming = new Map();
+    /** Our ringing invitation: {callId, to, media, room} */
+    this.outgoing = null;
+    /** The call we are in: {session, room, media, callIds: Set, peersSeen, muted, cameraOff} */
+    this.active = null;
+    /** call_id → {user, state} for people we invited into the running call */
+    this.invites = new Map();
+    this.timer = null;
+    this.closeTimer = null;
+    this.view = {
+      root: byId('call-view'),
+      heading: byId('call-heading'),
+      state: byId('call-state'),
+      timer: byId('call-timer'),
+      notice: byId('call-notice'),
+      grid: byId('call-grid'),
+      controls: byId('call-controls'),
+      invites: byId('call-invites'),
+      invitePanel: byId('invite-panel'),
+      inviteList: byId('invite-list'),
+    };
+    this.prompt = {
+      root: byId('incoming'),
+      text: byId('incoming-text'),
+      accept: byId('incoming-accept'),
+      decline: byId('incoming-decline'),
+    };
+    this.prompt.accept.addEventListener('click', () => this.acceptShown());
+    this.prompt.decline.addEventListener('click', () => this.declineShown());
+    this.prompt.root.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') this.declineShown();
+    });
+    byId('invite-close').addEventListener('click', () => this.toggleInvitePanel(false));
+    this.localTile = null;
+    this.tiles = new Map();
+  }
+
+  /** Subscribes to the client's call frames. */
+  attach(client) {
+    client.on('call.incoming', (f) => this.onIncoming(f));
+    client.on('call.accepted', (f) => this.onAccepted(f));
+    client.on('call.declined', (f) => this.onOutcome(f, 'declined'));
+    client.on('call.missed', (f) => this.onMissed(f));
+    client.on('call.cancelled', (f) => this.onCancelled(f));
+    client.on('call.answered_elsewhere', (f) => this.dropIncoming(f.call_id));
+    client.on('call.ended', (f) => this.onEnded(f));
+    client.on('room.lost', (f) => {
+      if (this.active && f.room === this.active.room) this.finish(t('call.ended'));
+    });
+  }
+
+  get busy() {
+    return Boolean(this.active || this.outgoing);
+  }
+
+  // ---- placing a call -------------------------------------------------------------------
+
+  /** Calls `user` ({id, nickname}) with `media` ('video' or 'audio'). */
+  async start(user, media) {
+    if (this.busy) return;
+    // They are already calling us: answering is what the user meant.
+    for (const f of this.incoming.values()) {
+      if (f.from.id === user.id && f.media !== 'chat' && !f.joining) {
+        this.app.toast(t('call.crossed', { name: user.nickname }));
+        this.accept(f.call_id);
+        return;
+      }
+    }
+    this.outgoing = { callId: null, to: user, media, room: null, state: 'calling' };
+    this.openView(media);
+    this.view.heading.textContent = t('call.calling', { name: user.nickname });
+    this.setState(t('call.ringing'));
+    this.renderControls();
+    const local = await captureMedia(media, this.app.me.capabilities);
+    if (!this.outgoing) {
+      local.stream.getTracks().forEach((tr) => tr.stop());
+      return;
+    }
+    this.outgoing.local = local;
+    this.showLocal(local.stream);
+    this.showMissing(local.missing);
+    try {
+      const ringing = await this.app.client.invite(user.id, media);
+      if (!this.outgoing) return;
+      this.outgoing.callId = ringing.call_id;
+      this.outgoing.room = ringing.room;
+      this.outgoing.state = 'ringing';
+      this.renderControls();
+    } catch (err) {
+      if (!this.outgoing) return;
+      if (err.code === 'conflict') {
+        // Both called at once: the server refused ours because they are calling us.
+        const crossed = await this.waitForIncomingFrom(user.id);
+        if (crossed && this.outgoing) {
+          this.app.toast(t('call.crossed', { name: user.nickname }));
+          const keep = this.outgoing.local;
+          this.outgoing = null;
+          this.accept(crossed.call_id, keep);
+          return;
+        }
+        this.endOutgoing(t('call.busy', { name: user.nickname }));
+      } else {
+        this.endOutgoing(t('call.failed', { reason: err.message }));
+      }
+    }
+  }
+
+  waitForIncomingFrom(userId) {
+    for (const f of this.incoming.values()) if (f.from.id === userId) return Promise.resolve(f);
+    return this.app.client
+      .waitFor('call.incoming', (f) => f.from.id === userId, CROSSED_WAIT_MS)
+      .catch(() => null);
+  }
+
+  cancel() {
+    const out = this.outgoing;
+    if (!out) return;
+    if (out.callId) this.app.client.cancel(out.callId).catch(() => {});
+    this.endOutgoing(null);
+  }
+
+  endOutgoing(message) {
+    const out = this.outgoing;
+    this.outgoing = null;
+    out?.local?.stream.getTracks().forEach((tr) => tr.stop());
+    this.showEnd(message);
+  }
+
+  // ---- being called ---------------------------------------------------------------------
+
+  onIncoming(f) {
+    // Calls that cross ours: the lower user id's call goes on, the other is dropped.
+    if (this.outgoing && this.outgoing.to.id === f.from.id && f.media !== 'chat') {
+      if (this.app.me.id < f.from.id) return; // They will take ours.
+      const keep = this.outgoing.local;
+      if (this.outgoing.callId) this.app.client.cancel(this.outgoing.callId).catch(() => {});
+      this.outgoing = null;
+      this.app.toast(t('call.crossed', { name: f.from.nickname }));
+      this.accept(f.call_id, keep, f);
+      return;
+    }
+    // A chat request from someone whose chat is open already: just take it.
+    if (f.media === 'chat' && this.app.chats.get(f.room)) {
+      this.app.client.accept(f.call_id).catch(() => {});
+      return;
+    }
+    // Brought into a running call: its room is named after the first call, not this one.
+    f.joining = f.media !== 'chat' && Boolean(f.room) && f.room !== `call:${f.call_id}`;
+    this.incoming.set(f.call_id, f);
+    this.showPrompt();
+  }
+
+  /** The prompt shows the oldest ringing call. */
+  showPrompt() {
+    const f = this.incoming.values().next().value;
+    const p = this.prompt;
+    if (!f) {
+      p.root.hidden = true;
+      stopRinging();
+      return;
+    }
+    const name = f.from.nickname;
+    p.root.dataset.callId = f.call_id;
+    p.root.dataset.media = f.media;
+    p.text.textContent = t(f.joining ? 'incoming.join' : `incoming.${f.media}`, { name });
+    p.accept.replaceChildren(icon(f.media === 'chat' ? 'text' : f.media === 'audio' ? 'audio' : 'video'), h('span', { text: t(f.media === 'chat' ? 'incoming.accept.chat' : 'incoming.accept') }));
+    p.decline.replaceChildren(icon('hangup'), h('span', { text: t('incoming.decline') }));
+    const wasHidden = p.root.hidden;
+    p.root.hidden = false;
+    if (wasHidden) {
+      this.focusBeforePrompt = document.activeElement;
+      p.accept.focus();
+      if (f.media !== 'chat') startRinging();
+    }
+  }
+
+  dropIncoming(callId) {
+    if (!this.incoming.delete(callId)) return;
+    this.hidePromptIfDone();
+  }
+
+  hidePromptIfDone() {
+    if (this.incoming.size === 0) {
+      this.prompt.root.hidden = true;
+      stopRinging();
+      if (this.focusBeforePrompt?.isConnected) this.focusBeforePrompt.focus();
+    } else {
+      this.showPrompt();
+    }
+  }
+
+  acceptShown() {
+    const id = this.prompt.root.dataset.callId;
+    if (id) this.accept(id);
+  }
+
+  declineShown() {
+    const id = this.prompt.root.dataset.callId;
+    if (!id) return;
+    this.app.client.decline(id).catch(() => {});
+    this.dropIncoming(id);
+  }
+
+  /** Accepts a ringing call (`local`: media already captured for a crossed call). */
+  async accept(callId, local = null, frame = null) {
+    const f = this.incoming.get(callId) || frame;
+    this.dropIncoming(callId);
+    if (!f) return;
+    if (f.media === 'chat') {
+      try {
+        await this.app.client.accept(callId);
+      } catch (err) {
+        this.app.toast(t('chat.unavailable', { reason: err.message }));
+      }
+      this.app.openChat(f.from);
+      return;
+    }
+    if (this.active) {
+      // One call at a time: leave the current one first.
+      this.hangup();
+    }
+    this.openView(f.media);
+    this.view.heading.textContent = t('call.with', { names: f.from.nickname });
+    this.setState(t('peer.connecting'));
+    this.pendingAccept = { callId, media: f.media, from: f.from };
+    const captured = local || (await captureMedia(f.media, this.app.me.capabilities));
+    if (this.pendingAccept?.callId !== callId) {
+      captured.stream.getTracks().forEach((tr) => tr.stop());
+      return;
+    }
+    this.pendingAccept.local = captured;
+    this.showLocal(captured.stream);
+    this.showMissing(captured.missing);
+    try {
+      const accepted = await this.app.client.accept(callId);
+      await this.begin(accepted.room || f.room, f.media, callId, captured);
+    } catch (err) {
+      this.pendingAccept = null;
+      captured.stream.getTracks().forEach((tr) => tr.stop());
+      this.showEnd(t('call.failed', { reason: err.message }));
+    }
+  }
+
+  // ---- outcomes -------------------------------------------------------------------------
+
+  async onAccepted(f) {
+    if (this.invites.has(f.call_id)) {
+      this.invites.delete(f.call_id);
+      this.active?.callIds.add(f.call_id);
+      this.renderInvites();
+      return;
+    }
+    const out = this.outgoing;
+    if (out && out.callId === f.call_id) {
+      this.outgoing = null;
+      await this.begin(f.room || out.room, out.media, f.call_id, out.local);
+    }
+  }
+
+  onOutcome(f, outcome) {
+    const invite = this.invites.get(f.call_id);
+    if (invite) {
+      invite.state = outcome;
+      this.renderInvites();
+      setTimeout(() => {
+        this.invites.delete(f.call_id);
+        this.renderInvites();
+      }, END_SCREEN_MS);
+      return;
+    }
+    const out = this.outgoing;
+    if (out && out.callId === f.call_id) {
+      const name = out.to.nickname;
+      this.endOutgoing(outcome === 'declined' ? t('call.declined', { name }) : t('call.missed.caller', { name }));
+    }
+  }
+
+  onMissed(f) {
+    const ringing = this.incoming.get(f.call_id);
+    if (ringing) {
+      this.dropIncoming(f.call_id);
+      this.app.addMissed({ call_id: f.call_id, from: ringing.from, media: ringing.media, at: Date.now() });
+      this.app.toast(t('call.missed.callee', { name: ringing.from.nickname }));
+      return;
+    }
+    this.onOutcome(f, 'missed');
+  }
+
+  onCancelled(f) {
+    const ringing = this.incoming.get(f.call_id);
+    if (!ringing) return;
+    this.dropIncoming(f.call_id);
+    this.app.toast(t('call.cancelled', { name: ringing.from.nickname }));
+  }
+
+  onEnded(f) {
+    if (this.active?.callIds.has(f.call_id)) {
+      this.finish(f.by?.nickname ? t('call.ended.by', { name: f.by.nickname }) : t('call.ended'));
+    }
+  }
+
+  // ---- in the call ----------------------------------------------------------------------
+
+  async begin(room, media, callId, local) {
+    this.pendingAccept = null;
+    const iceServers = await fetchIceServers();
+    const session = new CallSession({
+      client: this.app.client,
+      room,
+      media,
+      localStream: local.stream,
+      iceServers,
+      onChange: () => this.renderCall(),
+      onEmpty: () => this.finish(t('call.ended')),
+      onLost: () => this.finish(t('call.ended')),
+    });
+    this.active = { session, room, media, callIds: new Set([callId]), muted: false, cameraOff: false, missing: local.missing };
+    this.showLocal(local.stream);
+    this.renderControls();
+    this.renderCall();
+    this.timer = setInterval(() => this.renderTimer(), 1000);
+    try {
+      await session.start();
+    } catch (err) {
+      this.finish(t('call.failed', { reason: err.message }));
+    }
+  }
+
+  hangup() {
+    const a = this.active;
+    if (!a) return;
+    for (const id of a.callIds) this.app.client.hangup(id).catch(() => {});
+    this.finish(t('call.ended'));
+  }
+
+  /** Ends the call locally (after a hang-up by anyone) and shows why. */
+  finish(message) {
+    const a = this.active;
+    if (!a) return;
+    this.active = null;
+    clearInterval(this.timer);
+    a.session.stop();
+    this.invites.clear();
+    this.renderInvites();
+    this.toggleInvitePanel(false);
+    this.showEnd(message);
+  }
+
+  // ---- the view -------------------------------------------------------------------------
+
+  openView(media) {
+    clearTimeout(this.closeTimer);
+    const v = this.view;
+    v.root.hidden = false;
+    v.root.dataset.media = media;
+    v.root.dataset.phase = 'setup';
+    v.notice.hidden = true;
+    v.timer.hidden = true;
+    replaceChildren(v.grid);
+    this.tiles.clear();
+    this.localTile = null;
+    document.body.classList.add('in-call');
+  }
+
+  closeView() {
+    const v = this.view;
+    v.root.hidden = true;
+    replaceChildren(v.grid);
+    this.tiles.clear();
+    this.localTile = null;
+    document.body.classList.remove('in-call');
+    this.app.focusMain();
+  }
+
+  showEnd(message) {
+    const v = this.view;
+    if (!message) {
+      this.closeView();
+      return;
+    }
+    v.root.dataset.phase = 'ended';
+    this.setState(message);
+    replaceChildren(v.controls);
+    for (const video of v.grid.querySelectorAll('video')) video.srcObject = null;
+    this.app.toast(message);
+    this.closeTimer = setTimeout(() => {
+      if (!this.active && !this.outgoing && !this.pendingAccept) this.closeView();
+    }, END_SCREEN_MS);
+  }
+
+  setState(text) {
+    this.view.state.textContent = text;
+  }
+
+  showMissing(missing) {
+    const v = this.view;
+    let text = '';
+    if (missing.includes('video') && missing.includes('audio')) text = t('call.nomedia');
+    else if (missing.includes('video') && v.root.dataset.media === 'video') text = t('call.nocamera');
+    v.notice.textContent = text;
+    v.notice.hidden = !text;
+  }
+
+  showLocal(stream) {
+    if (!this.localTile) {
+      this.localTile = this.makeTile('local', t('call.you'), true);
+      this.view.grid.append(this.localTile.el);
+    }
+    this.setTileStream(this.localTile, stream);
+  }
+
+  makeTile(key, name, local = false) {
+    const video = h('video', { autoplay: true, playsinline: true, class: local ? 'mirror' : '' });
+    video.muted = local;
+    const avatar = h('div', { class: 'tile-avatar', 'aria-hidden': 'true', text: (name || '?').slice(0, 1).toUpperCase() });
+    const label = h('span', { class: 'tile-name', text: name });
+    const state = h('span', { class: 'tile-state' });
+    const el = h('figure', { class: `tile ${local ? 'local' : 'remote'}`, dataset: { peer: key } }, video, avatar, h('figcaption', {}, label, state));
+    return { el, video, avatar, label, state };
+  }
+
+  setTileStream(tile, stream) {
+    if (tile.video.srcObject !== stream) tile.video.srcObject = stream;
+    const hasVideo = stream.getVideoTracks().some((tr) => tr.readyState === 'live' && tr.enabled && !tr.muted);
+    tile.el.dataset.video = hasVideo ? 'on' : 'off';
+  }
+
+  renderCall() {
+    const a = this.active;
+    if (!a) return;
+    const v = this.view;
+    v.root.dataset.phase = 'active';
+    const peers = [...a.session.peers.values()];
+    for (const [key, tile] of this.tiles) {
+      if (!a.session.peers.has(key)) {
+        tile.video.srcObject = null;
+        tile.el.remove();
+        this.tiles.delete(key);
+      }
+    }
+    for (const peer of peers) {
+      let tile = this.tiles.get(peer.peerId);
+      if (!tile) {
+        tile = this.makeTile(peer.peerId, peer.user?.nickname || '');
+        this.tiles.set(peer.peerId, tile);
+        v.grid.insertBefore(tile.el, this.localTile?.el || null);
+      }
+      tile.label.textContent = peer.user?.nickname || '';
+      tile.avatar.textContent = (peer.user?.nickname || '?').slice(0, 1).toUpperCase();
+      tile.el.dataset.state = peer.state;
+      tile.state.textContent = t(`peer.${peer.state}`) || peer.state;
+      this.setTileStream(tile, peer.stream);
+    }
+    if (this.localTile) this.setTileStream(this.localTile, a.session.localStream);
+    v.grid.dataset.count = String(peers.length + 1);
+    const names = peers.map((p) => p.user?.nickname).filter(Boolean);
+    v.heading.textContent = names.length ? t('call.with', { names: names.join(', ') }) : t('call.title');
+    const states = peers.map((p) => p.state);
+    let overall;
+    if (!peers.length) overall = t('call.waiting');
+    else if (states.every((s) => s === 'connected')) overall = t('peer.connected');
+    else if (states.some((s) => s === 'failed')) overall = t('peer.failed');
+    else if (states.some((s) => s === 'disconnected')) overall = t('peer.disconnected');
+    else overall = t('peer.connecting');
+    v.root.dataset.connection = peers.length && states.every((s) => s === 'connected') ? 'connected' : 'connecting';
+    if (v.state.textContent !== overall) this.setState(overall);
+    this.renderTimer();
+  }
+
+  renderTimer() {
+    const a = this.active;
+    const v = this.view;
+    if (!a?.session.connectedAt) {
+      v.timer.hidden = true;
+      return;
+    }
+    const secs = Math.floor((Date.now() - a.session.connectedAt) / 1000);
+    const hh = Math.floor(secs / 3600);
+    const mm = String(Math.floor((secs % 3600) / 60)).padStart(2, '0');
+    const ss = String(secs % 60).padStart(2, '0');
+    v.timer.hidden = false;
+    v.timer.textContent = hh ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
+    v.timer.setAttribute('datetime', `PT${secs}S`);
+    v.timer.setAttribute('aria-label', `${t('call.timer')} ${v.timer.textContent}`);
+  }
+
+  controlButton(name, label, onClick, { pressed, cls = '', disabled = false, action } = {}) {
+    const b = h('button', { type: 'button', class: `control ${cls}`, 'aria-label': label, title: label, disabled, dataset: { action }, on: { click: onClick } }, icon(name));
+    if (pressed !== undefined) b.setAttribute('aria-pressed', pressed ? 'true' : 'false');
+    return b;
+  }
+
+  renderControls() {
+    const c = this.view.controls;
+    const a = this.active;
+    if (!a) {
+      // Still ringing out (or setting up an accepted call).
+      const buttons = this.outgoing ? [this.controlButton('hangup', t('call.cancel'), () => this.cancel(), { cls: 'danger', action: 'cancel' })] : [];
+      replaceChildren(c, buttons);
+      return;
+    }
+    const hasAudio = a.session.localStream.getAudioTracks().length > 0;
+    const hasVideo = a.session.localStream.getVideoTracks().length > 0;
+    replaceChildren(
+      c,
+      this.controlButton(a.muted ? 'audio-off' : 'audio', a.muted ? t('call.unmute') : t('call.mute'), () => {
+        a.muted = a.session.setMuted(!a.muted);
+        this.renderControls();
+      }, { pressed: a.muted, disabled: !hasAudio, action: 'mute' }),
+      a.media === 'video'
+        ? this.controlButton(a.cameraOff ? 'video-off' : 'video', a.cameraOff ? t('call.camera.on') : t('call.camera.off'), () => {
+            a.cameraOff = a.session.setCameraOff(!a.cameraOff);
+            this.renderControls();
+            this.renderCall();
+          }, { pressed: a.cameraOff, disabled: !hasVideo, action: 'camera' })
+        : null,
+      this.controlButton('user-plus', t('call.invite'), () => this.toggleInvitePanel(), { action: 'invite' }),
+      this.controlButton('hangup', t('call.hangup'), () => this.hangup(), { cls: 'danger', action: 'hangup' }),
+    );
+  }
+
+  toggleInvitePanel(show) {
+    const panel = this.view.invitePanel;
+    const open = show ?? panel.hidden;
+    panel.hidden = !open;
+    if (open) {
+      this.renderInviteList();
+      (panel.querySelector('button') || panel).focus();
+    }
+  }
+
+  renderInviteList() {
+    const a = this.active;
+    if (!a) return;
+    const inCall = new Set([...a.session.peers.values()].map((p) => p.user?.id));
+    const invited = new Set([...this.invites.values()].map((i) => i.user.id));
+    const cap = a.media === 'video' ? 'video' : 'audio';
+    const people = this.app
+      .knownUsers()
+      .filter((u) => u.id !== this.app.me.id && u.status === 'online' && (u.capabilities || []).includes(cap) && !inCall.has(u.id) && !invited.has(u.id))
+      .sort((x, y) => x.nickname.localeCompare(y.nickname));
+    const list = this.view.inviteList;
+    if (!people.length) {
+      replaceChildren(list, h('li', { class: 'empty', text: t('call.invite.none') }));
+      return;
+    }
+    replaceChildren(
+      list,
+      people.map((u) =>
+        h('li', { dataset: { userId: String(u.id) } },
+          h('span', { class: 'status-dot', dataset: { status: u.status }, 'aria-hidden': 'true' }),
+          h('span', { class: 'nick', text: u.nickname }),
+          h('button', { type: 'button', class: 'small', on: { click: () => this.inviteIntoCall(u) } }, icon('user-plus'), h('span', { text: t('call.invite') })),
+        ),
+      ),
+    );
+  }
+
+  async inviteIntoCall(user) {
+    const a = this.active;
+    if (!a) return;
+    this.toggleInvitePanel(false);
+    try {
+      const ringing = await this.app.client.invite(user.id, a.media, a.room);
+      this.invites.set(ringing.call_id, { user, state: 'ringing' });
+    } catch (err) {
+      this.app.toast(err.code === 'conflict' ? t('call.busy', { name: user.nickname }) : t('call.failed', { reason: err.message }));
+    }
+    this.renderInvites();
+  }
+
+  renderInvites() {
+    replaceChildren(
+      this.view.invites,
+      [...this.invites.values()].map((i) => {
+        const name = i.user.nickname;
+        const text = i.state === 'declined' ? t('call.declined', { name }) : i.state === 'missed' ? t('call.missed.caller', { name }) : t('call.invite.ringing', { name });
+        return h('li', { dataset: { state: i.state } }, text);
+      }),
+    );
+  }
+
+  translate() {
+    if (this.active) {
+      this.renderControls();
+      this.renderCall();
+    }
+    if (!this.prompt.root.hidden) this.showPrompt();
+  }
+}

@@ -1,0 +1,348 @@
+// Text chat windows: one per direct room, docked at the bottom (full screen on a phone).
+// History on open, older pages on scroll, pending → delivered per message, typing indicator.
+
+import { directRoom } from './client.js';
+import { h, replaceChildren } from './dom.js';
+import { icon } from './icons.js';
+import { t, formatTime } from './i18n.js';
+
+/** Messages asked for per older page. */
+const PAGE = 50;
+
+/** At most one typing notice per this many ms. */
+const TYPING_EVERY_MS = 2500;
+
+/** A typing notice is shown this long after the last one arrived. */
+const TYPING_SHOWN_MS = 4000;
+
+/** Windows open side by side on a wide screen; older ones close beyond this. */
+const MAX_WINDOWS = 3;
+
+/** One conversation with one person. */
+class ChatWindow {
+  constructor(dock, peer) {
+    this.dock = dock;
+    this.app = dock.app;
+    this.peer = peer;
+    this.room = directRoom(this.app.me.id, peer.id);
+    /** msg_id → <li> */
+    this.byMsgId = new Map();
+    /** client_msg_id → <li> (mine, until delivered) */
+    this.byClientId = new Map();
+    this.oldestId = null;
+    this.hasMore = true;
+    this.loadingOlder = false;
+    this.lastTypingSent = 0;
+    this.typingTimer = null;
+    this._off = [];
+    this.build();
+  }
+
+  build() {
+    const name = this.peer.nickname;
+    this.status = h('span', { class: 'status-dot', 'aria-hidden': 'true' });
+    this.statusText = h('span', { class: 'visually-hidden' });
+    this.heading = h('h2', { class: 'chat-title', id: `chat-h-${this.peer.id}` });
+    this.closeButton = h('button', { type: 'button', class: 'icon-button', on: { click: () => this.dock.close(this.room) } }, icon('close'));
+    this.olderButton = h('button', { type: 'button', class: 'link-button older', on: { click: () => this.loadOlder() } });
+    this.beginning = h('p', { class: 'chat-beginning', hidden: true });
+    this.list = h('ol', { class: 'messages', role: 'log', 'aria-live': 'polite' });
+    this.scroller = h('div', { class: 'chat-scroll', on: { scroll: () => this.onScroll() } }, this.olderButton, this.beginning, this.list);
+    this.notice = h('p', { class: 'chat-notice', hidden: true });
+    this.typingLine = h('p', { class: 'typing', 'aria-live': 'polite' });
+    this.input = h('textarea', { rows: '1', class: 'chat-input', maxlength: '4000', id: `chat-in-${this.peer.id}`, on: { keydown: (e) => this.onKey(e), input: () => this.onInput() } });
+    this.inputLabel = h('label', { class: 'visually-hidden', for: `chat-in-${this.peer.id}` });
+    this.sendButton = h('button', { type: 'submit', class: 'icon-button send' }, icon('send'));
+    this.form = h('form', { class: 'chat-form', on: { submit: (e) => { e.preventDefault(); this.submit(); } } }, this.inputLabel, this.input, this.sendButton);
+    this.el = h(
+      'section',
+      { class: 'chat-window', 'aria-labelledby': `chat-h-${this.peer.id}`, dataset: { room: this.room, peerId: String(this.peer.id) } },
+      h('header', { class: 'chat-head' }, this.status, this.heading, this.statusText, this.closeButton),
+      this.scroller,
+      this.notice,
+      this.typingLine,
+      this.form,
+    );
+    this.translate();
+    this.updateStatus();
+  }
+
+  translate() {
+    const name = this.peer.nickname;
+    this.heading.textContent = name;
+    this.closeButton.setAttribute('aria-label', t('chat.close', { name }));
+    this.olderButton.textContent = t('chat.older');
+    this.beginning.textContent = t('chat.beginning');
+    this.inputLabel.textContent = t('chat.input', { name });
+    this.input.setAttribute('placeholder', t('chat.input', { name }));
+    this.sendButton.setAttribute('aria-label', t('chat.send'));
+    this.list.setAttribute('aria-label', t('chat.log'));
+    for (const li of this.list.children) this.renderState(li);
+  }
+
+  updateStatus() {
+    const status = this.app.statusOf(this.peer.id);
+    this.status.dataset.status = status;
+    this.statusText.textContent = t(`status.${status}`);
+  }
+
+  async open() {
+    const c = this.app.client;
+    this._off.push(
+      c.on('room.joined', (f) => {
+        if (f.room !== this.room) return;
+        this.addMessages(f.messages);
+        if (this.oldestId === null) this.showBeginning(true);
+      }),
+      c.on('chat.message', (m) => {
+        if (m.room === this.room) {
+          this.addMessages([m]);
+          if (m.from?.id === this.peer.id) this.showTyping(false);
+        }
+      }),
+      c.on('chat.pending', (p) => {
+        if (p.room === this.room) this.addPending(p);
+      }),
+      c.on('chat.delivered', (d) => {
+        if (d.room === this.room) this.markDelivered(d);
+      }),
+      c.on('chat.failed', (f) => {
+        if (f.room !== this.room) return;
+        const li = this.byClientId.get(f.client_msg_id);
+        if (li) {
+          li.dataset.state = 'failed';
+          li.dataset.reason = f.error?.message || f.error?.code || '';
+          this.renderState(li);
+        }
+      }),
+      c.on('chat.typing', (f) => {
+        if (f.room === this.room && f.from?.id !== this.app.me.id) this.showTyping(true);
+      }),
+      c.on('room.lost', (f) => {
+        if (f.room === this.room) this.setNotice(t('chat.unavailable', { reason: f.error?.message || '' }));
+      }),
+    );
+    try {
+      await c.joinRoom(this.room);
+    } catch (err) {
+      if (err.code !== 'disconnected') this.setNotice(t('chat.unavailable', { reason: err.message }));
+    }
+  }
+
+  setNotice(text) {
+    this.notice.textContent = text || '';
+    this.notice.hidden = !text;
+  }
+
+  showBeginning(on) {
+    this.hasMore = !on;
+    this.beginning.hidden = !on;
+    this.olderButton.hidden = on;
+  }
+
+  /** Inserts messages (any order, possibly already shown) in msg_id order. */
+  addMessages(messages) {
+    const nearBottom = this.isNearBottom();
+    for (const m of messages) {
+      if (this.byMsgId.has(m.msg_id)) continue;
+      let li = m.client_msg_id ? this.byClientId.get(m.client_msg_id) : null;
+      if (li && m.from?.id === this.app.me.id) {
+        this.byClientId.delete(m.client_msg_id);
+        li.remove();
+      } else {
+        li = null;
+      }
+      li = this.renderMessage(m);
+      this.byMsgId.set(m.msg_id, li);
+      if (this.oldestId === null || m.msg_id < this.oldestId) this.oldestId = m.msg_id;
+      // Before the first delivered message with a higher id, else before pending ones.
+      let before = null;
+      for (const other of this.list.children) {
+        const id = other.dataset.msgId ? Number(other.dataset.msgId) : Infinity;
+        if (id > m.msg_id) {
+          before = other;
+          break;
+        }
+      }
+      this.list.insertBefore(li, before);
+    }
+    if (messages.length && this.oldestId !== null) this.beginning.hidden = true;
+    if (nearBottom) this.scrollToBottom();
+  }
+
+  renderMessage(m) {
+    const mine = m.from?.id === this.app.me.id;
+    const li = h(
+      'li',
+      { class: `msg ${mine ? 'mine' : 'theirs'}`, dataset: { msgId: String(m.msg_id), state: 'delivered', mine: mine ? '1' : '' } },
+      h('span', { class: 'msg-author visually-hidden', text: mine ? t('call.you') : m.from?.nickname || '' }),
+      h('p', { class: 'msg-text', text: m.text }),
+      h('span', { class: 'msg-meta' }, h('time', { text: formatTime(m.created_at) }), h('span', { class: 'msg-state' })),
+    );
+    if (m.client_msg_id) li.dataset.clientMsgId = m.client_msg_id;
+    this.renderState(li);
+    return li;
+  }
+
+  renderState(li) {
+    const state = li.querySelector('.msg-state');
+    if (!state || !li.dataset.mine) return;
+    const s = li.dataset.state;
+    const label = s === 'pending' ? t('chat.pending') : s === 'failed' ? t('chat.failed', { reason: li.dataset.reason || '' }) : t('chat.delivered');
+    replaceChildren(state, icon(s === 'pending' ? 'clock' : s === 'failed' ? 'alert' : 'check'), h('span', { class: s === 'failed' ? '' : 'visually-hidden', text: label }));
+    state.setAttribute('title', label);
+  }
+
+  addPending(p) {
+    if (this.byClientId.has(p.client_msg_id)) return;
+    const li = h(
+      'li',
+      { class: 'msg mine', dataset: { clientMsgId: p.client_msg_id, state: 'pending', mine: '1' } },
+      h('span', { class: 'msg-author visually-hidden', text: t('call.you') }),
+      h('p', { class: 'msg-text', text: p.text }),
+      h('span', { class: 'msg-meta' }, h('time', { text: formatTime(Date.now()) }), h('span', { class: 'msg-state' })),
+    );
+    this.renderState(li);
+    this.byClientId.set(p.client_msg_id, li);
+    this.list.append(li);
+    this.scrollToBottom();
+  }
+
+  markDelivered(d) {
+    const li = this.byClientId.get(d.client_msg_id);
+    if (!li) return;
+    this.byClientId.delete(d.client_msg_id);
+    if (this.byMsgId.has(d.msg_id)) {
+      li.remove(); // The chat.message for it came first.
+      return;
+    }
+    li.dataset.msgId = String(d.msg_id);
+    li.dataset.state = 'delivered';
+    li.querySelector('time').textContent = formatTime(d.created_at);
+    this.byMsgId.set(d.msg_id, li);
+    this.renderState(li);
+  }
+
+  submit() {
+    const text = this.input.value.trim();
+    if (!text) return;
+    this.input.value = '';
+    this.app.client.sendChat(this.room, text);
+    this.input.focus();
+  }
+
+  onKey(e) {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      this.submit();
+    } else if (e.key === 'Escape') {
+      this.dock.close(this.room);
+    }
+  }
+
+  onInput() {
+    const now = Date.now();
+    if (now - this.lastTypingSent > TYPING_EVERY_MS && this.input.value) {
+      this.lastTypingSent = now;
+      this.app.client.typing(this.room);
+    }
+  }
+
+  showTyping(on) {
+    clearTimeout(this.typingTimer);
+    this.typingLine.textContent = on ? t('chat.typing', { name: this.peer.nickname }) : '';
+    if (on) this.typingTimer = setTimeout(() => this.showTyping(false), TYPING_SHOWN_MS);
+  }
+
+  isNearBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 60;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  onScroll() {
+    if (this.scroller.scrollTop < 40) this.loadOlder();
+  }
+
+  async loadOlder() {
+    if (this.loadingOlder || !this.hasMore || this.oldestId === null) return;
+    this.loadingOlder = true;
+    const before = this.scroller.scrollHeight;
+    try {
+      const reply = await this.app.client.history(this.room, this.oldestId, PAGE);
+      this.addMessages(reply.messages || []);
+      // Keep the reader's place: the list grew above them.
+      this.scroller.scrollTop += this.scroller.scrollHeight - before;
+      if (!reply.has_more) this.showBeginning(true);
+    } catch (err) {
+      console.warn('older messages failed', err);
+    } finally {
+      this.loadingOlder = false;
+    }
+  }
+
+  focus() {
+    this.input.focus();
+  }
+
+  destroy() {
+    this._off.forEach((off) => off());
+    clearTimeout(this.typingTimer);
+    this.app.client.leaveRoom(this.room);
+    this.el.remove();
+  }
+}
+
+/** The dock of open chat windows. */
+export class ChatDock {
+  constructor(app, container) {
+    this.app = app;
+    this.container = container;
+    /** room → ChatWindow */
+    this.windows = new Map();
+  }
+
+  /** Opens (or focuses) the chat with `peer` ({id, nickname}); returns its window. */
+  async open(peer, { focus = true } = {}) {
+    const room = directRoom(this.app.me.id, peer.id);
+    let win = this.windows.get(room);
+    if (!win) {
+      win = new ChatWindow(this, peer);
+      this.windows.set(room, win);
+      this.container.append(win.el);
+      while (this.windows.size > MAX_WINDOWS) this.close(this.windows.keys().next().value);
+      await win.open();
+    }
+    if (focus) win.focus();
+    return win;
+  }
+
+  /** The open window for a room, if any. */
+  get(room) {
+    return this.windows.get(room);
+  }
+
+  close(room) {
+    const win = this.windows.get(room);
+    if (!win) return;
+    this.windows.delete(room);
+    win.destroy();
+    this.app.chatClosed(win.peer);
+  }
+
+  closeAll() {
+    for (const room of [...this.windows.keys()]) this.close(room);
+  }
+
+  /** Presence changed: refresh the status dots. */
+  refreshStatus() {
+    for (const win of this.windows.values()) win.updateStatus();
+  }
+
+  translate() {
+    for (const win of this.windows.values()) win.translate();
+  }
+}

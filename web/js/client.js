@@ -1,0 +1,628 @@
+// Tertulia protocol client: one module that owns the WebSocket protocol v1 (docs/protocol.md).
+//
+// It connects, reconnects with backoff, resumes what it had (presence status, joined rooms
+// with `since`, unsent chat messages), matches replies to requests by `id`, keeps the lobby's
+// presence map and emits typed events. It has no DOM code, so other front ends (and Node 20,
+// given a WebSocket constructor such as the `ws` package's) can use it on its own:
+//
+//   import { TertuliaClient } from './client.js';
+//   const client = new TertuliaClient({ url: 'ws://127.0.0.1:8080/ws' });
+//   client.on('presence', ({ users }) => render(users));
+//   await client.connect();
+//   const joined = await client.joinRoom('canal1');
+//   client.sendChat('canal1', 'olá');       // pending until the server stores it
+//
+// Events (`client.on(type, fn)` returns an unsubscribe function):
+//   state            {state: 'connecting'|'open'|'reconnecting'|'closed', attempt, delay?, code?}
+//   welcome          the server's welcome frame (also after every reconnect)
+//   presence         {users: Map<id, user>, changed: [ids]} after a snapshot, update or batch
+//   calls.missed     {calls} missed while away
+//   call.incoming, call.ringing, call.accepted, call.declined, call.cancelled, call.missed,
+//   call.ended, call.answered_elsewhere     the server's frames, as they are
+//   room.joined      the joined frame, `messages` already filtered to the ones not seen before
+//   room.peer_joined, room.peer_left, signal, chat.typing
+//   room.lost        {room, error} a room could not be rejoined after a reconnect
+//   chat.message     a message not seen before (duplicates after a resume are dropped)
+//   chat.pending     {room, client_msg_id, text} a message waiting for the server
+//   chat.delivered   {room, client_msg_id, msg_id, created_at} the server stored it
+//   chat.failed      {room, client_msg_id, error} the server refused it (will not be resent)
+//   revoked          {code} the session was revoked (close 4001): no reconnect
+//   frame            every frame received, for debugging and extensions
+
+/** Close code the server uses when the session was revoked (logout, ban, kick). */
+export const CLOSE_REVOKED = 4001;
+
+/** Statuses a user may set themselves; `in_call` and `offline` are the server's. */
+export const SETTABLE_STATUSES = ['online', 'busy', 'away'];
+
+/** Error thrown (or passed to `chat.failed`) for an `error` frame or a lost connection. */
+export class ProtocolError extends Error {
+  constructor(code, message, frame) {
+    super(message || code);
+    this.name = 'ProtocolError';
+    /** The protocol's error code (`conflict`, `forbidden`...), or `disconnected`/`timeout`. */
+    this.code = code;
+    this.frame = frame;
+  }
+}
+
+/** A random id for a chat message, so a resend is recognised as the same message. */
+export function newClientMsgId() {
+  const bytes = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(bytes);
+  return 'm-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The direct room of two users: `dm:<low id>:<high id>`. */
+export function directRoom(a, b) {
+  const [low, high] = a < b ? [a, b] : [b, a];
+  return `dm:${low}:${high}`;
+}
+
+/** The WebSocket URL of the server this page came from. */
+export function defaultUrl() {
+  const loc = globalThis.location;
+  if (!loc) throw new Error('TertuliaClient needs a url outside a browser');
+  return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+}
+
+/**
+ * The protocol client. Options:
+ * - `url`: the `/ws` URL (default: this page's server)
+ * - `createSocket(url)`: makes the socket (default `new WebSocket(url)`); in Node pass e.g.
+ *   `(url) => new WS(url, { headers: { Authorization: 'Bearer ' + token } })`
+ * - `backoff`: `{minMs, maxMs, factor}` for reconnecting (default 500 ms doubling to 15 s)
+ * - `requestTimeoutMs`: how long a request waits for its reply (default 15 s)
+ * - `reconnect`: false to stay closed after a drop (default true)
+ */
+export class TertuliaClient {
+  constructor(options = {}) {
+    this.url = options.url || defaultUrl();
+    this.createSocket = options.createSocket || ((url) => new globalThis.WebSocket(url));
+    this.backoff = { minMs: 500, maxMs: 15000, factor: 2, ...(options.backoff || {}) };
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 15000;
+    this.autoReconnect = options.reconnect !== false;
+
+    /** 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' */
+    this.state = 'idle';
+    /** The last `welcome` frame: `session_id`, `user`, `heartbeat_ms`, `limits`. */
+    this.welcome = null;
+    /** Everyone the server says is not offline, plus those seen going offline: id → user. */
+    this.users = new Map();
+    /** Rooms we are in (and rejoin after a reconnect): name → {lastMsgId, seen: Set}. */
+    this.rooms = new Map();
+    /** Chat messages not yet stored by the server: client_msg_id → {room, text}. */
+    this.outbox = new Map();
+
+    this._listeners = new Map();
+    this._pending = new Map();
+    this._nextId = 1;
+    this._ws = null;
+    this._attempt = 0;
+    this._retryTimer = null;
+    this._heartbeatTimer = null;
+    this._lastFrameAt = 0;
+    this._status = 'online';
+    this._wanted = false;
+    this._connectWaiters = [];
+  }
+
+  // ---- events ---------------------------------------------------------------------------
+
+  /** Calls `fn(payload)` for every event of `type`; returns a function that unsubscribes. */
+  on(type, fn) {
+    if (!this._listeners.has(type)) this._listeners.set(type, new Set());
+    this._listeners.get(type).add(fn);
+    return () => this._listeners.get(type)?.delete(fn);
+  }
+
+  /** Like `on`, for the next event of `type` only. */
+  once(type, fn) {
+    const off = this.on(type, (payload) => {
+      off();
+      fn(payload);
+    });
+    return off;
+  }
+
+  /** Resolves with the next event of `type` for which `predicate` holds. */
+  waitFor(type, predicate = () => true, timeoutMs = this.requestTimeoutMs) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new ProtocolError('timeout', `no ${type} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.on(type, (payload) => {
+        if (!predicate(payload)) return;
+        clearTimeout(timer);
+        off();
+        resolve(payload);
+      });
+    });
+  }
+
+  _emit(type, payload) {
+    for (const fn of [...(this._listeners.get(type) || [])]) {
+      try {
+        fn(payload);
+      } catch (err) {
+        // One faulty listener must not stop the others or the protocol loop.
+        console.error(`tertulia client: listener for ${type} failed`, err);
+      }
+    }
+  }
+
+  _setState(state, extra = {}) {
+    this.state = state;
+    this._emit('state', { state, attempt: this._attempt, ...extra });
+  }
+
+  // ---- connection -----------------------------------------------------------------------
+
+  /** Opens the connection; resolves with the `welcome` frame (rejects if the first try fails). */
+  connect() {
+    this._wanted = true;
+    if (this.state === 'open') return Promise.resolve(this.welcome);
+    const waiter = new Promise((resolve, reject) => this._connectWaiters.push({ resolve, reject }));
+    if (this.state !== 'connecting') this._open();
+    return waiter;
+  }
+
+  /** Closes for good (no reconnect); pending requests fail with `disconnected`. */
+  close() {
+    this._wanted = false;
+    clearTimeout(this._retryTimer);
+    this._stopHeartbeat();
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      try {
+        ws.close(1000, 'bye');
+      } catch {
+        // Closing a socket that never opened can throw; it is gone either way.
+      }
+    }
+    this._failPending('closed');
+    this._setState('closed', { code: 1000 });
+  }
+
+  /** Drops the current socket as if the network failed (tests and "reconnect now" buttons). */
+  reconnectNow() {
+    if (this._ws) {
+      try {
+        this._ws.close(4000, 'client reconnect');
+      } catch {
+        // Already closing.
+      }
+    } else if (this._wanted) {
+      clearTimeout(this._retryTimer);
+      this._open();
+    }
+  }
+
+  _open() {
+    clearTimeout(this._retryTimer);
+    this._setState(this._attempt === 0 && !this.welcome ? 'connecting' : 'reconnecting');
+    let ws;
+    try {
+      ws = this.createSocket(this.url);
+    } catch (err) {
+      this._onClose(1006, String(err));
+      return;
+    }
+    this._ws = ws;
+    ws.onmessage = (event) => this._onMessage(event.data);
+    ws.onclose = (event) => {
+      if (this._ws === ws) this._onClose(event.code, event.reason);
+    };
+    ws.onerror = () => {
+      // A close event always follows; reconnecting is decided there.
+    };
+  }
+
+  _onClose(code, reason) {
+    this._ws = null;
+    this._stopHeartbeat();
+    this._failPending('disconnected');
+    const waiters = this._connectWaiters.splice(0);
+    if (code === CLOSE_REVOKED) {
+      this._wanted = false;
+      this._setState('closed', { code, reason });
+      this._emit('revoked', { code, reason });
+      waiters.forEach((w) => w.reject(new ProtocolError('unauthorized', 'session revoked')));
+      return;
+    }
+    if (!this._wanted) {
+      this._setState('closed', { code, reason });
+      return;
+    }
+    if (waiters.length && !this.welcome) {
+      // The very first connection failed (e.g. not logged in): tell the caller, do not loop.
+      this._wanted = false;
+      this._setState('closed', { code, reason });
+      waiters.forEach((w) =>
+        w.reject(new ProtocolError('unavailable', `cannot connect (close ${code})`)),
+      );
+      return;
+    }
+    if (!this.autoReconnect) {
+      this._wanted = false;
+      this._setState('closed', { code, reason });
+      return;
+    }
+    // Still waiting connect() calls carry over to the next attempt.
+    this._connectWaiters.push(...waiters);
+    this._attempt += 1;
+    const { minMs, maxMs, factor } = this.backoff;
+    const base = Math.min(maxMs, minMs * factor ** (this._attempt - 1));
+    // Jitter spreads a whole lobby's reconnects after a server restart.
+    const delay = Math.round(base / 2 + Math.random() * (base / 2));
+    this._setState('reconnecting', { code, reason, delay });
+    this._retryTimer = setTimeout(() => this._open(), delay);
+  }
+
+  _startHeartbeat(intervalMs) {
+    this._stopHeartbeat();
+    this._lastFrameAt = Date.now();
+    // Browsers hide WebSocket pings, so a dead network is only noticed by our own pings.
+    this._heartbeatTimer = setInterval(() => {
+      if (Date.now() - this._lastFrameAt > intervalMs * 3) {
+        this.reconnectNow();
+        return;
+      }
+      this._sendRaw({ type: 'ping' });
+    }, intervalMs);
+  }
+
+  _stopHeartbeat() {
+    clearInterval(this._heartbeatTimer);
+    this._heartbeatTimer = null;
+  }
+
+  // ---- sending --------------------------------------------------------------------------
+
+  _sendRaw(frame) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== 1) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /** Sends a frame without waiting for a reply; false when not connected. */
+  send(frame) {
+    return this.state === 'open' && this._sendRaw(frame);
+  }
+
+  /**
+   * Sends a frame with a fresh `id` and resolves with the server's reply to it (its `ack` or
+   * specific reply); rejects with a ProtocolError for an `error` frame, a drop or a timeout.
+   */
+  request(frame, { timeoutMs = this.requestTimeoutMs, whileConnecting = false } = {}) {
+    if (this.state !== 'open' && !(whileConnecting && this._ws)) {
+      return Promise.reject(new ProtocolError('disconnected', 'not connected'));
+    }
+    const id = `r${this._nextId++}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._pending.delete(id);
+        reject(new ProtocolError('timeout', `no reply to ${frame.type} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this._pending.set(id, { resolve, reject, timer });
+      if (!this._sendRaw({ ...frame, id })) {
+        clearTimeout(timer);
+        this._pending.delete(id);
+        reject(new ProtocolError('disconnected', 'not connected'));
+      }
+    });
+  }
+
+  _failPending(code) {
+    for (const [id, p] of this._pending) {
+      clearTimeout(p.timer);
+      p.reject(new ProtocolError(code, 'connection lost before the reply'));
+      this._pending.delete(id);
+    }
+  }
+
+  // ---- receiving ------------------------------------------------------------------------
+
+  _onMessage(data) {
+    this._lastFrameAt = Date.now();
+    let frame;
+    try {
+      frame = JSON.parse(typeof data === 'string' ? data : data.toString());
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame.type !== 'string') return;
+    this._emit('frame', frame);
+
+    if (frame.id !== undefined && frame.id !== null) {
+      const pending = this._pending.get(String(frame.id));
+      if (pending) {
+        this._pending.delete(String(frame.id));
+        clearTimeout(pending.timer);
+        if (frame.type === 'error') {
+          pending.reject(new ProtocolError(frame.code, frame.message, frame));
+          return;
+        }
+        pending.resolve(frame);
+        // Replies that are also events (room.joined, call.ringing...) go on to the handlers.
+        if (frame.type === 'ack' || frame.type === 'pong' || frame.type === 'chat.history') return;
+      }
+    }
+
+    switch (frame.type) {
+      case 'welcome':
+        this._onWelcome(frame);
+        break;
+      case 'presence.snapshot':
+        this.users = new Map(frame.users.map((u) => [u.id, { ...u }]));
+        // Users we knew who are missing from the snapshot went offline while we were away.
+        this._emit('presence', { users: this.users, changed: frame.users.map((u) => u.id), snapshot: true });
+        break;
+      case 'presence.update':
+        this._applyPresence([frame]);
+        break;
+      case 'presence.batch':
+        this._applyPresence(frame.updates || []);
+        break;
+      case 'room.joined':
+        this._onRoomJoined(frame);
+        break;
+      case 'chat.message':
+        this._onChatMessage(frame);
+        break;
+      case 'pong':
+      case 'ack':
+        break;
+      case 'error':
+        this._emit('error', frame);
+        break;
+      default:
+        this._emit(frame.type, frame);
+    }
+  }
+
+  _onWelcome(frame) {
+    const resumed = this.welcome !== null;
+    this.welcome = frame;
+    this._attempt = 0;
+    this._setState('open', { resumed });
+    if (frame.heartbeat_ms) this._startHeartbeat(frame.heartbeat_ms);
+    this._emit('welcome', frame);
+    for (const w of this._connectWaiters.splice(0)) w.resolve(frame);
+    if (resumed) this._resume();
+  }
+
+  _applyPresence(updates) {
+    const changed = [];
+    for (const u of updates) {
+      const id = u.user_id ?? u.id;
+      const prev = this.users.get(id) || { id };
+      const next = { ...prev, id, status: u.status ?? prev.status };
+      for (const key of ['nickname', 'capabilities', 'themes']) {
+        if (u[key] !== undefined) next[key] = u[key];
+      }
+      this.users.set(id, next);
+      changed.push(id);
+    }
+    this._emit('presence', { users: this.users, changed, snapshot: false });
+  }
+
+  /** After a reconnect: our status, our rooms (with what we missed), then unsent chat. */
+  async _resume() {
+    if (this._status !== 'online') {
+      this.send({ type: 'presence.set', status: this._status });
+    }
+    for (const room of [...this.rooms.keys()]) {
+      try {
+        await this._join(room);
+      } catch (err) {
+        if (err.code === 'disconnected' || err.code === 'timeout') return;
+        this.rooms.delete(room);
+        for (const [cid, m] of this.outbox) {
+          if (m.room === room) this.outbox.delete(cid);
+        }
+        this._emit('room.lost', { room, error: err });
+      }
+    }
+    this._flushOutbox();
+  }
+
+  _onRoomJoined(frame) {
+    const room = this._roomState(frame.room);
+    const fresh = [];
+    for (const m of frame.messages || []) {
+      if (this._remember(room, m)) fresh.push(m);
+      this._markDelivered(m);
+    }
+    // Mutated in place so the joinRoom() promise (resolved with this frame) sees it too.
+    frame.messages = fresh;
+    this._emit('room.joined', frame);
+  }
+
+  _onChatMessage(frame) {
+    const room = this.rooms.get(frame.room);
+    this._markDelivered(frame);
+    if (room && !this._remember(room, frame)) return;
+    this._emit('chat.message', frame);
+  }
+
+  _roomState(name) {
+    let room = this.rooms.get(name);
+    if (!room) {
+      room = { lastMsgId: null, seen: new Set() };
+      this.rooms.set(name, room);
+    }
+    return room;
+  }
+
+  /** Records a message as seen; false when it had been seen already. */
+  _remember(room, m) {
+    if (room.seen.has(m.msg_id)) return false;
+    room.seen.add(m.msg_id);
+    if (room.lastMsgId === null || m.msg_id > room.lastMsgId) room.lastMsgId = m.msg_id;
+    return true;
+  }
+
+  _markDelivered(m) {
+    const me = this.welcome?.user?.id;
+    if (!m.client_msg_id || (m.from && m.from.id !== me)) return;
+    const out = this.outbox.get(m.client_msg_id);
+    if (!out) return;
+    this.outbox.delete(m.client_msg_id);
+    const delivered = {
+      room: out.room,
+      client_msg_id: m.client_msg_id,
+      msg_id: m.msg_id,
+      created_at: m.created_at,
+    };
+    out.resolve?.(delivered);
+    this._emit('chat.delivered', delivered);
+  }
+
+  // ---- presence -------------------------------------------------------------------------
+
+  /** The logged-in user, from `welcome`. */
+  get me() {
+    return this.welcome?.user || null;
+  }
+
+  /** Sets our status (online, busy, away); it is re-sent after a reconnect. */
+  setStatus(status) {
+    this._status = status;
+    return this.request({ type: 'presence.set', status });
+  }
+
+  // ---- calls ----------------------------------------------------------------------------
+
+  /** Invites a user (`media`: video, audio, chat); resolves with `call.ringing`. */
+  invite(to, media, room) {
+    const frame = { type: 'call.invite', to, media };
+    if (room) frame.room = room;
+    return this.request(frame);
+  }
+
+  /** Accepts a ringing call; resolves with `call.accepted`. */
+  accept(callId) {
+    const accepted = this.waitFor('call.accepted', (f) => f.call_id === callId);
+    return this.request({ type: 'call.accept', call_id: callId }).then(
+      (reply) => (reply.type === 'call.accepted' ? reply : accepted),
+      (err) => {
+        accepted.catch(() => {});
+        throw err;
+      },
+    );
+  }
+
+  /** Declines a ringing call. */
+  decline(callId) {
+    return this.request({ type: 'call.decline', call_id: callId });
+  }
+
+  /** Cancels our own ringing invitation. */
+  cancel(callId) {
+    return this.request({ type: 'call.cancel', call_id: callId });
+  }
+
+  /** Leaves a call. */
+  hangup(callId) {
+    return this.request({ type: 'call.hangup', call_id: callId });
+  }
+
+  // ---- rooms and signaling --------------------------------------------------------------
+
+  /** Joins a room (and keeps it joined across reconnects); resolves with `room.joined`. */
+  joinRoom(room) {
+    this._roomState(room);
+    return this._join(room).catch((err) => {
+      if (err.code !== 'disconnected' && err.code !== 'timeout') this.rooms.delete(room);
+      throw err;
+    });
+  }
+
+  async _join(name) {
+    const room = this._roomState(name);
+    const frame = { type: 'room.join', room: name };
+    if (room.lastMsgId !== null) frame.since = room.lastMsgId;
+    // The reply has been through _onRoomJoined by now: `messages` holds only unseen ones.
+    return this.request(frame);
+  }
+
+  /** Leaves a room; its unsent messages are dropped. */
+  leaveRoom(room) {
+    this.rooms.delete(room);
+    for (const [cid, m] of this.outbox) {
+      if (m.room === room) this.outbox.delete(cid);
+    }
+    return this.request({ type: 'room.leave', room }).catch(() => {});
+  }
+
+  /** Sends WebRTC signaling (`kind`: offer, answer, candidate) to one peer of a room. */
+  signal(room, to, kind, data) {
+    return this.send({ type: 'signal', room, to, kind, data });
+  }
+
+  // ---- chat -----------------------------------------------------------------------------
+
+  /**
+   * Sends a chat message. It is pending until the server stores it; if the connection drops
+   * first it is resent (same `client_msg_id`, so never stored twice) after the room is
+   * rejoined. Returns `{client_msg_id, delivered}`: a promise of the `chat.delivered` payload.
+   */
+  sendChat(room, text, clientMsgId = newClientMsgId()) {
+    let resolve;
+    let reject;
+    const delivered = new Promise((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    delivered.catch(() => {});
+    this.outbox.set(clientMsgId, { room, text, resolve, reject });
+    this._emit('chat.pending', { room, client_msg_id: clientMsgId, text });
+    if (this.state === 'open' && this.rooms.has(room)) this._sendOne(clientMsgId);
+    return { client_msg_id: clientMsgId, delivered };
+  }
+
+  _flushOutbox() {
+    for (const cid of [...this.outbox.keys()]) this._sendOne(cid);
+  }
+
+  _sendOne(cid) {
+    const out = this.outbox.get(cid);
+    if (!out || this.state !== 'open') return;
+    this.request({ type: 'chat.send', room: out.room, client_msg_id: cid, text: out.text }).then(
+      (ack) => this._markDelivered({ client_msg_id: cid, msg_id: ack.msg_id, created_at: ack.created_at }),
+      (err) => {
+        if (err.code === 'disconnected' || err.code === 'timeout' || err.code === 'closed') {
+          return; // Resent after the next (re)connect.
+        }
+        if (err.code === 'rate_limited') {
+          setTimeout(() => this._sendOne(cid), 1000);
+          return;
+        }
+        this.outbox.delete(cid);
+        out.reject?.(err);
+        this._emit('chat.failed', { room: out.room, client_msg_id: cid, error: err });
+      },
+    );
+  }
+
+  /** Tells the room we are typing (send at most every few seconds). */
+  typing(room) {
+    return this.send({ type: 'chat.typing', room });
+  }
+
+  /** Older messages of a room: resolves with `{messages, has_more}`. */
+  history(room, before, limit = 50) {
+    const frame = { type: 'chat.history', room, limit };
+    if (before !== undefined && before !== null) frame.before = before;
+    return this.request(frame).then((reply) => {
+      const state = this.rooms.get(room);
+      if (state) for (const m of reply.messages || []) state.seen.add(m.msg_id);
+      return reply;
+    });
+  }
+}
