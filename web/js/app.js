@@ -234,7 +234,6 @@ class App {
       await api('POST', '/api/register', { nickname, password, themes: this.checked('register-themes'), capabilities });
       const res = await api('POST', '/api/login', { nickname, password });
       byId('register-password').value = '';
-      this.toast(t('auth.registered'));
       await this.enter(res.user);
     });
   }
@@ -281,11 +280,14 @@ class App {
     this.loadMissed();
     const client = new TertuliaClient();
     this.client = client;
-    client.on('state', (s) => this.onConnState(s));
+    client.on('state', (s) => {
+      this.onConnState(s);
+      // People may have registered while we were away.
+      if (s.state === 'open' && s.resumed) this.refreshDirectory();
+    });
     client.on('welcome', (w) => {
       this.me = { ...this.me, ...w.user };
       this.renderHeader();
-      if (w !== this.firstWelcome) this.refreshDirectory();
     });
     client.on('presence', (p) => this.onPresence(p));
     client.on('calls.missed', (f) => {
@@ -297,7 +299,7 @@ class App {
     this.renderFilters();
     this.queueRender();
     try {
-      this.firstWelcome = await client.connect();
+      await client.connect();
     } catch (err) {
       // Not connected at all (server down or session refused): ask for a fresh login.
       this.leave(err.code === 'unauthorized' ? t('conn.revoked') : t('error.network'));
@@ -461,7 +463,7 @@ class App {
         h('header', {},
           h('h3', { id: `card-${key}`, text: name }),
           description ? h('p', { class: 'theme-desc', text: description }) : null,
-          h('p', { class: 'theme-count', text: t('lobby.card.count', { online, total: members.length }) }),
+          h('p', { class: 'theme-count', text: t(members.length === 1 ? 'lobby.card.count.one' : 'lobby.card.count', { online, total: members.length }) }),
         ),
         members.length
           ? h('ul', { class: 'people' }, members.map((u) => this.personRow(u, key)))
@@ -481,15 +483,28 @@ class App {
       ));
     }
     const noTheme = f.theme ? [] : people.filter((u) => !(u.themes || []).length);
-    // Themes nobody (matching) follows go last, so the busy ones are seen first.
-    others.sort((a, b) => membersOf(b).length - membersOf(a).length);
-    if (others.length || noTheme.length) {
+    // The busiest themes first; themes nobody (matching) follows fold into one quiet line.
+    others.sort((a, b) => membersOf(b).length - membersOf(a).length || a.localeCompare(b));
+    const lively = others.filter((n) => membersOf(n).length);
+    const quiet = others.filter((n) => !membersOf(n).length);
+    if (lively.length || noTheme.length || quiet.length) {
       sections.push(h('section', { class: 'theme-section', 'aria-labelledby': 'sec-others' },
         h('h2', { id: 'sec-others', text: t('lobby.others') }),
-        h('div', { class: 'cards' },
-          others.map((n) => card(n, describe(n), membersOf(n), cardKey(n))),
-          noTheme.length ? card(t('lobby.nothemes'), t('lobby.nothemes.desc'), noTheme, '_none') : null,
-        ),
+        lively.length || noTheme.length
+          ? h('div', { class: 'cards' },
+              lively.map((n) => card(n, describe(n), membersOf(n), cardKey(n))),
+              noTheme.length ? card(t('lobby.nothemes'), t('lobby.nothemes.desc'), noTheme, '_none') : null,
+            )
+          : null,
+        quiet.length
+          ? h('div', { class: 'quiet-themes' },
+              h('h3', { text: t('lobby.quiet') }),
+              h('ul', {}, quiet.map((n) => h('li', { class: 'quiet-theme', title: describe(n), dataset: { theme: cardKey(n) } },
+                h('span', { class: 'quiet-name', text: n }),
+                h('span', { class: 'visually-hidden', text: describe(n) }),
+              ))),
+            )
+          : null,
       ));
     }
     if (!sections.length) sections.push(h('p', { class: 'empty', text: t('lobby.empty') }));

@@ -88,43 +88,58 @@ export class CallController {
         return;
       }
     }
-    this.outgoing = { callId: null, to: user, media, room: null, state: 'calling' };
+    const out = { callId: null, to: user, media, room: null, state: 'calling', local: null };
+    this.outgoing = out;
     this.openView(media);
     this.view.heading.textContent = t('call.calling', { name: user.nickname });
     this.setState(t('call.ringing'));
     this.renderControls();
     const local = await captureMedia(media, this.app.me.capabilities);
-    if (!this.outgoing) {
+    if (this.outgoing !== out) {
       local.stream.getTracks().forEach((tr) => tr.stop());
       return;
     }
-    this.outgoing.local = local;
+    out.local = local;
     this.showLocal(local.stream);
     this.showMissing(local.missing);
+    let ringing;
     try {
-      const ringing = await this.app.client.invite(user.id, media);
-      if (!this.outgoing) return;
-      this.outgoing.callId = ringing.call_id;
-      this.outgoing.room = ringing.room;
-      this.outgoing.state = 'ringing';
-      this.renderControls();
+      ringing = await this.app.client.invite(user.id, media);
     } catch (err) {
-      if (!this.outgoing) return;
-      if (err.code === 'conflict') {
-        // Both called at once: the server refused ours because they are calling us.
-        const crossed = await this.waitForIncomingFrom(user.id);
-        if (crossed && this.outgoing) {
-          this.app.toast(t('call.crossed', { name: user.nickname }));
-          const keep = this.outgoing.local;
-          this.outgoing = null;
-          this.accept(crossed.call_id, keep);
-          return;
-        }
-        this.endOutgoing(t('call.busy', { name: user.nickname }));
-      } else {
+      if (this.outgoing !== out) return;
+      if (err.code !== 'conflict') {
         this.endOutgoing(t('call.failed', { reason: err.message }));
+        return;
       }
+      // Both called at once and the server refused ours: take their call instead.
+      out.state = 'refused';
+      const crossed = await this.waitForIncomingFrom(user.id);
+      if (this.outgoing !== out) return; // onIncoming took it meanwhile.
+      if (crossed) {
+        this.takeCrossed(crossed);
+      } else {
+        this.endOutgoing(t('call.busy', { name: user.nickname }));
+      }
+      return;
     }
+    if (this.outgoing !== out) {
+      // Cancelled, or replaced by their crossing call, while the invitation was on its way.
+      this.app.client.cancel(ringing.call_id).catch(() => {});
+      return;
+    }
+    out.callId = ringing.call_id;
+    out.room = ringing.room;
+    out.state = 'ringing';
+    this.renderControls();
+  }
+
+  /** Drops our invitation in favour of theirs (calls that crossed) and answers it. */
+  takeCrossed(f) {
+    const out = this.outgoing;
+    this.outgoing = null;
+    if (out?.callId) this.app.client.cancel(out.callId).catch(() => {});
+    this.app.toast(t('call.crossed', { name: f.from.nickname }));
+    this.accept(f.call_id, out?.local || null, f);
   }
 
   waitForIncomingFrom(userId) {
@@ -151,16 +166,6 @@ export class CallController {
   // ---- being called ---------------------------------------------------------------------
 
   onIncoming(f) {
-    // Calls that cross ours: the lower user id's call goes on, the other is dropped.
-    if (this.outgoing && this.outgoing.to.id === f.from.id && f.media !== 'chat') {
-      if (this.app.me.id < f.from.id) return; // They will take ours.
-      const keep = this.outgoing.local;
-      if (this.outgoing.callId) this.app.client.cancel(this.outgoing.callId).catch(() => {});
-      this.outgoing = null;
-      this.app.toast(t('call.crossed', { name: f.from.nickname }));
-      this.accept(f.call_id, keep, f);
-      return;
-    }
     // A chat request from someone whose chat is open already: just take it.
     if (f.media === 'chat' && this.app.chats.get(f.room)) {
       this.app.client.accept(f.call_id).catch(() => {});
@@ -169,12 +174,20 @@ export class CallController {
     // Brought into a running call: its room is named after the first call, not this one.
     f.joining = f.media !== 'chat' && Boolean(f.room) && f.room !== `call:${f.call_id}`;
     this.incoming.set(f.call_id, f);
+    // Calls that cross ours: the lower user id's call goes on, the other side takes it.
+    const out = this.outgoing;
+    if (out && out.to.id === f.from.id && f.media !== 'chat') {
+      f.crossed = true;
+      if (this.app.me.id < f.from.id && out.state !== 'refused') return; // They take ours.
+      this.takeCrossed(f);
+      return;
+    }
     this.showPrompt();
   }
 
   /** The prompt shows the oldest ringing call. */
   showPrompt() {
-    const f = this.incoming.values().next().value;
+    const f = [...this.incoming.values()].find((x) => !x.crossed);
     const p = this.prompt;
     if (!f) {
       p.root.hidden = true;
@@ -202,7 +215,7 @@ export class CallController {
   }
 
   hidePromptIfDone() {
-    if (this.incoming.size === 0) {
+    if (![...this.incoming.values()].some((x) => !x.crossed)) {
       this.prompt.root.hidden = true;
       stopRinging();
       if (this.focusBeforePrompt?.isConnected) this.focusBeforePrompt.focus();
@@ -299,6 +312,10 @@ export class CallController {
 
   onMissed(f) {
     const ringing = this.incoming.get(f.call_id);
+    if (ringing?.crossed) {
+      this.dropIncoming(f.call_id);
+      return;
+    }
     if (ringing) {
       this.dropIncoming(f.call_id);
       this.app.addMissed({ call_id: f.call_id, from: ringing.from, media: ringing.media, at: Date.now() });
@@ -312,7 +329,8 @@ export class CallController {
     const ringing = this.incoming.get(f.call_id);
     if (!ringing) return;
     this.dropIncoming(f.call_id);
-    this.app.toast(t('call.cancelled', { name: ringing.from.nickname }));
+    // A crossed call they dropped for ours is not news to anyone.
+    if (!ringing.crossed) this.app.toast(t('call.cancelled', { name: ringing.from.nickname }));
   }
 
   onEnded(f) {

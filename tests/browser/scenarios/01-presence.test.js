@@ -1,0 +1,66 @@
+// Scenario 1: two people register in two browsers and see each other come online in the
+// lobby, under their shared theme, with the right capability icons and actions; one closes
+// the tab and the other sees them go offline.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../lib/server.js';
+import { launch, newPage, personIn, registerViaUi, screenshot } from '../lib/browser.js';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('two users see each other online under their shared theme, then offline when a tab closes', async () => {
+  const ana = await newPage(browser, server);
+  await registerViaUi(ana, 'ana', { themes: ['Jogos', 'Música'], capabilities: ['video', 'audio', 'text'] });
+  const bia = await newPage(browser, server);
+  await registerViaUi(bia, 'bia', { themes: ['Jogos', 'Livros'], capabilities: ['video', 'text'] });
+
+  // Ana sees Bia, online, in the card of the theme they share (among "your themes").
+  const biaAtAna = personIn(ana, 'Jogos', 'bia');
+  await biaAtAna.and(ana.locator('[data-status=online]')).waitFor();
+  assert.equal(await biaAtAna.locator('.status-text').textContent(), 'Online');
+  assert.equal(await ana.locator('#sec-yours ~ .cards .theme-card[data-theme=Jogos]').count(), 1);
+  // Her icons: video and text, no audio; the actions both of them can take.
+  assert.equal(await biaAtAna.locator('.cap-video').count(), 1);
+  assert.equal(await biaAtAna.locator('.cap-text').count(), 1);
+  assert.equal(await biaAtAna.locator('.cap-audio').count(), 0);
+  assert.equal(await biaAtAna.getByRole('button', { name: 'Video call bia' }).isEnabled(), true);
+  assert.equal(await biaAtAna.getByRole('button', { name: 'Chat with bia' }).count(), 1);
+  assert.equal(await biaAtAna.getByRole('button', { name: 'Voice call bia' }).count(), 0);
+  // Bia is not in Ana's other theme's card.
+  assert.equal(await personIn(ana, 'Música', 'bia').count(), 0);
+
+  // Bia sees Ana the same way, with all three icons but no voice action (Bia has no audio).
+  const anaAtBia = personIn(bia, 'Jogos', 'ana');
+  await anaAtBia.and(bia.locator('[data-status=online]')).waitFor();
+  assert.equal(await anaAtBia.locator('.cap').count(), 3);
+  assert.equal(await anaAtBia.getByRole('button', { name: 'Voice call ana' }).count(), 0);
+  assert.equal(await anaAtBia.getByRole('button', { name: 'Video call ana' }).count(), 1);
+
+  await screenshot(ana, '01-lobby');
+
+  // Portuguese with one switch (and back), the live lobby unchanged.
+  await ana.getByRole('button', { name: 'Mudar para português' }).click();
+  await ana.getByRole('heading', { name: 'Olá, ana' }).waitFor();
+  assert.equal(await ana.locator('html').getAttribute('lang'), 'pt-BR');
+  assert.equal(await biaAtAna.getByRole('button', { name: 'Chamada de vídeo com bia' }).count(), 1);
+  await ana.getByRole('button', { name: 'Switch to English' }).click();
+  await ana.getByRole('heading', { name: 'Hi, ana' }).waitFor();
+
+  // Bia closes her tab: Ana's lobby shows her offline, without a reload.
+  await bia.context().close();
+  await biaAtAna.and(ana.locator('[data-status=offline]')).waitFor();
+  assert.equal(await biaAtAna.locator('.status-text').textContent(), 'Offline');
+  assert.equal(await biaAtAna.getByRole('button', { name: 'Video call bia' }).isDisabled(), true);
+});

@@ -1,0 +1,73 @@
+// Scenario 3: a chat-only user. No call action is offered to or from them; chat works both
+// ways (pending → delivered, typing, text shown as text); after a reload the history is there.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../lib/server.js';
+import { launch, newPage, personIn, registerViaUi, screenshot } from '../lib/browser.js';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('a chat-only user chats both ways without call actions, and the history survives a reload', async () => {
+  const ana = await newPage(browser, server);
+  await registerViaUi(ana, 'ana', { themes: ['Livros'], capabilities: ['video', 'audio', 'text'] });
+  // Teo is on a phone-sized screen.
+  const teo = await newPage(browser, server, { viewport: { width: 390, height: 844 } });
+  await registerViaUi(teo, 'teo', { themes: ['Livros'], capabilities: ['text'] });
+
+  const teoAtAna = personIn(ana, 'Livros', 'teo');
+  await teoAtAna.and(ana.locator('[data-status=online]')).waitFor();
+  const anaAtTeo = personIn(teo, 'Livros', 'ana');
+  await anaAtTeo.and(teo.locator('[data-status=online]')).waitFor();
+  // Only chat, both ways.
+  assert.deepEqual(await teoAtAna.locator('.actions button').evaluateAll((bs) => bs.map((b) => b.dataset.action)), ['chat']);
+  assert.deepEqual(await anaAtTeo.locator('.actions button').evaluateAll((bs) => bs.map((b) => b.dataset.action)), ['chat']);
+  assert.deepEqual(await teoAtAna.locator('.cap').evaluateAll((cs) => cs.map((c) => c.dataset.cap)), ['text']);
+
+  // Ana opens the chat; Teo is asked to open it and does.
+  await teoAtAna.getByRole('button', { name: 'Chat with teo' }).click();
+  const anaChat = ana.locator('.chat-window[data-peer-id]').filter({ has: ana.getByRole('heading', { name: 'teo' }) });
+  await anaChat.waitFor();
+  const prompt = teo.getByRole('alertdialog');
+  await prompt.getByText('ana wants to chat with you').waitFor();
+  await prompt.getByRole('button', { name: 'Open chat' }).click();
+  const teoChat = teo.locator('.chat-window').filter({ has: teo.getByRole('heading', { name: 'ana' }) });
+  await teoChat.waitFor();
+
+  // Ana writes (markup is shown as text, never interpreted); it is delivered.
+  const tricky = 'Olá, Teo! <b>não é negrito</b> <img src=x onerror=alert(1)>';
+  await anaChat.getByRole('textbox').fill(tricky);
+  await anaChat.getByRole('textbox').press('Enter');
+  await anaChat.locator('.msg.mine[data-state=delivered] .msg-text', { hasText: 'Olá, Teo!' }).waitFor();
+  const atTeo = teoChat.locator('.msg.theirs .msg-text');
+  await atTeo.filter({ hasText: 'Olá, Teo!' }).waitFor();
+  assert.equal(await atTeo.first().textContent(), tricky);
+  assert.equal(await teoChat.locator('.msg b, .msg img').count(), 0);
+
+  // Teo types: Ana sees it; then his answer arrives.
+  await teoChat.getByRole('textbox').pressSequentially('Oi Ana', { delay: 30 });
+  await anaChat.getByText('teo is typing…').waitFor();
+  await teoChat.getByRole('textbox').press('Enter');
+  await anaChat.locator('.msg.theirs .msg-text', { hasText: 'Oi Ana' }).waitFor();
+  await teoChat.locator('.msg.mine[data-state=delivered]', { hasText: 'Oi Ana' }).waitFor();
+  await screenshot(ana, '03-chat');
+
+  // Ana reloads: reopening the chat shows the history, in order, each message once.
+  await ana.reload();
+  await personIn(ana, 'Livros', 'teo').getByRole('button', { name: 'Chat with teo' }).click();
+  const reopened = ana.locator('.chat-window').filter({ has: ana.getByRole('heading', { name: 'teo' }) });
+  await reopened.locator('.msg .msg-text', { hasText: 'Oi Ana' }).waitFor();
+  const texts = await reopened.locator('.msg .msg-text').allTextContents();
+  assert.deepEqual(texts, [tricky, 'Oi Ana']);
+});
