@@ -8,7 +8,7 @@
 //! closed (1013) rather than let memory grow or other clients wait.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -134,6 +134,11 @@ pub struct SessionActor {
     auth_session_id: i64,
     rt: Realtime,
     out: mpsc::Sender<Outbound>,
+    /// Frames that found the queue full within one burst, waiting for room (bounded by the
+    /// queue's size: a client is too slow once both are full).
+    overflow: VecDeque<Outbound>,
+    /// A task is moving `overflow` into the queue.
+    draining: bool,
     /// Taken when closing: a connection is closed once.
     close_tx: Option<oneshot::Sender<CloseCmd>>,
     last_heard: Instant,
@@ -177,6 +182,8 @@ impl SessionActor {
                 welcome: Some(welcome),
                 auth_session_id: who.session_id,
                 out,
+                overflow: VecDeque::new(),
+                draining: false,
                 close_tx: Some(close_tx),
                 last_heard: Instant::now(),
                 rooms: HashMap::new(),
@@ -188,33 +195,62 @@ impl SessionActor {
         })
     }
 
-    /// Queues a frame for the client; a full queue means the client is too slow (1013).
+    /// Queues a frame for the client.
     fn push(&mut self, ctx: &mut Context<Self>, frame: ByteString) {
         if self.close_tx.is_none() {
             return;
         }
         self.rt.metrics.frame_out(&frame);
-        match self.out.try_send(Outbound::Text(frame)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.close(
-                ctx,
-                CloseCode::Again,
-                "too slow: outbound queue full",
-                false,
-            ),
-            Err(mpsc::error::TrySendError::Closed(_)) => ctx.stop(),
-        }
+        self.enqueue(ctx, Outbound::Text(frame));
     }
 
-    fn push_control(&mut self, ctx: &mut Context<Self>, item: Outbound) {
-        if self.close_tx.is_some() && self.out.try_send(item).is_err() {
-            self.close(
+    /// Queues a frame, or sets it aside when a burst found the queue full. The writer runs
+    /// between this actor's turns, so one turn's burst may outrun it; a client is too slow
+    /// (1013) only when the queue is full and as many frames again are waiting behind it.
+    fn enqueue(&mut self, ctx: &mut Context<Self>, item: Outbound) {
+        if self.close_tx.is_none() {
+            return;
+        }
+        let item = if self.overflow.is_empty() {
+            match self.out.try_send(item) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(item)) => item,
+                Err(mpsc::error::TrySendError::Closed(_)) => return ctx.stop(),
+            }
+        } else {
+            item
+        };
+        if self.overflow.len() >= self.rt.settings.ws_outbound_queue.max(1) {
+            return self.close(
                 ctx,
                 CloseCode::Again,
                 "too slow: outbound queue full",
                 false,
             );
         }
+        self.overflow.push_back(item);
+        if !self.draining {
+            self.draining = true;
+            self.drain(ctx);
+        }
+    }
+
+    /// Moves set-aside frames into the queue as the writer makes room.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        let room = self.out.clone().reserve_owned();
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(room).map(|res, act, ctx| {
+                let Ok(permit) = res else { return ctx.stop() };
+                if let Some(item) = act.overflow.pop_front() {
+                    permit.send(item);
+                }
+                if act.overflow.is_empty() {
+                    act.draining = false;
+                } else {
+                    act.drain(ctx);
+                }
+            }),
+        );
     }
 
     fn error(&mut self, ctx: &mut Context<Self>, id: Option<&FrameId>, err: &ApiError) {
@@ -645,7 +681,7 @@ impl Actor for SessionActor {
                 log::debug!("session {:?} timed out", act.id);
                 act.close(ctx, CloseCode::Normal, "timed out", false);
             } else {
-                act.push_control(ctx, Outbound::Ping);
+                act.enqueue(ctx, Outbound::Ping);
             }
         });
     }
@@ -677,7 +713,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
                 );
                 self.error(ctx, None, &err);
             }
-            Ok(AggregatedMessage::Ping(bytes)) => self.push_control(ctx, Outbound::Pong(bytes)),
+            Ok(AggregatedMessage::Ping(bytes)) => self.enqueue(ctx, Outbound::Pong(bytes)),
             Ok(AggregatedMessage::Pong(_)) => {}
             Ok(AggregatedMessage::Close(_)) => self.close(ctx, CloseCode::Normal, "bye", true),
             Err(ProtocolError::Overflow) => {

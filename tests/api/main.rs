@@ -14,9 +14,11 @@ mod migrations;
 mod openapi;
 mod sessions;
 mod themes;
+mod ws_calls;
 mod ws_chat;
 // Shared by the WebSocket tests; not each of them uses every helper.
 #[allow(dead_code)]
 mod ws_client;
+mod ws_limits;
 mod ws_presence;
 mod ws_rooms;

@@ -37,9 +37,27 @@ pub struct ConnectOpts<'a> {
     pub recv_buffer: Option<u32>,
 }
 
+/// A server to connect to: a [`TestApp`] or a bare port.
+pub trait WsTarget {
+    fn ws_port(&self) -> u16;
+}
+
+impl WsTarget for TestApp {
+    fn ws_port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl WsTarget for u16 {
+    fn ws_port(&self) -> u16 {
+        *self
+    }
+}
+
 /// Opens `/ws`; `Err(status)` when the server refuses the upgrade.
-pub async fn try_connect(app: &TestApp, opts: ConnectOpts<'_>) -> Result<WsClient, u16> {
-    let mut req = format!("ws://127.0.0.1:{}/ws", app.port)
+pub async fn try_connect(app: &impl WsTarget, opts: ConnectOpts<'_>) -> Result<WsClient, u16> {
+    let port = app.ws_port();
+    let mut req = format!("ws://127.0.0.1:{port}/ws")
         .into_client_request()
         .expect("request");
     if let Some(token) = opts.token {
@@ -57,7 +75,7 @@ pub async fn try_connect(app: &TestApp, opts: ConnectOpts<'_>) -> Result<WsClien
         socket.set_recv_buffer_size(size).expect("buffer size");
     }
     let stream = socket
-        .connect(format!("127.0.0.1:{}", app.port).parse().expect("addr"))
+        .connect(format!("127.0.0.1:{port}").parse().expect("addr"))
         .await
         .expect("tcp connect");
     match client_async(req, stream).await {
@@ -72,7 +90,7 @@ pub async fn try_connect(app: &TestApp, opts: ConnectOpts<'_>) -> Result<WsClien
 }
 
 /// Connects `user` and reads `welcome` and `presence.snapshot`.
-pub async fn connect(app: &TestApp, user: &TestUser) -> WsClient {
+pub async fn connect(app: &impl WsTarget, user: &TestUser) -> WsClient {
     connect_with(
         app,
         ConnectOpts {
@@ -84,7 +102,7 @@ pub async fn connect(app: &TestApp, user: &TestUser) -> WsClient {
 }
 
 /// Connects with options and reads `welcome` and `presence.snapshot`.
-pub async fn connect_with(app: &TestApp, opts: ConnectOpts<'_>) -> WsClient {
+pub async fn connect_with(app: &impl WsTarget, opts: ConnectOpts<'_>) -> WsClient {
     let mut client = try_connect(app, opts).await.expect("upgrade accepted");
     let welcome = client.recv().await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
@@ -186,6 +204,22 @@ impl WsClient {
                 .read_frame(left)
                 .await
                 .unwrap_or_else(|| panic!("no presence change of user {user_id} in time"));
+            self.backlog.push(frame);
+        }
+    }
+
+    /// The next frame of `type` if one arrives within `wait`.
+    pub async fn recv_type_within(&mut self, kind: &str, wait: Duration) -> Option<Value> {
+        if let Some(i) = self.backlog.iter().position(|f| f["type"] == kind) {
+            return Some(self.backlog.remove(i));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.read_frame(left).await?;
+            if frame["type"] == kind {
+                return Some(frame);
+            }
             self.backlog.push(frame);
         }
     }

@@ -1,0 +1,354 @@
+//! The call lifecycle over WebSocket: invite, ring, accept/decline/cancel/hangup, ring
+//! timeout, refusals, third-person invitations, the call log and missed-call notices.
+
+use serde_json::{json, Value};
+
+use crate::{
+    helpers::{spawn_app, spawn_app_with, TestApp, TestUser},
+    ws_client::{connect, WsClient},
+};
+
+async fn invite(from: &mut WsClient, id: i64, to: &TestUser, media: &str) -> Value {
+    from.request(
+        id,
+        json!({"type": "call.invite", "to": to.id, "media": media}),
+    )
+    .await
+}
+
+async fn ringing_call(a: &mut WsClient, b: &mut WsClient, bia: &TestUser) -> String {
+    let ringing = invite(a, 1, bia, "video").await;
+    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
+    let incoming = b.recv_type("call.incoming").await;
+    assert_eq!(incoming["call_id"], ringing["call_id"]);
+    ringing["call_id"].as_str().unwrap().to_owned()
+}
+
+async fn log_of(app: &TestApp, user: &TestUser) -> Value {
+    let res = app.get("/api/calls", Some(&user.token)).await;
+    assert_eq!(res.status.as_u16(), 200, "{}", res.body);
+    res.body["calls"].clone()
+}
+
+#[actix_web::test]
+async fn an_accepted_call_reaches_both_sides_and_stops_the_callees_other_devices() {
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b1 = connect(&app, &bia).await;
+    let mut b2 = connect(&app, &bia).await;
+    let ringing = invite(&mut a, 1, &bia, "video").await;
+    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
+    assert_eq!(ringing["to"]["nickname"], "bia");
+    let room = ringing["room"].as_str().unwrap().to_owned();
+    assert!(room.starts_with("call:c-"), "{room}");
+    let call_id = ringing["call_id"].as_str().unwrap().to_owned();
+    for b in [&mut b1, &mut b2] {
+        let incoming = b.recv_type("call.incoming").await;
+        assert_eq!(incoming["call_id"], call_id.as_str());
+        assert_eq!(incoming["from"]["nickname"], "ana");
+        assert_eq!(incoming["media"], "video");
+        assert_eq!(incoming["room"], room.as_str());
+    }
+    let accepted = b1
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    assert_eq!(accepted["type"], "call.accepted");
+    assert_eq!(accepted["room"], room.as_str());
+    assert_eq!(
+        a.recv_type("call.accepted").await["call_id"],
+        call_id.as_str()
+    );
+    assert_eq!(
+        b2.recv_type("call.answered_elsewhere").await["call_id"],
+        call_id.as_str()
+    );
+    // Both may enter the call room; they are in_call once together.
+    a.join(&room).await;
+    b1.join(&room).await;
+    loop {
+        let u = a.presence_of(bia.id).await;
+        if u["status"] == "in_call" {
+            break;
+        }
+    }
+    // Hanging up ends the call for the other side.
+    let ack = a
+        .request(3, json!({"type": "call.hangup", "call_id": call_id}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let ended = b1.recv_type("call.ended").await;
+    assert_eq!(ended["by"]["nickname"], "ana");
+    let log = log_of(&app, &ana).await;
+    assert_eq!(log[0]["call_id"], call_id.as_str());
+    assert_eq!(log[0]["direction"], "outgoing");
+    assert_eq!(log[0]["with"]["nickname"], "bia");
+    for _ in 0..100 {
+        if log_of(&app, &bia).await[0]["state"] == "ended" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("call log never said ended: {}", log_of(&app, &bia).await);
+}
+
+#[actix_web::test]
+async fn a_declined_call_tells_the_caller_and_is_logged() {
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    let ack = b
+        .request(2, json!({"type": "call.decline", "call_id": call_id}))
+        .await;
+    assert_eq!(ack["type"], "ack");
+    assert_eq!(
+        a.recv_type("call.declined").await["call_id"],
+        call_id.as_str()
+    );
+    // The caller cannot accept, and a declined call cannot be answered again.
+    let err = b
+        .request(3, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    assert_eq!(err["code"], "not_found");
+}
+
+#[actix_web::test]
+async fn a_cancelled_call_stops_ringing_at_the_callee() {
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    let err = b
+        .request(2, json!({"type": "call.cancel", "call_id": call_id}))
+        .await;
+    assert_eq!(err["code"], "forbidden", "only the caller cancels");
+    let err = a
+        .request(3, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    assert_eq!(err["code"], "forbidden", "only the callee accepts");
+    let ack = a
+        .request(4, json!({"type": "call.cancel", "call_id": call_id}))
+        .await;
+    assert_eq!(ack["type"], "ack");
+    assert_eq!(
+        b.recv_type("call.cancelled").await["call_id"],
+        call_id.as_str()
+    );
+}
+
+#[actix_web::test]
+async fn an_unanswered_call_is_missed_on_both_sides_after_the_ring_timeout() {
+    let app = spawn_app_with(|s| s.ring_timeout_ms = 300).await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    assert_eq!(
+        a.recv_type("call.missed").await["call_id"],
+        call_id.as_str()
+    );
+    assert_eq!(
+        b.recv_type("call.missed").await["call_id"],
+        call_id.as_str()
+    );
+    // Seen live: no calls.missed notice on the next connect.
+    b.close().await;
+    let mut b = connect(&app, &bia).await;
+    b.expect_no("calls.missed").await;
+}
+
+#[actix_web::test]
+async fn a_call_missed_while_offline_is_announced_once_even_after_a_restart() {
+    let app = spawn_app_with(|s| s.ring_timeout_ms = 300).await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    // The callee's only device drops while it rings.
+    b.vanish();
+    assert_eq!(
+        a.recv_type("call.missed").await["call_id"],
+        call_id.as_str()
+    );
+    a.close().await;
+    let app = app.restart().await;
+    let mut b = connect(&app, &bia).await;
+    let missed = b.recv_type("calls.missed").await;
+    assert_eq!(missed["calls"][0]["call_id"], call_id.as_str());
+    assert_eq!(missed["calls"][0]["from"]["nickname"], "ana");
+    assert_eq!(missed["calls"][0]["media"], "video");
+    b.close().await;
+    let mut b = connect(&app, &bia).await;
+    b.expect_no("calls.missed").await;
+}
+
+#[actix_web::test]
+async fn every_refusal_has_its_own_error_and_rings_nobody() {
+    let app = spawn_app_with(|s| s.login_attempts = 100).await;
+    let ana = app.user("ana").await;
+    let bia = app.user("bia").await;
+    let texto = app.user_with("texto", &["Jogos"], &["text"]).await;
+    let offline = app.user("offline").await;
+    let banned = app.user("banido").await;
+    let admin = app.admin("chefe").await;
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let mut t = connect(&app, &texto).await;
+
+    let err = invite(&mut a, 1, &ana, "video").await;
+    assert_eq!(err["code"], "bad_request", "yourself: {err}");
+    let err = invite(&mut a, 2, &offline, "video").await;
+    assert_eq!(err["code"], "unavailable", "offline: {err}");
+    assert!(err["message"].as_str().unwrap().contains("offline"));
+    let err = a
+        .request(
+            3,
+            json!({"type": "call.invite", "to": 999_999, "media": "video"}),
+        )
+        .await;
+    assert_eq!(err["code"], "not_found", "unknown: {err}");
+    let res = app
+        .post(
+            &format!("/api/admin/users/{}/ban", banned.id),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await;
+    assert!(res.status.is_success(), "ban: {}", res.body);
+    let err = invite(&mut a, 4, &banned, "video").await;
+    assert_eq!(err["code"], "not_found", "banned: {err}");
+    let err = invite(&mut a, 5, &texto, "video").await;
+    assert_eq!(err["code"], "forbidden", "chat-only: {err}");
+    let err = invite(&mut t, 6, &ana, "audio").await;
+    assert_eq!(err["code"], "forbidden", "caller lacks it: {err}");
+    b.request(7, json!({"type": "presence.set", "status": "busy"}))
+        .await;
+    let err = invite(&mut a, 8, &bia, "video").await;
+    assert_eq!(err["code"], "conflict", "busy: {err}");
+    b.request(9, json!({"type": "presence.set", "status": "away"}))
+        .await;
+    let err = invite(&mut a, 10, &bia, "video").await;
+    assert_eq!(err["code"], "conflict", "away: {err}");
+    b.expect_no("call.incoming").await;
+    t.expect_no("call.incoming").await;
+    // A chat invitation to the text-only user works, in their direct room.
+    let ringing = invite(&mut a, 11, &texto, "chat").await;
+    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
+    let lo = ana.id.min(texto.id);
+    let hi = ana.id.max(texto.id);
+    assert_eq!(ringing["room"], format!("dm:{lo}:{hi}"));
+}
+
+#[actix_web::test]
+async fn someone_already_in_a_call_cannot_be_called() {
+    let app = spawn_app().await;
+    let (ana, bia, caio) = (
+        app.user("ana").await,
+        app.user("bia").await,
+        app.user("caio").await,
+    );
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let mut c = connect(&app, &caio).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    let accepted = b
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    let room = accepted["room"].as_str().unwrap().to_owned();
+    a.join(&room).await;
+    b.join(&room).await;
+    loop {
+        if c.presence_of(bia.id).await["status"] == "in_call" {
+            break;
+        }
+    }
+    let err = invite(&mut c, 3, &bia, "audio").await;
+    assert_eq!(err["code"], "conflict", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("in a call"));
+}
+
+#[actix_web::test]
+async fn a_third_person_can_be_invited_into_a_running_call_up_to_the_cap() {
+    let app = spawn_app_with(|s| s.room_member_cap = 3).await;
+    let (ana, bia, caio, dora) = (
+        app.user("ana").await,
+        app.user("bia").await,
+        app.user("caio").await,
+        app.user("dora").await,
+    );
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let mut c = connect(&app, &caio).await;
+    let mut d = connect(&app, &dora).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    let accepted = b
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    let room = accepted["room"].as_str().unwrap().to_owned();
+    a.join(&room).await;
+    b.join(&room).await;
+    // dora cannot bring herself into a call she is not in.
+    let err = d
+        .request(
+            3,
+            json!({"type": "call.invite", "to": caio.id, "media": "video", "room": room}),
+        )
+        .await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+    let ringing = b
+        .request(
+            4,
+            json!({"type": "call.invite", "to": caio.id, "media": "video", "room": room}),
+        )
+        .await;
+    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
+    assert_eq!(ringing["room"], room.as_str());
+    let incoming = c.recv_type("call.incoming").await;
+    assert_eq!(incoming["room"], room.as_str());
+    // The cap counts the two in the call and the one ringing.
+    let err = a
+        .request(
+            5,
+            json!({"type": "call.invite", "to": dora.id, "media": "video", "room": room}),
+        )
+        .await;
+    assert_eq!(err["code"], "conflict", "{err}");
+    let accepted = c
+        .request(
+            6,
+            json!({"type": "call.accept", "call_id": incoming["call_id"]}),
+        )
+        .await;
+    assert_eq!(accepted["room"], room.as_str());
+    let joined = c.join(&room).await;
+    assert_eq!(joined["peers"].as_array().unwrap().len(), 2);
+    // One leaving a three-person call does not end it for the other two.
+    a.request(7, json!({"type": "call.hangup", "call_id": call_id}))
+        .await;
+    b.expect_no("call.ended").await;
+}
+
+#[actix_web::test]
+async fn a_stranger_cannot_enter_a_call_room() {
+    let app = spawn_app().await;
+    let (ana, bia, caio) = (
+        app.user("ana").await,
+        app.user("bia").await,
+        app.user("caio").await,
+    );
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let mut c = connect(&app, &caio).await;
+    let ringing = invite(&mut a, 1, &bia, "audio").await;
+    let room = ringing["room"].as_str().unwrap().to_owned();
+    b.recv_type("call.incoming").await;
+    let err = c
+        .request(2, json!({"type": "room.join", "room": room}))
+        .await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+    let log = log_of(&app, &caio).await;
+    assert_eq!(log, json!([]));
+}
