@@ -140,7 +140,7 @@ impl Application {
         if closed > 0 {
             log::info!("closed {closed} call(s) left open by the last run");
         }
-        let realtime = Realtime::start(pool.clone(), Arc::clone(&settings));
+        let realtime = Realtime::start(pool.clone(), Arc::clone(&settings), &metrics);
         let shutdown = Arc::new(tokio::sync::Notify::new());
 
         let state = web::Data::new(AppState {

@@ -148,6 +148,8 @@ pub struct DirectoryFilter {
     pub banned: Option<bool>,
     /// Only these users (e.g. the ones online right now, as presence knows them).
     pub only_ids: Option<Vec<i64>>,
+    /// Not these users (e.g. `online=false`: everyone presence does not know).
+    pub except_ids: Option<Vec<i64>>,
 }
 
 /// The users matching `filter`, as a boxed query (shared by the page and its count).
@@ -173,6 +175,9 @@ fn filtered(filter: &DirectoryFilter) -> users::BoxedQuery<'_, diesel::sqlite::S
     }
     if let Some(ids) = &filter.only_ids {
         query = query.filter(users::id.eq_any(ids));
+    }
+    if let Some(ids) = &filter.except_ids {
+        query = query.filter(users::id.ne_all(ids));
     }
     query
 }

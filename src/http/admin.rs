@@ -173,6 +173,7 @@ pub async fn list_users(
     let query = DirectoryQuery {
         theme,
         capability,
+        online: None,
         page,
         per_page,
     };
@@ -687,6 +688,14 @@ pub struct Stats {
     pub messages: i64,
     /// Calls logged, in any state.
     pub calls: i64,
+    /// Users with at least one live WebSocket connection.
+    pub online_users: i64,
+    /// Open WebSocket connections.
+    pub ws_connections: i64,
+    /// Rooms with at least one member right now.
+    pub live_rooms: i64,
+    /// Calls ringing or in progress right now.
+    pub live_calls: i64,
 }
 
 /// Counts of what the server holds.
@@ -702,7 +711,15 @@ pub struct Stats {
 )]
 #[get("/stats")]
 pub async fn stats(state: web::Data<AppState>, _admin: Admin) -> ApiResult<web::Json<Stats>> {
-    let stats = db::run(&state.pool, |conn| {
+    let online_users = state
+        .realtime
+        .presence
+        .send(crate::realtime::presence::Statuses)
+        .await
+        .map_err(|_| ApiError::Unavailable("presence is not answering".to_owned()))?
+        .len();
+    let (ws_connections, live_rooms, live_calls) = state.realtime.metrics.gauges();
+    let stats = db::run(&state.pool, move |conn| {
         let (users, banned_users, admins) = db::users::counts(conn)?;
         Ok(Stats {
             users,
@@ -712,6 +729,10 @@ pub async fn stats(state: web::Data<AppState>, _admin: Admin) -> ApiResult<web::
             sessions: db::sessions::count_live(conn)?,
             messages: db::messages::count(conn)?,
             calls: db::calls::count(conn)?,
+            online_users: i64::try_from(online_users).unwrap_or(i64::MAX),
+            ws_connections,
+            live_rooms,
+            live_calls,
         })
     })
     .await?;

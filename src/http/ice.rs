@@ -120,3 +120,17 @@ pub async fn ice_servers(
         note: None,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::turn_credential;
+
+    #[test]
+    fn the_turn_credential_is_coturns_hmac_sha1_in_base64() {
+        // Computed independently: base64(hmac_sha1(b"s3cret", b"1700000000:7")).
+        assert_eq!(
+            turn_credential("s3cret", "1700000000:7").unwrap(),
+            "S5FYRd8b/uBnAZtdCPz+MSG7UiM="
+        );
+    }
+}

@@ -13,6 +13,7 @@ use crate::{
     },
     error::{ApiError, ApiResult},
     http::auth::Authenticated,
+    realtime::{presence::Statuses, protocol::Status},
     startup::AppState,
 };
 
@@ -40,6 +41,9 @@ pub struct UserView {
     pub created_at: i64,
     /// Unix milliseconds; null when never seen online.
     pub last_seen_at: Option<i64>,
+    /// Live presence (online, busy, away, in_call, offline); only in directory listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
 }
 
 impl UserView {
@@ -54,6 +58,7 @@ impl UserView {
             banned: user.banned,
             created_at: user.created_at,
             last_seen_at: user.last_seen_at,
+            status: None,
         }
     }
 
@@ -88,6 +93,8 @@ pub struct DirectoryQuery {
     pub theme: Option<String>,
     /// Only users who can do this.
     pub capability: Option<Capability>,
+    /// `true`: only users with a live connection; `false`: only those without.
+    pub online: Option<bool>,
     /// 1-based page number; default 1.
     pub page: Option<u32>,
     /// Users per page, 1 to 200; default 50.
@@ -130,6 +137,18 @@ pub async fn load_page(
 ) -> ApiResult<UserPage> {
     let (page, per_page) = query.paging()?;
     filter.capability = filter.capability.or(query.capability);
+    // Presence is the one owner of who is online: ask it once for this page.
+    let statuses = state
+        .realtime
+        .presence
+        .send(Statuses)
+        .await
+        .map_err(|_| ApiError::Unavailable("presence is not answering".to_owned()))?;
+    match query.online {
+        Some(true) => filter.only_ids = Some(statuses.keys().copied().collect()),
+        Some(false) => filter.except_ids = Some(statuses.keys().copied().collect()),
+        None => {}
+    }
     let offset = i64::from(page - 1) * i64::from(per_page);
     let theme = query.theme;
     let (users, total) = db::run(&state.pool, move |conn| {
@@ -144,6 +163,13 @@ pub async fn load_page(
         Ok((UserView::load_many(conn, &users)?, total))
     })
     .await?;
+    let users = users
+        .into_iter()
+        .map(|mut u| {
+            u.status = Some(statuses.get(&u.id).copied().unwrap_or(Status::Offline));
+            u
+        })
+        .collect();
     Ok(UserPage {
         users,
         page,

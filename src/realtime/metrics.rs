@@ -1,57 +1,104 @@
-//! Counters of the realtime core, kept lock-free so the hot paths only add to atomics.
+//! The realtime core's series in the `/metrics` registry ([`crate::metrics::Metrics`]):
+//! live connections, rooms and calls, frames in and out by type, closes by code.
 //!
-//! [`RealtimeMetrics::render`] writes them in the Prometheus text format, ready to be
-//! appended to `/metrics`.
-
-use std::{
-    fmt::Write as _,
-    sync::atomic::{AtomicU64, Ordering},
-};
+//! Every handle is taken once, when the actors start; the hot paths only bump atomics.
 
 use super::protocol::{CLIENT_TYPES, SERVER_TYPES};
+use crate::metrics::{Counter, Gauge, Metrics};
 
 /// Close codes counted one by one; anything else is counted as `other`.
 const CLOSE_CODES: [u16; 9] = [1000, 1001, 1002, 1007, 1008, 1009, 1011, 1013, 4001];
 
-/// Live gauges and running totals of the WebSocket side.
-#[derive(Debug, Default)]
+const FRAMES_IN: &str = "tertulia_ws_frames_in_total";
+const FRAMES_IN_HELP: &str = "WebSocket frames received from clients, by type";
+const FRAMES_OUT: &str = "tertulia_ws_frames_out_total";
+const FRAMES_OUT_HELP: &str = "WebSocket frames queued to clients, by type";
+const CLOSES: &str = "tertulia_ws_closes_total";
+const CLOSES_HELP: &str = "WebSocket connections closed by the server, by close code";
+
+/// Handles on the realtime series.
+#[derive(Debug)]
 pub struct RealtimeMetrics {
-    connections: AtomicU64,
-    rooms: AtomicU64,
-    calls: AtomicU64,
-    frames_in: [AtomicU64; CLIENT_TYPES.len()],
-    frames_in_invalid: AtomicU64,
-    frames_out: [AtomicU64; SERVER_TYPES.len() + 1],
-    closes: [AtomicU64; CLOSE_CODES.len() + 1],
+    connections: Gauge,
+    rooms: Gauge,
+    calls: Gauge,
+    /// By [`CLIENT_TYPES`] index, then one for frames that could not be parsed.
+    frames_in: Vec<Counter>,
+    /// By [`SERVER_TYPES`] index, then one for anything else.
+    frames_out: Vec<Counter>,
+    /// By [`CLOSE_CODES`] index, then one for other codes.
+    closes: Vec<Counter>,
+}
+
+impl Default for RealtimeMetrics {
+    /// Handles on a private registry (nothing is exported).
+    fn default() -> Self {
+        RealtimeMetrics::new(&Metrics::new())
+    }
 }
 
 impl RealtimeMetrics {
+    /// Registers (or finds) every realtime series in `registry`.
+    pub fn new(registry: &Metrics) -> Self {
+        let frames_in = CLIENT_TYPES
+            .iter()
+            .copied()
+            .chain(["invalid"])
+            .map(|t| registry.counter(FRAMES_IN, FRAMES_IN_HELP, &[("type", t)]))
+            .collect();
+        let frames_out = SERVER_TYPES
+            .iter()
+            .copied()
+            .chain(["other"])
+            .map(|t| registry.counter(FRAMES_OUT, FRAMES_OUT_HELP, &[("type", t)]))
+            .collect();
+        let closes = CLOSE_CODES
+            .iter()
+            .map(u16::to_string)
+            .chain(["other".to_owned()])
+            .map(|code| registry.counter(CLOSES, CLOSES_HELP, &[("code", &code)]))
+            .collect();
+        RealtimeMetrics {
+            connections: registry.gauge(
+                "tertulia_ws_connections",
+                "Open WebSocket connections",
+                &[],
+            ),
+            rooms: registry.gauge("tertulia_rooms_live", "Rooms with at least one member", &[]),
+            calls: registry.gauge("tertulia_calls_live", "Calls ringing or in progress", &[]),
+            frames_in,
+            frames_out,
+            closes,
+        }
+    }
+
     /// Sets the number of open connections.
     pub fn connections_open(&self, n: usize) {
-        self.connections.store(n as u64, Ordering::Relaxed);
+        self.connections.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the number of live rooms.
     pub fn rooms_live(&self, n: usize) {
-        self.rooms.store(n as u64, Ordering::Relaxed);
+        self.rooms.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the number of live (ringing or accepted) calls.
     pub fn calls_live(&self, n: usize) {
-        self.calls.store(n as u64, Ordering::Relaxed);
+        self.calls.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Counts one client frame of a known `type`.
     pub fn frame_in(&self, type_name: &str) {
-        match CLIENT_TYPES.iter().position(|t| *t == type_name) {
-            Some(i) => self.frames_in[i].fetch_add(1, Ordering::Relaxed),
-            None => self.frames_in_invalid.fetch_add(1, Ordering::Relaxed),
-        };
+        let i = CLIENT_TYPES
+            .iter()
+            .position(|t| *t == type_name)
+            .unwrap_or(CLIENT_TYPES.len());
+        self.frames_in[i].inc();
     }
 
     /// Counts one client frame that could not be parsed.
     pub fn frame_in_invalid(&self) {
-        self.frames_in_invalid.fetch_add(1, Ordering::Relaxed);
+        self.frames_in[CLIENT_TYPES.len()].inc();
     }
 
     /// Counts one frame queued to a client, by the `type` its text starts with.
@@ -65,7 +112,7 @@ impl RealtimeMetrics {
             .iter()
             .position(|t| *t == name)
             .unwrap_or(SERVER_TYPES.len());
-        self.frames_out[i].fetch_add(1, Ordering::Relaxed);
+        self.frames_out[i].inc();
     }
 
     /// Counts one connection closed by the server with `code`.
@@ -74,88 +121,11 @@ impl RealtimeMetrics {
             .iter()
             .position(|c| *c == code)
             .unwrap_or(CLOSE_CODES.len());
-        self.closes[i].fetch_add(1, Ordering::Relaxed);
+        self.closes[i].inc();
     }
 
     /// Live connections, rooms and calls.
-    pub fn gauges(&self) -> (u64, u64, u64) {
-        (
-            self.connections.load(Ordering::Relaxed),
-            self.rooms.load(Ordering::Relaxed),
-            self.calls.load(Ordering::Relaxed),
-        )
-    }
-
-    /// The counters in the Prometheus text exposition format.
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(2048);
-        let (conns, rooms, calls) = self.gauges();
-        let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        gauge(
-            &mut out,
-            "tertulia_ws_connections",
-            "Open WebSocket connections.",
-            conns,
-        );
-        gauge(
-            &mut out,
-            "tertulia_rooms_live",
-            "Rooms with at least one member.",
-            rooms,
-        );
-        gauge(
-            &mut out,
-            "tertulia_calls_live",
-            "Calls ringing or in progress.",
-            calls,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tertulia_ws_frames_in_total Client frames received, by type.\n\
-             # TYPE tertulia_ws_frames_in_total counter"
-        );
-        for (t, n) in CLIENT_TYPES.iter().zip(&self.frames_in) {
-            let _ = writeln!(
-                out,
-                "tertulia_ws_frames_in_total{{type=\"{t}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "tertulia_ws_frames_in_total{{type=\"invalid\"}} {}",
-            self.frames_in_invalid.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tertulia_ws_frames_out_total Frames queued to clients, by type.\n\
-             # TYPE tertulia_ws_frames_out_total counter"
-        );
-        for (i, n) in self.frames_out.iter().enumerate() {
-            let t = SERVER_TYPES.get(i).copied().unwrap_or("other");
-            let _ = writeln!(
-                out,
-                "tertulia_ws_frames_out_total{{type=\"{t}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tertulia_ws_closes_total Connections closed by the server, by close code.\n\
-             # TYPE tertulia_ws_closes_total counter"
-        );
-        for (i, n) in self.closes.iter().enumerate() {
-            let code = CLOSE_CODES
-                .get(i)
-                .map_or_else(|| "other".to_owned(), u16::to_string);
-            let _ = writeln!(
-                out,
-                "tertulia_ws_closes_total{{code=\"{code}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        out
+    pub fn gauges(&self) -> (i64, i64, i64) {
+        (self.connections.get(), self.rooms.get(), self.calls.get())
     }
 }

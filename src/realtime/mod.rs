@@ -86,9 +86,14 @@ pub struct Realtime {
 }
 
 impl Realtime {
-    /// Starts the presence, hub and chat-store actors on the current arbiter.
-    pub fn start(pool: DbPool, settings: Arc<Settings>) -> Self {
-        let metrics = Arc::new(RealtimeMetrics::default());
+    /// Starts the presence, hub and chat-store actors on the current arbiter; their series
+    /// go into `registry` (`/metrics`).
+    pub fn start(
+        pool: DbPool,
+        settings: Arc<Settings>,
+        registry: &crate::metrics::Metrics,
+    ) -> Self {
+        let metrics = Arc::new(RealtimeMetrics::new(registry));
         // Presence and hub know each other: create the hub's context first for its address.
         let hub_ctx = Context::<Hub>::new();
         let presence = PresenceActor::new(
