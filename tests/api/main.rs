@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod bench_smoke;
 mod cli;
 mod directory;
 mod errors;

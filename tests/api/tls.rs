@@ -433,3 +433,78 @@ async fn a_reload_with_a_broken_key_is_refused_naming_the_file_and_a_fixed_one_i
     assert_eq!(fingerprint, tls::fingerprint(&read_cert(&cert)));
     assert_ne!(fingerprint, setup.fingerprint);
 }
+
+#[actix_web::test]
+async fn a_wss_connection_completes_the_protocol_welcome_and_accepts_its_https_origin() {
+    use futures_util::SinkExt;
+
+    let app = spawn_tls_app().await;
+    // WebSocket upgrades are HTTP/1.1: offer only that, as browsers do for wss.
+    let client = https_client(&app.cert, H1_ONLY);
+    send(
+        client.post(app.url("/api/register")),
+        Some(json!({"nickname": "caio", "password": PASSWORD})),
+    )
+    .await;
+    let (_, _, _, login) = send(
+        client.post(app.url("/api/login")),
+        Some(json!({"nickname": "caio", "password": PASSWORD})),
+    )
+    .await;
+    let token = login["token"].as_str().expect("token").to_owned();
+
+    let wss = format!("wss://localhost:{}/ws", app.port);
+    let own_origin = format!("https://localhost:{}", app.port);
+    let (res, mut socket) = client
+        .ws(&wss)
+        .bearer_auth(&token)
+        .origin(own_origin.as_str())
+        .connect()
+        .await
+        .expect("the wss upgrade succeeds from the server's own https origin");
+    assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
+
+    let welcome = next_text(&mut socket).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    assert_eq!(welcome["user"]["nickname"], "caio");
+    let snapshot = next_text(&mut socket).await;
+    assert_eq!(snapshot["type"], "presence.snapshot", "{snapshot}");
+    socket
+        .send(awc::ws::Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .expect("sent");
+    while next_text(&mut socket).await["type"] != "pong" {}
+
+    // The plain-http spelling of the same host is another origin.
+    let refused = client
+        .ws(&wss)
+        .bearer_auth(&token)
+        .origin(format!("http://localhost:{}", app.port).as_str())
+        .connect()
+        .await;
+    match refused {
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+            assert_eq!(status, StatusCode::FORBIDDEN)
+        }
+        Err(other) => panic!("expected 403, got {other}"),
+        Ok(_) => panic!("an http origin must not open a wss socket"),
+    }
+}
+
+/// The next text frame of a WebSocket, as JSON (control frames skipped).
+async fn next_text(
+    socket: &mut (impl futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
+              + Unpin),
+) -> Value {
+    use futures_util::StreamExt;
+    loop {
+        let frame = actix_web::rt::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("socket open")
+            .expect("valid frame");
+        if let awc::ws::Frame::Text(bytes) = frame {
+            return serde_json::from_slice(&bytes).expect("JSON frame");
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! `lobby`: users arriving at a steady rate, each watching the lobby.
+//!
+//! Every client keeps the set of bench users its lobby shows online (from
+//! `presence.snapshot`, `presence.update` and `presence.batch`). The figure that matters is
+//! how long after the last arrival every client's set is complete — every bench user, all
+//! online — and what each client had to receive to get there (frames and bytes).
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use tokio::{
+    sync::{mpsc, watch},
+    time::{sleep_until, Instant},
+};
+
+use crate::{
+    http::Target,
+    report::{Latency, Report},
+    users, ws, BenchError, BenchResult, Cli,
+};
+
+/// `tertulia-bench lobby`
+#[derive(Debug, clap::Args)]
+pub struct LobbyArgs {
+    /// Users arriving (one connection each).
+    #[arg(long, default_value_t = 5_000)]
+    pub users: usize,
+    /// Arrivals per second.
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// Seconds after the last arrival to wait for every lobby to be complete.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout_secs: f64,
+}
+
+/// What the clients tell the coordinator as it happens.
+enum Event {
+    /// Welcomed at this instant.
+    Arrived(Instant),
+    /// This client's lobby just became complete (`true`) or stopped being so (`false`).
+    Complete(bool),
+    /// The connection failed or closed.
+    Failed(String),
+}
+
+/// One client's figures at the end.
+struct ClientResult {
+    complete_at: Option<Instant>,
+    frames: u64,
+    bytes: u64,
+}
+
+/// Which bench users one client sees online: a bit per bench user.
+struct OnlineSet {
+    bits: Vec<u64>,
+    count: usize,
+}
+
+impl OnlineSet {
+    fn new(users: usize) -> Self {
+        OnlineSet {
+            bits: vec![0; users.div_ceil(64)],
+            count: 0,
+        }
+    }
+
+    fn set(&mut self, index: usize, online: bool) {
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        let was = self.bits[word] & bit != 0;
+        match (was, online) {
+            (false, true) => {
+                self.bits[word] |= bit;
+                self.count += 1;
+            }
+            (true, false) => {
+                self.bits[word] &= !bit;
+                self.count -= 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs the workload.
+pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Report> {
+    if args.users == 0 || args.rate <= 0.0 {
+        return Err(BenchError::Protocol(
+            "--users and --rate must be positive".to_owned(),
+        ));
+    }
+    let users = users::prepare(cli, target, args.users).await?;
+    // Bench user id → its bit.
+    let index: Arc<HashMap<i64, usize>> =
+        Arc::new(users.iter().enumerate().map(|(i, u)| (u.id, i)).collect());
+    let total = users.len();
+
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (stop_tx, stop) = watch::channel(false);
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::with_capacity(total);
+    for (i, user) in users.into_iter().enumerate() {
+        let at = start + Duration::from_secs_f64(i as f64 / args.rate);
+        let (target, index, events, mut stop) = (
+            target.clone(),
+            Arc::clone(&index),
+            events_tx.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            sleep_until(at).await;
+            let mut conn = match ws::connect(&target, &user).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let _ = events.send(Event::Failed(e.to_string()));
+                    return None;
+                }
+            };
+            let _ = events.send(Event::Arrived(Instant::now()));
+            let mut seen = OnlineSet::new(total);
+            let mut complete_at = None;
+            loop {
+                let frame = tokio::select! {
+                    frame = conn.next_frame() => frame,
+                    _ = stop.changed() => break,
+                };
+                let frame = match frame {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => {
+                        let _ = events.send(Event::Failed("connection closed".to_owned()));
+                        break;
+                    }
+                    Err(e) => {
+                        let _ = events.send(Event::Failed(e.to_string()));
+                        break;
+                    }
+                };
+                let mut apply = |id: i64, status: &str| {
+                    if let Some(&bit) = index.get(&id) {
+                        seen.set(bit, status != "offline");
+                    }
+                };
+                match frame.kind.as_str() {
+                    "presence.snapshot" => {
+                        for entry in frame.users.iter().flatten() {
+                            apply(entry.id, &entry.status);
+                        }
+                    }
+                    "presence.update" => {
+                        if let (Some(id), Some(status)) = (frame.user_id, &frame.status) {
+                            apply(id, status);
+                        }
+                    }
+                    "presence.batch" => {
+                        for entry in frame.updates.iter().flatten() {
+                            apply(entry.id, &entry.status);
+                        }
+                    }
+                    _ => continue,
+                }
+                let complete = seen.count == total;
+                if complete != complete_at.is_some() {
+                    complete_at = complete.then(Instant::now);
+                    let _ = events.send(Event::Complete(complete));
+                }
+            }
+            let result = ClientResult {
+                complete_at,
+                frames: conn.frames_in,
+                bytes: conn.bytes_in,
+            };
+            conn.close().await;
+            Some(result)
+        }));
+    }
+    drop(events_tx);
+
+    let mut arrived = 0usize;
+    let mut failed = 0usize;
+    let mut first_failure = None;
+    let mut complete = 0usize;
+    let mut last_arrival = start;
+    let mut give_up = start
+        + Duration::from_secs_f64(total as f64 / args.rate)
+        + Duration::from_secs_f64(args.timeout_secs);
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = sleep_until(give_up) => break,
+        };
+        match event {
+            Some(Event::Arrived(at)) => {
+                arrived += 1;
+                last_arrival = last_arrival.max(at);
+                if arrived + failed == total {
+                    // Now that everyone is in, the timeout counts from the last arrival.
+                    give_up = last_arrival + Duration::from_secs_f64(args.timeout_secs);
+                }
+            }
+            Some(Event::Complete(true)) => complete += 1,
+            Some(Event::Complete(false)) => complete -= 1,
+            Some(Event::Failed(why)) => {
+                failed += 1;
+                first_failure.get_or_insert(why);
+            }
+            None => break,
+        }
+        if arrived == total && complete == total {
+            break;
+        }
+    }
+    let _ = stop_tx.send(true);
+
+    let mut convergence = Vec::with_capacity(total);
+    let mut frames = Vec::with_capacity(total);
+    let mut bytes = Vec::with_capacity(total);
+    let mut incomplete = 0u64;
+    for task in tasks {
+        let Some(result) = task
+            .await
+            .map_err(|e| BenchError::Protocol(format!("a client's task failed: {e}")))?
+        else {
+            continue;
+        };
+        match result.complete_at {
+            Some(at) => convergence.push(at.saturating_duration_since(last_arrival)),
+            None => incomplete += 1,
+        }
+        frames.push(result.frames);
+        bytes.push(result.bytes);
+    }
+    let converged_after = convergence.iter().max().copied().unwrap_or_default();
+    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
+
+    let mut report = Report::new("lobby");
+    report
+        .add("users", total)
+        .add("arrival_rate_per_sec", args.rate)
+        .add("arrived", arrived)
+        .add_target("failed", failed, "0")
+        .add_target("incomplete_lobbies", incomplete, "0")
+        .add_target(
+            "converged_after_last_arrival_s",
+            converged_after.as_secs_f64(),
+            "<= 1",
+        )
+        .add("frames_per_client_mean", mean(&frames))
+        .add(
+            "frames_per_client_max",
+            frames.iter().max().copied().unwrap_or(0),
+        )
+        .add("bytes_per_client_mean", mean(&bytes))
+        .add(
+            "bytes_per_client_max",
+            bytes.iter().max().copied().unwrap_or(0),
+        );
+    let mut frames32: Vec<u32> = frames
+        .iter()
+        .map(|&f| u32::try_from(f).unwrap_or(u32::MAX))
+        .collect();
+    report.add("frames_per_client_p99", Latency::of(&mut frames32).p99);
+    if let Some(why) = first_failure {
+        report.add("first_failure", why);
+    }
+    Ok(report)
+}

@@ -1,0 +1,505 @@
+//! `relay`: pairs of peers bounce ICE-candidate-like `signal`s through the server.
+//!
+//! In each pair the initiator A sends `signal`s to B, each carrying a sequence number in its
+//! `data`; B sends every one straight back. Closed loop (the default) keeps `--window`
+//! signals in flight per pair and measures the most the server relays; open loop (`--rate`)
+//! sends at a fixed pace and measures round trips from each signal's *scheduled* time, so a
+//! stalled server shows up as latency instead of hiding as a slower pace. Both ends check the
+//! sequence numbers: lost, duplicated and reordered signals are counted, never hidden.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    time::Duration,
+};
+
+use futures_util::future::try_join_all;
+use serde_json::json;
+use tokio::{
+    sync::oneshot,
+    time::{sleep_until, Instant, MissedTickBehavior},
+};
+
+use crate::{
+    http::Target,
+    report::{micros, per_sec, Report},
+    run_tag, users,
+    ws::{self, Conn, Frame},
+    BenchError, BenchResult, Cli,
+};
+
+/// `tertulia-bench relay`
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// Pairs of peers, each pair in its own room.
+    #[arg(long, default_value_t = 50)]
+    pub pairs: usize,
+    /// How long to send, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Open loop: signals per second sent by the initiators, all pairs together (each is
+    /// relayed twice: there and back). Without it: closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Closed loop: signals in flight per pair.
+    #[arg(long, default_value_t = 1)]
+    pub window: usize,
+    /// Size of each signal's `data`, in bytes.
+    #[arg(long, default_value_t = 500)]
+    pub payload_bytes: usize,
+    /// Rooms the pairs meet in: call rooms reached by `call.invite` / `call.accept`, or
+    /// public channels.
+    #[arg(long, value_enum, default_value_t = RoomKind::Call)]
+    pub rooms: RoomKind,
+    /// Seconds to wait for signals still in flight once sending stops.
+    #[arg(long, default_value_t = 5.0)]
+    pub drain_secs: f64,
+}
+
+/// Where a pair meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoomKind {
+    /// A call room (`call:<id>`), as a real video call.
+    Call,
+    /// A public channel named after the run.
+    Public,
+}
+
+/// Runs the workload.
+pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Report> {
+    if args.pairs == 0 || args.window == 0 || args.duration <= 0.0 {
+        return Err(BenchError::Protocol(
+            "--pairs, --window and --duration must be positive".to_owned(),
+        ));
+    }
+    let users = users::prepare(cli, target, args.pairs * 2).await?;
+    let tag = run_tag();
+    let pairs = try_join_all(
+        users
+            .chunks(2)
+            .enumerate()
+            .map(|(i, two)| setup_pair(target, &two[0], &two[1], args.rooms, &tag, i)),
+    )
+    .await?;
+
+    let duration = Duration::from_secs_f64(args.duration);
+    let drain = Duration::from_secs_f64(args.drain_secs);
+    let start = Instant::now() + Duration::from_millis(50);
+    let deadline = start + duration;
+    let mut tasks = Vec::with_capacity(pairs.len());
+    for (i, pair) in pairs.into_iter().enumerate() {
+        let plan = match args.rate {
+            Some(rate) => {
+                let period = Duration::from_secs_f64(args.pairs as f64 / rate);
+                Plan::Open {
+                    first: start + period.mul_f64(i as f64 / args.pairs as f64),
+                    period,
+                }
+            }
+            None => Plan::Closed {
+                window: args.window,
+            },
+        };
+        let (a_frame, b_frame) = templates(&pair, args.payload_bytes);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let b = tokio::spawn(echoer(pair.b, b_frame, deadline, stop_rx));
+        let a = tokio::spawn(initiator(
+            pair.a,
+            a_frame,
+            plan,
+            start,
+            deadline,
+            deadline + drain,
+            stop_tx,
+        ));
+        tasks.push((a, b));
+    }
+
+    let mut total = Totals::default();
+    for (a, b) in tasks {
+        let a = a.await.map_err(join_error)??;
+        let b = b.await.map_err(join_error)??;
+        total.add(&a, &b);
+    }
+
+    let mut report = Report::new("relay");
+    report
+        .add(
+            "mode",
+            if args.rate.is_some() {
+                "open"
+            } else {
+                "closed"
+            },
+        )
+        .add("rooms", format!("{:?}", args.rooms).to_lowercase())
+        .add("pairs", args.pairs)
+        .add("duration_s", args.duration)
+        .add("payload_bytes", args.payload_bytes);
+    match args.rate {
+        Some(rate) => report.add("rate_per_sec", rate),
+        None => report.add("window", args.window),
+    };
+    report
+        .add("signals_sent", total.sent)
+        .add("signals_relayed", total.received)
+        .add_target(
+            "relayed_per_sec",
+            per_sec(total.received_in_window, duration),
+            ">= 100000 closed loop, 50 pairs",
+        )
+        .add_target("lost", total.lost, "0")
+        .add_target("duplicated", total.duplicated, "0")
+        .add_target("reordered", total.reordered, "0")
+        .add("errors", total.errors);
+    if let Some(first) = &total.first_error {
+        report.add("first_error", first.as_str());
+    }
+    report.add_latency(
+        "rtt",
+        &mut total.rtt,
+        ["<= 0.3 (open loop)", "<= 2 (open loop)", "-"],
+    );
+    Ok(report)
+}
+
+fn join_error(e: tokio::task::JoinError) -> BenchError {
+    BenchError::Protocol(format!("a pair's task failed: {e}"))
+}
+
+/// Two welcomed connections in one room.
+struct Pair {
+    a: Conn,
+    b: Conn,
+    room: String,
+}
+
+/// Connects A and B and brings them into one room.
+async fn setup_pair(
+    target: &Target,
+    user_a: &users::BenchUser,
+    user_b: &users::BenchUser,
+    kind: RoomKind,
+    tag: &str,
+    index: usize,
+) -> BenchResult<Pair> {
+    let mut a = ws::connect(target, user_a).await?;
+    let mut b = ws::connect(target, user_b).await?;
+    let room = match kind {
+        RoomKind::Public => format!("bench-{tag}-p{index}"),
+        RoomKind::Call => {
+            a.send(
+                json!({"type": "call.invite", "id": 1, "to": b.user_id, "media": "video"})
+                    .to_string(),
+            )
+            .await?;
+            let ringing = a
+                .expect(|f| f.kind == "call.ringing" && f.id == Some(1))
+                .await?;
+            let call_id = ringing
+                .call_id
+                .ok_or_else(|| BenchError::Protocol("call.ringing without call_id".to_owned()))?;
+            b.expect(|f| f.kind == "call.incoming" && f.call_id.as_ref() == Some(&call_id))
+                .await?;
+            b.send(json!({"type": "call.accept", "id": 2, "call_id": call_id}).to_string())
+                .await?;
+            let accepted = b.expect(|f| f.kind == "call.accepted").await?;
+            a.expect(|f| f.kind == "call.accepted").await?;
+            accepted
+                .room
+                .ok_or_else(|| BenchError::Protocol("call.accepted without room".to_owned()))?
+        }
+    };
+    a.join(&room, 3).await?;
+    b.join(&room, 4).await?;
+    Ok(Pair { a, b, room })
+}
+
+/// A signal frame cut around its sequence number: `head + seq + TAIL`.
+#[derive(Clone)]
+struct Template {
+    head: String,
+}
+
+/// What follows the sequence number in every signal frame.
+const TAIL: &str = "}}";
+
+impl Template {
+    fn frame(&self, seq: u64) -> String {
+        let mut frame = String::with_capacity(self.head.len() + 24);
+        frame.push_str(&self.head);
+        frame.push_str(&seq.to_string());
+        frame.push_str(TAIL);
+        frame
+    }
+}
+
+/// The A→B and B→A frames: an ICE candidate padded so that `data` is about `payload` bytes.
+fn templates(pair: &Pair, payload: usize) -> (Template, Template) {
+    const CANDIDATE: &str = "candidate:842163049 1 udp 1677729535 192.0.2.10 54400 typ srflx \
+                             raddr 10.0.0.5 rport 54400 generation 0 ufrag x9Qe network-id 1";
+    let bare = format!(
+        r#"{{"candidate":"{CANDIDATE}","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"x9Qe","seq":0000000}}"#
+    );
+    let pad = " network-cost 10".repeat(payload.saturating_sub(bare.len()) / 16 + 1);
+    let pad = &pad[..payload.saturating_sub(bare.len()).min(pad.len())];
+    let head = |to: &str| Template {
+        head: format!(
+            r#"{{"type":"signal","room":"{}","to":"{to}","kind":"candidate","data":{{"candidate":"{CANDIDATE}{pad}","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"x9Qe","seq":"#,
+            pair.room
+        ),
+    };
+    (head(&pair.b.session_id), head(&pair.a.session_id))
+}
+
+/// How the initiator paces its signals.
+enum Plan {
+    /// Keep `window` signals in flight.
+    Closed { window: usize },
+    /// Signal `n` is due at `first + n * period`.
+    Open { first: Instant, period: Duration },
+}
+
+/// Sequence numbers as one end received them.
+#[derive(Default)]
+struct SeqCheck {
+    /// The lowest sequence number not seen in order yet.
+    next: u64,
+    /// Numbers skipped over: lost unless they arrive late (then: reordered).
+    missing: HashSet<u64>,
+    unique: u64,
+    duplicated: u64,
+    reordered: u64,
+}
+
+impl SeqCheck {
+    /// Records `seq`; returns whether it is new.
+    fn see(&mut self, seq: u64) -> bool {
+        if seq == self.next {
+            self.next += 1;
+        } else if seq > self.next {
+            self.missing.extend(self.next..seq);
+            self.next = seq + 1;
+        } else if self.missing.remove(&seq) {
+            self.reordered += 1;
+        } else {
+            self.duplicated += 1;
+            return false;
+        }
+        self.unique += 1;
+        true
+    }
+}
+
+/// One end's figures.
+#[derive(Default)]
+struct Side {
+    sent: u64,
+    check: SeqCheck,
+    /// Signals received before the sending deadline (for the rate).
+    received_in_window: u64,
+    errors: u64,
+    first_error: Option<String>,
+    /// Round trips, microseconds (initiator only).
+    rtt: Vec<u32>,
+}
+
+impl Side {
+    /// Handles a frame that is not a bench signal: errors are counted, the rest ignored.
+    fn other(&mut self, frame: &Frame) {
+        if frame.kind == "error" {
+            self.errors += 1;
+            self.first_error.get_or_insert_with(|| frame.describe());
+        }
+    }
+
+    /// The sequence number of a bench signal frame.
+    fn seq_of(frame: &Frame) -> Option<u64> {
+        (frame.kind == "signal")
+            .then(|| frame.data.as_ref().map(|d| d.seq))
+            .flatten()
+    }
+}
+
+/// The initiator: sends, checks the echoes, times the round trips.
+async fn initiator(
+    mut conn: Conn,
+    template: Template,
+    plan: Plan,
+    start: Instant,
+    deadline: Instant,
+    give_up: Instant,
+    done: oneshot::Sender<()>,
+) -> BenchResult<Side> {
+    let mut side = Side::default();
+    // Send time (closed loop) or due time (open loop) of each signal in flight, by seq.
+    let mut in_flight: VecDeque<(u64, Instant)> = VecDeque::new();
+    sleep_until(start).await;
+    let mut ticker = match plan {
+        Plan::Open { first, period } => {
+            let mut ticker = tokio::time::interval_at(first, period);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+            Some((ticker, first, period))
+        }
+        Plan::Closed { window } => {
+            for _ in 0..window {
+                conn.feed(template.frame(side.sent)).await?;
+                in_flight.push_back((side.sent, Instant::now()));
+                side.sent += 1;
+            }
+            conn.flush().await?;
+            None
+        }
+    };
+
+    loop {
+        let sending = Instant::now() < deadline;
+        if !sending && in_flight.is_empty() {
+            break;
+        }
+        let frame = tokio::select! {
+            frame = conn.next_frame() => match frame? {
+                Some(frame) => frame,
+                None => break,
+            },
+            _ = async {
+                match &mut ticker {
+                    Some((t, _, _)) => { t.tick().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            }, if sending => {
+                if let Some((_, first, period)) = &ticker {
+                    let seq = side.sent;
+                    in_flight.push_back((seq, *first + period.mul_f64(seq as f64)));
+                    conn.send(template.frame(seq)).await?;
+                    side.sent += 1;
+                }
+                continue;
+            }
+            _ = sleep_until(deadline), if sending => continue,
+            _ = sleep_until(give_up) => break,
+        };
+        let mut next = Some(frame);
+        let mut replies = 0;
+        while let Some(frame) = next {
+            match Side::seq_of(&frame) {
+                Some(seq) => {
+                    let now = Instant::now();
+                    if side.check.see(seq) {
+                        if now < deadline {
+                            side.received_in_window += 1;
+                        }
+                        if let Some(pos) = in_flight.iter().position(|(s, _)| *s == seq) {
+                            if let Some((_, at)) = in_flight.remove(pos) {
+                                side.rtt.push(micros(now.saturating_duration_since(at)));
+                            }
+                        }
+                    }
+                    if ticker.is_none() && now < deadline {
+                        conn.feed(template.frame(side.sent)).await?;
+                        in_flight.push_back((side.sent, Instant::now()));
+                        side.sent += 1;
+                        replies += 1;
+                    }
+                }
+                None => side.other(&frame),
+            }
+            next = conn.ready_frame()?;
+        }
+        if replies > 0 {
+            conn.flush().await?;
+        }
+    }
+    let _ = done.send(());
+    conn.close().await;
+    Ok(side)
+}
+
+/// The responder: checks what arrives and sends each signal straight back.
+async fn echoer(
+    mut conn: Conn,
+    template: Template,
+    deadline: Instant,
+    mut stop: oneshot::Receiver<()>,
+) -> BenchResult<Side> {
+    let mut side = Side::default();
+    loop {
+        let frame = tokio::select! {
+            frame = conn.next_frame() => match frame? {
+                Some(frame) => frame,
+                None => break,
+            },
+            _ = &mut stop => break,
+        };
+        let mut next = Some(frame);
+        let mut replies = 0;
+        while let Some(frame) = next {
+            match Side::seq_of(&frame) {
+                // Duplicates are counted, not echoed: the initiator's loss count stays exact.
+                Some(seq) if side.check.see(seq) => {
+                    if Instant::now() < deadline {
+                        side.received_in_window += 1;
+                    }
+                    conn.feed(template.frame(seq)).await?;
+                    side.sent += 1;
+                    replies += 1;
+                }
+                Some(_) => {}
+                None => side.other(&frame),
+            }
+            next = conn.ready_frame()?;
+        }
+        if replies > 0 {
+            conn.flush().await?;
+        }
+    }
+    conn.close().await;
+    Ok(side)
+}
+
+/// Both directions of every pair, added up.
+#[derive(Default)]
+struct Totals {
+    sent: u64,
+    received: u64,
+    received_in_window: u64,
+    lost: u64,
+    duplicated: u64,
+    reordered: u64,
+    errors: u64,
+    first_error: Option<String>,
+    rtt: Vec<u32>,
+}
+
+impl Totals {
+    fn add(&mut self, a: &Side, b: &Side) {
+        self.sent += a.sent + b.sent;
+        self.received += a.check.unique + b.check.unique;
+        self.received_in_window += a.received_in_window + b.received_in_window;
+        // A→B: what A sent and B never saw; B→A: what B echoed and A never saw.
+        self.lost += a.sent.saturating_sub(b.check.unique) + b.sent.saturating_sub(a.check.unique);
+        self.duplicated += a.check.duplicated + b.check.duplicated;
+        self.reordered += a.check.reordered + b.check.reordered;
+        self.errors += a.errors + b.errors;
+        if self.first_error.is_none() {
+            self.first_error = a.first_error.clone().or_else(|| b.first_error.clone());
+        }
+        self.rtt.extend_from_slice(&a.rtt);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_checks_tell_loss_duplication_and_reordering_apart() {
+        let mut check = SeqCheck::default();
+        for seq in [0, 1, 3, 2, 2, 5] {
+            check.see(seq);
+        }
+        assert_eq!(check.unique, 5);
+        assert_eq!(check.reordered, 1, "2 came after 3");
+        assert_eq!(check.duplicated, 1, "2 came twice");
+        assert_eq!(check.missing.len(), 1, "4 never came");
+    }
+}

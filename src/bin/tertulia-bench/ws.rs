@@ -1,0 +1,205 @@
+//! Opening an authenticated WebSocket and reading the protocol's frames (docs/protocol.md).
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    tungstenite::{client::IntoClientRequest, http::HeaderValue, Message},
+    WebSocketStream,
+};
+
+use crate::{http::Target, users::BenchUser, BenchError, BenchResult};
+
+/// How long the generator waits for the server's `welcome` and for replies during setup.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A WebSocket to the server.
+pub type WsStream = WebSocketStream<TcpStream>;
+
+/// An open, welcomed connection.
+pub struct Conn {
+    /// This connection's `session_id` (its `peer_id` in rooms).
+    pub session_id: String,
+    /// The user it is authenticated as.
+    pub user_id: i64,
+    pub ws: WsStream,
+    /// Text frames received so far (the welcome included).
+    pub frames_in: u64,
+    /// Bytes of text frames received so far.
+    pub bytes_in: u64,
+}
+
+/// The `data` of a bench signal: only its sequence number matters.
+#[derive(Debug, Deserialize)]
+pub struct SignalData {
+    pub seq: u64,
+}
+
+/// One presence entry: `presence.snapshot`'s users and `presence.batch`'s updates.
+#[derive(Debug, Deserialize)]
+pub struct PresenceEntry {
+    #[serde(alias = "user_id")]
+    pub id: i64,
+    pub status: String,
+}
+
+/// Every server frame the generator looks into; fields a frame lacks stay `None` and the
+/// rest of a frame (text, SDP, capabilities…) is skipped unread.
+#[derive(Debug, Deserialize)]
+pub struct Frame {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Option<u64>,
+    pub session_id: Option<String>,
+    pub call_id: Option<String>,
+    pub room: Option<String>,
+    pub data: Option<SignalData>,
+    pub msg_id: Option<i64>,
+    /// `presence.snapshot`
+    pub users: Option<Vec<PresenceEntry>>,
+    /// `presence.update`
+    pub user_id: Option<i64>,
+    pub status: Option<String>,
+    /// `presence.batch`
+    pub updates: Option<Vec<PresenceEntry>>,
+    /// `error`
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl Frame {
+    /// The frame as a one-line description for error messages.
+    pub fn describe(&self) -> String {
+        match (&self.code, &self.message) {
+            (Some(code), Some(message)) => format!("{} {code}: {message}", self.kind),
+            _ => self.kind.clone(),
+        }
+    }
+}
+
+/// Opens `/ws` as `user` (bearer token) and waits for the `welcome`.
+pub async fn connect(target: &Target, user: &BenchUser) -> BenchResult<Conn> {
+    let mut request = target.ws_url().into_client_request()?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {}", user.token))
+        .map_err(|e| BenchError::Protocol(format!("token is not a header value: {e}")))?;
+    request.headers_mut().insert("Authorization", bearer);
+    let stream = TcpStream::connect(&target.authority).await?;
+    // Signals are small and latency-bound: never wait to coalesce them.
+    stream.set_nodelay(true)?;
+    let (ws, _response) = tokio_tungstenite::client_async(request, stream).await?;
+    let mut conn = Conn {
+        session_id: String::new(),
+        user_id: user.id,
+        ws,
+        frames_in: 0,
+        bytes_in: 0,
+    };
+    let welcome = conn.expect(|f| f.kind == "welcome").await?;
+    conn.session_id = welcome
+        .session_id
+        .ok_or_else(|| BenchError::Protocol("welcome without session_id".to_owned()))?;
+    Ok(conn)
+}
+
+impl Conn {
+    /// The next text frame, parsed; `None` when the connection closed.
+    pub async fn next_frame(&mut self) -> BenchResult<Option<Frame>> {
+        while let Some(message) = self.ws.next().await {
+            if let Some(frame) = self.parse(message?)? {
+                return Ok(Some(frame));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A frame that is already buffered or readable without waiting, if any (used to batch
+    /// replies before one flush).
+    pub fn ready_frame(&mut self) -> BenchResult<Option<Frame>> {
+        use futures_util::FutureExt;
+        while let Some(next) = self.ws.next().now_or_never() {
+            match next {
+                Some(message) => {
+                    if let Some(frame) = self.parse(message?)? {
+                        return Ok(Some(frame));
+                    }
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Counts and parses a message; control frames give `None`.
+    fn parse(&mut self, message: Message) -> BenchResult<Option<Frame>> {
+        match message {
+            Message::Text(text) => {
+                self.frames_in += 1;
+                self.bytes_in += text.len() as u64;
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|e| BenchError::Protocol(format!("unparsable frame ({e}): {text}")))
+            }
+            Message::Close(close) => Err(BenchError::Protocol(format!(
+                "server closed the connection: {close:?}"
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads frames until one matches, within [`SETUP_TIMEOUT`]; an `error` frame fails.
+    pub async fn expect(&mut self, wanted: impl Fn(&Frame) -> bool) -> BenchResult<Frame> {
+        let wait = async {
+            loop {
+                match self.next_frame().await? {
+                    Some(frame) if wanted(&frame) => return Ok(frame),
+                    Some(frame) if frame.kind == "error" => {
+                        return Err(BenchError::Protocol(frame.describe()))
+                    }
+                    Some(_) => {}
+                    None => {
+                        return Err(BenchError::Protocol(
+                            "connection closed during setup".to_owned(),
+                        ))
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(SETUP_TIMEOUT, wait)
+            .await
+            .map_err(|_| BenchError::Timeout("waiting for a setup reply".to_owned()))?
+    }
+
+    /// Sends one frame and flushes it.
+    pub async fn send(&mut self, text: String) -> BenchResult<()> {
+        self.ws.send(Message::Text(text)).await?;
+        Ok(())
+    }
+
+    /// Queues one frame without flushing (follow with [`Conn::flush`]).
+    pub async fn feed(&mut self, text: String) -> BenchResult<()> {
+        self.ws.feed(Message::Text(text)).await?;
+        Ok(())
+    }
+
+    /// Writes out every queued frame.
+    pub async fn flush(&mut self) -> BenchResult<()> {
+        self.ws.flush().await?;
+        Ok(())
+    }
+
+    /// Joins a room and waits for `room.joined`.
+    pub async fn join(&mut self, room: &str, id: u64) -> BenchResult<()> {
+        self.send(serde_json::json!({"type": "room.join", "id": id, "room": room}).to_string())
+            .await?;
+        self.expect(|f| f.kind == "room.joined" && f.id == Some(id))
+            .await?;
+        Ok(())
+    }
+
+    /// Closes politely (errors ignored: the run is over).
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

@@ -1,0 +1,159 @@
+//! The load generator, run tiny against a test server: each workload completes and its
+//! correctness counts are clean. Speed is never asserted here (shared, noisy machine).
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app_with, TestApp};
+
+/// A server whose limits let one client drive it hard: many logins from one IP, no frame
+/// rate limit to speak of.
+async fn bench_server() -> TestApp {
+    spawn_app_with(|s| {
+        s.login_attempts = 100_000;
+        s.ws_rate_per_sec = 1_000_000;
+        s.ws_rate_burst = 1_000_000;
+    })
+    .await
+}
+
+/// Runs `tertulia-bench <args>` against `app` and returns its JSON line.
+async fn bench(app: &TestApp, args: &[&str]) -> Value {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tertulia-bench"));
+    command
+        .arg("--url")
+        .arg(&app.address)
+        .arg("--user-prefix")
+        .arg("smoke")
+        .args(args);
+    // Off the test's thread: the server's actors run on it and must keep serving meanwhile.
+    let output = actix_web::rt::task::spawn_blocking(move || command.output())
+        .await
+        .expect("joined")
+        .expect("tertulia-bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "tertulia-bench {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().expect("a JSON line");
+    let json: Value = serde_json::from_str(last).expect("the last line is JSON");
+    assert!(stdout.contains(&format!(
+        "tertulia-bench {}",
+        json["workload"].as_str().unwrap()
+    )));
+    json
+}
+
+#[actix_web::test]
+async fn relay_in_closed_loop_bounces_every_signal_back_in_order() {
+    let app = bench_server().await;
+    let r = bench(
+        &app,
+        &["relay", "--pairs", "2", "--duration", "1", "--window", "4"],
+    )
+    .await;
+    assert_eq!(r["mode"], "closed");
+    assert!(r["signals_relayed"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["signals_relayed"], r["signals_sent"], "{r}");
+    for key in ["lost", "duplicated", "reordered", "errors"] {
+        assert_eq!(r[key], 0, "{key}: {r}");
+    }
+}
+
+#[actix_web::test]
+async fn relay_in_open_loop_times_every_round_trip_and_loses_nothing() {
+    let app = bench_server().await;
+    let r = bench(
+        &app,
+        &[
+            "relay",
+            "--pairs",
+            "2",
+            "--duration",
+            "1",
+            "--rate",
+            "100",
+            "--rooms",
+            "public",
+        ],
+    )
+    .await;
+    assert_eq!(r["mode"], "open");
+    let samples = r["rtt_samples"].as_u64().unwrap();
+    assert!(samples > 0, "{r}");
+    assert_eq!(samples * 2, r["signals_relayed"].as_u64().unwrap(), "{r}");
+    for key in ["lost", "duplicated", "reordered", "errors"] {
+        assert_eq!(r[key], 0, "{key}: {r}");
+    }
+}
+
+#[actix_web::test]
+async fn connect_opens_every_connection_and_reads_the_server_memory() {
+    let app = bench_server().await;
+    let pid = std::process::id().to_string();
+    let r = bench(
+        &app,
+        &[
+            "connect",
+            "--conns",
+            "6",
+            "--conns-per-user",
+            "2",
+            "--hold-secs",
+            "0.2",
+            "--server-pid",
+            &pid,
+        ],
+    )
+    .await;
+    assert_eq!(r["connected"], 6, "{r}");
+    assert_eq!(r["failed"], 0, "{r}");
+    assert_eq!(r["dropped_while_idle"], 0, "{r}");
+    assert!(r["server_rss_after_kib"].as_u64().unwrap() > 0, "{r}");
+}
+
+#[actix_web::test]
+async fn lobby_sees_every_arrival_online_in_every_lobby() {
+    let app = bench_server().await;
+    let r = bench(&app, &["lobby", "--users", "5", "--rate", "50"]).await;
+    assert_eq!(r["arrived"], 5, "{r}");
+    assert_eq!(r["failed"], 0, "{r}");
+    assert_eq!(r["incomplete_lobbies"], 0, "{r}");
+    assert!(r["frames_per_client_mean"].as_f64().unwrap() >= 2.0, "{r}");
+}
+
+#[actix_web::test]
+async fn chat_gets_every_message_acked_and_delivered_to_every_member() {
+    let app = bench_server().await;
+    let r = bench(
+        &app,
+        &[
+            "chat",
+            "--rooms",
+            "2",
+            "--members",
+            "2",
+            "--duration",
+            "1",
+            "--window",
+            "2",
+        ],
+    )
+    .await;
+    assert!(r["messages_acked"].as_u64().unwrap() > 0, "{r}");
+    for key in [
+        "unacked",
+        "unexpected_acks",
+        "errors",
+        "deliveries_lost",
+        "deliveries_duplicated",
+    ] {
+        assert_eq!(r[key], 0, "{key}: {r}");
+    }
+    assert_eq!(
+        r["deliveries"].as_u64().unwrap(),
+        r["messages_acked"].as_u64().unwrap() * 2,
+        "{r}"
+    );
+}
