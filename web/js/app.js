@@ -19,6 +19,12 @@ const STATUS_ORDER = { online: 0, busy: 1, away: 2, in_call: 3, offline: 4 };
 /** How long a toast stays, in ms. */
 const TOAST_MS = 6000;
 
+/** Missed calls older than this are not listed any more. */
+const MISSED_SHOWN_MS = 7 * 24 * 3600 * 1000;
+
+/** At most this many missed calls are listed. */
+const MISSED_MAX = 10;
+
 /** After this many failed reconnects, check whether the session is still valid. */
 const CHECK_SESSION_AFTER = 2;
 
@@ -33,6 +39,9 @@ class App {
     this.chats = new ChatDock(this, byId('chat-dock'));
     this.calls = new CallController(this);
     this.filters = { search: '', theme: '', cap: '', avail: 'all' };
+    /** Missed calls shown in the lobby, newest first, and the ids the user dismissed. */
+    this.missed = [];
+    this.dismissed = new Set();
   }
 
   // ---- boot -----------------------------------------------------------------------------
@@ -408,11 +417,7 @@ class App {
     byId('my-status').addEventListener('change', (e) => {
       this.client?.setStatus(e.target.value).catch((err) => this.toast(t('error.generic', { reason: err.message })));
     });
-    byId('missed-clear').addEventListener('click', () => {
-      this.missed = [];
-      this.saveMissed();
-      this.renderMissed();
-    });
+    byId('missed-clear').addEventListener('click', () => this.dismissMissed(this.missed.map((c) => c.call_id)));
     byId('conn-retry').addEventListener('click', () => this.client?.reconnectNow());
   }
 
@@ -552,11 +557,11 @@ class App {
   /** Opens the chat with `user`; `ask`: also invite them to open it (when they can). */
   async openChat(user, ask = false) {
     const win = await this.chats.open(user);
-    if (!ask) return;
+    if (!ask) return win;
     const status = this.statusOf(user.id);
     if (status === 'offline') {
       win.setNotice(t('chat.offline', { name: user.nickname }));
-      return;
+      return win;
     }
     try {
       await this.client.invite(user.id, 'chat');
@@ -565,38 +570,58 @@ class App {
     } catch {
       // Busy or in a call: the chat still works, they will see it when they open it.
     }
+    return win;
   }
 
-  chatClosed() {}
+  /** A chat window closed: its accepted chat invitations are over. */
+  chatClosed(peer, callIds) {
+    for (const id of callIds || []) this.client?.hangup(id).catch(() => {});
+  }
 
   // ---- missed calls ---------------------------------------------------------------------
 
-  missedKey() {
-    return `tertulia.missed.${this.me?.id}`;
+  dismissedKey() {
+    return `tertulia.missed-dismissed.${this.me?.id}`;
   }
 
-  loadMissed() {
+  /** Missed calls: from the call log (so a new device sees them too) and live frames. */
+  async loadMissed() {
     try {
-      this.missed = JSON.parse(localStorage.getItem(this.missedKey()) || '[]');
+      this.dismissed = new Set(JSON.parse(localStorage.getItem(this.dismissedKey()) || '[]'));
     } catch {
-      this.missed = [];
+      this.dismissed = new Set();
     }
+    this.missed = [];
+    this.renderMissed();
+    try {
+      const log = await api('GET', '/api/calls?limit=100');
+      const since = Date.now() - MISSED_SHOWN_MS;
+      for (const c of log?.calls || []) {
+        if (c.direction === 'incoming' && c.state === 'missed' && c.created_at >= since) {
+          this.addMissed({ call_id: c.call_id, from: c.with, media: c.media, at: c.created_at });
+        }
+      }
+    } catch {
+      // The live frames still fill the list.
+    }
+  }
+
+  dismissMissed(ids) {
+    for (const id of ids) this.dismissed.add(id);
+    try {
+      localStorage.setItem(this.dismissedKey(), JSON.stringify([...this.dismissed].slice(-200)));
+    } catch {
+      // Not remembered across reloads; still hidden now.
+    }
+    this.missed = this.missed.filter((c) => !this.dismissed.has(c.call_id));
     this.renderMissed();
   }
 
-  saveMissed() {
-    try {
-      localStorage.setItem(this.missedKey(), JSON.stringify(this.missed));
-    } catch {
-      // Not kept across reloads; still shown now.
-    }
-  }
-
   addMissed(call) {
-    if (this.missed.some((c) => c.call_id === call.call_id)) return;
-    this.missed.unshift(call);
-    this.missed = this.missed.slice(0, 20);
-    this.saveMissed();
+    if (this.dismissed?.has(call.call_id) || this.missed.some((c) => c.call_id === call.call_id)) return;
+    this.missed.push(call);
+    this.missed.sort((a, b) => (b.at || 0) - (a.at || 0));
+    this.missed = this.missed.slice(0, MISSED_MAX);
     this.renderMissed();
   }
 
@@ -607,11 +632,7 @@ class App {
     replaceChildren(
       byId('missed-list'),
       this.missed.map((c) => {
-        const dismiss = () => {
-          this.missed = this.missed.filter((x) => x.call_id !== c.call_id);
-          this.saveMissed();
-          this.renderMissed();
-        };
+        const dismiss = () => this.dismissMissed([c.call_id]);
         const callBack = () => {
           dismiss();
           if (c.media === 'chat') this.openChat(c.from, true);

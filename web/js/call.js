@@ -220,11 +220,14 @@ export class CallSession {
     this._off.push(
       c.on('room.joined', (f) => {
         if (f.room !== this.room) return;
-        // After a WebSocket reconnect the peers list is the truth: drop the ones gone.
-        const present = new Set(f.peers.map((p) => p.peer_id));
-        for (const [id, peer] of this.peers) {
-          if (!present.has(id)) this.removePeer(id);
+        const sessionId = c.welcome?.session_id;
+        if (this.sessionId && this.sessionId !== sessionId) {
+          // Rejoined after a WebSocket reconnect: we are a new peer to the others, who
+          // drop their connections to our old session, so start ours afresh as well.
+          for (const peer of this.peers.values()) peer.close();
+          this.peers.clear();
         }
+        this.sessionId = sessionId;
         for (const p of f.peers) this.addPeer(p, p.polite ?? true);
       }),
       c.on('room.peer_joined', (f) => {

@@ -168,7 +168,10 @@ export class CallController {
   onIncoming(f) {
     // A chat request from someone whose chat is open already: just take it.
     if (f.media === 'chat' && this.app.chats.get(f.room)) {
-      this.app.client.accept(f.call_id).catch(() => {});
+      this.app.client.accept(f.call_id).then(
+        () => this.app.chats.get(f.room)?.callIds.add(f.call_id),
+        () => {},
+      );
       return;
     }
     // Brought into a running call: its room is named after the first call, not this one.
@@ -242,12 +245,15 @@ export class CallController {
     this.dropIncoming(callId);
     if (!f) return;
     if (f.media === 'chat') {
+      let accepted = false;
       try {
         await this.app.client.accept(callId);
+        accepted = true;
       } catch (err) {
         this.app.toast(t('chat.unavailable', { reason: err.message }));
       }
-      this.app.openChat(f.from);
+      const win = await this.app.openChat(f.from);
+      if (accepted) win?.callIds.add(callId);
       return;
     }
     if (this.active) {
@@ -279,6 +285,11 @@ export class CallController {
   // ---- outcomes -------------------------------------------------------------------------
 
   async onAccepted(f) {
+    if (f.media === 'chat') {
+      // Our chat request was taken: remember it so closing the chat ends it.
+      this.app.chats.get(f.room)?.callIds.add(f.call_id);
+      return;
+    }
     if (this.invites.has(f.call_id)) {
       this.invites.delete(f.call_id);
       this.active?.callIds.add(f.call_id);

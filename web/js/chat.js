@@ -30,6 +30,8 @@ class ChatWindow {
     /** client_msg_id → <li> (mine, until delivered) */
     this.byClientId = new Map();
     this.oldestId = null;
+    /** Accepted chat invitations for this room, hung up when the window closes. */
+    this.callIds = new Set();
     this.hasMore = true;
     this.loadingOlder = false;
     this.lastTypingSent = 0;
@@ -330,7 +332,7 @@ export class ChatDock {
     if (!win) return;
     this.windows.delete(room);
     win.destroy();
-    this.app.chatClosed(win.peer);
+    this.app.chatClosed(win.peer, win.callIds);
   }
 
   closeAll() {

@@ -53,6 +53,7 @@ test('a video call connects both ways, shows in_call to others, and hang-up free
   await personIn(caio, 'Cinema e Séries', 'bia').and(caio.locator('[data-status=in_call]')).waitFor();
   assert.equal(await personIn(caio, 'Cinema e Séries', 'ana').locator('.status-text').textContent(), 'In a call');
   await screenshot(ana, '02-call');
+  await screenshot(caio, '02-lobby-in-call');
 
   // Mute and camera off are toggles a screen reader hears as pressed.
   const mute = ana.getByRole('button', { name: 'Mute microphone' });

@@ -1,8 +1,11 @@
 // Scenario 3: a chat-only user. No call action is offered to or from them; chat works both
-// ways (pending → delivered, typing, text shown as text); after a reload the history is there.
+// ways (pending → delivered, typing, text shown as text); after a reload the history is there,
+// and scrolling up loads the older pages.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { TertuliaClient } from '../../../web/js/client.js';
 import { startServer } from '../lib/server.js';
 import { launch, newPage, personIn, registerViaUi, screenshot } from '../lib/browser.js';
 
@@ -63,11 +66,35 @@ test('a chat-only user chats both ways without call actions, and the history sur
   await teoChat.locator('.msg.mine[data-state=delivered]', { hasText: 'Oi Ana' }).waitFor();
   await screenshot(ana, '03-chat');
 
-  // Ana reloads: reopening the chat shows the history, in order, each message once.
+  // Teo's other device (client.js under Node, as any other front end would use it) sends a
+  // long run of messages: more than the page a chat opens with.
+  const room = await anaChat.getAttribute('data-room');
+  const login = await (await fetch(`${server.url}/api/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ nickname: 'teo', password: 'correct horse battery' }),
+  })).json();
+  const device = new TertuliaClient({
+    url: server.wsUrl,
+    createSocket: (url) => new WebSocket(url, { headers: { Authorization: `Bearer ${login.token}` } }),
+  });
+  await device.connect();
+  await device.joinRoom(room);
+  const seeded = Array.from({ length: 60 }, (_, i) => `mensagem ${i + 1}`);
+  for (const text of seeded) await device.sendChat(room, text).delivered;
+  device.close();
+
+  // Ana reloads: reopening the chat shows the latest page; scrolling up loads the rest, in
+  // order, each message once, down to the beginning of the conversation.
   await ana.reload();
   await personIn(ana, 'Livros', 'teo').getByRole('button', { name: 'Chat with teo' }).click();
   const reopened = ana.locator('.chat-window').filter({ has: ana.getByRole('heading', { name: 'teo' }) });
-  await reopened.locator('.msg .msg-text', { hasText: 'Oi Ana' }).waitFor();
+  await reopened.locator('.msg .msg-text', { hasText: 'mensagem 60' }).waitFor();
+  assert.ok((await reopened.locator('.msg').count()) < 62, 'opens with the latest page only');
+  await reopened.locator('.chat-scroll').evaluate((el) => {
+    el.scrollTop = 0;
+  });
+  await reopened.getByText('This is the beginning of your conversation.').waitFor();
   const texts = await reopened.locator('.msg .msg-text').allTextContents();
-  assert.deepEqual(texts, [tricky, 'Oi Ana']);
+  assert.deepEqual(texts, [tricky, 'Oi Ana', ...seeded]);
 });
