@@ -454,16 +454,16 @@ export class CallController {
 
   showLocal(stream) {
     if (!this.localTile) {
-      this.localTile = this.makeTile('local', t('call.you'), true);
+      this.localTile = this.makeTile('local', t('call.you'), true, this.app.me.nickname);
       this.view.grid.append(this.localTile.el);
     }
     this.setTileStream(this.localTile, stream);
   }
 
-  makeTile(key, name, local = false) {
+  makeTile(key, name, local = false, avatarName = name) {
     const video = h('video', { autoplay: true, playsinline: true, class: local ? 'mirror' : '' });
     video.muted = local;
-    const avatar = h('div', { class: 'tile-avatar', 'aria-hidden': 'true', text: (name || '?').slice(0, 1).toUpperCase() });
+    const avatar = h('div', { class: 'tile-avatar', 'aria-hidden': 'true', text: (avatarName || '?').slice(0, 1).toUpperCase() });
     const label = h('span', { class: 'tile-name', text: name });
     const state = h('span', { class: 'tile-state' });
     const el = h('figure', { class: `tile ${local ? 'local' : 'remote'}`, dataset: { peer: key } }, video, avatar, h('figcaption', {}, label, state));
@@ -565,9 +565,22 @@ export class CallController {
             this.renderCall();
           }, { pressed: a.cameraOff, disabled: !hasVideo, action: 'camera' })
         : null,
+      this.app.me.capabilities?.includes('text')
+        ? this.controlButton('text', t('call.chat'), () => this.openChats(), { action: 'chat' })
+        : null,
       this.controlButton('user-plus', t('call.invite'), () => this.toggleInvitePanel(), { action: 'invite' }),
       this.controlButton('hangup', t('call.hangup'), () => this.hangup(), { cls: 'danger', action: 'hangup' }),
     );
+  }
+
+  /** Opens a chat beside the call with each person in it who can chat. */
+  openChats() {
+    const a = this.active;
+    if (!a) return;
+    for (const peer of a.session.peers.values()) {
+      const user = this.app.knownUsers().find((u) => u.id === peer.user?.id);
+      if (user && (user.capabilities || []).includes('text')) this.app.openChat(user);
+    }
   }
 
   toggleInvitePanel(show) {

@@ -32,6 +32,9 @@
 /** Close code the server uses when the session was revoked (logout, ban, kick). */
 export const CLOSE_REVOKED = 4001;
 
+/** How long before an unanswered (or rate-limited) chat message is sent again, in ms. */
+const RESEND_AFTER_MS = 1000;
+
 /** Statuses a user may set themselves; `in_call` and `offline` are the server's. */
 export const SETTABLE_STATUSES = ['online', 'busy', 'away'];
 
@@ -596,11 +599,13 @@ export class TertuliaClient {
     this.request({ type: 'chat.send', room: out.room, client_msg_id: cid, text: out.text }).then(
       (ack) => this._markDelivered({ client_msg_id: cid, msg_id: ack.msg_id, created_at: ack.created_at }),
       (err) => {
-        if (err.code === 'disconnected' || err.code === 'timeout' || err.code === 'closed') {
+        if (err.code === 'disconnected' || err.code === 'closed') {
           return; // Resent after the next (re)connect.
         }
-        if (err.code === 'rate_limited') {
-          setTimeout(() => this._sendOne(cid), 1000);
+        if (err.code === 'timeout' || err.code === 'rate_limited') {
+          // Over the rate limit the server drops frames unanswered: try again shortly (the
+          // same client_msg_id, so a late first copy is not stored twice).
+          setTimeout(() => this._sendOne(cid), RESEND_AFTER_MS);
           return;
         }
         this.outbox.delete(cid);
