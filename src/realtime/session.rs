@@ -8,8 +8,11 @@
 //! closed (1013) rather than let memory grow or other clients wait.
 
 use std::{
-    collections::{HashMap, VecDeque},
-    sync::Arc,
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, OnceLock,
+    },
     time::{Duration, Instant},
 };
 
@@ -47,6 +50,36 @@ const JOIN_HISTORY: i64 = 50;
 const HISTORY_PAGE: i64 = 50;
 /// How many times a join retries when its room stopped in the meantime.
 const JOIN_ATTEMPTS: usize = 3;
+/// How long the writer may be stuck on a full connection, with more than
+/// `--ws-outbound-queue` frames waiting, before the client counts as too slow (1013).
+const SLOW_WRITER_GRACE: Duration = Duration::from_secs(1);
+/// Frames waiting beyond this many times `--ws-outbound-queue` close the connection (1013)
+/// at once, whatever the writer is doing: the hard bound on one connection's memory.
+const HARD_QUEUE_FACTOR: usize = 64;
+
+/// Milliseconds since the first call (a cheap monotonic clock shared with the writer).
+fn mono_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// What the actor and its writer share about the outbound queue.
+///
+/// The writer runs between the actor's turns, and an actor drains its whole mailbox in one
+/// turn, so a burst can put many frames in the queue before the writer sees any: the length
+/// alone does not tell a slow client from a busy moment. A client is slow when frames pile
+/// up *and* the writer is stuck because the connection does not take them.
+#[derive(Default)]
+struct OutboundState {
+    /// Frames queued and not yet handed to the connection.
+    waiting: AtomicUsize,
+    /// When the writer started waiting for the connection to take a frame ([`mono_ms`]);
+    /// 0 while it is not waiting.
+    stuck_since_ms: AtomicU64,
+}
 
 /// One thing for the writer task to put on the wire.
 pub enum Outbound {
@@ -133,12 +166,9 @@ pub struct SessionActor {
     /// The login session (`sessions.id`) whose credential opened this connection.
     auth_session_id: i64,
     rt: Realtime,
-    out: mpsc::Sender<Outbound>,
-    /// Frames that found the queue full within one burst, waiting for room (bounded by the
-    /// queue's size: a client is too slow once both are full).
-    overflow: VecDeque<Outbound>,
-    /// A task is moving `overflow` into the queue.
-    draining: bool,
+    out: mpsc::UnboundedSender<Outbound>,
+    /// Shared with the writer: how much waits and whether the connection takes it.
+    outbound: Arc<OutboundState>,
     /// Taken when closing: a connection is closed once.
     close_tx: Option<oneshot::Sender<CloseCmd>>,
     last_heard: Instant,
@@ -158,9 +188,10 @@ impl SessionActor {
         stream: actix_ws::AggregatedMessageStream,
     ) -> Addr<SessionActor> {
         let settings = Arc::clone(&rt.settings);
-        let (out, rx) = mpsc::channel(settings.ws_outbound_queue.max(1));
+        let (out, rx) = mpsc::unbounded_channel();
         let (close_tx, close_rx) = oneshot::channel();
-        actix_web::rt::spawn(write_loop(session, rx, close_rx));
+        let outbound = Arc::new(OutboundState::default());
+        actix_web::rt::spawn(write_loop(session, rx, close_rx, Arc::clone(&outbound)));
         let user = &who.user;
         let nickname = SharedStr::from(user.nickname.as_str());
         let welcome = WelcomeUser {
@@ -182,8 +213,7 @@ impl SessionActor {
                 welcome: Some(welcome),
                 auth_session_id: who.session_id,
                 out,
-                overflow: VecDeque::new(),
-                draining: false,
+                outbound,
                 close_tx: Some(close_tx),
                 last_heard: Instant::now(),
                 rooms: HashMap::new(),
@@ -204,53 +234,29 @@ impl SessionActor {
         self.enqueue(ctx, Outbound::Text(frame));
     }
 
-    /// Queues a frame, or sets it aside when a burst found the queue full. The writer runs
-    /// between this actor's turns, so one turn's burst may outrun it; a client is too slow
-    /// (1013) only when the queue is full and as many frames again are waiting behind it.
+    /// Queues a frame for the writer, unless the client has shown it is too slow (1013).
     fn enqueue(&mut self, ctx: &mut Context<Self>, item: Outbound) {
         if self.close_tx.is_none() {
             return;
         }
-        let item = if self.overflow.is_empty() {
-            match self.out.try_send(item) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(item)) => item,
-                Err(mpsc::error::TrySendError::Closed(_)) => return ctx.stop(),
+        let waiting = self.outbound.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+        let limit = self.rt.settings.ws_outbound_queue.max(1);
+        if waiting > limit {
+            let stuck_since = self.outbound.stuck_since_ms.load(Ordering::Relaxed);
+            let stuck = stuck_since != 0
+                && mono_ms().saturating_sub(stuck_since) >= SLOW_WRITER_GRACE.as_millis() as u64;
+            if stuck || waiting > limit.saturating_mul(HARD_QUEUE_FACTOR) {
+                return self.close(
+                    ctx,
+                    CloseCode::Again,
+                    "too slow: outbound queue full",
+                    false,
+                );
             }
-        } else {
-            item
-        };
-        if self.overflow.len() >= self.rt.settings.ws_outbound_queue.max(1) {
-            return self.close(
-                ctx,
-                CloseCode::Again,
-                "too slow: outbound queue full",
-                false,
-            );
         }
-        self.overflow.push_back(item);
-        if !self.draining {
-            self.draining = true;
-            self.drain(ctx);
+        if self.out.send(item).is_err() {
+            ctx.stop();
         }
-    }
-
-    /// Moves set-aside frames into the queue as the writer makes room.
-    fn drain(&mut self, ctx: &mut Context<Self>) {
-        let room = self.out.clone().reserve_owned();
-        ctx.spawn(
-            actix::fut::wrap_future::<_, Self>(room).map(|res, act, ctx| {
-                let Ok(permit) = res else { return ctx.stop() };
-                if let Some(item) = act.overflow.pop_front() {
-                    permit.send(item);
-                }
-                if act.overflow.is_empty() {
-                    act.draining = false;
-                } else {
-                    act.drain(ctx);
-                }
-            }),
-        );
     }
 
     fn error(&mut self, ctx: &mut Context<Self>, id: Option<&FrameId>, err: &ApiError) {
@@ -753,8 +759,9 @@ impl Handler<CloseSession> for SessionActor {
 /// Writes queued frames to the client until told to close, then sends the close frame.
 async fn write_loop(
     mut session: actix_ws::Session,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
     mut close_rx: oneshot::Receiver<CloseCmd>,
+    state: Arc<OutboundState>,
 ) {
     let cmd = 'run: loop {
         let item = tokio::select! {
@@ -763,11 +770,15 @@ async fn write_loop(
             item = rx.recv() => item,
         };
         let Some(item) = item else { break 'run None };
+        state.waiting.fetch_sub(1, Ordering::Relaxed);
+        // Marked stuck until the connection takes the frame; cleared at once when it does.
+        state.stuck_since_ms.store(mono_ms(), Ordering::Relaxed);
         tokio::select! {
             biased;
             cmd = &mut close_rx => break 'run cmd.ok(),
             sent = send(&mut session, item) => if sent.is_err() { return },
         }
+        state.stuck_since_ms.store(0, Ordering::Relaxed);
     };
     let reason = match cmd {
         Some(CloseCmd { reason, flush }) => {

@@ -225,3 +225,25 @@ async fn shutting_down_closes_every_socket_with_1001() {
     assert_eq!(b.expect_close().await, 1001);
     running.await.expect("joined").expect("clean exit");
 }
+
+#[actix_web::test]
+async fn a_burst_larger_than_the_queue_reaches_a_client_that_keeps_reading() {
+    let app = spawn_app_with(|s| {
+        s.ws_outbound_queue = 4;
+        s.ws_rate_per_sec = 100_000;
+        s.ws_rate_burst = 100_000;
+    })
+    .await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    a.join("sala").await;
+    b.join("sala").await;
+    for i in 0..300 {
+        a.send(json!({"type": "signal", "room": "sala", "to": b.session_id, "kind": "candidate", "data": {"i": i}}))
+            .await;
+    }
+    for i in 0..300 {
+        assert_eq!(b.recv_type("signal").await["data"]["i"], i);
+    }
+}
