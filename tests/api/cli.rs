@@ -47,7 +47,11 @@ fn run(args: &[&str], stdin: &str) -> Output {
     // A command that refuses its arguments exits before reading stdin: the pipe is then
     // closed under us, which is not a failure of the test.
     if let Err(e) = written {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "stdin written: {e}");
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "stdin written: {e}"
+        );
     }
     child.wait_with_output().expect("binary finishes")
 }
