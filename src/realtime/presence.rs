@@ -41,6 +41,10 @@ struct OnlineUser {
     in_calls: u32,
     /// This user's connections, oldest first.
     sessions: Vec<SessionId>,
+    /// This user's entry of `presence.snapshot`, serialized; dropped on every change. A
+    /// snapshot is then a concatenation, so many arrivals at once do not each re-serialize
+    /// everyone.
+    fragment: Option<String>,
 }
 
 impl OnlineUser {
@@ -50,6 +54,21 @@ impl OnlineUser {
         } else {
             self.chosen.into()
         }
+    }
+
+    /// The cached snapshot entry, serialized on first use after a change.
+    fn fragment(&mut self, user_id: UserId) -> &str {
+        if self.fragment.is_none() {
+            let entry = SnapshotUser {
+                id: user_id,
+                nickname: &self.nickname,
+                status: self.status(),
+                capabilities: self.capabilities,
+                themes: &self.themes,
+            };
+            self.fragment = Some(serde_json::to_string(&entry).unwrap_or_default());
+        }
+        self.fragment.as_deref().unwrap_or_default()
     }
 
     fn view(&self, user_id: UserId) -> PresenceView {
@@ -133,27 +152,30 @@ impl PresenceActor {
         }
     }
 
-    /// The `presence.snapshot` frame: everyone who is not offline.
-    fn snapshot(&self) -> ByteString {
-        let mut users: Vec<SnapshotUser<'_>> = self
-            .users
-            .iter()
-            .map(|(&id, u)| SnapshotUser {
-                id,
-                nickname: &u.nickname,
-                status: u.status(),
-                capabilities: u.capabilities,
-                themes: &u.themes,
-            })
-            .collect();
-        users.sort_by_key(|u| u.id);
-        ServerMsg::PresenceSnapshot { users }.encode()
+    /// The `presence.snapshot` frame: everyone who is not offline, by id; built from the
+    /// users' cached entries.
+    fn snapshot(&mut self) -> ByteString {
+        let mut ids: Vec<UserId> = self.users.keys().copied().collect();
+        ids.sort_unstable();
+        let mut out = String::with_capacity(48 + ids.len() * 128);
+        out.push_str(r#"{"type":"presence.snapshot","users":["#);
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(user) = self.users.get_mut(id) {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(user.fragment(*id));
+            }
+        }
+        out.push_str("]}");
+        ByteString::from(out)
     }
 
     fn set_in_call(&mut self, user_id: UserId, delta: i32) {
         if let Some(user) = self.users.get_mut(&user_id) {
             let before = user.status();
             user.in_calls = user.in_calls.saturating_add_signed(delta);
+            user.fragment = None;
             if user.status() != before {
                 self.dirty.insert(user_id);
             }
@@ -229,6 +251,7 @@ impl Handler<Connect> for PresenceActor {
             chosen: ChosenStatus::Online,
             in_calls: 0,
             sessions: Vec::new(),
+            fragment: None,
         });
         if user.sessions.is_empty() {
             self.dirty.insert(msg.user_id);
@@ -279,6 +302,7 @@ impl Handler<SetStatus> for PresenceActor {
         if let Some(user) = self.users.get_mut(&msg.user_id) {
             let before = user.status();
             user.chosen = msg.status;
+            user.fragment = None;
             if user.status() != before {
                 self.dirty.insert(msg.user_id);
             }
@@ -304,6 +328,7 @@ impl Handler<ProfileChanged> for PresenceActor {
             user.nickname = msg.nickname;
             user.capabilities = msg.capabilities;
             user.themes = msg.themes;
+            user.fragment = None;
             self.dirty.insert(msg.user_id);
         }
     }
@@ -494,5 +519,42 @@ impl Handler<CallRoomUsers> for PresenceActor {
         } else {
             self.call_rooms.insert(msg.room, msg.users);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_snapshot_entry_is_what_serde_makes_of_the_snapshot() {
+        let mut user = OnlineUser {
+            nickname: SharedStr::from("ana"),
+            capabilities: Capabilities {
+                video: true,
+                audio: false,
+                text: true,
+            },
+            themes: Arc::from(vec!["Jogos".to_owned()]),
+            chosen: ChosenStatus::Busy,
+            in_calls: 0,
+            sessions: Vec::new(),
+            fragment: None,
+        };
+        let expected = ServerMsg::PresenceSnapshot {
+            users: vec![SnapshotUser {
+                id: UserId(7),
+                nickname: &user.nickname,
+                status: user.status(),
+                capabilities: user.capabilities,
+                themes: &user.themes,
+            }],
+        }
+        .encode();
+        let built = format!(
+            r#"{{"type":"presence.snapshot","users":[{}]}}"#,
+            user.fragment(UserId(7))
+        );
+        assert_eq!(&*expected, built);
     }
 }

@@ -48,6 +48,8 @@ const ABUSE_WINDOW: Duration = Duration::from_secs(10);
 const JOIN_HISTORY: i64 = 50;
 /// Default page size of `chat.history`.
 const HISTORY_PAGE: i64 = 50;
+/// Most rooms one connection may be in at once (each costs a room actor and a database row).
+const MAX_JOINED_ROOMS: usize = 32;
 /// How many times a join retries when its room stopped in the meantime.
 const JOIN_ATTEMPTS: usize = 3;
 /// How long the writer may be stuck on a full connection, with more than
@@ -412,6 +414,12 @@ impl SessionActor {
         since: Option<i64>,
         ctx: &mut Context<Self>,
     ) {
+        if self.rooms.len() >= MAX_JOINED_ROOMS && !self.rooms.contains_key(&room) {
+            let err = ApiError::Conflict(format!(
+                "a connection may be in at most {MAX_JOINED_ROOMS} rooms; leave one first"
+            ));
+            return self.error(ctx, id.as_ref(), &err);
+        }
         let pool = self.rt.pool.clone();
         let hub = self.rt.hub.clone();
         let uid = self.user.id;

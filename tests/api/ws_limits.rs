@@ -155,7 +155,7 @@ async fn logging_out_closes_that_sessions_sockets_with_4001() {
 }
 
 #[actix_web::test]
-async fn a_ban_closes_the_users_sockets_with_4001_and_others_stay() {
+async fn a_ban_or_a_kick_closes_the_users_sockets_with_4001_and_others_stay() {
     let app = spawn_app().await;
     let ana = app.user("ana").await;
     let bia = app.user("bia").await;
@@ -173,6 +173,17 @@ async fn a_ban_closes_the_users_sockets_with_4001_and_others_stay() {
     assert_eq!(a.expect_close().await, 4001);
     let pong = b.request(1, json!({"type": "ping"})).await;
     assert_eq!(pong["type"], "pong");
+    // An admin kick does the same.
+    let res = app
+        .request(
+            "DELETE",
+            &format!("/api/admin/users/{}/sessions", bia.id),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert!(res.status.is_success(), "{}", res.body);
+    assert_eq!(b.expect_close().await, 4001);
 }
 
 #[actix_web::test]
@@ -228,8 +239,9 @@ async fn shutting_down_closes_every_socket_with_1001() {
 
 #[actix_web::test]
 async fn a_burst_larger_than_the_queue_reaches_a_client_that_keeps_reading() {
+    // 300 frames against a queue of 8: well over the queue, under its hard bound (64 x 8).
     let app = spawn_app_with(|s| {
-        s.ws_outbound_queue = 4;
+        s.ws_outbound_queue = 8;
         s.ws_rate_per_sec = 100_000;
         s.ws_rate_burst = 100_000;
     })
@@ -246,4 +258,40 @@ async fn a_burst_larger_than_the_queue_reaches_a_client_that_keeps_reading() {
     for i in 0..300 {
         assert_eq!(b.recv_type("signal").await["data"]["i"], i);
     }
+}
+
+#[actix_web::test]
+async fn a_websocket_protocol_error_closes_with_1002_and_really_ends_the_tcp_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let ana = app.user("ana").await;
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    let handshake = format!(
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        app.port, ana.token
+    );
+    tcp.write_all(handshake.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tcp.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection ended during the handshake");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    assert!(seen.starts_with(b"HTTP/1.1 101"));
+    // Clients must mask their frames; an unmasked one is a protocol error.
+    tcp.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    let mut rest = Vec::new();
+    let read_all = tokio::time::timeout(crate::ws_client::WAIT, tcp.read_to_end(&mut rest)).await;
+    assert!(read_all.is_ok(), "the server kept the TCP connection open");
+    seen.extend_from_slice(&rest);
+    // Somewhere after the welcome frames: a close frame (0x88) carrying 1002.
+    let close = seen
+        .windows(4)
+        .any(|w| w[0] == 0x88 && w[2..4] == 1002u16.to_be_bytes());
+    assert!(close, "no 1002 close frame in {seen:?}");
 }

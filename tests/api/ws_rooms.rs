@@ -165,3 +165,19 @@ async fn private_rooms_admit_only_their_members() {
     let joined = a.join(&dm).await;
     assert_eq!(joined["kind"], "direct");
 }
+
+#[actix_web::test]
+async fn one_connection_may_be_in_at_most_32_rooms() {
+    let app = spawn_app().await;
+    let ana = app.user("ana").await;
+    let mut a = connect(&app, &ana).await;
+    for i in 0..32 {
+        a.join(&format!("sala-{i}")).await;
+    }
+    let err = a
+        .request(1, json!({"type": "room.join", "room": "sala-32"}))
+        .await;
+    assert_eq!(err["code"], "conflict", "{err}");
+    // Rejoining one it is already in is still fine.
+    a.join("sala-0").await;
+}
