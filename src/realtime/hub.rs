@@ -625,6 +625,9 @@ impl Actor for Hub {
 pub struct GetRoom {
     pub name: RoomName,
     pub kind: RoomRef,
+    /// Where a new room runs: the first joiner's thread, so a room whose members share a
+    /// worker relays their signals without crossing threads.
+    pub arbiter: ArbiterHandle,
 }
 
 impl Handler<GetRoom> for Hub {
@@ -634,14 +637,11 @@ impl Handler<GetRoom> for Hub {
         if let Some(addr) = self.rooms.get(&msg.name).filter(|a| a.connected()) {
             return MessageResult(addr.clone());
         }
-        let addr = RoomActor::new(
-            msg.name.clone(),
-            msg.kind,
-            self.settings.room_member_cap,
-            ctx.address(),
-            self.presence.clone(),
-        )
-        .start();
+        let (name, kind, cap) = (msg.name.clone(), msg.kind, self.settings.room_member_cap);
+        let (hub, presence) = (ctx.address(), self.presence.clone());
+        let addr = RoomActor::start_in_arbiter(&msg.arbiter, move |_| {
+            RoomActor::new(name, kind, cap, hub, presence)
+        });
         self.rooms.insert(msg.name, addr.clone());
         self.metrics.rooms_live(self.rooms.len());
         MessageResult(addr)

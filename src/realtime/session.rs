@@ -440,6 +440,7 @@ impl SessionActor {
                     .send(GetRoom {
                         name: name.clone(),
                         kind,
+                        arbiter: actix::Arbiter::current(),
                     })
                     .await
                     .map_err(|_| ApiError::Internal("room registry is not answering".into()))?;
