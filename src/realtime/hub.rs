@@ -281,7 +281,14 @@ impl Hub {
                 media.as_str()
             )));
         }
-        if let Some((room, _)) = room {
+        if let Some((room, kind)) = room {
+            if matches!(kind, RoomRef::Direct(..)) {
+                return Err(ApiError::BadRequest(
+                    "a direct room is for its two people; bring a third person into a call \
+                     room (or a public channel) instead"
+                        .to_owned(),
+                ));
+            }
             let cr = self
                 .call_rooms
                 .get(room)

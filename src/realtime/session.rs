@@ -789,22 +789,26 @@ async fn write_loop(
         }
         state.stuck_since_ms.store(0, Ordering::Relaxed);
     };
-    let reason = match cmd {
-        Some(CloseCmd { reason, flush }) => {
-            if flush {
-                rx.close();
-                while let Ok(item) = rx.try_recv() {
-                    match tokio::time::timeout(CLOSE_GRACE, send(&mut session, item)).await {
-                        Ok(Ok(())) => {}
-                        _ => return,
+    // One deadline for the queued frames and the close frame together: a client that stopped
+    // reading cannot hold the writer longer than that.
+    let finish = async move {
+        let reason = match cmd {
+            Some(CloseCmd { reason, flush }) => {
+                if flush {
+                    rx.close();
+                    while let Ok(item) = rx.try_recv() {
+                        if send(&mut session, item).await.is_err() {
+                            return;
+                        }
                     }
                 }
+                Some(reason)
             }
-            Some(reason)
-        }
-        None => None,
+            None => None,
+        };
+        let _ = session.close(reason).await;
     };
-    let _ = tokio::time::timeout(CLOSE_GRACE, session.close(reason)).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, finish).await;
 }
 
 async fn send(session: &mut actix_ws::Session, item: Outbound) -> Result<(), actix_ws::Closed> {

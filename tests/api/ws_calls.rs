@@ -240,6 +240,11 @@ async fn every_refusal_has_its_own_error_and_rings_nobody() {
     let lo = ana.id.min(texto.id);
     let hi = ana.id.max(texto.id);
     assert_eq!(ringing["room"], format!("dm:{lo}:{hi}"));
+    // A direct room is for two: nobody is brought into one.
+    let err = a
+        .request(12, json!({"type": "call.invite", "to": bia.id, "media": "chat", "room": format!("dm:{lo}:{hi}")}))
+        .await;
+    assert_eq!(err["code"], "bad_request", "{err}");
 }
 
 #[actix_web::test]
