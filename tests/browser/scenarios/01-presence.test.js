@@ -1,6 +1,7 @@
 // Scenario 1: two people register in two browsers and see each other come online in the
 // lobby, under their shared theme, with the right capability icons and actions; one closes
-// the tab and the other sees them go offline.
+// the tab and the other sees them go offline. Along the way: a theme change pushed live, a
+// server error shown inline in the form, and the language switch.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,6 +58,24 @@ test('two users see each other online under their shared theme, then offline whe
   assert.equal(await biaAtAna.getByRole('button', { name: 'Chamada de vídeo com bia' }).count(), 1);
   await ana.getByRole('button', { name: 'Switch to English' }).click();
   await ana.getByRole('heading', { name: 'Hi, ana' }).waitFor();
+
+  // Bia follows one more theme from her profile: Ana's lobby moves her there, live.
+  await bia.getByRole('button', { name: 'Profile' }).click();
+  const profile = bia.getByRole('dialog', { name: 'Your profile' });
+  await profile.locator('input[name=themes][value="Música"]').check();
+  await profile.getByRole('button', { name: 'Save' }).click();
+  await profile.waitFor({ state: 'hidden' });
+  await personIn(ana, 'Música', 'bia').waitFor();
+
+  // A third visitor picks a taken nickname: the server's reason shows in the form.
+  const late = await newPage(browser, server);
+  await late.getByRole('tab', { name: 'Create account' }).click();
+  const form = late.locator('#register-form');
+  await form.getByLabel('Nickname').fill('ana');
+  await form.getByLabel('Password').fill('another good password');
+  await form.getByRole('button', { name: 'Create account' }).click();
+  await form.getByRole('alert').filter({ hasText: "nickname 'ana' is already taken" }).waitFor();
+  await late.context().close();
 
   // Bia closes her tab: Ana's lobby shows her offline, without a reload.
   await bia.context().close();

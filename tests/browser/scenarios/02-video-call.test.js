@@ -1,6 +1,7 @@
 // Scenario 2: Ana video-calls Bia; Bia accepts; both connections reach 'connected' and
-// decode each other's video; a third person's lobby shows both in a call; hanging up
-// returns both to online there.
+// decode each other's video; a third person's lobby shows both in a call; an ICE restart
+// started by both sides at once (crossing offers) is resolved by perfect negotiation and the
+// video goes on; hanging up returns both to online there.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,6 +55,35 @@ test('a video call connects both ways, shows in_call to others, and hang-up free
   assert.equal(await personIn(caio, 'Cinema e Séries', 'ana').locator('.status-text').textContent(), 'In a call');
   await screenshot(ana, '02-call');
   await screenshot(caio, '02-lobby-in-call');
+
+  // Both restart ICE at the same moment: the offers cross, the polite side yields, both end
+  // up with new ICE credentials, connected, and still decoding.
+  const ice = (page) => page.evaluate(() => {
+    const pc = window.__pcs.find((p) => p.connectionState !== 'closed');
+    return {
+      remote: pc.remoteDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1],
+      signaling: pc.signalingState,
+      state: pc.connectionState,
+    };
+  });
+  const before = [await ice(ana), await ice(bia)];
+  await Promise.all([ana, bia].map((p) => p.evaluate(() => window.__pcs.find((pc) => pc.connectionState !== 'closed').restartIce())));
+  const deadline = Date.now() + 20_000;
+  let now;
+  for (;;) {
+    now = [await ice(ana), await ice(bia)];
+    const done = now.every((x, i) => x.remote !== before[i].remote && x.signaling === 'stable' && x.state === 'connected');
+    if (done) break;
+    assert.ok(Date.now() < deadline, `ICE restart did not settle: ${JSON.stringify({ before, now })}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const framesBefore = (await waitForMedia(bia))[0].framesDecoded;
+  for (;;) {
+    const [stats] = await waitForMedia(bia);
+    if (stats.framesDecoded > framesBefore + 10) break;
+    assert.ok(Date.now() < deadline + 20_000, 'video stopped after the ICE restart');
+    await new Promise((r) => setTimeout(r, 200));
+  }
 
   // Mute and camera off are toggles a screen reader hears as pressed.
   const mute = ana.getByRole('button', { name: 'Mute microphone' });
