@@ -195,6 +195,8 @@ export class CallController {
     if (!f) {
       p.root.hidden = true;
       stopRinging();
+      if (this.savedTitle) document.title = this.savedTitle;
+      this.savedTitle = null;
       return;
     }
     const name = f.from.nickname;
@@ -205,6 +207,9 @@ export class CallController {
     p.decline.replaceChildren(icon('hangup'), h('span', { text: t('incoming.decline') }));
     const wasHidden = p.root.hidden;
     p.root.hidden = false;
+    // Seen from another tab too.
+    if (!this.savedTitle) this.savedTitle = document.title;
+    document.title = `☎ ${p.text.textContent}`;
     if (wasHidden) {
       this.focusBeforePrompt = document.activeElement;
       p.accept.focus();
@@ -220,6 +225,8 @@ export class CallController {
   hidePromptIfDone() {
     if (![...this.incoming.values()].some((x) => !x.crossed)) {
       this.prompt.root.hidden = true;
+      if (this.savedTitle) document.title = this.savedTitle;
+      this.savedTitle = null;
       stopRinging();
       if (this.focusBeforePrompt?.isConnected) this.focusBeforePrompt.focus();
     } else {

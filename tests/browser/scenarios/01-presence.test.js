@@ -1,7 +1,8 @@
 // Scenario 1: two people register in two browsers and see each other come online in the
 // lobby, under their shared theme, with the right capability icons and actions; one closes
 // the tab and the other sees them go offline. Along the way: a theme change pushed live, a
-// server error shown inline in the form, and the language switch.
+// server error shown inline in the form, the language switch, and logging back in with
+// other themes chosen at login.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -82,4 +83,17 @@ test('two users see each other online under their shared theme, then offline whe
   await biaAtAna.and(ana.locator('[data-status=offline]')).waitFor();
   assert.equal(await biaAtAna.locator('.status-text').textContent(), 'Offline');
   assert.equal(await biaAtAna.getByRole('button', { name: 'Video call bia' }).isDisabled(), true);
+
+  // Bia comes back, choosing other themes as she logs in: online again, under Tecnologia only.
+  const back = await newPage(browser, server);
+  const login = back.locator('#login-form');
+  await login.getByLabel('Nickname').fill('bia');
+  await login.getByLabel('Password').fill('correct horse battery');
+  await login.getByText('Change my themes as I log in').click();
+  for (const theme of ['Jogos', 'Livros', 'Música']) await login.locator(`input[name=themes][value="${theme}"]`).uncheck();
+  await login.locator('input[name=themes][value="Tecnologia"]').check();
+  await login.getByRole('button', { name: 'Log in' }).click();
+  await back.getByRole('heading', { name: 'Hi, bia' }).waitFor();
+  await personIn(ana, 'Tecnologia', 'bia').and(ana.locator('[data-status=online]')).waitFor();
+  assert.equal(await personIn(ana, 'Jogos', 'bia').count(), 0);
 });
