@@ -119,6 +119,7 @@ async fn lobby_sees_every_arrival_online_in_every_lobby() {
     let r = bench(&app, &["lobby", "--users", "5", "--rate", "50"]).await;
     assert_eq!(r["arrived"], 5, "{r}");
     assert_eq!(r["failed"], 0, "{r}");
+    assert_eq!(r["dropped"], 0, "{r}");
     assert_eq!(r["incomplete_lobbies"], 0, "{r}");
     assert!(r["frames_per_client_mean"].as_f64().unwrap() >= 2.0, "{r}");
 }

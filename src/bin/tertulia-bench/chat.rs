@@ -27,7 +27,7 @@ use crate::{
     report::{micros, per_sec, Report},
     run_tag, users,
     ws::{self, Conn, Frame},
-    BenchError, BenchResult, Cli,
+    BenchError, BenchResult, Cli, CpuMeter,
 };
 
 /// `tertulia-bench chat`
@@ -110,6 +110,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &ChatArgs) -> BenchResult<Rep
         .take(args.text_bytes.max(1))
         .collect();
     let start = Instant::now() + Duration::from_millis(50);
+    let cpu = CpuMeter::start(cli.server_pid);
     let duration = Duration::from_secs_f64(args.duration);
     let deadline = start + duration;
     let tasks: Vec<_> = conns
@@ -166,6 +167,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &ChatArgs) -> BenchResult<Rep
         }
         total.ack_latency.extend_from_slice(&m.ack_latency);
     }
+    let cpu = cpu.stop();
     let expected_deliveries: u64 = shared
         .acked
         .iter()
@@ -199,6 +201,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &ChatArgs) -> BenchResult<Rep
     if let Some(first) = &total.first_error {
         report.add("first_error", first.as_str());
     }
+    cpu.add_to(&mut report, total.acked, "message");
     report.add_latency("ack", &mut total.ack_latency, ["-", "-", "-"]);
     Ok(report)
 }

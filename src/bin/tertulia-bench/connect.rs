@@ -15,7 +15,7 @@ use tokio::{
 use crate::{
     http::Target,
     report::{per_sec, Report},
-    server_rss_kib, users, ws, BenchError, BenchResult, Cli,
+    server_rss_kib, users, ws, BenchError, BenchResult, Cli, CpuMeter,
 };
 
 /// `tertulia-bench connect`
@@ -58,6 +58,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
     let started = Instant::now();
+    let cpu = CpuMeter::start(cli.server_pid);
     let mut tasks = Vec::with_capacity(args.conns);
     for i in 0..args.conns {
         let user = users[i % user_count].clone();
@@ -115,6 +116,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
         }
     }
     let connect_time = last.duration_since(started);
+    let cpu = cpu.stop();
     tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
     let rss_after = server_rss_kib(cli.server_pid);
     let _ = stop_tx.send(true);
@@ -150,6 +152,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
     if let Some(why) = first_failure {
         report.add("first_failure", why);
     }
+    cpu.add_to(&mut report, connected, "conn");
     if let (Some(before), Some(after)) = (rss_before, rss_after) {
         report
             .add("server_rss_before_kib", before)

@@ -15,7 +15,7 @@ use tokio::{
 use crate::{
     http::Target,
     report::{Latency, Report},
-    users, ws, BenchError, BenchResult, Cli,
+    server_rss_kib, users, ws, BenchError, BenchResult, Cli, CpuMeter,
 };
 
 /// `tertulia-bench lobby`
@@ -38,13 +38,19 @@ enum Event {
     Arrived(Instant),
     /// This client's lobby just became complete (`true`) or stopped being so (`false`).
     Complete(bool),
-    /// The connection failed or closed.
+    /// The connection could not be opened: this user never arrives.
     Failed(String),
+    /// The connection closed after arriving: this user leaves the lobby.
+    Dropped(String),
 }
 
 /// One client's figures at the end.
 struct ClientResult {
     complete_at: Option<Instant>,
+    /// The connection closed before the end (counted in `dropped`, not as incomplete).
+    dropped: bool,
+    /// Bench users this client saw online at the end.
+    seen: usize,
     frames: u64,
     bytes: u64,
 }
@@ -95,15 +101,21 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
+    // How many bench users will not be online (never arrived, or dropped): a lobby is
+    // complete when it shows everyone else.
+    let (gone_tx, gone_rx) = watch::channel(0usize);
+    let rss_before = server_rss_kib(cli.server_pid);
     let start = Instant::now() + Duration::from_millis(50);
+    let cpu = CpuMeter::start(cli.server_pid);
     let mut tasks = Vec::with_capacity(total);
     for (i, user) in users.into_iter().enumerate() {
         let at = start + Duration::from_secs_f64(i as f64 / args.rate);
-        let (target, index, events, mut stop) = (
+        let (target, index, events, mut stop, mut gone) = (
             target.clone(),
             Arc::clone(&index),
             events_tx.clone(),
             stop.clone(),
+            gone_rx.clone(),
         );
         tasks.push(tokio::spawn(async move {
             sleep_until(at).await;
@@ -117,19 +129,27 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             let _ = events.send(Event::Arrived(Instant::now()));
             let mut seen = OnlineSet::new(total);
             let mut complete_at = None;
+            let mut dropped = false;
             loop {
                 let frame = tokio::select! {
-                    frame = conn.next_frame() => frame,
+                    frame = conn.next_frame() => Some(frame),
                     _ = stop.changed() => break,
+                    // Someone will never be online: complete may now mean one user fewer.
+                    _ = gone.changed() => None,
                 };
                 let frame = match frame {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => {
-                        let _ = events.send(Event::Failed("connection closed".to_owned()));
-                        break;
-                    }
-                    Err(e) => {
-                        let _ = events.send(Event::Failed(e.to_string()));
+                    None => None,
+                    Some(Ok(Some(frame))) => Some(frame),
+                    Some(Ok(None)) | Some(Err(_)) => {
+                        let why = match frame {
+                            Some(Err(e)) => e.to_string(),
+                            _ => "connection closed".to_owned(),
+                        };
+                        if complete_at.is_some() {
+                            let _ = events.send(Event::Complete(false));
+                        }
+                        let _ = events.send(Event::Dropped(why));
+                        dropped = true;
                         break;
                     }
                 };
@@ -138,25 +158,29 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                         seen.set(bit, status != "offline");
                     }
                 };
-                match frame.kind.as_str() {
-                    "presence.snapshot" => {
-                        for entry in frame.users.iter().flatten() {
+                match frame.as_ref().map(|f| f.kind.as_str()) {
+                    None => {}
+                    Some("presence.snapshot") => {
+                        for entry in frame.iter().flat_map(|f| f.users.iter().flatten()) {
                             apply(entry.id, &entry.status);
                         }
                     }
-                    "presence.update" => {
-                        if let (Some(id), Some(status)) = (frame.user_id, &frame.status) {
-                            apply(id, status);
+                    Some("presence.update") => {
+                        if let Some(f) = &frame {
+                            if let (Some(id), Some(status)) = (f.user_id, &f.status) {
+                                apply(id, status);
+                            }
                         }
                     }
-                    "presence.batch" => {
-                        for entry in frame.updates.iter().flatten() {
+                    Some("presence.batch") => {
+                        for entry in frame.iter().flat_map(|f| f.updates.iter().flatten()) {
                             apply(entry.id, &entry.status);
                         }
                     }
                     _ => continue,
                 }
-                let complete = seen.count == total;
+                let expected = total - *gone.borrow();
+                let complete = seen.count == expected;
                 if complete != complete_at.is_some() {
                     complete_at = complete.then(Instant::now);
                     let _ = events.send(Event::Complete(complete));
@@ -164,6 +188,8 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             }
             let result = ClientResult {
                 complete_at,
+                dropped,
+                seen: seen.count,
                 frames: conn.frames_in,
                 bytes: conn.bytes_in,
             };
@@ -175,6 +201,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
 
     let mut arrived = 0usize;
     let mut failed = 0usize;
+    let mut dropped = 0usize;
     let mut first_failure = None;
     let mut complete = 0usize;
     let mut last_arrival = start;
@@ -200,19 +227,32 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             Some(Event::Failed(why)) => {
                 failed += 1;
                 first_failure.get_or_insert(why);
+                let _ = gone_tx.send(failed + dropped);
+                if arrived + failed == total {
+                    give_up = last_arrival + Duration::from_secs_f64(args.timeout_secs);
+                }
+            }
+            Some(Event::Dropped(why)) => {
+                dropped += 1;
+                first_failure.get_or_insert(why);
+                let _ = gone_tx.send(failed + dropped);
             }
             None => break,
         }
-        if arrived == total && complete == total {
+        if arrived + failed == total && complete == arrived - dropped {
             break;
         }
     }
+    let cpu = cpu.stop();
+    let rss_after = server_rss_kib(cli.server_pid);
     let _ = stop_tx.send(true);
 
     let mut convergence = Vec::with_capacity(total);
     let mut frames = Vec::with_capacity(total);
     let mut bytes = Vec::with_capacity(total);
     let mut incomplete = 0u64;
+    // The most users an incomplete lobby lacked (or had too many) at the end.
+    let mut missing_max = 0usize;
     for task in tasks {
         let Some(result) = task
             .await
@@ -221,8 +261,16 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             continue;
         };
         match result.complete_at {
-            Some(at) => convergence.push(at.saturating_duration_since(last_arrival)),
-            None => incomplete += 1,
+            Some(at) if !result.dropped => {
+                convergence.push(at.saturating_duration_since(last_arrival))
+            }
+            Some(_) => {}
+            None if result.dropped => {}
+            None => {
+                incomplete += 1;
+                let expected = total - failed - dropped;
+                missing_max = missing_max.max(expected.abs_diff(result.seen));
+            }
         }
         frames.push(result.frames);
         bytes.push(result.bytes);
@@ -236,7 +284,9 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         .add("arrival_rate_per_sec", args.rate)
         .add("arrived", arrived)
         .add_target("failed", failed, "0")
+        .add_target("dropped", dropped, "0")
         .add_target("incomplete_lobbies", incomplete, "0")
+        .add("incomplete_lobby_worst_diff", missing_max)
         .add_target(
             "converged_after_last_arrival_s",
             converged_after.as_secs_f64(),
@@ -259,6 +309,12 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
     report.add("frames_per_client_p99", Latency::of(&mut frames32).p99);
     if let Some(why) = first_failure {
         report.add("first_failure", why);
+    }
+    cpu.add_to(&mut report, arrived as u64, "arrival");
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        report
+            .add("server_rss_before_kib", before)
+            .add("server_rss_after_kib", after);
     }
     Ok(report)
 }

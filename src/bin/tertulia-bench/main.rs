@@ -178,6 +178,83 @@ pub fn server_rss_kib(pid: Option<u32>) -> Option<u64> {
         .and_then(|kib| kib.parse().ok())
 }
 
+/// CPU time (user + system) a process has used, from `/proc/<pid>/stat`.
+fn cpu_time(pid: &str) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) close with ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let per_sec = rustix::param::clock_ticks_per_second().max(1);
+    Some(std::time::Duration::from_micros(
+        ticks * 1_000_000 / per_sec,
+    ))
+}
+
+/// CPU used by the server and by the generator over a measured interval. The CPU cost per
+/// operation does not depend on what else the machine runs, unlike operations per second.
+pub struct CpuMeter {
+    server_pid: Option<u32>,
+    server_start: Option<std::time::Duration>,
+    own_start: Option<std::time::Duration>,
+    wall_start: std::time::Instant,
+}
+
+impl CpuMeter {
+    /// Starts measuring now.
+    pub fn start(server_pid: Option<u32>) -> Self {
+        CpuMeter {
+            server_pid,
+            server_start: server_pid.and_then(|pid| cpu_time(&pid.to_string())),
+            own_start: cpu_time("self"),
+            wall_start: std::time::Instant::now(),
+        }
+    }
+
+    /// Ends the interval.
+    pub fn stop(&self) -> CpuUse {
+        let used = |start: Option<std::time::Duration>, pid: &str| {
+            Some(cpu_time(pid)?.saturating_sub(start?).as_secs_f64())
+        };
+        CpuUse {
+            server_s: self
+                .server_pid
+                .and_then(|pid| used(self.server_start, &pid.to_string())),
+            own_s: used(self.own_start, "self"),
+            wall_s: self.wall_start.elapsed().as_secs_f64().max(1e-9),
+        }
+    }
+}
+
+/// CPU used over one interval.
+pub struct CpuUse {
+    server_s: Option<f64>,
+    own_s: Option<f64>,
+    wall_s: f64,
+}
+
+impl CpuUse {
+    /// Adds the CPU figures: seconds used, share of one core, and the server's microseconds
+    /// per `op` (`ops` of them done).
+    pub fn add_to(&self, report: &mut report::Report, ops: u64, op: &str) {
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        if let Some(used) = self.server_s {
+            report
+                .add("server_cpu_s", round(used))
+                .add("server_cpu_share", round(used / self.wall_s));
+            if ops > 0 {
+                report.add(
+                    format!("server_cpu_us_per_{op}"),
+                    round(used * 1e6 / ops as f64),
+                );
+            }
+        }
+        if let Some(used) = self.own_s {
+            report.add("bench_cpu_share", round(used / self.wall_s));
+        }
+    }
+}
+
 /// A short random tag that keeps one run's rooms and message ids apart from another's.
 pub fn run_tag() -> String {
     use rand::Rng;

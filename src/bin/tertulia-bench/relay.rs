@@ -3,8 +3,9 @@
 //! In each pair the initiator A sends `signal`s to B, each carrying a sequence number in its
 //! `data`; B sends every one straight back. Closed loop (the default) keeps `--window`
 //! signals in flight per pair and measures the most the server relays; open loop (`--rate`)
-//! sends at a fixed pace and measures round trips from each signal's *scheduled* time, so a
-//! stalled server shows up as latency instead of hiding as a slower pace. Both ends check the
+//! sends at a fixed pace and times each round trip from the moment the signal was written; a
+//! stalled server cannot slow the pace, and how late each send was against its schedule
+//! (`send_lag`) is reported so a generator that fell behind is seen. Both ends check the
 //! sequence numbers: lost, duplicated and reordered signals are counted, never hidden.
 
 use std::{
@@ -21,10 +22,10 @@ use tokio::{
 
 use crate::{
     http::Target,
-    report::{micros, per_sec, Report},
+    report::{micros, per_sec, Latency, Report},
     run_tag, users,
     ws::{self, Conn, Frame},
-    BenchError, BenchResult, Cli,
+    BenchError, BenchResult, Cli, CpuMeter,
 };
 
 /// `tertulia-bench relay`
@@ -85,6 +86,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Re
     let drain = Duration::from_secs_f64(args.drain_secs);
     let start = Instant::now() + Duration::from_millis(50);
     let deadline = start + duration;
+    let cpu = CpuMeter::start(cli.server_pid);
     let mut tasks = Vec::with_capacity(pairs.len());
     for (i, pair) in pairs.into_iter().enumerate() {
         let plan = match args.rate {
@@ -120,6 +122,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Re
         let b = b.await.map_err(join_error)??;
         total.add(&a, &b);
     }
+    let cpu = cpu.stop();
 
     let mut report = Report::new("relay");
     report
@@ -154,11 +157,18 @@ pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Re
     if let Some(first) = &total.first_error {
         report.add("first_error", first.as_str());
     }
+    cpu.add_to(&mut report, total.received, "signal");
     report.add_latency(
         "rtt",
         &mut total.rtt,
         ["<= 0.3 (open loop)", "<= 2 (open loop)", "-"],
     );
+    if args.rate.is_some() {
+        let lag = Latency::of(&mut total.send_lag);
+        report
+            .add("send_lag_p99_ms", f64::from(lag.p99) / 1000.0)
+            .add("send_lag_max_ms", f64::from(lag.max) / 1000.0);
+    }
     Ok(report)
 }
 
@@ -301,6 +311,8 @@ struct Side {
     first_error: Option<String>,
     /// Round trips, microseconds (initiator only).
     rtt: Vec<u32>,
+    /// Open loop: how late each send was against its schedule, microseconds.
+    send_lag: Vec<u32>,
 }
 
 impl Side {
@@ -369,7 +381,12 @@ async fn initiator(
             }, if sending => {
                 if let Some((_, first, period)) = &ticker {
                     let seq = side.sent;
-                    in_flight.push_back((seq, *first + period.mul_f64(seq as f64)));
+                    // Timed from the real send; how late that was against the schedule
+                    // (timer granularity, a busy generator) is reported on its own.
+                    let now = Instant::now();
+                    let due = *first + period.mul_f64(seq as f64);
+                    side.send_lag.push(micros(now.saturating_duration_since(due)));
+                    in_flight.push_back((seq, now));
                     conn.send(template.frame(seq)).await?;
                     side.sent += 1;
                 }
@@ -468,6 +485,7 @@ struct Totals {
     errors: u64,
     first_error: Option<String>,
     rtt: Vec<u32>,
+    send_lag: Vec<u32>,
 }
 
 impl Totals {
@@ -484,6 +502,7 @@ impl Totals {
             self.first_error = a.first_error.clone().or_else(|| b.first_error.clone());
         }
         self.rtt.extend_from_slice(&a.rtt);
+        self.send_lag.extend_from_slice(&a.send_lag);
     }
 }
 
