@@ -12,6 +12,9 @@ import { startRinging, stopRinging } from './sound.js';
 /** How long an ended/declined/missed call screen stays before closing, in ms. */
 const END_SCREEN_MS = 2500;
 
+/** How long an emptied call waits for `call.ended` before closing on its own, in ms. */
+const EMPTY_GRACE_MS = 1500;
+
 /** After a `conflict` on our invite, how long to wait for their crossing invitation. */
 const CROSSED_WAIT_MS = 2000;
 
@@ -369,7 +372,11 @@ export class CallController {
       localStream: local.stream,
       iceServers,
       onChange: () => this.renderCall(),
-      onEmpty: () => this.finish(t('call.ended')),
+      // Everyone left: wait a moment for the server's call.ended, which says who ended it.
+      onEmpty: () => {
+        clearTimeout(this.emptyTimer);
+        this.emptyTimer = setTimeout(() => this.finish(t('call.ended')), EMPTY_GRACE_MS);
+      },
       onLost: () => this.finish(t('call.ended')),
     });
     this.active = { session, room, media, callIds: new Set([callId]), muted: false, cameraOff: false, missing: local.missing };
@@ -393,6 +400,7 @@ export class CallController {
 
   /** Ends the call locally (after a hang-up by anyone) and shows why. */
   finish(message) {
+    clearTimeout(this.emptyTimer);
     const a = this.active;
     if (!a) return;
     this.active = null;
@@ -489,6 +497,7 @@ export class CallController {
     const v = this.view;
     v.root.dataset.phase = 'active';
     const peers = [...a.session.peers.values()];
+    if (peers.length) clearTimeout(this.emptyTimer);
     for (const [key, tile] of this.tiles) {
       if (!a.session.peers.has(key)) {
         tile.video.srcObject = null;
