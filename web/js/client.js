@@ -226,6 +226,8 @@ export class TertuliaClient {
 
   _onClose(code, reason) {
     this._ws = null;
+    // Rooms must be joined again before anything is sent to them.
+    for (const room of this.rooms.values()) room.joined = false;
     this._stopHeartbeat();
     this._failPending('disconnected');
     const waiters = this._connectWaiters.splice(0);
@@ -301,8 +303,8 @@ export class TertuliaClient {
    * Sends a frame with a fresh `id` and resolves with the server's reply to it (its `ack` or
    * specific reply); rejects with a ProtocolError for an `error` frame, a drop or a timeout.
    */
-  request(frame, { timeoutMs = this.requestTimeoutMs, whileConnecting = false } = {}) {
-    if (this.state !== 'open' && !(whileConnecting && this._ws)) {
+  request(frame, { timeoutMs = this.requestTimeoutMs } = {}) {
+    if (this.state !== 'open') {
       return Promise.reject(new ProtocolError('disconnected', 'not connected'));
     }
     const id = `r${this._nextId++}`;
@@ -436,6 +438,7 @@ export class TertuliaClient {
 
   _onRoomJoined(frame) {
     const room = this._roomState(frame.room);
+    room.joined = true;
     const fresh = [];
     for (const m of frame.messages || []) {
       if (this._remember(room, m)) fresh.push(m);
@@ -444,6 +447,7 @@ export class TertuliaClient {
     // Mutated in place so the joinRoom() promise (resolved with this frame) sees it too.
     frame.messages = fresh;
     this._emit('room.joined', frame);
+    this._flushOutbox(frame.room);
   }
 
   _onChatMessage(frame) {
@@ -456,7 +460,7 @@ export class TertuliaClient {
   _roomState(name) {
     let room = this.rooms.get(name);
     if (!room) {
-      room = { lastMsgId: null, seen: new Set() };
+      room = { lastMsgId: null, seen: new Set(), joined: false };
       this.rooms.set(name, room);
     }
     return room;
@@ -585,20 +589,26 @@ export class TertuliaClient {
     delivered.catch(() => {});
     this.outbox.set(clientMsgId, { room, text, resolve, reject });
     this._emit('chat.pending', { room, client_msg_id: clientMsgId, text });
-    if (this.state === 'open' && this.rooms.has(room)) this._sendOne(clientMsgId);
+    // Not joined (yet, or again after a reconnect): sent as soon as the room is.
+    if (this.state === 'open' && this.rooms.get(room)?.joined) this._sendOne(clientMsgId);
     return { client_msg_id: clientMsgId, delivered };
   }
 
-  _flushOutbox() {
-    for (const cid of [...this.outbox.keys()]) this._sendOne(cid);
+  /** Sends the waiting messages of `room` (default: of every joined room). */
+  _flushOutbox(room) {
+    for (const [cid, out] of [...this.outbox]) {
+      if ((room === undefined || out.room === room) && this.rooms.get(out.room)?.joined) this._sendOne(cid);
+    }
   }
 
   _sendOne(cid) {
     const out = this.outbox.get(cid);
-    if (!out || this.state !== 'open') return;
+    if (!out || out.inFlight || this.state !== 'open') return;
+    out.inFlight = true;
     this.request({ type: 'chat.send', room: out.room, client_msg_id: cid, text: out.text }).then(
       (ack) => this._markDelivered({ client_msg_id: cid, msg_id: ack.msg_id, created_at: ack.created_at }),
       (err) => {
+        out.inFlight = false;
         if (err.code === 'disconnected' || err.code === 'closed') {
           return; // Resent after the next (re)connect.
         }

@@ -123,6 +123,17 @@ describe('the protocol client', () => {
     assert.deepEqual(seen, ['um', 'dois', 'três']);
   });
 
+  test('a message sent before its room is joined waits for the join instead of failing', async () => {
+    const a = await connected('sara_c11');
+    const b = await connected('tom_c11');
+    const room = directRoom(a.id, b.id);
+    const joining = a.client.joinRoom(room);
+    const { delivered } = a.client.sendChat(room, 'cedo demais?');
+    await joining;
+    const d = await delivered;
+    assert.ok(d.msg_id > 0);
+  });
+
   test('a client that was away gets what it missed when it rejoins, with since', async () => {
     const a = await connected('kai_c7');
     const b = await connected('lia_c7', { client: { backoff: { minMs: 1500, maxMs: 1500 } } });
