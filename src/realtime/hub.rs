@@ -20,6 +20,7 @@ use super::{
         Status, UserId, UserRef,
     },
     room::RoomActor,
+    session::Outbox,
     ws_error, Deliver,
 };
 use crate::{
@@ -47,7 +48,7 @@ struct LiveCall {
     id: CallId,
     caller: UserRef,
     /// The session that sent the invitation: it hears the answer.
-    caller_session: Recipient<Deliver>,
+    caller_session: Outbox,
     callee: UserRef,
     media: Media,
     room: RoomName,
@@ -695,7 +696,7 @@ pub struct CallRequest {
     pub user: UserRef,
     pub caps: Capabilities,
     pub session: SessionId,
-    pub deliver: Recipient<Deliver>,
+    pub deliver: Outbox,
     pub id: Option<FrameId>,
     pub action: CallAction,
 }

@@ -53,9 +53,8 @@ use crate::{
 /// How long shutdown waits for sockets to close after sending them 1001.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
 
-/// A frame (already serialized, shared) to write to one client.
-#[derive(Message)]
-#[rtype(result = "()")]
+/// A frame (already serialized, shared) to write to one client, through its
+/// [`session::Outbox`].
 pub struct Deliver(pub ByteString);
 
 /// Tells a session to close its connection with `code`.
@@ -70,7 +69,8 @@ pub struct CloseSession {
 #[derive(Clone)]
 pub struct SessionHandle {
     pub id: SessionId,
-    pub deliver: Recipient<Deliver>,
+    /// Straight into the session's outbound queue (no hop through its mailbox).
+    pub deliver: session::Outbox,
     pub close: Recipient<CloseSession>,
 }
 

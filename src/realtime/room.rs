@@ -16,6 +16,7 @@ use super::{
         error_frame, FrameId, PeerView, RoomName, RoomRef, ServerMsg, SessionId, SignalKind,
         UserId, UserRef,
     },
+    session::Outbox,
     Deliver,
 };
 use crate::error::{ApiError, ErrorCode};
@@ -24,7 +25,7 @@ use crate::error::{ApiError, ErrorCode};
 struct Member {
     peer_id: SessionId,
     user: UserRef,
-    deliver: Recipient<Deliver>,
+    deliver: Outbox,
 }
 
 /// One live room: members, signaling relay and chat fan-out.
@@ -92,7 +93,7 @@ impl Actor for RoomActor {
 pub struct Join {
     pub peer_id: SessionId,
     pub user: UserRef,
-    pub deliver: Recipient<Deliver>,
+    pub deliver: Outbox,
 }
 
 impl Handler<Join> for RoomActor {

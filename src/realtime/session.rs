@@ -11,7 +11,7 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, OnceLock,
+        Arc, Mutex, OnceLock, PoisonError,
     },
     time::{Duration, Instant},
 };
@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     enter_room,
     hub::{CallAction, CallRequest, GetRoom},
+    metrics::RealtimeMetrics,
     presence::{Connect, Disconnect, SetStatus},
     protocol::{
         self, error_frame, ChatView, ClientFrame, ClientMsg, FrameId, Limits, MissedView, RoomName,
@@ -83,6 +84,169 @@ struct OutboundState {
     stuck_since_ms: AtomicU64,
 }
 
+/// A session's outbound queue as other actors reach it: rooms, presence and the hub put
+/// frames straight into the queue the writer task drains, without a hop through the
+/// session's mailbox (one task wake-up less per relayed signal or fan-out frame).
+///
+/// What the mailbox used to guarantee is kept here: while the session waits for a reply
+/// whose frame must come first (`room.joined`, the presence snapshot, a chat ack), frames
+/// from others are *held* and queued right after it; once the session closes, frames are
+/// dropped; and a client too slow for the queue is closed with 1013.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<OutboxInner>,
+}
+
+/// What every handle of one [`Outbox`] shares.
+struct OutboxInner {
+    tx: mpsc::UnboundedSender<Outbound>,
+    /// Shared with the writer task.
+    state: Arc<OutboundState>,
+    gate: Mutex<Gate>,
+    /// `--ws-outbound-queue`.
+    limit: usize,
+    metrics: Arc<RealtimeMetrics>,
+    /// The session, told when its client is too slow (weak: the outbox does not keep it).
+    session: actix::WeakRecipient<TooSlow>,
+}
+
+/// Whether frames from others go to the queue now, wait, or are dropped.
+#[derive(Default)]
+struct Gate {
+    /// Waits the session is in (see [`Outbox::hold`]); frames from others wait in `held`.
+    holds: u32,
+    held: Vec<Outbound>,
+    /// The session is closing: nothing more is queued.
+    closed: bool,
+}
+
+impl Outbox {
+    fn new(
+        tx: mpsc::UnboundedSender<Outbound>,
+        state: Arc<OutboundState>,
+        limit: usize,
+        metrics: Arc<RealtimeMetrics>,
+        session: actix::WeakRecipient<TooSlow>,
+    ) -> Self {
+        Outbox {
+            inner: Arc::new(OutboxInner {
+                tx,
+                state,
+                gate: Mutex::new(Gate::default()),
+                limit: limit.max(1),
+                metrics,
+                session,
+            }),
+        }
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
+        // A panic while holding the lock leaves the gate consistent (plain fields).
+        self.inner
+            .gate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a frame from another actor (held while the session waits for a reply).
+    pub fn do_send(&self, msg: Deliver) {
+        let mut gate = self.gate();
+        if gate.closed {
+            return;
+        }
+        self.inner.metrics.frame_out(&msg.0);
+        if gate.holds > 0 {
+            // Counted as waiting, so the hard bound also covers held frames.
+            self.inner.state.waiting.fetch_add(1, Ordering::Relaxed);
+            gate.held.push(Outbound::Text(msg.0));
+            if self.inner.state.waiting.load(Ordering::Relaxed)
+                > self.inner.limit.saturating_mul(HARD_QUEUE_FACTOR)
+            {
+                self.too_slow(&mut gate);
+            }
+            return;
+        }
+        self.enqueue(&mut gate, Outbound::Text(msg.0), false);
+    }
+
+    /// Queues a frame of the session itself (never held). False: the session must stop (the
+    /// writer is gone).
+    fn push_own(&self, item: Outbound) -> bool {
+        let mut gate = self.gate();
+        if gate.closed {
+            return true;
+        }
+        if let Outbound::Text(frame) = &item {
+            self.inner.metrics.frame_out(frame);
+        }
+        self.enqueue(&mut gate, item, false)
+    }
+
+    /// Puts one item in the queue unless the client has shown it is too slow (1013).
+    /// `counted`: already counted in `waiting` (a held frame).
+    fn enqueue(&self, gate: &mut Gate, item: Outbound, counted: bool) -> bool {
+        let state = &self.inner.state;
+        let waiting = if counted {
+            state.waiting.load(Ordering::Relaxed)
+        } else {
+            state.waiting.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        let limit = self.inner.limit;
+        if waiting > limit {
+            let stuck_since = state.stuck_since_ms.load(Ordering::Relaxed);
+            let stuck = stuck_since != 0
+                && mono_ms().saturating_sub(stuck_since) >= SLOW_WRITER_GRACE.as_millis() as u64;
+            if stuck || waiting > limit.saturating_mul(HARD_QUEUE_FACTOR) {
+                self.too_slow(gate);
+                return true;
+            }
+        }
+        self.inner.tx.send(item).is_ok()
+    }
+
+    /// Stops queueing and has the session close with 1013.
+    fn too_slow(&self, gate: &mut Gate) {
+        gate.closed = true;
+        gate.held.clear();
+        if let Some(session) = self.inner.session.upgrade() {
+            session.do_send(TooSlow);
+        }
+    }
+
+    /// The session starts waiting for a reply whose frame must precede frames from others.
+    fn hold(&self) {
+        self.gate().holds += 1;
+    }
+
+    /// The awaited frame is queued: what others sent meanwhile follows it, in order.
+    fn release(&self) {
+        let mut gate = self.gate();
+        gate.holds = gate.holds.saturating_sub(1);
+        if gate.holds > 0 || gate.closed {
+            return;
+        }
+        let held = std::mem::take(&mut gate.held);
+        for item in held {
+            if gate.closed {
+                break;
+            }
+            self.enqueue(&mut gate, item, true);
+        }
+    }
+
+    /// Nothing more is queued: the session is closing.
+    fn close(&self) {
+        let mut gate = self.gate();
+        gate.closed = true;
+        gate.held.clear();
+    }
+}
+
+/// The session's client does not take its frames fast enough: close with 1013.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TooSlow;
+
 /// One thing for the writer task to put on the wire.
 pub enum Outbound {
     Text(ByteString),
@@ -135,6 +299,16 @@ struct Joined {
     room_id: i64,
 }
 
+/// What a successful join yields: the pending membership, the peers already there, the
+/// history to send, the room's id and kind.
+type JoinOutcome = (
+    JoinGuard,
+    Vec<protocol::PeerView>,
+    Vec<ChatView>,
+    i64,
+    db::models::RoomKind,
+);
+
 /// Leaves a room if a join's result is dropped before the session records it (the session
 /// stopped while joining), so no room keeps a member that is gone.
 struct JoinGuard {
@@ -168,9 +342,8 @@ pub struct SessionActor {
     /// The login session (`sessions.id`) whose credential opened this connection.
     auth_session_id: i64,
     rt: Realtime,
-    out: mpsc::UnboundedSender<Outbound>,
-    /// Shared with the writer: how much waits and whether the connection takes it.
-    outbound: Arc<OutboundState>,
+    /// The queue the writer drains; others deliver into it directly.
+    outbox: Outbox,
     /// Taken when closing: a connection is closed once.
     close_tx: Option<oneshot::Sender<CloseCmd>>,
     last_heard: Instant,
@@ -205,6 +378,13 @@ impl SessionActor {
         };
         SessionActor::create(move |ctx| {
             ctx.add_stream(stream);
+            let outbox = Outbox::new(
+                out,
+                outbound,
+                settings.ws_outbound_queue,
+                Arc::clone(&rt.metrics),
+                ctx.address().downgrade().recipient(),
+            );
             SessionActor {
                 id: SessionId::random(),
                 user: UserRef {
@@ -214,8 +394,7 @@ impl SessionActor {
                 caps: who.user.capabilities(),
                 welcome: Some(welcome),
                 auth_session_id: who.session_id,
-                out,
-                outbound,
+                outbox,
                 close_tx: Some(close_tx),
                 last_heard: Instant::now(),
                 rooms: HashMap::new(),
@@ -229,10 +408,6 @@ impl SessionActor {
 
     /// Queues a frame for the client.
     fn push(&mut self, ctx: &mut Context<Self>, frame: ByteString) {
-        if self.close_tx.is_none() {
-            return;
-        }
-        self.rt.metrics.frame_out(&frame);
         self.enqueue(ctx, Outbound::Text(frame));
     }
 
@@ -241,22 +416,8 @@ impl SessionActor {
         if self.close_tx.is_none() {
             return;
         }
-        let waiting = self.outbound.waiting.fetch_add(1, Ordering::Relaxed) + 1;
-        let limit = self.rt.settings.ws_outbound_queue.max(1);
-        if waiting > limit {
-            let stuck_since = self.outbound.stuck_since_ms.load(Ordering::Relaxed);
-            let stuck = stuck_since != 0
-                && mono_ms().saturating_sub(stuck_since) >= SLOW_WRITER_GRACE.as_millis() as u64;
-            if stuck || waiting > limit.saturating_mul(HARD_QUEUE_FACTOR) {
-                return self.close(
-                    ctx,
-                    CloseCode::Again,
-                    "too slow: outbound queue full",
-                    false,
-                );
-            }
-        }
-        if self.out.send(item).is_err() {
+        // Too slow: the outbox has closed itself and sent this session `TooSlow`.
+        if !self.outbox.push_own(item) {
             ctx.stop();
         }
     }
@@ -279,6 +440,7 @@ impl SessionActor {
     /// Ends the connection with `code`, once; the writer sends the close frame.
     fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, flush: bool) {
         if let Some(tx) = self.close_tx.take() {
+            self.outbox.close();
             self.rt.metrics.close(code.into());
             let _ = tx.send(CloseCmd {
                 reason: CloseReason {
@@ -320,12 +482,12 @@ impl SessionActor {
         }
     }
 
-    fn call(&self, id: Option<FrameId>, action: CallAction, ctx: &mut Context<Self>) {
+    fn call(&self, id: Option<FrameId>, action: CallAction) {
         self.rt.hub.do_send(CallRequest {
             user: self.user.clone(),
             caps: self.caps,
             session: self.id.clone(),
-            deliver: ctx.address().recipient(),
+            deliver: self.outbox.clone(),
             id,
             action,
         });
@@ -350,12 +512,12 @@ impl SessionActor {
                 self.ack(ctx, id.as_ref());
             }
             ClientMsg::CallInvite { to, media, room } => {
-                self.call(id, CallAction::Invite { to, media, room }, ctx)
+                self.call(id, CallAction::Invite { to, media, room })
             }
-            ClientMsg::CallAccept { call_id } => self.call(id, CallAction::Accept(call_id), ctx),
-            ClientMsg::CallDecline { call_id } => self.call(id, CallAction::Decline(call_id), ctx),
-            ClientMsg::CallCancel { call_id } => self.call(id, CallAction::Cancel(call_id), ctx),
-            ClientMsg::CallHangup { call_id } => self.call(id, CallAction::Hangup(call_id), ctx),
+            ClientMsg::CallAccept { call_id } => self.call(id, CallAction::Accept(call_id)),
+            ClientMsg::CallDecline { call_id } => self.call(id, CallAction::Decline(call_id)),
+            ClientMsg::CallCancel { call_id } => self.call(id, CallAction::Cancel(call_id)),
+            ClientMsg::CallHangup { call_id } => self.call(id, CallAction::Hangup(call_id)),
             ClientMsg::RoomJoin { room, kind, since } => self.join(id, room, kind, since, ctx),
             ClientMsg::RoomLeave { room } => match self.rooms.remove(&room) {
                 Some(joined) => {
@@ -425,7 +587,7 @@ impl SessionActor {
         let uid = self.user.id;
         let peer_id = self.id.clone();
         let user = self.user.clone();
-        let deliver = ctx.address().recipient::<Deliver>();
+        let deliver = self.outbox.clone();
         let name = room.clone();
         let work = async move {
             let lookup = name.as_str().to_owned();
@@ -488,7 +650,24 @@ impl SessionActor {
                 .collect();
             Ok::<_, ApiError>((guard, peers, messages, room_row.id, room_row.kind()))
         };
-        ctx.wait(work.into_actor(self).map(move |res, act, ctx| match res {
+        // Signals and peer events of the room come after `room.joined`.
+        self.outbox.hold();
+        ctx.wait(work.into_actor(self).map(move |res, act, ctx| {
+            act.joined(ctx, id, room, res);
+            act.outbox.release();
+        }));
+    }
+
+    /// Records a finished join and answers it.
+    fn joined(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: Option<FrameId>,
+        room: RoomName,
+        res: Result<JoinOutcome, ApiError>,
+    ) {
+        let act = self;
+        match res {
             Ok((guard, peers, messages, room_id, room_kind)) => {
                 let Some(addr) = guard.disarm() else { return };
                 act.rooms.insert(room.clone(), Joined { addr, room_id });
@@ -503,7 +682,7 @@ impl SessionActor {
                 act.push(ctx, frame);
             }
             Err(e) => act.error(ctx, id.as_ref(), &e),
-        }));
+        }
     }
 
     /// `chat.send`: stored first (group commit), then acknowledged, then fanned out.
@@ -532,7 +711,25 @@ impl SessionActor {
                 .await
                 .map_err(|_| ApiError::Internal("chat store is not answering".into()))?
         };
-        ctx.wait(work.into_actor(self).map(move |res, act, ctx| match res {
+        // As before this outbox, other frames follow the ack.
+        self.outbox.hold();
+        ctx.wait(work.into_actor(self).map(move |res, act, ctx| {
+            act.chat_stored(ctx, id, room, addr, res);
+            act.outbox.release();
+        }));
+    }
+
+    /// Acknowledges a stored message and fans it out.
+    fn chat_stored(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: Option<FrameId>,
+        room: RoomName,
+        addr: Addr<RoomActor>,
+        res: super::store::Stored,
+    ) {
+        let act = self;
+        match res {
             Ok((msg, is_new)) => {
                 let ack = ServerMsg::Ack {
                     id: id.as_ref(),
@@ -550,7 +747,7 @@ impl SessionActor {
                 }
             }
             Err(e) => act.error(ctx, id.as_ref(), &e),
-        }));
+        }
     }
 
     /// `chat.history`: a page of older messages, with the same access rule as joining.
@@ -672,7 +869,7 @@ impl Actor for SessionActor {
             let connect = self.rt.presence.send(Connect {
                 handle: SessionHandle {
                     id: self.id.clone(),
-                    deliver: ctx.address().recipient(),
+                    deliver: self.outbox.clone(),
                     close: ctx.address().recipient(),
                 },
                 user_id: self.user.id,
@@ -681,12 +878,17 @@ impl Actor for SessionActor {
                 capabilities: user.capabilities,
                 themes: Arc::from(user.themes),
             });
-            ctx.wait(connect.into_actor(self).map(|res, act, ctx| match res {
-                Ok(snapshot) => {
-                    act.push(ctx, snapshot);
-                    act.announce_missed_calls(ctx);
+            // Presence changes come after the snapshot.
+            self.outbox.hold();
+            ctx.wait(connect.into_actor(self).map(|res, act, ctx| {
+                match res {
+                    Ok(snapshot) => {
+                        act.push(ctx, snapshot);
+                        act.announce_missed_calls(ctx);
+                    }
+                    Err(_) => act.close(ctx, CloseCode::Error, "presence unavailable", false),
                 }
-                Err(_) => act.close(ctx, CloseCode::Error, "presence unavailable", false),
+                act.outbox.release();
             }));
         }
         let heartbeat = Duration::from_millis(settings.heartbeat_ms.max(1));
@@ -749,11 +951,16 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
     }
 }
 
-impl Handler<Deliver> for SessionActor {
+impl Handler<TooSlow> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        self.push(ctx, msg.0);
+    fn handle(&mut self, _: TooSlow, ctx: &mut Self::Context) {
+        self.close(
+            ctx,
+            CloseCode::Again,
+            "too slow: outbound queue full",
+            false,
+        );
     }
 }
 
