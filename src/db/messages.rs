@@ -8,6 +8,11 @@ use super::{
     schema::messages,
 };
 
+diesel::define_sql_function! {
+    /// SQLite's rowid of the last row inserted on this connection.
+    fn last_insert_rowid() -> diesel::sql_types::BigInt;
+}
+
 /// Most messages one history page may hold.
 pub const MAX_PAGE: i64 = 200;
 
@@ -25,12 +30,25 @@ pub fn insert_batch(
                 let inserted = diesel::insert_or_ignore_into(messages::table)
                     .values(new)
                     .execute(conn)?;
+                if inserted == 1 {
+                    // The row is what was inserted: only its id is new (no index lookup).
+                    let id = diesel::select(last_insert_rowid()).get_result::<i64>(conn)?;
+                    let stored = Message {
+                        id,
+                        room_id: new.room_id,
+                        sender_id: new.sender_id,
+                        client_msg_id: new.client_msg_id.clone(),
+                        body: new.body.clone(),
+                        created_at: new.created_at,
+                    };
+                    return Ok((stored, true));
+                }
                 let stored = messages::table
                     .filter(messages::sender_id.eq(new.sender_id))
                     .filter(messages::client_msg_id.eq(&new.client_msg_id))
                     .select(Message::as_select())
                     .first(conn)?;
-                Ok((stored, inserted == 1))
+                Ok((stored, false))
             })
             .collect()
     })
