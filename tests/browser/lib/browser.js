@@ -3,8 +3,9 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
-import { REPO } from './server.js';
+import { REPO, startServer } from './server.js';
 
 /** Where each scenario's screenshot goes (gitignored). */
 export const ARTIFACTS = join(REPO, 'tests', 'browser', 'artifacts');
@@ -135,4 +136,21 @@ export async function waitForMedia(page, { count = 1, video = true, timeoutMs = 
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`media not flowing on ${count} connection(s): ${JSON.stringify(last)}`);
+}
+
+/**
+ * One scenario file's world: a fresh server (with `serverOptions`) and a browser, started
+ * before its tests and closed after them. Read `server` and `browser` inside a test.
+ */
+export function scenarioSetup(serverOptions) {
+  const world = { server: undefined, browser: undefined };
+  before(async () => {
+    world.server = await startServer(serverOptions);
+    world.browser = await launch();
+  });
+  after(async () => {
+    await world.browser?.close();
+    await world.server?.stop();
+  });
+  return world;
 }

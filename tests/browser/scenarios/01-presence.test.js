@@ -4,25 +4,14 @@
 // server error shown inline in the form, the language switch, and logging back in with
 // other themes chosen at login.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.js';
-import { launch, newPage, personIn, registerViaUi, screenshot } from '../lib/browser.js';
+import { newPage, personIn, registerViaUi, screenshot, scenarioSetup } from '../lib/browser.js';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const world = scenarioSetup();
 
 test('two users see each other online under their shared theme, then offline when a tab closes', async () => {
+  const { server, browser } = world;
   const ana = await newPage(browser, server);
   await registerViaUi(ana, 'ana', { themes: ['Jogos', 'Música'], capabilities: ['video', 'audio', 'text'] });
   const bia = await newPage(browser, server);

@@ -3,25 +3,14 @@
 // started by both sides at once (crossing offers) is resolved by perfect negotiation and the
 // video goes on; hanging up returns both to online there.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.js';
-import { launch, newPage, personIn, registerViaUi, screenshot, waitForMedia } from '../lib/browser.js';
+import { newPage, personIn, registerViaUi, screenshot, waitForMedia, scenarioSetup } from '../lib/browser.js';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const world = scenarioSetup();
 
 test('a video call connects both ways, shows in_call to others, and hang-up frees both', async () => {
+  const { server, browser } = world;
   const ana = await newPage(browser, server);
   await registerViaUi(ana, 'ana', { themes: ['Cinema e Séries'] });
   const bia = await newPage(browser, server);

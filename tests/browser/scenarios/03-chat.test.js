@@ -2,27 +2,16 @@
 // ways (pending → delivered, typing, text shown as text); after a reload the history is there,
 // and scrolling up loads the older pages.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { TertuliaClient } from '../../../web/js/client.js';
-import { startServer } from '../lib/server.js';
-import { launch, newPage, personIn, registerViaUi, screenshot } from '../lib/browser.js';
+import { newPage, personIn, registerViaUi, screenshot, scenarioSetup } from '../lib/browser.js';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const world = scenarioSetup();
 
 test('a chat-only user chats both ways without call actions, and the history survives a reload', async () => {
+  const { server, browser } = world;
   const ana = await newPage(browser, server);
   await registerViaUi(ana, 'ana', { themes: ['Livros'], capabilities: ['video', 'audio', 'text'] });
   // Teo is on a phone-sized screen.

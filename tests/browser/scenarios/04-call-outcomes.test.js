@@ -1,24 +1,13 @@
 // Scenario 4: a declined call, a cancelled call and a missed call (short ring timeout),
 // each shown to both people; the missed call stays listed for the callee after a reload.
 
-import { after, before, test } from 'node:test';
-import { startServer } from '../lib/server.js';
-import { launch, newPage, personIn, registerViaUi, screenshot } from '../lib/browser.js';
+import { test } from 'node:test';
+import { newPage, personIn, registerViaUi, screenshot, scenarioSetup } from '../lib/browser.js';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer({ ringTimeoutMs: 3000 });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const world = scenarioSetup({ ringTimeoutMs: 3000 });
 
 test('decline, cancel and missed are each shown to caller and callee', async () => {
+  const { server, browser } = world;
   const ana = await newPage(browser, server);
   await registerViaUi(ana, 'ana', { themes: ['Futebol'] });
   const bia = await newPage(browser, server);

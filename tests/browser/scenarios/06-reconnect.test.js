@@ -2,25 +2,14 @@
 // again on the same port and database): the pages reconnect, and the messages sent during
 // the gap arrive exactly once.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.js';
-import { launch, newPage, personIn, registerViaUi, screenshot } from '../lib/browser.js';
+import { newPage, personIn, registerViaUi, screenshot, scenarioSetup } from '../lib/browser.js';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const world = scenarioSetup();
 
 test('after a server restart the chat resumes and gap messages arrive exactly once', async () => {
+  const { server, browser } = world;
   const ana = await newPage(browser, server);
   await registerViaUi(ana, 'ana', { themes: ['Idiomas'] });
   const bia = await newPage(browser, server);

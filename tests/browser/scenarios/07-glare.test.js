@@ -1,25 +1,14 @@
 // Scenario 7: both people call each other at the same moment; exactly one call results,
 // connected both ways, and neither is left with a stray "busy" or ringing screen.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.js';
-import { launch, newPage, personIn, registerViaUi, screenshot, waitForMedia } from '../lib/browser.js';
+import { newPage, personIn, registerViaUi, screenshot, waitForMedia, scenarioSetup } from '../lib/browser.js';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const world = scenarioSetup();
 
 test('two people calling each other at once end up in one call', async () => {
+  const { server, browser } = world;
   const ana = await newPage(browser, server);
   await registerViaUi(ana, 'ana', { themes: ['Basquete'] });
   const bia = await newPage(browser, server);

@@ -2,25 +2,14 @@
 // carries sound both ways, no camera is asked for, nobody is offered video with them, and
 // they can open the chat beside the call.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.js';
-import { launch, newPage, personIn, registerViaUi, screenshot, waitForMedia } from '../lib/browser.js';
+import { newPage, personIn, registerViaUi, screenshot, waitForMedia, scenarioSetup } from '../lib/browser.js';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const world = scenarioSetup();
 
 test('a voice call with an audio-only user carries sound both ways without a camera', async () => {
+  const { server, browser } = world;
   const ana = await newPage(browser, server);
   await registerViaUi(ana, 'ana', { themes: ['Idiomas'] });
   const rui = await newPage(browser, server);
