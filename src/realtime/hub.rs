@@ -43,6 +43,18 @@ enum CallPhase {
     Accepted,
 }
 
+/// The two ends of a call, for actions only one of them may take.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Caller,
+    Callee,
+}
+
+/// A call's answer already came (or it ended): accept, decline and cancel are too late.
+fn already_answered() -> ApiError {
+    ApiError::Conflict("this call was already answered".into())
+}
+
 /// A live call (one invitation): ringing, or accepted and running in its room.
 struct LiveCall {
     id: CallId,
@@ -427,6 +439,38 @@ impl Hub {
         Ok(())
     }
 
+    /// The live call `call_id`, or `not_found`.
+    fn live_call(&self, call_id: &str) -> Result<&LiveCall, ApiError> {
+        self.calls.get(call_id).ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no live call '{}'",
+                call_id.chars().take(64).collect::<String>()
+            ))
+        })
+    }
+
+    /// Checks that `call_id` is live and `user` is on `side` of it; otherwise `not_found`, or
+    /// `forbidden` naming the action (`verb`) only that side may take.
+    fn call_as(
+        &self,
+        call_id: &str,
+        user: &UserRef,
+        side: Side,
+        verb: &str,
+    ) -> Result<(), ApiError> {
+        let call = self.live_call(call_id)?;
+        let (party, role) = match side {
+            Side::Caller => (&call.caller, "caller"),
+            Side::Callee => (&call.callee, "callee"),
+        };
+        if party.id != user.id {
+            return Err(ApiError::Forbidden(format!(
+                "only the {role} can {verb} a call"
+            )));
+        }
+        Ok(())
+    }
+
     fn handle_action(&mut self, req: CallRequest, ctx: &mut Context<Self>) -> Result<(), ApiError> {
         let ack = |req: &CallRequest| {
             req.deliver.do_send(Deliver(
@@ -437,12 +481,6 @@ impl Hub {
                 }
                 .encode(),
             ));
-        };
-        let no_call = |id: &str| {
-            ApiError::NotFound(format!(
-                "no live call '{}'",
-                id.chars().take(64).collect::<String>()
-            ))
         };
         match req.action.clone() {
             CallAction::Invite { to, media, room } => {
@@ -479,18 +517,10 @@ impl Hub {
                 }));
             }
             CallAction::Accept(call_id) => {
-                let call = self
-                    .calls
-                    .get(call_id.as_str())
-                    .ok_or_else(|| no_call(&call_id))?;
-                if call.callee.id != req.user.id {
-                    return Err(ApiError::Forbidden(
-                        "only the callee can accept a call".to_owned(),
-                    ));
-                }
-                let Some(mut call) = self.take_ringing(&call_id, ctx) else {
-                    return Err(ApiError::Conflict("this call was already answered".into()));
-                };
+                self.call_as(&call_id, &req.user, Side::Callee, "accept")?;
+                let mut call = self
+                    .take_ringing(&call_id, ctx)
+                    .ok_or_else(already_answered)?;
                 call.phase = CallPhase::Accepted;
                 let cr = self
                     .call_rooms
@@ -531,37 +561,17 @@ impl Hub {
                 self.count_calls();
             }
             CallAction::Decline(call_id) => {
-                let call = self
-                    .calls
-                    .get(call_id.as_str())
-                    .ok_or_else(|| no_call(&call_id))?;
-                if call.callee.id != req.user.id {
-                    return Err(ApiError::Forbidden(
-                        "only the callee can decline a call".to_owned(),
-                    ));
-                }
+                self.call_as(&call_id, &req.user, Side::Callee, "decline")?;
                 self.decline(&call_id, &req, ctx)?;
                 ack(&req);
             }
             CallAction::Cancel(call_id) => {
-                let call = self
-                    .calls
-                    .get(call_id.as_str())
-                    .ok_or_else(|| no_call(&call_id))?;
-                if call.caller.id != req.user.id {
-                    return Err(ApiError::Forbidden(
-                        "only the caller can cancel a call".to_owned(),
-                    ));
-                }
-                self.cancel(&call_id, ctx)
-                    .ok_or_else(|| ApiError::Conflict("this call was already answered".into()))?;
+                self.call_as(&call_id, &req.user, Side::Caller, "cancel")?;
+                self.cancel(&call_id, ctx).ok_or_else(already_answered)?;
                 ack(&req);
             }
             CallAction::Hangup(call_id) => {
-                let call = self
-                    .calls
-                    .get(call_id.as_str())
-                    .ok_or_else(|| no_call(&call_id))?;
+                let call = self.live_call(&call_id)?;
                 let me = req.user.id;
                 match call.phase {
                     CallPhase::Ringing(_) if call.caller.id == me => {
@@ -596,7 +606,7 @@ impl Hub {
     ) -> Result<(), ApiError> {
         let call = self
             .take_ringing(call_id, ctx)
-            .ok_or_else(|| ApiError::Conflict("this call was already answered".into()))?;
+            .ok_or_else(already_answered)?;
         call.caller_session.do_send(Deliver(
             ServerMsg::CallDeclined { call_id: &call.id }.encode(),
         ));
