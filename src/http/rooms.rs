@@ -9,15 +9,12 @@ use crate::{
     error::{ApiError, ApiResult},
     http::auth::Authenticated,
     realtime::{
-        enter_room,
+        history_page,
         protocol::{ChatView, RoomName, UserId},
         session::chat_view,
     },
     startup::AppState,
 };
-
-/// Messages per page unless `limit` says otherwise.
-const DEFAULT_LIMIT: i64 = 50;
 
 /// Mounts `/api/rooms/{room}/messages`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -67,13 +64,7 @@ pub async fn messages(
     let uid = UserId(who.user.id);
     let name = room.as_str().to_owned();
     let (rows, names, has_more) = db::run(&state.pool, move |conn| {
-        let Some(row) = enter_room(conn, &name, kind, uid, false)? else {
-            return Ok((Vec::new(), Default::default(), false));
-        };
-        let (rows, has_more) =
-            db::messages::page(conn, row.id, before, limit.unwrap_or(DEFAULT_LIMIT))?;
-        let names = db::messages::sender_names(conn, &rows)?;
-        Ok((rows, names, has_more))
+        history_page(conn, &name, kind, uid, before, limit)
     })
     .await?;
     let messages = rows

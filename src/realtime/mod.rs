@@ -23,7 +23,7 @@ pub mod room;
 pub mod session;
 pub mod store;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
@@ -164,6 +164,33 @@ pub(crate) fn ws_error(e: &ApiError) -> String {
         ApiError::Pool(_) => e.public_message(),
         other => other.to_string(),
     }
+}
+
+/// Default page size of chat history, over HTTP and WebSocket alike.
+pub(crate) const HISTORY_PAGE: i64 = 50;
+
+/// A history page as stored: the messages (oldest first), their senders' nicknames by user
+/// id, and whether older messages remain.
+pub(crate) type HistoryRows = (Vec<db::models::Message>, HashMap<i64, String>, bool);
+
+/// A page of `name`'s history older than `before` (`limit` messages, [`HISTORY_PAGE`] by
+/// default) with its senders' nicknames and whether older ones remain, under the same access
+/// rule as joining. A room never created yet has an empty history.
+pub(crate) fn history_page(
+    conn: &mut SqliteConnection,
+    name: &str,
+    kind: RoomRef,
+    user: UserId,
+    before: Option<i64>,
+    limit: Option<i64>,
+) -> Result<HistoryRows, ApiError> {
+    let Some(room) = enter_room(conn, name, kind, user, false)? else {
+        return Ok((Vec::new(), HashMap::new(), false));
+    };
+    let (rows, has_more) =
+        db::messages::page(conn, room.id, before, limit.unwrap_or(HISTORY_PAGE))?;
+    let names = db::messages::sender_names(conn, &rows)?;
+    Ok((rows, names, has_more))
 }
 
 /// Finds (and with `create`, creates) the room called `name` and checks that `user` may

@@ -23,7 +23,7 @@ use bytestring::ByteString;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    enter_room,
+    enter_room, history_page,
     hub::{CallAction, CallRequest, GetRoom},
     metrics::RealtimeMetrics,
     presence::{Connect, Disconnect, SetStatus},
@@ -47,8 +47,6 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 const ABUSE_WINDOW: Duration = Duration::from_secs(10);
 /// Messages sent in `room.joined` when the client gives no `since`.
 const JOIN_HISTORY: i64 = 50;
-/// Default page size of `chat.history`.
-const HISTORY_PAGE: i64 = 50;
 /// Most rooms one connection may be in at once (each costs a room actor and a database row).
 const MAX_JOINED_ROOMS: usize = 32;
 /// How many times a join retries when its room stopped in the meantime.
@@ -765,13 +763,7 @@ impl SessionActor {
         let lookup = room.as_str().to_owned();
         let work = async move {
             db::run(&pool, move |conn| {
-                let Some(row) = enter_room(conn, &lookup, kind, uid, false)? else {
-                    return Ok((Vec::new(), HashMap::new(), false));
-                };
-                let (rows, has_more) =
-                    db::messages::page(conn, row.id, before, limit.unwrap_or(HISTORY_PAGE))?;
-                let names = db::messages::sender_names(conn, &rows)?;
-                Ok((rows, names, has_more))
+                history_page(conn, &lookup, kind, uid, before, limit)
             })
             .await
         };
