@@ -121,7 +121,6 @@ pub fn log_with_names(
     user_id: i64,
     limit: i64,
 ) -> QueryResult<Vec<(Call, String)>> {
-    use super::schema::users;
     let log = log_for(conn, user_id, limit)?;
     let others: Vec<i64> = log
         .iter()
@@ -133,12 +132,7 @@ pub fn log_with_names(
             }
         })
         .collect();
-    let names: std::collections::HashMap<i64, String> = users::table
-        .filter(users::id.eq_any(&others))
-        .select((users::id, users::nickname))
-        .load::<(i64, String)>(conn)?
-        .into_iter()
-        .collect();
+    let names = super::users::nicknames(conn, &others)?;
     Ok(log
         .into_iter()
         .zip(others)
@@ -152,7 +146,6 @@ pub fn take_unseen_missed(
     conn: &mut SqliteConnection,
     callee_id: i64,
 ) -> QueryResult<Vec<(Call, String)>> {
-    use super::schema::users;
     conn.immediate_transaction(|conn| {
         let missed = unseen_missed(conn, callee_id)?;
         if missed.is_empty() {
@@ -161,12 +154,7 @@ pub fn take_unseen_missed(
         let ids: Vec<i64> = missed.iter().map(|c| c.id).collect();
         mark_seen(conn, &ids)?;
         let callers: Vec<i64> = missed.iter().map(|c| c.caller_id).collect();
-        let names: std::collections::HashMap<i64, String> = users::table
-            .filter(users::id.eq_any(&callers))
-            .select((users::id, users::nickname))
-            .load::<(i64, String)>(conn)?
-            .into_iter()
-            .collect();
+        let names = super::users::nicknames(conn, &callers)?;
         Ok(missed
             .into_iter()
             .map(|c| {

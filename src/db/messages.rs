@@ -133,14 +133,6 @@ pub fn sender_names(
     conn: &mut SqliteConnection,
     messages: &[Message],
 ) -> QueryResult<std::collections::HashMap<i64, String>> {
-    use super::schema::users;
-    let mut ids: Vec<i64> = messages.iter().map(|m| m.sender_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(users::table
-        .filter(users::id.eq_any(&ids))
-        .select((users::id, users::nickname))
-        .load::<(i64, String)>(conn)?
-        .into_iter()
-        .collect())
+    let ids: Vec<i64> = messages.iter().map(|m| m.sender_id).collect();
+    super::users::nicknames(conn, &ids)
 }

@@ -130,6 +130,20 @@ pub fn touch_last_seen(conn: &mut SqliteConnection, user_id: i64) -> QueryResult
         .map(drop)
 }
 
+/// The nicknames of `ids` (duplicates and unknown ids are fine), for labelling rows that
+/// point at users.
+pub fn nicknames(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<HashMap<i64, String>> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::nickname))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
 /// Changes a user's role.
 pub fn set_role(conn: &mut SqliteConnection, user_id: i64, role: Role) -> QueryResult<usize> {
     diesel::update(users::table.find(user_id))
