@@ -78,6 +78,20 @@ pub async fn require_admin(
     }
 }
 
+/// The refusals every admin endpoint documents: no valid session (401) or not an admin (403),
+/// both answered by [`require_admin`] before the handler runs. Only the OpenAPI document uses
+/// this type; the responses themselves are [`ApiError`]s.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // never built: it describes responses for the OpenAPI document
+enum AdminDenied {
+    /// Not logged in, or the session was revoked or expired.
+    #[response(status = 401, description = "no valid session")]
+    Unauthorized(crate::error::ErrorBody),
+    /// Logged in, but not an admin.
+    #[response(status = 403, description = "not an admin")]
+    Forbidden(crate::error::ErrorBody),
+}
+
 /// The admin making the request.
 #[derive(Debug, Clone)]
 pub struct Admin(pub Authenticated);
@@ -153,8 +167,7 @@ pub struct AdminUsersQuery {
     responses(
         (status = 200, body = UserPage),
         (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
     )
 )]
 #[get("/users")]
@@ -225,8 +238,7 @@ pub struct UserDetail {
     params(("id" = i64, Path, description = "user id")),
     responses(
         (status = 200, body = UserDetail),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
         (status = 404, body = crate::error::ErrorBody),
     )
 )]
@@ -279,8 +291,7 @@ async fn set_banned(state: &AppState, id: i64, banned: bool) -> ApiResult<UserVi
     params(("id" = i64, Path, description = "user id")),
     responses(
         (status = 200, body = UserView),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody, description = "you cannot ban yourself"),
     )
@@ -306,8 +317,7 @@ pub async fn ban_user(
     params(("id" = i64, Path, description = "user id")),
     responses(
         (status = 200, body = UserView),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
         (status = 404, body = crate::error::ErrorBody),
     )
 )]
@@ -331,8 +341,7 @@ pub async fn unban_user(
     params(("id" = i64, Path, description = "user id")),
     responses(
         (status = 204),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody, description = "you cannot delete yourself"),
     )
@@ -371,8 +380,7 @@ pub struct RoleRequest {
     responses(
         (status = 200, body = UserView),
         (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody, description = "you cannot demote yourself"),
     )
@@ -421,8 +429,7 @@ pub struct Kicked {
     params(("id" = i64, Path, description = "user id")),
     responses(
         (status = 200, body = Kicked),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
         (status = 404, body = crate::error::ErrorBody),
     )
 )]
@@ -510,8 +517,7 @@ pub struct CreateThemeRequest {
     responses(
         (status = 201, body = ThemeView),
         (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
         (status = 409, body = crate::error::ErrorBody, description = "name taken (in any case)"),
     )
 )]
@@ -564,8 +570,7 @@ pub struct UpdateThemeRequest {
     responses(
         (status = 200, body = ThemeView),
         (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody, description = "name taken"),
     )
@@ -641,8 +646,7 @@ fn views_of(conn: &mut diesel::SqliteConnection, user_ids: &[i64]) -> ApiResult<
     params(("id" = i64, Path, description = "theme id")),
     responses(
         (status = 204),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
         (status = 404, body = crate::error::ErrorBody),
     )
 )]
@@ -705,8 +709,7 @@ pub struct Stats {
     tag = "admin",
     responses(
         (status = 200, body = Stats),
-        (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        AdminDenied,
     )
 )]
 #[get("/stats")]
