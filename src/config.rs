@@ -114,6 +114,18 @@ pub struct Settings {
     #[arg(long, env = "TERTULIA_RING_TIMEOUT_MS", default_value_t = 30_000)]
     pub ring_timeout_ms: u64,
 
+    /// How long a running call waits for a participant whose last connection dropped, in
+    /// milliseconds, before it goes on without them (0: at once). The default, 20 s, covers
+    /// the browser client's first five reconnect attempts (0.5 + 1 + 2 + 4 + 8 s of backoff)
+    /// and a phone switching networks, while the other side of a call that really ended is
+    /// told within a short wait; their media, peer to peer, flows on meanwhile.
+    #[arg(
+        long,
+        env = "TERTULIA_CALL_RECONNECT_GRACE_MS",
+        default_value_t = 20_000
+    )]
+    pub call_reconnect_grace_ms: u64,
+
     /// Most members one room (call or chat) may hold at once.
     #[arg(long, env = "TERTULIA_ROOM_MEMBER_CAP", default_value_t = 6)]
     pub room_member_cap: usize,

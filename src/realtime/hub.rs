@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::{
     metrics::RealtimeMetrics,
-    presence::{Lookup, OnlineInfo, PresenceActor, SendToUser},
+    presence::{CallParticipants, Lookup, OnlineInfo, PresenceActor, SendToUser},
     protocol::{
         error_frame, CallId, FrameId, Media, RoomName, RoomRef, ServerMsg, SessionId, SharedStr,
         Status, UserId, UserRef,
@@ -64,6 +64,12 @@ struct LiveCall {
     callee: UserRef,
     media: Media,
     room: RoomName,
+    /// Whether the invitation opened a conversation of its own (not one into a running call):
+    /// only such invitations can cross (glare).
+    own_room: bool,
+    /// The callee's own invitation to the caller, which crossed this one while it was still
+    /// being stored: it is answered as an acceptance as soon as this one rings.
+    crossing: Option<CallRequest>,
     phase: CallPhase,
 }
 
@@ -81,6 +87,9 @@ pub struct Hub {
     rooms: HashMap<RoomName, Addr<RoomActor>>,
     calls: HashMap<SharedStr, LiveCall>,
     call_rooms: HashMap<RoomName, CallRoom>,
+    /// Users whose last connection closed while they were in a call: their calls hold them
+    /// until the timer (the reconnect grace) fires, and coming back cancels it.
+    held: HashMap<UserId, SpawnHandle>,
     db_jobs: Option<mpsc::UnboundedSender<DbJob>>,
 }
 
@@ -100,6 +109,7 @@ impl Hub {
             rooms: HashMap::new(),
             calls: HashMap::new(),
             call_rooms: HashMap::new(),
+            held: HashMap::new(),
             db_jobs: None,
         }
     }
@@ -160,6 +170,37 @@ impl Hub {
         Some(call)
     }
 
+    /// Tells presence who takes part in the call held in `room` (nobody once it is over), so
+    /// a participant who is reconnecting still counts as `in_call`, and so do the others.
+    fn report_participants(&self, room: &RoomName) {
+        let users = self
+            .call_rooms
+            .get(room)
+            .map(|cr| cr.participants.iter().map(|p| p.id).collect())
+            .unwrap_or_default();
+        self.presence.do_send(CallParticipants {
+            room: room.clone(),
+            users,
+        });
+    }
+
+    /// Takes `user` out of every call they are in (hang-up semantics for each).
+    fn leave_all_calls(&mut self, user_id: UserId, ctx: &mut Context<Self>) {
+        let rooms: Vec<(RoomName, UserRef)> = self
+            .call_rooms
+            .iter()
+            .filter_map(|(name, cr)| {
+                cr.participants
+                    .iter()
+                    .find(|p| p.id == user_id)
+                    .map(|p| (name.clone(), p.clone()))
+            })
+            .collect();
+        for (room, user) in rooms {
+            self.leave_call_room(&room, &user, ctx);
+        }
+    }
+
     /// Takes `user` out of the conversation in `room`; ends it if fewer than two remain.
     fn leave_call_room(&mut self, room: &RoomName, user: &UserRef, ctx: &mut Context<Self>) {
         let Some(cr) = self.call_rooms.get_mut(room) else {
@@ -167,6 +208,7 @@ impl Hub {
         };
         cr.participants.retain(|p| p.id != user.id);
         if cr.participants.len() >= 2 {
+            self.report_participants(room);
             return;
         }
         let remaining = self
@@ -174,6 +216,7 @@ impl Hub {
             .remove(room)
             .map(|cr| cr.participants)
             .unwrap_or_default();
+        self.report_participants(room);
         let ids: Vec<SharedStr> = self
             .calls
             .iter()
@@ -247,8 +290,14 @@ impl Hub {
         );
         let timer_key = key.clone();
         let timer = ctx.run_later(ring, move |act, ctx| act.ring_timeout(&timer_key, ctx));
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.phase = CallPhase::Ringing(Some(timer));
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.phase = CallPhase::Ringing(Some(timer));
+        if let Some(crossing) = call.crossing.take() {
+            if let Err(e) = self.accept(&key, &crossing, ctx) {
+                crossing.reply_error(&e);
+            }
         }
     }
 
@@ -342,6 +391,11 @@ impl Hub {
         ctx: &mut Context<Self>,
     ) -> Result<(), ApiError> {
         self.check_invite(&req, callee.id, media, room.as_ref())?;
+        if room.is_none() {
+            if let Some(key) = self.crossing_invitation(req.user.id, callee.id) {
+                return self.merge_crossing(key, req, media, ctx);
+            }
+        }
         match info.status {
             Status::Busy | Status::Away => {
                 return Err(ApiError::Conflict(format!(
@@ -366,6 +420,7 @@ impl Hub {
             )));
         }
         let call_id = CallId::random();
+        let own_room = room.is_none();
         let (room, room_kind) = match room {
             Some((room, _)) => (room, RoomKind::Call),
             None if media == Media::Chat => {
@@ -389,6 +444,8 @@ impl Hub {
                 callee: callee.clone(),
                 media,
                 room: room.clone(),
+                own_room,
+                crossing: None,
                 phase: CallPhase::Ringing(None),
             },
         );
@@ -427,7 +484,9 @@ impl Hub {
         ctx.spawn(stored.into_actor(self).map(move |res, act, ctx| match res {
             Ok(()) => act.start_ringing(key, reply_id, ctx),
             Err(e) => {
-                act.calls.remove(&key);
+                if let Some(crossing) = act.calls.remove(&key).and_then(|c| c.crossing) {
+                    crossing.reply_error(&e);
+                }
                 act.count_calls();
                 deliver.do_send(Deliver(error_frame(
                     reply_id.as_ref(),
@@ -518,47 +577,7 @@ impl Hub {
             }
             CallAction::Accept(call_id) => {
                 self.call_as(&call_id, &req.user, Side::Callee, "accept")?;
-                let mut call = self
-                    .take_ringing(&call_id, ctx)
-                    .ok_or_else(already_answered)?;
-                call.phase = CallPhase::Accepted;
-                let cr = self
-                    .call_rooms
-                    .entry(call.room.clone())
-                    .or_insert_with(|| CallRoom {
-                        participants: Vec::new(),
-                    });
-                for user in [&call.caller, &call.callee] {
-                    if !cr.participants.iter().any(|p| p.id == user.id) {
-                        cr.participants.push(user.clone());
-                    }
-                }
-                req.deliver.do_send(Deliver(
-                    ServerMsg::CallAccepted {
-                        id: req.id.as_ref(),
-                        call_id: &call.id,
-                        room: &call.room,
-                        media: call.media,
-                    }
-                    .encode(),
-                ));
-                call.caller_session.do_send(Deliver(
-                    ServerMsg::CallAccepted {
-                        id: None,
-                        call_id: &call.id,
-                        room: &call.room,
-                        media: call.media,
-                    }
-                    .encode(),
-                ));
-                self.send_to_user(
-                    call.callee.id,
-                    ServerMsg::CallAnsweredElsewhere { call_id: &call.id }.encode(),
-                    Some(req.session.clone()),
-                );
-                self.log_state(&call.id, CallState::Accepted);
-                self.calls.insert(call.id.0.clone(), call);
-                self.count_calls();
+                self.accept(&call_id, &req, ctx)?;
             }
             CallAction::Decline(call_id) => {
                 self.call_as(&call_id, &req.user, Side::Callee, "decline")?;
@@ -595,6 +614,105 @@ impl Hub {
             }
         }
         Ok(())
+    }
+
+    /// The callee (`req`) answers a ringing call: both ends hear `call.accepted` (the
+    /// answering frame's reply carries its `id`), the callee's other devices stop ringing, and
+    /// both take part in the call's room.
+    fn accept(
+        &mut self,
+        call_id: &str,
+        req: &CallRequest,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ApiError> {
+        let mut call = self
+            .take_ringing(call_id, ctx)
+            .ok_or_else(already_answered)?;
+        call.phase = CallPhase::Accepted;
+        let cr = self
+            .call_rooms
+            .entry(call.room.clone())
+            .or_insert_with(|| CallRoom {
+                participants: Vec::new(),
+            });
+        for user in [&call.caller, &call.callee] {
+            if !cr.participants.iter().any(|p| p.id == user.id) {
+                cr.participants.push(user.clone());
+            }
+        }
+        self.report_participants(&call.room);
+        req.deliver.do_send(Deliver(
+            ServerMsg::CallAccepted {
+                id: req.id.as_ref(),
+                call_id: &call.id,
+                room: &call.room,
+                media: call.media,
+            }
+            .encode(),
+        ));
+        call.caller_session.do_send(Deliver(
+            ServerMsg::CallAccepted {
+                id: None,
+                call_id: &call.id,
+                room: &call.room,
+                media: call.media,
+            }
+            .encode(),
+        ));
+        self.send_to_user(
+            call.callee.id,
+            ServerMsg::CallAnsweredElsewhere { call_id: &call.id }.encode(),
+            Some(req.session.clone()),
+        );
+        self.log_state(&call.id, CallState::Accepted);
+        self.calls.insert(call.id.0.clone(), call);
+        self.count_calls();
+        Ok(())
+    }
+
+    /// The invitation from `callee` to `caller` that is still ringing, if any: `caller`
+    /// inviting them back now is glare.
+    fn crossing_invitation(&self, caller: UserId, callee: UserId) -> Option<SharedStr> {
+        self.calls
+            .iter()
+            .find(|(_, c)| {
+                c.own_room
+                    && c.caller.id == callee
+                    && c.callee.id == caller
+                    && matches!(c.phase, CallPhase::Ringing(_))
+            })
+            .map(|(k, _)| k.clone())
+    }
+
+    /// Glare: `req` invites the person whose invitation to them rings (`key`). With the same
+    /// media it is an acceptance of that call (one call, one log entry); with other media it
+    /// is refused (`conflict`) and theirs rings on, for the user to answer.
+    fn merge_crossing(
+        &mut self,
+        key: SharedStr,
+        req: CallRequest,
+        media: Media,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ApiError> {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return Err(already_answered());
+        };
+        if call.media != media {
+            return Err(ApiError::Conflict(format!(
+                "{} is calling you already ({} call): answer that call",
+                call.caller.nickname,
+                call.media.as_str()
+            )));
+        }
+        match call.phase {
+            // Still being stored: answered the moment it rings.
+            CallPhase::Ringing(None) if call.crossing.is_none() => {
+                call.crossing = Some(req);
+                Ok(())
+            }
+            CallPhase::Ringing(Some(_)) => self.accept(&key, &req, ctx),
+            _ => Err(already_answered()),
+        }
     }
 
     /// The callee said no: the caller hears `call.declined`, the callee's other devices stop ringing.
@@ -637,12 +755,16 @@ impl Actor for Hub {
     }
 }
 
-/// The live room called `name`, created (empty) if it has none yet.
+/// The live room called `name`, created (empty) if it has none yet. A call room is only
+/// for the participants of the call running in it (`forbidden` for anyone else, and for
+/// everyone once the call is over).
 #[derive(Message)]
-#[rtype(result = "Addr<RoomActor>")]
+#[rtype(result = "Result<Addr<RoomActor>, ApiError>")]
 pub struct GetRoom {
     pub name: RoomName,
     pub kind: RoomRef,
+    /// Who wants to enter (checked against a call room's participants).
+    pub user: UserId,
     /// Where a new room runs: the first joiner's thread, so a room whose members share a
     /// worker relays their signals without crossing threads.
     pub arbiter: ArbiterHandle,
@@ -652,8 +774,19 @@ impl Handler<GetRoom> for Hub {
     type Result = MessageResult<GetRoom>;
 
     fn handle(&mut self, msg: GetRoom, ctx: &mut Self::Context) -> Self::Result {
+        if msg.kind == RoomRef::Call
+            && !self
+                .call_rooms
+                .get(&msg.name)
+                .is_some_and(|cr| cr.participants.iter().any(|p| p.id == msg.user))
+        {
+            return MessageResult(Err(ApiError::Forbidden(format!(
+                "no call is running in room '{}' with you in it",
+                msg.name.as_str()
+            ))));
+        }
         if let Some(addr) = self.rooms.get(&msg.name).filter(|a| a.connected()) {
-            return MessageResult(addr.clone());
+            return MessageResult(Ok(addr.clone()));
         }
         let (name, kind, cap) = (msg.name.clone(), msg.kind, self.settings.room_member_cap);
         let (hub, presence) = (ctx.address(), self.presence.clone());
@@ -662,7 +795,7 @@ impl Handler<GetRoom> for Hub {
         });
         self.rooms.insert(msg.name, addr.clone());
         self.metrics.rooms_live(self.rooms.len());
-        MessageResult(addr)
+        MessageResult(Ok(addr))
     }
 }
 
@@ -732,8 +865,12 @@ impl Handler<CallRequest> for Hub {
     }
 }
 
-/// A user's last connection closed: their ringing invitations are cancelled and they leave
-/// every call they were in.
+/// A user's last connection closed. Their outgoing invitations that still ring are
+/// cancelled (nobody would hear the answer); invitations to them ring on until the ring
+/// timeout (see [`UserOnline`]). Their running calls hold them for the reconnect grace
+/// (`--call-reconnect-grace-ms`): they stay a participant, so they may rejoin the call room,
+/// and only when the grace ends without them do they leave (the others get `call.ended` if
+/// fewer than two remain). A grace of 0 makes them leave at once.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct UserOffline {
@@ -744,27 +881,70 @@ impl Handler<UserOffline> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: UserOffline, ctx: &mut Self::Context) {
+        let user_id = msg.user_id;
         let outgoing: Vec<SharedStr> = self
             .calls
             .iter()
-            .filter(|(_, c)| c.caller.id == msg.user_id && matches!(c.phase, CallPhase::Ringing(_)))
+            .filter(|(_, c)| c.caller.id == user_id && matches!(c.phase, CallPhase::Ringing(_)))
             .map(|(k, _)| k.clone())
             .collect();
         for key in outgoing {
             self.cancel(&key, ctx);
         }
-        let rooms: Vec<(RoomName, UserRef)> = self
+        let grace = Duration::from_millis(self.settings.call_reconnect_grace_ms);
+        let in_a_call = self
             .call_rooms
-            .iter()
-            .filter_map(|(name, cr)| {
-                cr.participants
-                    .iter()
-                    .find(|p| p.id == msg.user_id)
-                    .map(|p| (name.clone(), p.clone()))
-            })
-            .collect();
-        for (room, user) in rooms {
-            self.leave_call_room(&room, &user, ctx);
+            .values()
+            .any(|cr| cr.participants.iter().any(|p| p.id == user_id));
+        if grace.is_zero() || !in_a_call {
+            self.leave_all_calls(user_id, ctx);
+            return;
+        }
+        let timer = ctx.run_later(grace, move |act, ctx| {
+            act.held.remove(&user_id);
+            act.leave_all_calls(user_id, ctx);
+        });
+        if let Some(old) = self.held.insert(user_id, timer) {
+            ctx.cancel_future(old);
+        }
+    }
+}
+
+/// A connection of a user registered with presence. If it is their first and their calls
+/// hold them (reconnect grace), they are back: the hold ends and they stay in those calls
+/// (presence shows them `in_call` again from the call's participants). Every invitation still
+/// ringing for them is announced to this connection (`call.incoming` again), so a device
+/// that reconnects or opens while it rings can answer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UserOnline {
+    pub user_id: UserId,
+    /// Whether this is the user's only connection (they were offline until now).
+    pub first: bool,
+    pub deliver: Outbox,
+}
+
+impl Handler<UserOnline> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: UserOnline, ctx: &mut Self::Context) {
+        if msg.first {
+            if let Some(timer) = self.held.remove(&msg.user_id) {
+                ctx.cancel_future(timer);
+            }
+        }
+        for call in self.calls.values() {
+            if call.callee.id == msg.user_id && matches!(call.phase, CallPhase::Ringing(Some(_))) {
+                msg.deliver.do_send(Deliver(
+                    ServerMsg::CallIncoming {
+                        call_id: &call.id,
+                        from: &call.caller,
+                        media: call.media,
+                        room: &call.room,
+                    }
+                    .encode(),
+                ));
+            }
         }
     }
 }
@@ -785,6 +965,9 @@ impl Handler<Shutdown> for Hub {
             }
         }
         self.call_rooms.clear();
+        for (_, timer) in self.held.drain() {
+            ctx.cancel_future(timer);
+        }
         self.count_calls();
         let pool = self.pool.clone();
         Box::pin(async move {

@@ -17,7 +17,7 @@ use actix_ws::CloseCode;
 use bytestring::ByteString;
 
 use super::{
-    hub::{Hub, UserOffline},
+    hub::{Hub, UserOffline, UserOnline},
     metrics::RealtimeMetrics,
     protocol::{
         ChosenStatus, PresenceView, RoomName, ServerMsg, SessionId, SharedStr, SnapshotUser,
@@ -102,8 +102,36 @@ pub struct PresenceActor {
     dirty: HashSet<UserId>,
     /// Users who went offline since the last tick, with how they looked.
     departed: HashMap<UserId, PresenceView>,
-    /// The users of each live call room (as its room reports them).
-    call_rooms: HashMap<RoomName, Vec<UserId>>,
+    /// Who is in each live call room, from its room and from the hub.
+    call_rooms: HashMap<RoomName, CallRoomUsersSeen>,
+}
+
+/// One call room's users as two actors see them; `in_call` is derived from both.
+#[derive(Default)]
+struct CallRoomUsersSeen {
+    /// Users with a session in the room (its [`RoomActor`](super::room::RoomActor) reports).
+    members: Vec<UserId>,
+    /// The call's participants (the hub reports): they include someone whose connection
+    /// dropped and who may still come back, so the others stay `in_call` meanwhile.
+    participants: Vec<UserId>,
+}
+
+impl CallRoomUsersSeen {
+    /// Everyone in this room's call once two distinct users are in it; nobody before.
+    fn in_call(&self) -> Vec<UserId> {
+        let mut users: Vec<UserId> = self
+            .members
+            .iter()
+            .chain(&self.participants)
+            .copied()
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        if users.len() < 2 {
+            users.clear();
+        }
+        users
+    }
 }
 
 impl PresenceActor {
@@ -182,6 +210,23 @@ impl PresenceActor {
         }
     }
 
+    /// Changes what is known of one call room's users and moves `in_call` accordingly.
+    fn update_call_room(&mut self, room: RoomName, change: impl FnOnce(&mut CallRoomUsersSeen)) {
+        let seen = self.call_rooms.entry(room.clone()).or_default();
+        let before = seen.in_call();
+        change(seen);
+        let after = seen.in_call();
+        if seen.members.is_empty() && seen.participants.is_empty() {
+            self.call_rooms.remove(&room);
+        }
+        for user in before.iter().filter(|u| !after.contains(u)) {
+            self.set_in_call(*user, -1);
+        }
+        for user in after.iter().filter(|u| !before.contains(u)) {
+            self.set_in_call(*user, 1);
+        }
+    }
+
     fn remove_session(&mut self, session_id: &SessionId) {
         let Some(entry) = self.sessions.remove(session_id) else {
             return;
@@ -249,7 +294,12 @@ impl Handler<Connect> for PresenceActor {
             capabilities: msg.capabilities,
             themes: Arc::clone(&msg.themes),
             chosen: ChosenStatus::Online,
-            in_calls: 0,
+            // Back within a call's reconnect grace: still in that call.
+            in_calls: self
+                .call_rooms
+                .values()
+                .filter(|r| r.in_call().contains(&msg.user_id))
+                .count() as u32,
             sessions: Vec::new(),
             fragment: None,
         });
@@ -259,6 +309,11 @@ impl Handler<Connect> for PresenceActor {
             touch_last_seen(&self.pool, msg.user_id);
         }
         user.sessions.push(session_id.clone());
+        self.hub.do_send(UserOnline {
+            user_id: msg.user_id,
+            first: user.sessions.len() == 1,
+            deliver: msg.handle.deliver.clone(),
+        });
         self.sessions.insert(
             session_id,
             SessionEntry {
@@ -495,30 +550,24 @@ impl Handler<CallRoomUsers> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: CallRoomUsers, _: &mut Self::Context) {
-        let in_call = |users: &[UserId]| -> Vec<UserId> {
-            if users.len() >= 2 {
-                users.to_vec()
-            } else {
-                Vec::new()
-            }
-        };
-        let before = self
-            .call_rooms
-            .get(&msg.room)
-            .map(|u| in_call(u))
-            .unwrap_or_default();
-        let after = in_call(&msg.users);
-        for user in before.iter().filter(|u| !after.contains(u)) {
-            self.set_in_call(*user, -1);
-        }
-        for user in after.iter().filter(|u| !before.contains(u)) {
-            self.set_in_call(*user, 1);
-        }
-        if msg.users.is_empty() {
-            self.call_rooms.remove(&msg.room);
-        } else {
-            self.call_rooms.insert(msg.room, msg.users);
-        }
+        self.update_call_room(msg.room, |seen| seen.members = msg.users);
+    }
+}
+
+/// The participants of the call held in a room changed (the hub's view: someone whose
+/// connection dropped is still in it during the reconnect grace). Empty: the call is over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallParticipants {
+    pub room: RoomName,
+    pub users: Vec<UserId>,
+}
+
+impl Handler<CallParticipants> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallParticipants, _: &mut Self::Context) {
+        self.update_call_room(msg.room, |seen| seen.participants = msg.users);
     }
 }
 

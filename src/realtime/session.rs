@@ -600,10 +600,11 @@ impl SessionActor {
                     .send(GetRoom {
                         name: name.clone(),
                         kind,
+                        user: uid,
                         arbiter: actix::Arbiter::current(),
                     })
                     .await
-                    .map_err(|_| ApiError::Internal("room registry is not answering".into()))?;
+                    .map_err(|_| ApiError::Internal("room registry is not answering".into()))??;
                 match addr
                     .send(Join {
                         peer_id: peer_id.clone(),
@@ -858,6 +859,10 @@ impl Actor for SessionActor {
             }
             .encode();
             self.push(ctx, frame);
+            // Presence changes and call frames come after the snapshot. Held before asking:
+            // `send` queues the request at once, and presence (then the hub) may answer or
+            // deliver on another thread before this one goes on.
+            self.outbox.hold();
             let connect = self.rt.presence.send(Connect {
                 handle: SessionHandle {
                     id: self.id.clone(),
@@ -870,8 +875,6 @@ impl Actor for SessionActor {
                 capabilities: user.capabilities,
                 themes: Arc::from(user.themes),
             });
-            // Presence changes come after the snapshot.
-            self.outbox.hold();
             ctx.wait(connect.into_actor(self).map(|res, act, ctx| {
                 match res {
                     Ok(snapshot) => {

@@ -357,3 +357,210 @@ async fn a_stranger_cannot_enter_a_call_room() {
     let log = log_of(&app, &caio).await;
     assert_eq!(log, json!([]));
 }
+
+/// ana and bia in a running video call (both in its room), caio watching the lobby; answers
+/// the call id and room.
+async fn running_call(
+    app: &TestApp,
+    ana: &TestUser,
+    bia: &TestUser,
+) -> (WsClient, WsClient, String, String) {
+    let mut a = connect(app, ana).await;
+    let mut b = connect(app, bia).await;
+    let call_id = ringing_call(&mut a, &mut b, bia).await;
+    let accepted = b
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
+    let room = accepted["room"].as_str().unwrap().to_owned();
+    a.recv_type("call.accepted").await;
+    a.join(&room).await;
+    b.join(&room).await;
+    (a, b, call_id, room)
+}
+
+/// Polls the call log of `user` until its newest entry has `state`.
+async fn wait_for_log_state(app: &TestApp, user: &TestUser, state: &str) -> Value {
+    for _ in 0..100 {
+        let log = log_of(app, user).await;
+        if log[0]["state"] == state {
+            return log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("call log never said {state}: {}", log_of(app, user).await);
+}
+
+#[actix_web::test]
+async fn a_call_survives_a_participant_whose_connection_drops_and_comes_back_within_the_grace() {
+    let app = spawn_app_with(|s| s.call_reconnect_grace_ms = 60_000).await;
+    let (ana, bia, caio) = (
+        app.user("ana").await,
+        app.user("bia").await,
+        app.user("caio").await,
+    );
+    let mut c = connect(&app, &caio).await;
+    let (a, mut b, call_id, room) = running_call(&app, &ana, &bia).await;
+    while c.presence_of(ana.id).await["status"] != "in_call" {}
+
+    // ana's network fails: the server notices (caio sees her offline), bia sees her peer go.
+    a.vanish();
+    while c.presence_of(ana.id).await["status"] != "offline" {}
+    b.recv_type("room.peer_left").await;
+    // bia is still in a call meanwhile: nobody else can ring her.
+    let err = invite(&mut c, 3, &bia, "audio").await;
+    assert_eq!(err["code"], "conflict", "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("in a call"),
+        "{err}"
+    );
+
+    // ana is back: in her call for the lobby at once, and she may enter its room again.
+    let mut a = connect(&app, &ana).await;
+    assert_eq!(c.presence_of(ana.id).await["status"], "in_call");
+    let joined = a.join(&room).await;
+    assert_eq!(joined["peers"][0]["user"]["id"], bia.id, "{joined}");
+    let peer = b.recv_type("room.peer_joined").await;
+    assert_eq!(peer["peer"]["user"]["id"], ana.id, "{peer}");
+    assert_eq!(peer["peer"]["peer_id"], a.session_id.as_str());
+    // The call never ended for bia.
+    b.expect_no("call.ended").await;
+
+    // A later hang-up ends it once, and the log holds that one call.
+    let ack = b
+        .request(4, json!({"type": "call.hangup", "call_id": call_id}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(a.recv_type("call.ended").await["by"]["id"], bia.id);
+    let log = wait_for_log_state(&app, &ana, "ended").await;
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(log[0]["call_id"], call_id.as_str());
+}
+
+#[actix_web::test]
+async fn a_participant_who_does_not_come_back_within_the_grace_ends_the_call_and_cannot_rejoin() {
+    let app = spawn_app_with(|s| s.call_reconnect_grace_ms = 200).await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let (a, mut b, call_id, room) = running_call(&app, &ana, &bia).await;
+
+    a.vanish();
+    let ended = b.recv_type("call.ended").await;
+    assert_eq!(ended["call_id"], call_id.as_str());
+    assert_eq!(ended["by"]["id"], ana.id);
+    wait_for_log_state(&app, &bia, "ended").await;
+
+    // Too late: the call is over, its room is closed to her.
+    let mut a = connect(&app, &ana).await;
+    let err = a
+        .request(5, json!({"type": "room.join", "room": room}))
+        .await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+}
+
+#[actix_web::test]
+async fn an_invitation_crossing_the_other_sides_ringing_one_accepts_it() {
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+
+    // bia calls ana back while ana's call still rings: that is her answer.
+    let reply = invite(&mut b, 7, &ana, "video").await;
+    assert_eq!(reply["type"], "call.accepted", "{reply}");
+    assert_eq!(reply["call_id"], call_id.as_str());
+    let accepted = a.recv_type("call.accepted").await;
+    assert_eq!(accepted["call_id"], call_id.as_str());
+    a.expect_no("call.incoming").await;
+    // One call, in the log once, and both may enter its room.
+    let room = reply["room"].as_str().unwrap().to_owned();
+    a.join(&room).await;
+    b.join(&room).await;
+    let log = wait_for_log_state(&app, &ana, "accepted").await;
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+}
+
+#[actix_web::test]
+async fn invitations_sent_at_the_same_moment_make_one_call() {
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    a.send(json!({"type": "call.invite", "id": 1, "to": bia.id, "media": "audio"}))
+        .await;
+    b.send(json!({"type": "call.invite", "id": 1, "to": ana.id, "media": "audio"}))
+        .await;
+    let (ra, rb) = (a.recv_reply(1).await, b.recv_reply(1).await);
+    // The first invitation rings; the crossing one answers it.
+    let (ringing, first, other, answer) = if ra["type"] == "call.ringing" {
+        (ra, &mut a, &mut b, rb)
+    } else {
+        (rb, &mut b, &mut a, ra)
+    };
+    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
+    assert_eq!(answer["type"], "call.accepted", "{answer}");
+    assert_eq!(answer["call_id"], ringing["call_id"]);
+    assert_eq!(
+        first.recv_type("call.accepted").await["call_id"],
+        ringing["call_id"]
+    );
+    other.expect_no("call.ringing").await;
+    let log = wait_for_log_state(&app, &ana, "accepted").await;
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+}
+
+#[actix_web::test]
+async fn a_crossing_invitation_with_other_media_is_refused_and_the_first_rings_on() {
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    let err = invite(&mut b, 7, &ana, "audio").await;
+    assert_eq!(err["code"], "conflict", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("video"), "{err}");
+    a.expect_no("call.incoming").await;
+    // ana's call is still there to answer.
+    let accepted = b
+        .request(8, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
+}
+
+#[actix_web::test]
+async fn a_ringing_invitation_rings_again_on_a_connection_opened_while_it_rings() {
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    // bia's connection drops and comes back: she can still answer.
+    b.vanish();
+    let mut b = connect(&app, &bia).await;
+    let incoming = b.recv_type("call.incoming").await;
+    assert_eq!(incoming["call_id"], call_id.as_str());
+    assert_eq!(incoming["from"]["id"], ana.id);
+    let accepted = b
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
+    assert_eq!(
+        a.recv_type("call.accepted").await["call_id"],
+        call_id.as_str()
+    );
+}
+
+#[actix_web::test]
+async fn a_callers_ringing_invitation_is_cancelled_when_their_connection_drops() {
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    a.vanish();
+    assert_eq!(
+        b.recv_type("call.cancelled").await["call_id"],
+        call_id.as_str()
+    );
+    wait_for_log_state(&app, &bia, "cancelled").await;
+}
