@@ -112,9 +112,10 @@ export class CallController {
       if (this.outgoing !== out) return;
       if (err.code !== 'conflict') {
         this.endOutgoing(t('call.failed', { reason: err.message }));
+        this.showCrossed(user.id);
         return;
       }
-      // Both called at once and the server refused ours: take their call instead.
+      // They are calling us with other media (or they are busy): take their call if it comes.
       out.state = 'refused';
       const crossed = await this.waitForIncomingFrom(user.id);
       if (this.outgoing !== out) return; // onIncoming took it meanwhile.
@@ -126,8 +127,16 @@ export class CallController {
       return;
     }
     if (this.outgoing !== out) {
-      // Cancelled, or replaced by their crossing call, while the invitation was on its way.
-      this.app.client.cancel(ringing.call_id).catch(() => {});
+      // Cancelled while the invitation was on its way (a hang-up also ends it if answered).
+      this.app.client.hangup(ringing.call_id).catch(() => {});
+      return;
+    }
+    if (ringing.type === 'call.accepted') {
+      // Glare: their invitation to us was ringing, so the server made ours the answer to it.
+      this.outgoing = null;
+      this.dropIncoming(ringing.call_id);
+      this.app.toast(t('call.crossed', { name: user.nickname }));
+      await this.begin(ringing.room, ringing.media || media, ringing.call_id, out.local);
       return;
     }
     out.callId = ringing.call_id;
@@ -143,6 +152,12 @@ export class CallController {
     if (out?.callId) this.app.client.cancel(out.callId).catch(() => {});
     this.app.toast(t('call.crossed', { name: f.from.nickname }));
     this.accept(f.call_id, out?.local || null, f);
+  }
+
+  /** Our invitation to `userId` failed: their crossing call, kept quiet meanwhile, may ring. */
+  showCrossed(userId) {
+    for (const f of this.incoming.values()) if (f.from.id === userId) f.crossed = false;
+    this.hidePromptIfDone();
   }
 
   waitForIncomingFrom(userId) {
@@ -180,12 +195,11 @@ export class CallController {
     // Brought into a running call: its room is named after the first call, not this one.
     f.joining = f.media !== 'chat' && Boolean(f.room) && f.room !== `call:${f.call_id}`;
     this.incoming.set(f.call_id, f);
-    // Calls that cross ours: the lower user id's call goes on, the other side takes it.
+    // A call crossing ours (glare): the server makes one invitation the answer to the
+    // other, so this one stays quiet; we hear `call.accepted`, or a `conflict` for ours.
     const out = this.outgoing;
     if (out && out.to.id === f.from.id && f.media !== 'chat') {
       f.crossed = true;
-      if (this.app.me.id < f.from.id && out.state !== 'refused') return; // They take ours.
-      this.takeCrossed(f);
       return;
     }
     this.showPrompt();
