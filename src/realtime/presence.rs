@@ -30,6 +30,11 @@ use crate::{
     startup::Revoked,
 };
 
+/// How `presence.snapshot` begins, up to its first entry.
+const SNAPSHOT_OPEN: &str = r#"{"type":"presence.snapshot","users":["#;
+/// How `presence.snapshot` ends, after its last entry.
+const SNAPSHOT_CLOSE: &str = "]}";
+
 /// One online user and their sessions.
 struct OnlineUser {
     nickname: SharedStr,
@@ -104,6 +109,8 @@ pub struct PresenceActor {
     departed: HashMap<UserId, PresenceView>,
     /// Who is in each live call room, from its room and from the hub.
     call_rooms: HashMap<RoomName, CallRoomUsersSeen>,
+    /// The `presence.snapshot` of this tick, shared by its arrivals (see [`TickSnapshot`]).
+    snapshot: Option<TickSnapshot>,
 }
 
 /// One call room's users as two actors see them; `in_call` is derived from both.
@@ -134,6 +141,24 @@ impl CallRoomUsersSeen {
     }
 }
 
+/// The `presence.snapshot` every arrival of one tick starts from, serialized once.
+///
+/// It is everyone online when it was built, plus each user who arrived since (appended, so
+/// a new connection always sees itself). Later status changes and departures are not
+/// written into it: they are in `dirty` and reach every session registered by then —
+/// including each arrival holding this snapshot — at the end of the tick, after the
+/// snapshot. The flush that sends them therefore drops it, so snapshot and the diffs that
+/// follow always compose to the truth.
+struct TickSnapshot {
+    /// The frame up to its closing `]}`.
+    open: String,
+    /// Whose entry is in `open`.
+    listed: HashSet<UserId>,
+    /// The closed frame, until the next append (consecutive arrivals of a user who is
+    /// already listed share one copy).
+    frame: Option<ByteString>,
+}
+
 impl PresenceActor {
     /// A presence actor pushing diffs every `tick`.
     pub fn new(
@@ -152,6 +177,7 @@ impl PresenceActor {
             dirty: HashSet::new(),
             departed: HashMap::new(),
             call_rooms: HashMap::new(),
+            snapshot: None,
         }
     }
 
@@ -160,6 +186,8 @@ impl PresenceActor {
         if self.dirty.is_empty() {
             return;
         }
+        // Arrivals after this flush do not get these changes: their snapshot must have them.
+        self.snapshot = None;
         let mut updates: Vec<PresenceView> = Vec::with_capacity(self.dirty.len());
         for user_id in self.dirty.drain() {
             if let Some(user) = self.users.get(&user_id) {
@@ -180,23 +208,53 @@ impl PresenceActor {
         }
     }
 
-    /// The `presence.snapshot` frame: everyone who is not offline, by id; built from the
-    /// users' cached entries.
-    fn snapshot(&mut self) -> ByteString {
-        let mut ids: Vec<UserId> = self.users.keys().copied().collect();
-        ids.sort_unstable();
-        let mut out = String::with_capacity(48 + ids.len() * 128);
-        out.push_str(r#"{"type":"presence.snapshot","users":["#);
-        for (i, id) in ids.iter().enumerate() {
-            if let Some(user) = self.users.get_mut(id) {
-                if i > 0 {
-                    out.push(',');
+    /// The `presence.snapshot` frame for a connection of `user_id` (who is online): this
+    /// tick's [`TickSnapshot`], built from the users' cached entries on the tick's first
+    /// arrival, with `user_id` appended if it is not listed yet.
+    fn snapshot(&mut self, user_id: UserId) -> ByteString {
+        let snapshot = match &mut self.snapshot {
+            Some(snapshot) => {
+                if !snapshot.listed.contains(&user_id) {
+                    if let Some(user) = self.users.get_mut(&user_id) {
+                        if !snapshot.listed.is_empty() {
+                            snapshot.open.push(',');
+                        }
+                        snapshot.open.push_str(user.fragment(user_id));
+                        snapshot.listed.insert(user_id);
+                        snapshot.frame = None;
+                    }
                 }
-                out.push_str(user.fragment(*id));
+                snapshot
             }
-        }
-        out.push_str("]}");
-        ByteString::from(out)
+            None => {
+                let mut ids: Vec<UserId> = self.users.keys().copied().collect();
+                ids.sort_unstable();
+                let mut open = String::with_capacity(48 + ids.len() * 128);
+                open.push_str(SNAPSHOT_OPEN);
+                for (i, id) in ids.iter().enumerate() {
+                    if let Some(user) = self.users.get_mut(id) {
+                        if i > 0 {
+                            open.push(',');
+                        }
+                        open.push_str(user.fragment(*id));
+                    }
+                }
+                self.snapshot.insert(TickSnapshot {
+                    open,
+                    listed: ids.into_iter().collect(),
+                    frame: None,
+                })
+            }
+        };
+        snapshot
+            .frame
+            .get_or_insert_with(|| {
+                let mut frame = String::with_capacity(snapshot.open.len() + SNAPSHOT_CLOSE.len());
+                frame.push_str(&snapshot.open);
+                frame.push_str(SNAPSHOT_CLOSE);
+                ByteString::from(frame)
+            })
+            .clone()
     }
 
     fn set_in_call(&mut self, user_id: UserId, delta: i32) {
@@ -323,7 +381,7 @@ impl Handler<Connect> for PresenceActor {
             },
         );
         self.metrics.connections_open(self.sessions.len());
-        MessageResult(self.snapshot())
+        MessageResult(self.snapshot(msg.user_id))
     }
 }
 
@@ -601,7 +659,7 @@ mod tests {
         }
         .encode();
         let built = format!(
-            r#"{{"type":"presence.snapshot","users":[{}]}}"#,
+            "{SNAPSHOT_OPEN}{}{SNAPSHOT_CLOSE}",
             user.fragment(UserId(7))
         );
         assert_eq!(&*expected, built);

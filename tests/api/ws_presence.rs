@@ -1,11 +1,94 @@
 //! `/ws` handshake rules, `welcome`, the presence snapshot and presence updates.
 
-use serde_json::json;
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
 
 use crate::{
-    helpers::{spawn_app, spawn_app_with},
-    ws_client::{connect, connect_with, try_connect, ConnectOpts},
+    helpers::{spawn_app, spawn_app_with, TestApp, TestUser},
+    ws_client::{connect, connect_with, try_connect, ConnectOpts, WsClient},
 };
+
+/// A client's picture of the lobby, kept the way the browser app keeps it: the snapshot
+/// replaces it, then every `presence.update` and `presence.batch` changes it in order.
+#[derive(Default)]
+struct LobbyView(HashMap<i64, String>);
+
+impl LobbyView {
+    /// Applies one frame (frames that are not presence change nothing).
+    fn apply(&mut self, frame: &Value) {
+        if frame["type"] == "presence.snapshot" {
+            self.0.clear();
+        }
+        let mut set = |entry: &Value, id_key: &str| {
+            let id = entry[id_key].as_i64().expect("presence entry id");
+            let status = entry["status"].as_str().expect("presence entry status");
+            if status == "offline" {
+                self.0.remove(&id);
+            } else {
+                self.0.insert(id, status.to_owned());
+            }
+        };
+        match frame["type"].as_str() {
+            Some("presence.snapshot") => {
+                for user in frame["users"].as_array().expect("users") {
+                    set(user, "id");
+                }
+            }
+            Some("presence.update") => set(frame, "user_id"),
+            Some("presence.batch") => {
+                for update in frame["updates"].as_array().expect("updates") {
+                    set(update, "user_id");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The status this view shows for `user` (`None`: offline).
+    fn status(&self, user: &TestUser) -> Option<&str> {
+        self.0.get(&user.id).map(String::as_str)
+    }
+
+    /// Reads `ws`'s frames into the view until it shows exactly `expected` (user, status);
+    /// a view that never gets there fails the test when `recv` times out.
+    async fn settle(&mut self, ws: &mut WsClient, expected: &[(&TestUser, &str)]) {
+        let truth: HashMap<i64, String> = expected
+            .iter()
+            .map(|(user, status)| (user.id, (*status).to_owned()))
+            .collect();
+        while self.0 != truth {
+            let frame = ws.recv().await;
+            self.apply(&frame);
+        }
+    }
+}
+
+/// Connects `user` and gives the connection with its `presence.snapshot` applied, and the
+/// snapshot's user ids.
+async fn arrive(app: &TestApp, user: &TestUser) -> (WsClient, LobbyView, Vec<i64>) {
+    let mut ws = try_connect(
+        app,
+        ConnectOpts {
+            token: Some(&user.token),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("upgrade");
+    assert_eq!(ws.recv().await["type"], "welcome");
+    let snapshot = ws.recv().await;
+    assert_eq!(snapshot["type"], "presence.snapshot", "{snapshot}");
+    let mut view = LobbyView::default();
+    view.apply(&snapshot);
+    let ids = snapshot["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| u["id"].as_i64().expect("id"))
+        .collect();
+    (ws, view, ids)
+}
 
 #[actix_web::test]
 async fn a_new_connection_gets_welcome_then_a_snapshot_that_includes_itself() {
@@ -179,4 +262,69 @@ async fn a_thousand_arrivals_reach_a_watcher_in_few_batched_frames() {
         .map(|u| u["user_id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, vec![bia.id, carla.id]);
+}
+
+#[actix_web::test]
+async fn users_arriving_in_one_tick_each_get_everyone_before_them_and_themselves() {
+    // A long tick: the arrivals share one tick's snapshot, so each must be added to it.
+    let app = spawn_app_with(|s| s.presence_tick_ms = 1_000).await;
+    let ana = app.user("ana").await;
+    let bia = app.user("bia").await;
+    let carla = app.user("carla").await;
+    let (mut a, mut a_view, a_ids) = arrive(&app, &ana).await;
+    let (mut b, mut b_view, b_ids) = arrive(&app, &bia).await;
+    let (mut c, mut c_view, c_ids) = arrive(&app, &carla).await;
+    assert_eq!(a_ids, vec![ana.id]);
+    assert_eq!(b_ids, vec![ana.id, bia.id]);
+    assert_eq!(c_ids, vec![ana.id, bia.id, carla.id]);
+    let everyone = [(&ana, "online"), (&bia, "online"), (&carla, "online")];
+    a_view.settle(&mut a, &everyone).await;
+    b_view.settle(&mut b, &everyone).await;
+    c_view.settle(&mut c, &everyone).await;
+}
+
+#[actix_web::test]
+async fn a_change_pushed_after_a_snapshot_was_shared_is_in_the_next_arrivals_snapshot() {
+    let app = spawn_app().await;
+    let ana = app.user("ana").await;
+    let bia = app.user("bia").await;
+    let carla = app.user("carla").await;
+    let (mut a, mut a_view, _) = arrive(&app, &ana).await;
+    let (_b, _, _) = arrive(&app, &bia).await;
+    let ack = a
+        .request(1, json!({"type": "presence.set", "status": "busy"}))
+        .await;
+    assert_eq!(ack["type"], "ack");
+    // Once ana sees her own change it has been pushed: a later arrival gets it only from
+    // its snapshot.
+    a_view
+        .settle(&mut a, &[(&ana, "busy"), (&bia, "online")])
+        .await;
+    let (_c, c_view, _) = arrive(&app, &carla).await;
+    assert_eq!(c_view.status(&ana), Some("busy"));
+    assert_eq!(c_view.status(&bia), Some("online"));
+    assert_eq!(c_view.status(&carla), Some("online"));
+}
+
+#[actix_web::test]
+async fn changes_in_the_tick_of_a_shared_snapshot_reach_everyone_who_holds_it() {
+    // A long tick: the arrivals, the change and the departure all fall in one tick, after
+    // the snapshot they share was made.
+    let app = spawn_app_with(|s| s.presence_tick_ms = 1_000).await;
+    let ana = app.user("ana").await;
+    let bia = app.user("bia").await;
+    let carla = app.user("carla").await;
+    let dora = app.user("dora").await;
+    let (mut a, _, _) = arrive(&app, &ana).await;
+    let (d, _, _) = arrive(&app, &dora).await;
+    let (mut b, mut b_view, _) = arrive(&app, &bia).await;
+    let ack = a
+        .request(1, json!({"type": "presence.set", "status": "away"}))
+        .await;
+    assert_eq!(ack["type"], "ack");
+    d.close().await;
+    let (mut c, mut c_view, _) = arrive(&app, &carla).await;
+    let truth = [(&ana, "away"), (&bia, "online"), (&carla, "online")];
+    b_view.settle(&mut b, &truth).await;
+    c_view.settle(&mut c, &truth).await;
 }
