@@ -5,7 +5,7 @@
 //! how long after the last arrival every client's set is complete — every bench user, all
 //! online — and what each client had to receive to get there (frames and bytes).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use tokio::{
     sync::{mpsc, watch},
@@ -15,6 +15,7 @@ use tokio::{
 use crate::{
     http::Target,
     report::{Latency, Report},
+    scan::{self, Kind},
     server_rss_kib, users, ws, BenchError, BenchResult, Cli, CpuMeter,
 };
 
@@ -86,6 +87,45 @@ impl OnlineSet {
     }
 }
 
+/// Bench user id → its bit in an [`OnlineSet`]: a table over the ids' span (the users are
+/// rows of one table, so their ids are close), looked up for every entry of every presence
+/// frame, millions of times a run.
+struct UserIndex {
+    first_id: i64,
+    /// `bits[id - first_id]`; [`UserIndex::NONE`] for ids that are not bench users.
+    bits: Vec<u32>,
+}
+
+impl UserIndex {
+    const NONE: u32 = u32::MAX;
+    /// The widest id span indexed (64 MiB of table).
+    const MAX_SPAN: i64 = 1 << 24;
+
+    fn new(ids: impl Iterator<Item = i64> + Clone) -> BenchResult<Self> {
+        let first_id = ids.clone().min().unwrap_or(0);
+        let span = ids.clone().max().unwrap_or(0) - first_id + 1;
+        if span > Self::MAX_SPAN {
+            return Err(BenchError::Protocol(format!(
+                "bench user ids span {span} (more than {}): use a fresh database",
+                Self::MAX_SPAN
+            )));
+        }
+        let mut bits = vec![Self::NONE; span as usize];
+        for (bit, id) in ids.enumerate() {
+            bits[(id - first_id) as usize] = bit as u32;
+        }
+        Ok(UserIndex { first_id, bits })
+    }
+
+    fn bit(&self, id: i64) -> Option<usize> {
+        let slot = usize::try_from(id.checked_sub(self.first_id)?).ok()?;
+        match self.bits.get(slot) {
+            Some(&bit) if bit != Self::NONE => Some(bit as usize),
+            _ => None,
+        }
+    }
+}
+
 /// Runs the workload.
 pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Report> {
     if args.users == 0 || args.rate <= 0.0 {
@@ -94,9 +134,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         ));
     }
     let users = users::prepare(cli, target, args.users).await?;
-    // Bench user id → its bit.
-    let index: Arc<HashMap<i64, usize>> =
-        Arc::new(users.iter().enumerate().map(|(i, u)| (u.id, i)).collect());
+    let index = Arc::new(UserIndex::new(users.iter().map(|u| u.id))?);
     let total = users.len();
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -131,20 +169,29 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             let mut complete_at = None;
             let mut dropped = false;
             loop {
-                let frame = tokio::select! {
-                    frame = conn.next_frame() => Some(frame),
+                let text = tokio::select! {
+                    text = conn.next_text() => Some(text),
                     _ = stop.changed() => break,
                     // Someone will never be online: complete may now mean one user fewer.
                     _ = gone.changed() => None,
                 };
-                let frame = match frame {
-                    None => None,
-                    Some(Ok(Some(frame))) => Some(frame),
-                    Some(Ok(None)) | Some(Err(_)) => {
-                        let why = match frame {
-                            Some(Err(e)) => e.to_string(),
-                            _ => "connection closed".to_owned(),
-                        };
+                let gone_changed = text.is_none();
+                let scanned = match text {
+                    None => Ok(Kind::Other),
+                    Some(Ok(Some(text))) => scan::scan(&text, |id, online| {
+                        if let Some(bit) = index.bit(id) {
+                            seen.set(bit, online);
+                        }
+                    })
+                    .map_err(|e| format!("unreadable presence frame ({e}): {text:.200}")),
+                    Some(Ok(None)) => Err("connection closed".to_owned()),
+                    Some(Err(e)) => Err(e.to_string()),
+                };
+                match scanned {
+                    // Not presence: the lobby did not change (a `gone` change is checked).
+                    Ok(Kind::Other) if !gone_changed => continue,
+                    Ok(_) => {}
+                    Err(why) => {
                         if complete_at.is_some() {
                             let _ = events.send(Event::Complete(false));
                         }
@@ -152,32 +199,6 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                         dropped = true;
                         break;
                     }
-                };
-                let mut apply = |id: i64, status: &str| {
-                    if let Some(&bit) = index.get(&id) {
-                        seen.set(bit, status != "offline");
-                    }
-                };
-                match frame.as_ref().map(|f| f.kind.as_str()) {
-                    None => {}
-                    Some("presence.snapshot") => {
-                        for entry in frame.iter().flat_map(|f| f.users.iter().flatten()) {
-                            apply(entry.id, &entry.status);
-                        }
-                    }
-                    Some("presence.update") => {
-                        if let Some(f) = &frame {
-                            if let (Some(id), Some(status)) = (f.user_id, &f.status) {
-                                apply(id, status);
-                            }
-                        }
-                    }
-                    Some("presence.batch") => {
-                        for entry in frame.iter().flat_map(|f| f.updates.iter().flatten()) {
-                            apply(entry.id, &entry.status);
-                        }
-                    }
-                    _ => continue,
                 }
                 let expected = total - *gone.borrow();
                 let complete = seen.count == expected;

@@ -21,6 +21,7 @@
 //! - `users`: creating, logging in and caching the bench users.
 //! - `ws`: opening an authenticated WebSocket and reading the protocol's frames.
 //! - `report`: percentiles, the human table and the JSON line.
+//! - `scan`: reading presence frames' ids and statuses without building the frames.
 //! - `relay`, `connect`, `lobby`, `chat`: one workload each.
 //!
 //! The generator runs on one thread (a current-thread tokio runtime): it is meant to be pinned
@@ -33,6 +34,7 @@ mod http;
 mod lobby;
 mod relay;
 mod report;
+mod scan;
 mod users;
 mod ws;
 

@@ -37,16 +37,9 @@ pub struct SignalData {
     pub seq: u64,
 }
 
-/// One presence entry: `presence.snapshot`'s users and `presence.batch`'s updates.
-#[derive(Debug, Deserialize)]
-pub struct PresenceEntry {
-    #[serde(alias = "user_id")]
-    pub id: i64,
-    pub status: String,
-}
-
 /// Every server frame the generator looks into; fields a frame lacks stay `None` and the
-/// rest of a frame (text, SDP, capabilities…) is skipped unread.
+/// rest of a frame (text, SDP, presence lists…) is skipped unread. Presence frames are read
+/// by [`crate::scan`] instead.
 #[derive(Debug, Deserialize)]
 pub struct Frame {
     #[serde(rename = "type")]
@@ -57,13 +50,6 @@ pub struct Frame {
     pub room: Option<String>,
     pub data: Option<SignalData>,
     pub msg_id: Option<i64>,
-    /// `presence.snapshot`
-    pub users: Option<Vec<PresenceEntry>>,
-    /// `presence.update`
-    pub user_id: Option<i64>,
-    pub status: Option<String>,
-    /// `presence.batch`
-    pub updates: Option<Vec<PresenceEntry>>,
     /// `error`
     pub code: Option<String>,
     pub message: Option<String>,
@@ -131,15 +117,34 @@ impl Conn {
         Ok(None)
     }
 
+    /// The next text frame, unparsed (for readers that look at a few fields of large
+    /// frames); `None` when the connection closed.
+    pub async fn next_text(&mut self) -> BenchResult<Option<String>> {
+        while let Some(message) = self.ws.next().await {
+            if let Some(text) = self.count(message?)? {
+                return Ok(Some(text));
+            }
+        }
+        Ok(None)
+    }
+
     /// Counts and parses a message; control frames give `None`.
     fn parse(&mut self, message: Message) -> BenchResult<Option<Frame>> {
+        let Some(text) = self.count(message)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| BenchError::Protocol(format!("unparsable frame ({e}): {text}")))
+    }
+
+    /// Counts a text message and gives it; control frames give `None`.
+    fn count(&mut self, message: Message) -> BenchResult<Option<String>> {
         match message {
             Message::Text(text) => {
                 self.frames_in += 1;
                 self.bytes_in += text.len() as u64;
-                serde_json::from_str(&text)
-                    .map(Some)
-                    .map_err(|e| BenchError::Protocol(format!("unparsable frame ({e}): {text}")))
+                Ok(Some(text))
             }
             Message::Close(close) => Err(BenchError::Protocol(format!(
                 "server closed the connection: {close:?}"
