@@ -12,10 +12,11 @@ use actix_web::{
 };
 
 use crate::{
+    auth::TokenCache,
     config::Settings,
     db::{self, DbPool},
     error::{error_response, ErrorCode},
-    http::{self, ratelimit::RateLimiter, users::UserView},
+    http::{self, auth::Authenticated, ratelimit::RateLimiter, users::UserView},
     metrics::{Metrics, RecordMetrics},
     realtime::{
         presence::{ProfileChanged, RevokeSessions},
@@ -23,6 +24,14 @@ use crate::{
         Realtime,
     },
 };
+
+/// How long a checked WebSocket credential is trusted without the database (see
+/// [`TokenCache`]): as long as `db::sessions::find_live` waits before touching `last_used_at`
+/// again, so that stays as current as before; a change made outside the server (the
+/// `create-admin` command) is seen within it.
+const WS_TOKEN_TTL: Duration = Duration::from_secs(60);
+/// Most credentials remembered at once (an entry is a few hundred bytes).
+const WS_TOKEN_CAPACITY: usize = 100_000;
 
 /// Which of a user's sessions were just revoked, so their live sockets can be closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +54,18 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The realtime actors (presence, hub, chat store) and their counters.
     pub realtime: Realtime,
+    /// Credentials that recently opened a WebSocket, with the user's themes: a burst of
+    /// connections checks each token in the database once. The hooks below forget a user's
+    /// entries whenever a session is revoked or the user changes.
+    pub ws_tokens: TokenCache<(Authenticated, Vec<String>)>,
 }
 
 impl AppState {
     /// Tells the live parts of the server that some of a user's sessions are gone.
     pub fn sessions_revoked(&self, user_id: i64, which: Revoked) {
         log::debug!("sessions of user {user_id} revoked: {which:?}");
+        // Before anything else: the next upgrade with a revoked token goes to the database.
+        self.ws_tokens.forget_user(user_id);
         // Presence knows every socket and the login session that opened it: it closes the
         // matching ones with 4001 at once.
         self.realtime.presence.do_send(RevokeSessions {
@@ -62,6 +77,7 @@ impl AppState {
     /// Tells the live parts of the server that a user's profile changed.
     pub fn profile_changed(&self, user: &UserView) {
         log::debug!("profile of user {} changed", user.id);
+        self.ws_tokens.forget_user(user.id);
         self.realtime.presence.do_send(ProfileChanged {
             user_id: UserId(user.id),
             nickname: SharedStr::from(user.nickname.as_str()),
@@ -152,6 +168,7 @@ impl Application {
             settings: Arc::clone(&settings),
             metrics: Arc::clone(&metrics),
             realtime: realtime.clone(),
+            ws_tokens: TokenCache::new(WS_TOKEN_TTL, WS_TOKEN_CAPACITY),
         });
         spawn_session_purge(
             Arc::downgrade(&state.clone().into_inner()),

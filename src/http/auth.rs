@@ -17,7 +17,7 @@ use crate::{
     auth,
     db::{
         self,
-        models::{Capabilities, NewSession, NewUser, Role, User},
+        models::{Capabilities, NewSession, NewUser, Role, Session, User},
     },
     error::{ApiError, ApiResult},
     http::users::UserView,
@@ -68,12 +68,23 @@ pub fn request_token(req: &HttpRequest) -> Option<String> {
 
 /// Resolves a token to its live session and user; banned users are refused.
 pub async fn authenticate(state: &AppState, token: Option<String>) -> ApiResult<Authenticated> {
-    let token = token.ok_or_else(|| ApiError::Unauthorized("log in first".to_owned()))?;
+    let token = token.ok_or_else(no_credential)?;
     let hash = auth::token_hash(&token);
     let found = db::run(&state.pool, move |conn| {
         Ok(db::sessions::find_live(conn, &hash)?)
     })
     .await?;
+    live_session(found)
+}
+
+/// The error for a request that carries no credential at all.
+pub fn no_credential() -> ApiError {
+    ApiError::Unauthorized("log in first".to_owned())
+}
+
+/// The rule on a token's lookup (`db::sessions::find_live`): a live session of a user who is
+/// not banned.
+pub fn live_session(found: Option<(Session, User)>) -> ApiResult<Authenticated> {
     match found {
         Some((_, user)) if user.banned => {
             Err(ApiError::Unauthorized("this account is banned".to_owned()))
@@ -301,6 +312,7 @@ pub async fn login(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(256).collect::<String>());
+    let chose_themes = themes.is_some();
     let (view, expires_at) = db::run(&state.pool, move |conn| {
         if let Some(names) = themes {
             let ids = theme_ids(conn, &names)?;
@@ -321,6 +333,10 @@ pub async fn login(
         Ok((UserView::load(conn, &user)?, session.expires_at))
     })
     .await?;
+    if chose_themes {
+        // The user's other tokens may be cached with the themes they had.
+        state.ws_tokens.forget_user(view.id);
+    }
     log::info!("user {} logged in", view.id);
     let cookie = session_cookie(&state, token.clone());
     Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse {

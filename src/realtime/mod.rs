@@ -39,6 +39,7 @@ use self::{
     store::ChatStore,
 };
 use crate::{
+    auth,
     config::Settings,
     db::{
         self,
@@ -46,7 +47,7 @@ use crate::{
         DbPool,
     },
     error::{error_response, ApiError, ErrorCode},
-    http::auth::{authenticate, request_token},
+    http::auth::{live_session, no_credential, request_token, Authenticated},
     startup::AppState,
 };
 
@@ -275,6 +276,43 @@ fn origin_allowed(req: &HttpRequest, settings: &Settings) -> Result<(), String> 
     }
 }
 
+/// Resolves an upgrade's credential to its live session, user and themes, from
+/// [`AppState::ws_tokens`] when it was checked recently, else with one database round trip
+/// (the rule is `http::auth::live_session`'s, as for every other request).
+async fn authenticate_upgrade(
+    state: &AppState,
+    token: Option<String>,
+) -> Result<(Authenticated, Vec<String>), ApiError> {
+    let token = token.ok_or_else(no_credential)?;
+    let digest = auth::token_digest(&token);
+    if let Some(known) = state.ws_tokens.get(&digest, db::now_ms()) {
+        return Ok(known);
+    }
+    // Read before the database: a revocation meanwhile keeps this answer out of the cache.
+    let generation = state.ws_tokens.generation();
+    let hash = auth::digest_hex(&digest);
+    let (found, themes) = db::run(&state.pool, move |conn| {
+        let found = db::sessions::find_live(conn, &hash)?;
+        let themes = match &found {
+            Some((_, user)) => db::users::themes_of(conn, &[user.id])?
+                .remove(&user.id)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok((found, themes))
+    })
+    .await?;
+    let expires_at = found.as_ref().map(|(session, _)| session.expires_at);
+    let who = live_session(found)?;
+    if let Some(expires_at) = expires_at {
+        let known = (who.clone(), themes.clone());
+        state
+            .ws_tokens
+            .insert(digest, who.user.id, expires_at, known, generation);
+    }
+    Ok((who, themes))
+}
+
 /// `GET /ws`: checks origin, credential and connection count before the upgrade, then hands
 /// the connection to a new [`session::SessionActor`].
 pub async fn ws_route(
@@ -288,7 +326,7 @@ pub async fn ws_route(
             "origin '{origin}' may not open a WebSocket here"
         )));
     }
-    let who = authenticate(&state, request_token(&req)).await?;
+    let (who, themes) = authenticate_upgrade(&state, request_token(&req)).await?;
     let rt = &state.realtime;
     let user_id = who.user.id;
     let open = rt
@@ -307,12 +345,6 @@ pub async fn ws_route(
             ),
         ));
     }
-    let themes = db::run(&state.pool, move |conn| {
-        Ok(db::users::themes_of(conn, &[user_id])?)
-    })
-    .await?
-    .remove(&user_id)
-    .unwrap_or_default();
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
     let stream = stream

@@ -20,6 +20,7 @@ mod ws_chat;
 // Shared by the WebSocket tests; not each of them uses every helper.
 #[allow(dead_code)]
 mod ws_client;
+mod ws_credentials;
 mod ws_http;
 mod ws_limits;
 mod ws_presence;
