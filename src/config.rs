@@ -133,6 +133,17 @@ pub struct Settings {
     /// How often presence changes are coalesced and pushed, in milliseconds.
     #[arg(long, env = "TERTULIA_PRESENCE_TICK_MS", default_value_t = 50)]
     pub presence_tick_ms: u64,
+
+    /// Most presence frames pushed per second over all connections (0: no limit). A push is
+    /// one frame per connection, so in a lobby larger than this times the tick, pushes come
+    /// less often than every tick (5,000 connections: every 200 ms), the changes between
+    /// them coalesced into one batch.
+    #[arg(
+        long,
+        env = "TERTULIA_PRESENCE_FRAMES_PER_SEC",
+        default_value_t = 25_000
+    )]
+    pub presence_frames_per_sec: u32,
 }
 
 impl Default for Settings {

@@ -100,6 +100,7 @@ impl Realtime {
         let presence = PresenceActor::new(
             pool.clone(),
             Duration::from_millis(settings.presence_tick_ms),
+            settings.presence_frames_per_sec,
             Arc::clone(&metrics),
             hub_ctx.address(),
         )

@@ -2,9 +2,9 @@
 //!
 //! It owns the lobby: every connected session is registered here, so it is also the one
 //! place that can reach all of a user's sessions (calls ring every device; revocation closes
-//! the matching ones). Status changes are collected in a dirty set and pushed once per tick,
-//! serialized once and shared by every session, so a thousand arrivals cost each lobby
-//! session a frame or two, not a thousand.
+//! the matching ones). Status changes are collected in a dirty set and pushed once per tick
+//! (less often in large lobbies: see [`next_push_in`]), serialized once and shared by every
+//! session, so a thousand arrivals cost each lobby session a frame or two, not a thousand.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -98,7 +98,10 @@ struct SessionEntry {
 /// Tracks every online user across all their sessions and pushes presence diffs.
 pub struct PresenceActor {
     pool: DbPool,
+    /// The shortest time between two pushes (`--presence-tick-ms`).
     tick: Duration,
+    /// `--presence-frames-per-sec`: pushes to many sessions are spaced further apart.
+    frames_per_sec: u32,
     metrics: Arc<RealtimeMetrics>,
     hub: Addr<Hub>,
     users: HashMap<UserId, OnlineUser>,
@@ -160,16 +163,19 @@ struct TickSnapshot {
 }
 
 impl PresenceActor {
-    /// A presence actor pushing diffs every `tick`.
+    /// A presence actor pushing diffs every `tick`, or less often when the pushes would
+    /// exceed `frames_per_sec` (0: no limit).
     pub fn new(
         pool: DbPool,
         tick: Duration,
+        frames_per_sec: u32,
         metrics: Arc<RealtimeMetrics>,
         hub: Addr<Hub>,
     ) -> Self {
         PresenceActor {
             pool,
             tick: tick.max(Duration::from_millis(1)),
+            frames_per_sec,
             metrics,
             hub,
             users: HashMap::new(),
@@ -181,10 +187,11 @@ impl PresenceActor {
         }
     }
 
-    /// Pushes the changes collected since the last tick to every session, serialized once.
-    fn flush(&mut self) {
+    /// Pushes the changes collected since the last push to every session, serialized once;
+    /// answers how many frames that was.
+    fn flush(&mut self) -> usize {
         if self.dirty.is_empty() {
-            return;
+            return 0;
         }
         // Arrivals after this flush do not get these changes: their snapshot must have them.
         self.snapshot = None;
@@ -199,13 +206,21 @@ impl PresenceActor {
         self.departed.clear();
         updates.sort_by_key(|v| v.user_id);
         let frame = match updates.as_slice() {
-            [] => return,
+            [] => return 0,
             [one] => ServerMsg::PresenceUpdate(one).encode(),
             many => ServerMsg::PresenceBatch { updates: many }.encode(),
         };
         for entry in self.sessions.values() {
             entry.handle.deliver.do_send(Deliver(frame.clone()));
         }
+        self.sessions.len()
+    }
+
+    /// Pushes, then comes back when the next push is due (see [`next_push_in`]).
+    fn push_and_schedule(&mut self, ctx: &mut Context<Self>) {
+        let frames = self.flush();
+        let wait = next_push_in(self.tick, frames, self.frames_per_sec);
+        ctx.run_later(wait, |act, ctx| act.push_and_schedule(ctx));
     }
 
     /// The `presence.snapshot` frame for a connection of `user_id` (who is online): this
@@ -308,6 +323,23 @@ impl PresenceActor {
     }
 }
 
+/// How long after a push of `frames` frames the next one is due: one `tick`, or as long as
+/// those frames take at `frames_per_sec` if that is longer (0: no limit).
+///
+/// Every push is one frame per connection, and a frame costs the server about the same
+/// whatever it holds (queueing, a write, the TCP stack: ~10 µs), so with thousands of
+/// connections a push every 50 ms would take most of a core. Spacing pushes by the frames
+/// they cost bounds that share; the changes meanwhile are coalesced into the next batch,
+/// so nothing is lost, only delayed. Small lobbies keep the tick.
+fn next_push_in(tick: Duration, frames: usize, frames_per_sec: u32) -> Duration {
+    if frames_per_sec == 0 {
+        return tick;
+    }
+    tick.max(Duration::from_secs_f64(
+        frames as f64 / f64::from(frames_per_sec),
+    ))
+}
+
 /// Stores `last_seen_at` on the blocking pool, never on the actor's thread.
 fn touch_last_seen(pool: &DbPool, user_id: UserId) {
     let pool = pool.clone();
@@ -326,7 +358,7 @@ impl Actor for PresenceActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.tick, |act, _| act.flush());
+        ctx.run_later(self.tick, |act, ctx| act.push_and_schedule(ctx));
     }
 }
 
@@ -632,6 +664,18 @@ impl Handler<CallParticipants> for PresenceActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushes_to_many_sessions_are_spaced_by_their_frames_and_small_ones_by_the_tick() {
+        let tick = Duration::from_millis(50);
+        assert_eq!(next_push_in(tick, 0, 25_000), tick);
+        assert_eq!(next_push_in(tick, 1_000, 25_000), tick);
+        assert_eq!(
+            next_push_in(tick, 5_000, 25_000),
+            Duration::from_millis(200)
+        );
+        assert_eq!(next_push_in(tick, 5_000, 0), tick);
+    }
 
     #[test]
     fn a_cached_snapshot_entry_is_what_serde_makes_of_the_snapshot() {
