@@ -625,6 +625,9 @@ pub struct Limits {
     pub rate_burst: u32,
     pub room_member_cap: usize,
     pub ring_timeout_ms: u64,
+    /// How long a call waits for a participant whose connection dropped: clients keep that
+    /// participant's tile ("reconnecting") about this long.
+    pub call_reconnect_grace_ms: u64,
 }
 
 /// One user's presence, as in `presence.snapshot`, `presence.update` and `presence.batch`.
@@ -746,6 +749,9 @@ pub enum ServerMsg<'a> {
     RoomPeerLeft {
         room: &'a RoomName,
         peer_id: &'a SessionId,
+        /// The peer's connection ended (it did not leave on purpose): in a call room it may
+        /// come back under a new `peer_id` within the reconnect grace.
+        dropped: bool,
     },
     #[serde(rename = "signal")]
     Signal {

@@ -149,6 +149,9 @@ impl Handler<Join> for RoomActor {
 #[rtype(result = "()")]
 pub struct Leave {
     pub peer_id: SessionId,
+    /// The session's connection ended (not a `room.leave`): told to the others as
+    /// `dropped`, since a call's participant may come back.
+    pub dropped: bool,
 }
 
 impl Handler<Leave> for RoomActor {
@@ -163,6 +166,7 @@ impl Handler<Leave> for RoomActor {
         let frame = ServerMsg::RoomPeerLeft {
             room: &self.name,
             peer_id: &msg.peer_id,
+            dropped: msg.dropped,
         }
         .encode();
         self.broadcast(&frame, None);

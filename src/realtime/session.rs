@@ -325,6 +325,7 @@ impl Drop for JoinGuard {
         if let Some(room) = self.room.take() {
             room.do_send(Leave {
                 peer_id: self.peer_id.clone(),
+                dropped: true,
             });
         }
     }
@@ -521,6 +522,7 @@ impl SessionActor {
                 Some(joined) => {
                     joined.addr.do_send(Leave {
                         peer_id: self.id.clone(),
+                        dropped: false,
                     });
                     self.ack(ctx, id.as_ref());
                 }
@@ -850,6 +852,7 @@ impl Actor for SessionActor {
                 rate_burst: settings.ws_rate_burst,
                 room_member_cap: settings.room_member_cap,
                 ring_timeout_ms: settings.ring_timeout_ms,
+                call_reconnect_grace_ms: settings.call_reconnect_grace_ms,
             };
             let frame = ServerMsg::Welcome {
                 session_id: &self.id,
@@ -908,6 +911,7 @@ impl Actor for SessionActor {
         for (_, joined) in self.rooms.drain() {
             joined.addr.do_send(Leave {
                 peer_id: self.id.clone(),
+                dropped: true,
             });
         }
         Running::Stop

@@ -406,7 +406,8 @@ async fn a_call_survives_a_participant_whose_connection_drops_and_comes_back_wit
     // ana's network fails: the server notices (caio sees her offline), bia sees her peer go.
     a.vanish();
     while c.presence_of(ana.id).await["status"] != "offline" {}
-    b.recv_type("room.peer_left").await;
+    let left = b.recv_type("room.peer_left").await;
+    assert_eq!(left["dropped"], true, "{left}");
     // bia is still in a call meanwhile: nobody else can ring her.
     let err = invite(&mut c, 3, &bia, "audio").await;
     assert_eq!(err["code"], "conflict", "{err}");

@@ -111,6 +111,7 @@ async fn leaving_tells_the_others_and_the_last_one_out_stops_the_room() {
     assert_eq!(ack["type"], "ack");
     let left = a.recv_type("room.peer_left").await;
     assert_eq!(left["peer_id"], b.session_id.as_str());
+    assert_eq!(left["dropped"], false, "{left}");
     let err = b
         .request(4, json!({"type": "room.leave", "room": "canal1"}))
         .await;
@@ -120,6 +121,7 @@ async fn leaving_tells_the_others_and_the_last_one_out_stops_the_room() {
     b.close().await;
     let left = a.recv_type("room.peer_left").await;
     assert_eq!(left["room"], "canal1");
+    assert_eq!(left["dropped"], true, "{left}");
 }
 
 #[actix_web::test]

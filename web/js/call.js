@@ -11,6 +11,15 @@ const DISCONNECTED_GRACE_MS = 4000;
 const FIRST_OFFER_WAIT_MS = 3000;
 
 /**
+ * How long a participant whose connection to the server dropped keeps their tile, when the
+ * server's `welcome` does not say (its `limits.call_reconnect_grace_ms`), in ms.
+ */
+const DEFAULT_RECONNECT_GRACE_MS = 20000;
+
+/** Waited beyond the server's grace before giving up on a participant ourselves, in ms. */
+const AWAY_MARGIN_MS = 5000;
+
+/**
  * Captures local media for a call of `media` ('video' or 'audio') within what the user's
  * capabilities allow, degrading rather than failing: camera+mic, then mic only, then camera
  * only, then nothing (receive only). Resolves with `{stream, missing}`.
@@ -54,6 +63,9 @@ class Peer {
     this.ignoreOffer = false;
     this.gotOffer = false;
     this.closed = false;
+    /** Their connection to the server dropped; the call holds them for a while. */
+    this.away = false;
+    this.awayTimer = null;
     // Signals are handled one at a time, in arrival order.
     this.queue = Promise.resolve();
     this.disconnectTimer = null;
@@ -183,6 +195,7 @@ class Peer {
   close() {
     this.closed = true;
     this.state = 'closed';
+    clearTimeout(this.awayTimer);
     clearTimeout(this.disconnectTimer);
     clearTimeout(this.firstOfferTimer);
     this.pc.onnegotiationneeded = this.pc.onicecandidate = this.pc.ontrack = null;
@@ -195,6 +208,13 @@ class Peer {
  * A call in progress: joins the call room, meshes with every peer in it and keeps doing so
  * as people join and leave. `onChange()` is called whenever something visible changed;
  * `onEmpty()` when the last other participant left after someone had been there.
+ *
+ * A dropped WebSocket does not end the call: the server holds a participant for a grace
+ * period. While our own socket is down (`reconnecting`) the connections stay up (media is
+ * peer to peer and may go on flowing); the client rejoins the room on resume and we connect
+ * afresh to everyone. A peer that leaves the room without `call.ended` is kept, `away`,
+ * until they come back under a new `peer_id` (that connection replaces theirs) or the grace
+ * is over.
  */
 export class CallSession {
   constructor({ client, room, media, localStream, iceServers, onChange, onEmpty, onLost }) {
@@ -211,30 +231,53 @@ export class CallSession {
     this.connectedAt = null;
     this.hadPeers = false;
     this.ended = false;
+    /** Our own connection to the server is down (the call goes on meanwhile). */
+    this.reconnecting = false;
     this._off = [];
+  }
+
+  /** Whether `user` is us (our own other connections are nobody to call). */
+  isMe(user) {
+    const me = this.client.me?.id;
+    return me !== undefined && me !== null && user?.id === me;
   }
 
   /** Joins the room and starts connecting to everyone already there. */
   async start() {
     const c = this.client;
     this._off.push(
+      c.on('state', (s) => {
+        if (s.state === 'reconnecting' && !this.reconnecting) {
+          this.reconnecting = true;
+          this.changed();
+        }
+      }),
       c.on('room.joined', (f) => {
         if (f.room !== this.room) return;
         const sessionId = c.welcome?.session_id;
         if (this.sessionId && this.sessionId !== sessionId) {
           // Rejoined after a WebSocket reconnect: we are a new peer to the others, who
-          // drop their connections to our old session, so start ours afresh as well.
+          // replace their connections to our old session, so start ours afresh as well.
           for (const peer of this.peers.values()) peer.close();
           this.peers.clear();
         }
         this.sessionId = sessionId;
-        for (const p of f.peers) this.addPeer(p, p.polite ?? true);
+        this.reconnecting = false;
+        for (const p of f.peers) if (!this.isMe(p.user)) this.addPeer(p, p.polite ?? true);
+        this.changed();
       }),
       c.on('room.peer_joined', (f) => {
-        if (f.room === this.room) this.addPeer(f.peer, f.peer.polite ?? false);
+        if (f.room !== this.room || this.isMe(f.peer.user)) return;
+        this.addPeer(f.peer, f.peer.polite ?? false);
+        // Someone back from a dropped connection: the new one replaces their old one.
+        for (const [id, peer] of [...this.peers]) {
+          if (id !== f.peer.peer_id && peer.user?.id === f.peer.user?.id) this.removePeer(id);
+        }
       }),
       c.on('room.peer_left', (f) => {
-        if (f.room === this.room) this.removePeer(f.peer_id);
+        if (f.room !== this.room) return;
+        if (f.dropped) this.peerDropped(f.peer_id);
+        else this.removePeer(f.peer_id);
       }),
       c.on('signal', (f) => {
         if (f.room !== this.room) return;
@@ -262,6 +305,24 @@ export class CallSession {
     this.hadPeers = true;
     this.changed();
     return peer;
+  }
+
+  /**
+   * A peer's connection to the server ended: the server holds them in the call, so keep
+   * their tile (and connection: media may still flow), `away`, until they are back, the
+   * call ends, or the grace is over.
+   */
+  peerDropped(peerId) {
+    const peer = this.peers.get(peerId);
+    if (!peer || peer.away) return;
+    const grace = this.client.welcome?.limits?.call_reconnect_grace_ms ?? DEFAULT_RECONNECT_GRACE_MS;
+    if (!peer.user?.id || grace <= 0) {
+      this.removePeer(peerId);
+      return;
+    }
+    peer.away = true;
+    peer.awayTimer = setTimeout(() => this.removePeer(peerId), grace + AWAY_MARGIN_MS);
+    this.changed();
   }
 
   removePeer(peerId) {

@@ -32,6 +32,8 @@ export class CallController {
     this.invites = new Map();
     this.timer = null;
     this.closeTimer = null;
+    /** Our invitations dropped with our connection: cancelled again once we are back. */
+    this.staleInvites = new Set();
     this.view = {
       root: byId('call-view'),
       heading: byId('call-heading'),
@@ -70,8 +72,37 @@ export class CallController {
     client.on('call.answered_elsewhere', (f) => this.dropIncoming(f.call_id));
     client.on('call.ended', (f) => this.onEnded(f));
     client.on('room.lost', (f) => {
-      if (this.active && f.room === this.active.room) this.finish(t('call.ended'));
+      // The call room refused us after a reconnect: the call ended while we were away.
+      if (this.active && f.room === this.active.room) this.finish(t('call.lost'));
     });
+    client.on('state', (s) => this.onConnection(s));
+  }
+
+  /**
+   * Our WebSocket dropped or came back. A running call goes on (call.js keeps its
+   * connections and rejoins its room); what only rings is settled as the server does it.
+   */
+  onConnection(s) {
+    if (s.state === 'reconnecting') {
+      // We cannot answer while offline; the server announces those still ringing again.
+      for (const id of [...this.incoming.keys()]) this.dropIncoming(id);
+      // The server cancels our ringing invitations when our connection ends.
+      const out = this.outgoing;
+      if (out) {
+        if (out.callId) this.staleInvites.add(out.callId);
+        this.endOutgoing(t('call.cancelled.offline'));
+      }
+      if (this.invites.size) {
+        for (const id of this.invites.keys()) this.staleInvites.add(id);
+        this.invites.clear();
+        this.renderInvites();
+      }
+      if (this.active) this.renderCall();
+    } else if (s.state === 'open' && s.resumed) {
+      // In case the server had not seen our old connection end yet.
+      for (const id of this.staleInvites) this.app.client.cancel(id).catch(() => {});
+      this.staleInvites.clear();
+    }
   }
 
   get busy() {
@@ -369,9 +400,12 @@ export class CallController {
   }
 
   onEnded(f) {
-    if (this.active?.callIds.has(f.call_id)) {
-      this.finish(f.by?.nickname ? t('call.ended.by', { name: f.by.nickname }) : t('call.ended'));
-    }
+    const a = this.active;
+    if (!a?.callIds.has(f.call_id)) return;
+    const name = f.by?.nickname;
+    // Ended because they did not come back from a dropped connection, not by a hang-up.
+    const lost = [...a.session.peers.values()].some((p) => p.away && p.user?.id === f.by?.id);
+    this.finish(name ? t(lost ? 'call.ended.lost' : 'call.ended.by', { name }) : t('call.ended'));
   }
 
   // ---- in the call ----------------------------------------------------------------------
@@ -391,7 +425,7 @@ export class CallController {
         clearTimeout(this.emptyTimer);
         this.emptyTimer = setTimeout(() => this.finish(t('call.ended')), EMPTY_GRACE_MS);
       },
-      onLost: () => this.finish(t('call.ended')),
+      onLost: () => this.finish(t('call.lost')),
     });
     this.active = { session, room, media, callIds: new Set([callId]), muted: false, cameraOff: false, missing: local.missing };
     this.showLocal(local.stream);
@@ -528,8 +562,10 @@ export class CallController {
       }
       tile.label.textContent = peer.user?.nickname || '';
       tile.avatar.textContent = (peer.user?.nickname || '?').slice(0, 1).toUpperCase();
-      tile.el.dataset.state = peer.state;
-      tile.state.textContent = t(`peer.${peer.state}`) || peer.state;
+      // `away`: their connection to the server dropped; the call waits for them.
+      const shown = peer.away ? 'away' : peer.state;
+      tile.el.dataset.state = shown;
+      tile.state.textContent = t(`peer.${shown}`) || shown;
       this.setTileStream(tile, peer.stream);
     }
     if (this.localTile) this.setTileStream(this.localTile, a.session.localStream);
@@ -537,13 +573,17 @@ export class CallController {
     const names = peers.map((p) => p.user?.nickname).filter(Boolean);
     v.heading.textContent = names.length ? t('call.with', { names: names.join(', ') }) : t('call.title');
     const states = peers.map((p) => p.state);
+    const away = peers.filter((p) => p.away).map((p) => p.user?.nickname).filter(Boolean);
     let overall;
-    if (!peers.length) overall = t('call.waiting');
+    if (a.session.reconnecting) overall = t('call.reconnecting');
+    else if (!peers.length) overall = t('call.waiting');
+    else if (away.length) overall = t('call.peer.away', { names: away.join(', ') });
     else if (states.every((s) => s === 'connected')) overall = t('peer.connected');
     else if (states.some((s) => s === 'failed')) overall = t('peer.failed');
     else if (states.some((s) => s === 'disconnected')) overall = t('peer.disconnected');
     else overall = t('peer.connecting');
-    v.root.dataset.connection = peers.length && states.every((s) => s === 'connected') ? 'connected' : 'connecting';
+    if (a.session.reconnecting) v.root.dataset.connection = 'reconnecting';
+    else v.root.dataset.connection = peers.length && !away.length && states.every((s) => s === 'connected') ? 'connected' : 'connecting';
     if (v.state.textContent !== overall) this.setState(overall);
     this.renderTimer();
   }

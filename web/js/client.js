@@ -20,7 +20,8 @@
 //   call.incoming, call.ringing, call.accepted, call.declined, call.cancelled, call.missed,
 //   call.ended, call.answered_elsewhere     the server's frames, as they are
 //   room.joined      the joined frame, `messages` already filtered to the ones not seen before
-//   room.peer_joined, room.peer_left, signal, chat.typing
+//   room.peer_joined, room.peer_left, signal, chat.typing   (`room.peer_left` has `dropped`:
+//                    the peer's connection ended; in a call it may come back, see call.js)
 //   room.lost        {room, error} a room could not be rejoined after a reconnect
 //   chat.message     a message not seen before (duplicates after a resume are dropped)
 //   chat.pending     {room, client_msg_id, text} a message waiting for the server

@@ -39,10 +39,11 @@ export async function launch() {
 }
 
 /**
- * A fresh browser context (its own cookies: one user) with a page on the app. Every
- * RTCPeerConnection the page makes is kept in `window.__pcs` so tests can read getStats().
+ * A fresh browser context (its own cookies: one user) with a page on the app (at `url`, by
+ * default the server's own; e.g. a TcpProxy's to cut its network). Every RTCPeerConnection
+ * the page makes is kept in `window.__pcs` so tests can read getStats().
  */
-export async function newPage(browser, server, { locale = 'en-US', viewport = { width: 1280, height: 800 } } = {}) {
+export async function newPage(browser, server, { locale = 'en-US', viewport = { width: 1280, height: 800 }, url = server.url } = {}) {
   const context = await browser.newContext({ locale, viewport, permissions: ['camera', 'microphone'] });
   context.setDefaultTimeout(UI_TIMEOUT_MS);
   await context.addInitScript(() => {
@@ -60,7 +61,7 @@ export async function newPage(browser, server, { locale = 'en-US', viewport = { 
   page.on('console', (msg) => {
     if (msg.type() === 'error' && !/^Failed to load resource|^WebSocket connection to .* failed/.test(msg.text())) console.error(`[console] ${msg.text()}`);
   });
-  await page.goto(server.url);
+  await page.goto(url);
   return page;
 }
 
