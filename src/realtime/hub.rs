@@ -73,6 +73,19 @@ struct LiveCall {
     phase: CallPhase,
 }
 
+impl LiveCall {
+    /// The `call.incoming` frame announcing this call to the callee's connections.
+    fn incoming_frame(&self) -> ByteString {
+        ServerMsg::CallIncoming {
+            call_id: &self.id,
+            from: &self.caller,
+            media: self.media,
+            room: &self.room,
+        }
+        .encode()
+    }
+}
+
 /// Who is taking part in the conversation held in one room.
 struct CallRoom {
     participants: Vec<UserRef>,
@@ -277,17 +290,7 @@ impl Hub {
             }
             .encode(),
         ));
-        self.send_to_user(
-            call.callee.id,
-            ServerMsg::CallIncoming {
-                call_id: &call.id,
-                from: &call.caller,
-                media: call.media,
-                room: &call.room,
-            }
-            .encode(),
-            None,
-        );
+        self.send_to_user(call.callee.id, call.incoming_frame(), None);
         let timer_key = key.clone();
         let timer = ctx.run_later(ring, move |act, ctx| act.ring_timeout(&timer_key, ctx));
         let Some(call) = self.calls.get_mut(&key) else {
@@ -935,15 +938,7 @@ impl Handler<UserOnline> for Hub {
         }
         for call in self.calls.values() {
             if call.callee.id == msg.user_id && matches!(call.phase, CallPhase::Ringing(Some(_))) {
-                msg.deliver.do_send(Deliver(
-                    ServerMsg::CallIncoming {
-                        call_id: &call.id,
-                        from: &call.caller,
-                        media: call.media,
-                        room: &call.room,
-                    }
-                    .encode(),
-                ));
+                msg.deliver.do_send(Deliver(call.incoming_frame()));
             }
         }
     }

@@ -358,6 +358,15 @@ async fn a_stranger_cannot_enter_a_call_room() {
     assert_eq!(log, json!([]));
 }
 
+/// ana and bia connected, ana's video call ringing at bia: answers them and the call id.
+async fn ringing_pair(app: &TestApp) -> (TestUser, TestUser, WsClient, WsClient, String) {
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(app, &ana).await;
+    let mut b = connect(app, &bia).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    (ana, bia, a, b, call_id)
+}
+
 /// ana and bia in a running video call (both in its room), caio watching the lobby; answers
 /// the call id and room.
 async fn running_call(
@@ -461,10 +470,7 @@ async fn a_participant_who_does_not_come_back_within_the_grace_ends_the_call_and
 #[actix_web::test]
 async fn an_invitation_crossing_the_other_sides_ringing_one_accepts_it() {
     let app = spawn_app().await;
-    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
-    let mut a = connect(&app, &ana).await;
-    let mut b = connect(&app, &bia).await;
-    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    let (ana, _, mut a, mut b, call_id) = ringing_pair(&app).await;
 
     // bia calls ana back while ana's call still rings: that is her answer.
     let reply = invite(&mut b, 7, &ana, "video").await;
@@ -513,10 +519,7 @@ async fn invitations_sent_at_the_same_moment_make_one_call() {
 #[actix_web::test]
 async fn a_crossing_invitation_with_other_media_is_refused_and_the_first_rings_on() {
     let app = spawn_app().await;
-    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
-    let mut a = connect(&app, &ana).await;
-    let mut b = connect(&app, &bia).await;
-    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    let (ana, _, mut a, mut b, call_id) = ringing_pair(&app).await;
     let err = invite(&mut b, 7, &ana, "audio").await;
     assert_eq!(err["code"], "conflict", "{err}");
     assert!(err["message"].as_str().unwrap().contains("video"), "{err}");
@@ -531,10 +534,7 @@ async fn a_crossing_invitation_with_other_media_is_refused_and_the_first_rings_o
 #[actix_web::test]
 async fn a_ringing_invitation_rings_again_on_a_connection_opened_while_it_rings() {
     let app = spawn_app().await;
-    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
-    let mut a = connect(&app, &ana).await;
-    let mut b = connect(&app, &bia).await;
-    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    let (ana, bia, mut a, b, call_id) = ringing_pair(&app).await;
     // bia's connection drops and comes back: she can still answer.
     b.vanish();
     let mut b = connect(&app, &bia).await;
@@ -554,10 +554,7 @@ async fn a_ringing_invitation_rings_again_on_a_connection_opened_while_it_rings(
 #[actix_web::test]
 async fn a_callers_ringing_invitation_is_cancelled_when_their_connection_drops() {
     let app = spawn_app().await;
-    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
-    let mut a = connect(&app, &ana).await;
-    let mut b = connect(&app, &bia).await;
-    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    let (_, bia, a, mut b, call_id) = ringing_pair(&app).await;
     a.vanish();
     assert_eq!(
         b.recv_type("call.cancelled").await["call_id"],
