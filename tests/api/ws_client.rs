@@ -24,6 +24,8 @@ pub struct WsClient {
     ws: WebSocketStream<TcpStream>,
     /// `session_id` from `welcome` (the peer id), once read.
     pub session_id: String,
+    /// The `presence.snapshot` read by [`connect`] / [`connect_with`] (null until then).
+    pub snapshot: Value,
     /// Frames read but not yet asked for.
     backlog: Vec<Value>,
 }
@@ -82,6 +84,7 @@ pub async fn try_connect(app: &impl WsTarget, opts: ConnectOpts<'_>) -> Result<W
         Ok((ws, _)) => Ok(WsClient {
             ws,
             session_id: String::new(),
+            snapshot: Value::Null,
             backlog: Vec::new(),
         }),
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
@@ -110,8 +113,12 @@ pub async fn connect_with(app: &impl WsTarget, opts: ConnectOpts<'_>) -> WsClien
         .as_str()
         .expect("session_id")
         .to_owned();
-    let snapshot = client.recv().await;
-    assert_eq!(snapshot["type"], "presence.snapshot", "{snapshot}");
+    client.snapshot = client.recv().await;
+    assert_eq!(
+        client.snapshot["type"], "presence.snapshot",
+        "{}",
+        client.snapshot
+    );
     client
 }
 

@@ -64,24 +64,13 @@ impl LobbyView {
     }
 }
 
-/// Connects `user` and gives the connection with its `presence.snapshot` applied, and the
-/// snapshot's user ids.
+/// Connects `user`: the connection, its lobby as the snapshot shows it, and the snapshot's
+/// user ids in order.
 async fn arrive(app: &TestApp, user: &TestUser) -> (WsClient, LobbyView, Vec<i64>) {
-    let mut ws = try_connect(
-        app,
-        ConnectOpts {
-            token: Some(&user.token),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("upgrade");
-    assert_eq!(ws.recv().await["type"], "welcome");
-    let snapshot = ws.recv().await;
-    assert_eq!(snapshot["type"], "presence.snapshot", "{snapshot}");
+    let ws = connect(app, user).await;
     let mut view = LobbyView::default();
-    view.apply(&snapshot);
-    let ids = snapshot["users"]
+    view.apply(&ws.snapshot);
+    let ids = ws.snapshot["users"]
         .as_array()
         .expect("users")
         .iter()
