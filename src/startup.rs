@@ -196,6 +196,7 @@ impl Application {
                     crate::tls::transport_security(https_port, req, next)
                 }))
         })
+        .tcp_nodelay(true)
         .shutdown_timeout(5)
         .shutdown_signal(shutdown_signal(realtime, Arc::clone(&shutdown)));
         if settings.workers > 0 {
