@@ -1,24 +1,29 @@
 //! Queries on `messages`: idempotent inserts (a retried `client_msg_id` is the same message)
 //! and history pages.
 
-use diesel::prelude::*;
+use diesel::{
+    prelude::*,
+    result::{DatabaseErrorKind, Error},
+};
 
 use super::{
     models::{Message, NewMessage},
     schema::messages,
 };
 
-diesel::define_sql_function! {
-    /// SQLite's rowid of the last row inserted on this connection.
-    fn last_insert_rowid() -> diesel::sql_types::BigInt;
-}
-
 /// Most messages one history page may hold.
 pub const MAX_PAGE: i64 = 200;
 
 /// Stores each message unless its sender already stored one with that `client_msg_id`, all
-/// in one transaction. Returns, in order, the stored message and whether it is new; a retry
-/// gets the first copy back.
+/// in one transaction. Each message is one `INSERT … ON CONFLICT DO NOTHING RETURNING id`
+/// (the same prepared statement every time): the unique index itself tells a new message
+/// from a retry, and only retries are looked up. Returns, in order, the stored message and
+/// whether it is new; a retry (also a second copy within `batch`) gets the first copy back.
+/// On error the transaction is rolled back: nothing of the batch is stored.
+///
+/// Not one multi-row `INSERT` for the batch: a statement that writes many rows and may fail
+/// part-way needs SQLite's statement journal, which copies every page it touches (measured
+/// in docs/benchmarks.md: more CPU per message than a statement per row).
 pub fn insert_batch(
     conn: &mut SqliteConnection,
     batch: &[NewMessage],
@@ -27,38 +32,73 @@ pub fn insert_batch(
         batch
             .iter()
             .map(|new| {
-                let inserted = diesel::insert_or_ignore_into(messages::table)
+                let id = diesel::insert_into(messages::table)
                     .values(new)
-                    .execute(conn)?;
-                if inserted == 1 {
-                    // The row is what was inserted: only its id is new (no index lookup).
-                    let id = diesel::select(last_insert_rowid()).get_result::<i64>(conn)?;
-                    let stored = Message {
-                        id,
-                        room_id: new.room_id,
-                        sender_id: new.sender_id,
-                        client_msg_id: new.client_msg_id.clone(),
-                        body: new.body.clone(),
-                        created_at: new.created_at,
-                    };
-                    return Ok((stored, true));
+                    .on_conflict((messages::sender_id, messages::client_msg_id))
+                    .do_nothing()
+                    .returning(messages::id)
+                    .get_result::<i64>(conn)
+                    .optional()?;
+                match id {
+                    Some(id) => Ok((
+                        Message {
+                            id,
+                            room_id: new.room_id,
+                            sender_id: new.sender_id,
+                            client_msg_id: new.client_msg_id.clone(),
+                            body: new.body.clone(),
+                            created_at: new.created_at,
+                        },
+                        true,
+                    )),
+                    None => first_copy(conn, new).map(|stored| (stored, false)),
                 }
-                let stored = messages::table
-                    .filter(messages::sender_id.eq(new.sender_id))
-                    .filter(messages::client_msg_id.eq(&new.client_msg_id))
-                    .select(Message::as_select())
-                    .first(conn)?;
-                Ok((stored, false))
             })
             .collect()
     })
+}
+
+/// The stored message a retry repeats.
+fn first_copy(conn: &mut SqliteConnection, new: &NewMessage) -> QueryResult<Message> {
+    messages::table
+        .filter(messages::sender_id.eq(new.sender_id))
+        .filter(messages::client_msg_id.eq(&new.client_msg_id))
+        .select(Message::as_select())
+        .first(conn)
+}
+
+/// Stores a group commit's messages: [`insert_batch`] for all of them, and if SQLite refuses
+/// a row's data (a constraint: its sender or room was deleted meanwhile) each message again
+/// in a transaction of its own, so only the refused one fails. `Ok`: one result per message,
+/// in order; `Err`: the database failed (locked, I/O), nothing of the batch is stored.
+pub fn store_batch(
+    conn: &mut SqliteConnection,
+    batch: &[NewMessage],
+) -> QueryResult<Vec<QueryResult<(Message, bool)>>> {
+    match insert_batch(conn, batch) {
+        Ok(rows) => Ok(rows.into_iter().map(Ok).collect()),
+        Err(Error::DatabaseError(kind, _)) if batch.len() > 1 && is_refused_data(&kind) => {
+            Ok(batch.iter().map(|new| insert(conn, new)).collect())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether an error is about one row's data rather than the database.
+fn is_refused_data(kind: &DatabaseErrorKind) -> bool {
+    matches!(
+        kind,
+        DatabaseErrorKind::ForeignKeyViolation
+            | DatabaseErrorKind::NotNullViolation
+            | DatabaseErrorKind::CheckViolation
+    )
 }
 
 /// Stores one message idempotently; see [`insert_batch`].
 pub fn insert(conn: &mut SqliteConnection, new: &NewMessage) -> QueryResult<(Message, bool)> {
     insert_batch(conn, std::slice::from_ref(new))?
         .pop()
-        .ok_or(diesel::result::Error::NotFound)
+        .ok_or(Error::NotFound)
 }
 
 /// Up to `limit` messages of a room older than `before` (all if `None`), oldest first.

@@ -229,19 +229,43 @@ impl Handler<Signal> for RoomActor {
     }
 }
 
-/// One frame for every member but `except` (chat messages, typing).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Broadcast {
-    pub frame: ByteString,
-    pub except: Option<SessionId>,
+/// One stored chat message of a commit, ready to go out.
+pub struct Committed {
+    /// The sender's queue: gets the ack even if the sender has left the room meanwhile.
+    pub sender: Outbox,
+    pub ack: ByteString,
+    /// `chat.message`, for every member; `None` for a retry (delivered the first time).
+    pub message: Option<ByteString>,
 }
 
-impl Handler<Broadcast> for RoomActor {
+/// This room's messages of one group commit, in commit order (sent by the chat store).
+///
+/// If the room is gone before it handles them (its last member left), dropping them still
+/// sends every ack: the messages are stored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ChatStored(pub Vec<Committed>);
+
+impl Drop for ChatStored {
+    fn drop(&mut self) {
+        for committed in self.0.drain(..) {
+            committed.sender.do_send(Deliver(committed.ack));
+        }
+    }
+}
+
+impl Handler<ChatStored> for RoomActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Broadcast, _: &mut Self::Context) {
-        self.broadcast(&msg.frame, msg.except.as_ref());
+    /// Each ack before its message, so a sender sees its ack first; all of one commit in
+    /// this turn, so each member's writer sends them together.
+    fn handle(&mut self, mut msg: ChatStored, _: &mut Self::Context) {
+        for committed in std::mem::take(&mut msg.0) {
+            committed.sender.do_send(Deliver(committed.ack));
+            if let Some(frame) = &committed.message {
+                self.broadcast(frame, None);
+            }
+        }
     }
 }
 

@@ -31,8 +31,8 @@ use super::{
         self, error_frame, ChatView, ClientFrame, ClientMsg, FrameId, Limits, MissedView, RoomName,
         RoomRef, ServerMsg, SessionId, SharedStr, UserId, UserRef, WelcomeUser,
     },
-    room::{Broadcast, Join, Leave, RoomActor, Signal, Typing},
-    store::StoreChat,
+    room::{Join, Leave, RoomActor, Signal, Typing},
+    store::{ChatReply, StoreChat},
     ws_error, CloseSession, Deliver, Realtime, SessionHandle,
 };
 use crate::{
@@ -686,7 +686,11 @@ impl SessionActor {
         }
     }
 
-    /// `chat.send`: stored first (group commit), then acknowledged, then fanned out.
+    /// `chat.send`: handed to the chat store, which has it stored (group commit), then
+    /// acknowledged and fanned out by the room. The session does not wait for it: the next
+    /// frames are read meanwhile (a client may have several messages in flight; a room's acks
+    /// come in the order sent), and the ack goes into this session's queue like any frame
+    /// from another actor.
     fn chat_send(
         &mut self,
         id: Option<FrameId>,
@@ -698,7 +702,6 @@ impl SessionActor {
         let Some(joined) = self.rooms.get(&room) else {
             return self.error(ctx, id.as_ref(), &Self::not_joined(room.as_str()));
         };
-        let addr = joined.addr.clone();
         let new = NewMessage {
             room_id: joined.room_id,
             sender_id: self.user.id.0,
@@ -706,49 +709,14 @@ impl SessionActor {
             body: text,
             created_at: db::now_ms(),
         };
-        let store = self.rt.store.send(StoreChat(new));
-        let work = async move {
-            store
-                .await
-                .map_err(|_| ApiError::Internal("chat store is not answering".into()))?
+        let reply = ChatReply {
+            id,
+            sender: self.outbox.clone(),
+            from: self.user.clone(),
+            room: joined.addr.clone(),
+            room_name: room,
         };
-        // As before this outbox, other frames follow the ack.
-        self.outbox.hold();
-        ctx.wait(work.into_actor(self).map(move |res, act, ctx| {
-            act.chat_stored(ctx, id, room, addr, res);
-            act.outbox.release();
-        }));
-    }
-
-    /// Acknowledges a stored message and fans it out.
-    fn chat_stored(
-        &mut self,
-        ctx: &mut Context<Self>,
-        id: Option<FrameId>,
-        room: RoomName,
-        addr: Addr<RoomActor>,
-        res: super::store::Stored,
-    ) {
-        let act = self;
-        match res {
-            Ok((msg, is_new)) => {
-                let ack = ServerMsg::Ack {
-                    id: id.as_ref(),
-                    msg_id: Some(msg.id),
-                    created_at: Some(msg.created_at),
-                }
-                .encode();
-                act.push(ctx, ack);
-                if is_new {
-                    let view = chat_view(&room, msg, act.user.nickname.as_str());
-                    addr.do_send(Broadcast {
-                        frame: ServerMsg::ChatMessage(&view).encode(),
-                        except: None,
-                    });
-                }
-            }
-            Err(e) => act.error(ctx, id.as_ref(), &e),
-        }
+        self.rt.store.do_send(StoreChat { new, reply });
     }
 
     /// `chat.history`: a page of older messages, with the same access rule as joining.

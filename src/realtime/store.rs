@@ -1,12 +1,24 @@
-//! [`ChatStore`]: stores chat messages with group commit.
+//! [`ChatStore`]: stores chat messages with group commit, then has each message's room
+//! acknowledge and deliver it.
 //!
 //! While one batch is being written on the blocking pool, messages arriving from every
-//! session queue up; they are written together in the next transaction. Under load many
-//! messages share one SQLite commit; with no load a message is written at once.
+//! session queue up; they are written together in the next transaction (multi-row inserts,
+//! see [`db::messages::insert_batch`]). Under load many messages share one SQLite commit;
+//! with no load a message is written at once. Once a batch is committed each room gets its
+//! messages of the batch in one [`ChatStored`], and queues every sender's ack and every
+//! member's `chat.message` in one turn, so what a member gets from one commit leaves in one
+//! write. Nothing is acknowledged before its transaction has committed.
+
+use std::collections::HashMap;
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 
+use super::{
+    protocol::{error_frame, ChatView, FrameId, RoomName, ServerMsg, UserRef},
+    room::{ChatStored, Committed, RoomActor},
+    session::Outbox,
+    ws_error, Deliver,
+};
 use crate::{
     db::{
         self,
@@ -16,13 +28,37 @@ use crate::{
     error::ApiError,
 };
 
-/// What storing one message yields: the stored row and whether it is new (not a retry).
-pub type Stored = Result<(StoredMessage, bool), ApiError>;
+/// Most messages written in one transaction; more wait for the next one, so one commit (and
+/// the acks waiting for it) stays short after a stall.
+const MAX_BATCH: usize = 1_000;
+
+/// Where the outcome of storing one message goes.
+pub struct ChatReply {
+    /// The `chat.send` frame's id, echoed by its ack (or error).
+    pub id: Option<FrameId>,
+    /// The sender's queue: the ack reaches it even if the sender left the room meanwhile.
+    pub sender: Outbox,
+    /// The sender as `chat.message` shows them.
+    pub from: UserRef,
+    /// The room that delivers the message to its members.
+    pub room: Addr<RoomActor>,
+    pub room_name: RoomName,
+}
+
+/// Stores one message (idempotent per sender and `client_msg_id`); the ack, or an error,
+/// goes to `reply.sender`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StoreChat {
+    pub new: NewMessage,
+    pub reply: ChatReply,
+}
 
 /// Writes chat messages in batches, one transaction at a time.
 pub struct ChatStore {
     pool: DbPool,
-    pending: Vec<(NewMessage, oneshot::Sender<Stored>)>,
+    /// Messages waiting for the next transaction, in arrival order.
+    pending: Vec<StoreChat>,
     /// A batch is being written.
     busy: bool,
 }
@@ -37,37 +73,90 @@ impl ChatStore {
         }
     }
 
+    /// Writes what is pending (up to [`MAX_BATCH`]) in one transaction, then the next batch.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.pending.is_empty() {
             return;
         }
         self.busy = true;
-        let (batch, waiters): (Vec<NewMessage>, Vec<oneshot::Sender<Stored>>) =
-            std::mem::take(&mut self.pending).into_iter().unzip();
+        let take = self.pending.len().min(MAX_BATCH);
+        let (batch, replies): (Vec<NewMessage>, Vec<ChatReply>) =
+            self.pending.drain(..take).map(|m| (m.new, m.reply)).unzip();
         let pool = self.pool.clone();
         let write = async move {
             db::run(&pool, move |conn| {
-                Ok(db::messages::insert_batch(conn, &batch)?)
+                Ok(db::messages::store_batch(conn, &batch)?)
             })
             .await
         };
         ctx.spawn(write.into_actor(self).map(move |res, act, ctx| {
-            match res {
-                Ok(rows) => {
-                    for (row, waiter) in rows.into_iter().zip(waiters) {
-                        let _ = waiter.send(Ok(row));
-                    }
-                }
-                Err(e) => {
-                    log::error!("cannot store chat messages: {e}");
-                    for waiter in waiters {
-                        let _ = waiter.send(Err(ApiError::Internal(e.to_string())));
-                    }
-                }
-            }
+            answer(replies, res);
             act.busy = false;
             act.flush(ctx);
         }));
+    }
+}
+
+/// Sends each room its committed messages (acks and deliveries), and each failed message's
+/// sender an error instead of an ack.
+fn answer(
+    replies: Vec<ChatReply>,
+    res: Result<Vec<diesel::QueryResult<(StoredMessage, bool)>>, ApiError>,
+) {
+    let results = match res {
+        Ok(results) => results,
+        Err(e) => {
+            // `ws_error` logs an internal error: once for the batch.
+            let text = ws_error(&e);
+            for reply in replies {
+                let frame = error_frame(reply.id.as_ref(), e.code(), &text);
+                reply.sender.do_send(Deliver(frame));
+            }
+            return;
+        }
+    };
+    // By room id: one `ChatStored` per room.
+    let mut rooms: HashMap<i64, (Addr<RoomActor>, Vec<Committed>)> = HashMap::new();
+    for (reply, result) in replies.into_iter().zip(results) {
+        let (msg, is_new) = match result {
+            Ok(stored) => stored,
+            Err(e) => {
+                let e = ApiError::from(e);
+                let frame = error_frame(reply.id.as_ref(), e.code(), &ws_error(&e));
+                reply.sender.do_send(Deliver(frame));
+                continue;
+            }
+        };
+        let ack = ServerMsg::Ack {
+            id: reply.id.as_ref(),
+            msg_id: Some(msg.id),
+            created_at: Some(msg.created_at),
+        }
+        .encode();
+        // A retry was delivered the first time: it only gets its ack again.
+        let message = is_new.then(|| {
+            let view = ChatView {
+                room: reply.room_name,
+                msg_id: msg.id,
+                client_msg_id: msg.client_msg_id,
+                from: reply.from,
+                text: msg.body,
+                created_at: msg.created_at,
+            };
+            ServerMsg::ChatMessage(&view).encode()
+        });
+        rooms
+            .entry(msg.room_id)
+            .or_insert_with(|| (reply.room, Vec::new()))
+            .1
+            .push(Committed {
+                sender: reply.sender,
+                ack,
+                message,
+            });
+    }
+    for (room, committed) in rooms.into_values() {
+        room.do_send(ChatStored(committed));
     }
 }
 
@@ -75,23 +164,13 @@ impl Actor for ChatStore {
     type Context = Context<Self>;
 }
 
-/// Stores one message (idempotent per sender and `client_msg_id`).
-#[derive(Message)]
-#[rtype(result = "Stored")]
-pub struct StoreChat(pub NewMessage);
-
 impl Handler<StoreChat> for ChatStore {
-    type Result = ResponseFuture<Stored>;
+    type Result = ();
 
-    fn handle(&mut self, msg: StoreChat, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.pending.push((msg.0, tx));
+    fn handle(&mut self, msg: StoreChat, ctx: &mut Self::Context) {
+        self.pending.push(msg);
         if !self.busy {
             self.flush(ctx);
         }
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(ApiError::Internal("chat store stopped".to_owned())))
-        })
     }
 }

@@ -192,3 +192,174 @@ async fn chat_history_survives_a_restart() {
     assert_eq!(joined["messages"][0]["msg_id"], ack["msg_id"]);
     assert_eq!(joined["messages"][0]["text"], "fica");
 }
+
+#[actix_web::test]
+async fn the_same_client_msg_id_sent_again_before_its_ack_is_stored_and_delivered_once() {
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut a2 = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    for ws in [&mut a, &mut a2, &mut b] {
+        ws.join("canal1").await;
+    }
+    // Three copies in flight at once (a resend and a second tab): they may share one
+    // group commit or race one.
+    let frame = |id: i64| json!({"type": "chat.send", "id": id, "room": "canal1", "client_msg_id": "m-twice", "text": "só uma"});
+    a.send(frame(1)).await;
+    a.send(frame(2)).await;
+    a2.send(frame(3)).await;
+    let replies = [
+        a.recv_reply(1).await,
+        a.recv_reply(2).await,
+        a2.recv_reply(3).await,
+    ];
+    for reply in &replies {
+        assert_eq!(reply["type"], "ack", "{reply}");
+        assert_eq!(reply["msg_id"], replies[0]["msg_id"]);
+        assert_eq!(reply["created_at"], replies[0]["created_at"]);
+    }
+    assert_eq!(
+        b.recv_type("chat.message").await["msg_id"],
+        replies[0]["msg_id"]
+    );
+    b.expect_no("chat.message").await;
+    let page = app
+        .get("/api/rooms/canal1/messages", Some(&bia.token))
+        .await;
+    assert_eq!(page.body["messages"].as_array().unwrap().len(), 1);
+}
+
+#[actix_web::test]
+async fn a_message_the_database_cannot_take_gets_an_error_not_an_ack_and_its_retry_is_stored_once()
+{
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    a.join("canal1").await;
+    b.join("canal1").await;
+    // Another writer holds the database longer than the server's busy timeout.
+    let pool = tertulia::db::build_pool(&app.settings.database_url, 1).unwrap();
+    let mut locker = pool.get().unwrap();
+    locker.batch_execute("BEGIN IMMEDIATE;").unwrap();
+    let frame = json!({"type": "chat.send", "room": "canal1", "client_msg_id": "m-locked", "text": "espera"});
+    let err = a.request(1, frame.clone()).await;
+    assert_eq!(err["type"], "error", "{err}");
+    locker.batch_execute("ROLLBACK;").unwrap();
+    b.expect_no("chat.message").await;
+    let page = app
+        .get("/api/rooms/canal1/messages", Some(&ana.token))
+        .await;
+    assert_eq!(page.body["messages"], json!([]), "{}", page.body);
+    // The client resends the same message: now it is stored, acknowledged and delivered once.
+    let ack = a.request(2, frame).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(b.recv_type("chat.message").await["msg_id"], ack["msg_id"]);
+    b.expect_no("chat.message").await;
+}
+
+#[actix_web::test]
+async fn a_message_whose_room_empties_before_it_is_stored_is_still_acknowledged() {
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app().await;
+    let ana = app.user("ana").await;
+    let mut a = connect(&app, &ana).await;
+    a.join("canal1").await;
+    // The commit waits for another writer while the last member leaves: the room has
+    // stopped when the message is stored, and the ack must still come.
+    let pool = tertulia::db::build_pool(&app.settings.database_url, 1).unwrap();
+    let mut locker = pool.get().unwrap();
+    locker.batch_execute("BEGIN IMMEDIATE;").unwrap();
+    a.send(json!({"type": "chat.send", "id": 1, "room": "canal1", "client_msg_id": "m-last", "text": "tchau"}))
+        .await;
+    let left = a
+        .request(2, json!({"type": "room.leave", "room": "canal1"}))
+        .await;
+    assert_eq!(left["type"], "ack", "{left}");
+    locker.batch_execute("ROLLBACK;").unwrap();
+    let ack = a.recv_reply(1).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let page = app
+        .get("/api/rooms/canal1/messages", Some(&ana.token))
+        .await;
+    assert_eq!(page.body["messages"][0]["msg_id"], ack["msg_id"]);
+}
+
+/// A room and two users in a fresh database, for the group-commit queries.
+async fn chat_db() -> (crate::helpers::TestApp, tertulia::db::DbConn, i64, [i64; 2]) {
+    use tertulia::db::{self, models::RoomKind};
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut conn = db::build_pool(&app.settings.database_url, 1)
+        .unwrap()
+        .get()
+        .unwrap();
+    let room = db::rooms::get_or_create(&mut conn, "canal1", RoomKind::Public, None).unwrap();
+    (app, conn, room.id, [ana.id, bia.id])
+}
+
+/// A message from `sender` to `room_id`.
+fn new_message(room_id: i64, sender: i64, client_msg_id: &str) -> tertulia::db::models::NewMessage {
+    tertulia::db::models::NewMessage {
+        room_id,
+        sender_id: sender,
+        client_msg_id: client_msg_id.to_owned(),
+        body: format!("corpo de {client_msg_id}"),
+        created_at: tertulia::db::now_ms(),
+    }
+}
+
+#[actix_web::test]
+async fn a_group_commit_stores_two_copies_of_a_client_msg_id_once_and_answers_both_with_it() {
+    use tertulia::db::messages;
+    let (_app, mut conn, room, [ana, bia]) = chat_db().await;
+    let mut again = new_message(room, ana, "m-1");
+    again.body = "a second copy".into();
+    let batch = [
+        new_message(room, ana, "m-1"),
+        new_message(room, bia, "m-1"),
+        again,
+    ];
+    let rows = messages::insert_batch(&mut conn, &batch).unwrap();
+    let flags: Vec<bool> = rows.iter().map(|(_, new)| *new).collect();
+    assert_eq!(flags, [true, true, false]);
+    assert_ne!(
+        rows[0].0.id, rows[1].0.id,
+        "another sender's m-1 is another message"
+    );
+    assert_eq!(rows[2].0.id, rows[0].0.id);
+    assert_eq!(
+        rows[2].0.body, "corpo de m-1",
+        "the first copy is what was stored"
+    );
+    // A retry in a later commit (one racing the first) gets the same message back.
+    let retry = messages::insert_batch(&mut conn, &[new_message(room, ana, "m-1")]).unwrap();
+    assert_eq!((retry[0].0.id, retry[0].1), (rows[0].0.id, false));
+    assert_eq!(messages::count(&mut conn).unwrap(), 2);
+}
+
+#[actix_web::test]
+async fn a_failed_group_commit_stores_nothing_and_a_refused_message_fails_alone() {
+    use tertulia::db::messages;
+    let (_app, mut conn, room, [ana, bia]) = chat_db().await;
+    // No such room: the foreign key refuses this row.
+    let refused = new_message(room + 1000, bia, "m-x");
+    let batch = [
+        new_message(room, ana, "m-1"),
+        refused,
+        new_message(room, bia, "m-2"),
+    ];
+    assert!(messages::insert_batch(&mut conn, &batch).is_err());
+    assert_eq!(
+        messages::count(&mut conn).unwrap(),
+        0,
+        "nothing of a failed transaction is stored"
+    );
+    let results = messages::store_batch(&mut conn, &batch).unwrap();
+    assert!(results[0].as_ref().is_ok_and(|(_, new)| *new));
+    assert!(results[1].is_err());
+    assert!(results[2].as_ref().is_ok_and(|(_, new)| *new));
+    assert_eq!(messages::count(&mut conn).unwrap(), 2);
+}
