@@ -3,24 +3,24 @@
 //! It owns the inbound [`AggregatedMessageStream`] (`ctx.add_stream`), parses every frame
 //! into the typed protocol at this boundary, enforces the limits (rate, frame size,
 //! heartbeat) and forwards typed messages to the presence, hub, room and chat-store actors.
-//! Outbound frames go through a bounded queue to a small writer task that owns the
-//! [`actix_ws::Session`]: when a client cannot keep up and the queue fills, the connection is
-//! closed (1013) rather than let memory grow or other clients wait.
+//! Outbound frames go through its [`Outbox`] into the [`actix_ws::Session`], directly when
+//! the connection has room: when a client cannot keep up and frames pile up, the connection
+//! is closed (1013) rather than let memory grow or other clients wait.
 
 use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, Mutex, OnceLock, PoisonError,
-    },
+    collections::{HashMap, VecDeque},
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    task::{Context as TaskContext, Poll, Waker},
     time::{Duration, Instant},
 };
 
 use actix::prelude::*;
 use actix_web::web::Bytes;
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Message, ProtocolError};
 use bytestring::ByteString;
-use tokio::sync::{mpsc, oneshot};
+use futures_util::{FutureExt, Sink};
 
 use super::{
     enter_room, history_page,
@@ -40,8 +40,8 @@ use crate::{
     error::{ApiError, ErrorCode},
 };
 
-/// How long the writer keeps trying to deliver the close frame (and, on a graceful close,
-/// what was queued before it) to a client that is not reading.
+/// How long a closing connection keeps trying to deliver the close frame (and, on a graceful
+/// close, what was queued before it) to a client that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Window over which rejected (rate-limited) frames are counted towards closing with 1008.
 const ABUSE_WINDOW: Duration = Duration::from_secs(10);
@@ -51,45 +51,104 @@ const JOIN_HISTORY: i64 = 50;
 const MAX_JOINED_ROOMS: usize = 32;
 /// How many times a join retries when its room stopped in the meantime.
 const JOIN_ATTEMPTS: usize = 3;
-/// How long the writer may be stuck on a full connection, with more than
-/// `--ws-outbound-queue` frames waiting, before the client counts as too slow (1013).
+/// How long frames may wait for a full connection, more than `--ws-outbound-queue` of them,
+/// before the client counts as too slow (1013).
 const SLOW_WRITER_GRACE: Duration = Duration::from_secs(1);
 /// Frames waiting beyond this many times `--ws-outbound-queue` close the connection (1013)
-/// at once, whatever the writer is doing: the hard bound on one connection's memory.
+/// at once, whatever the connection is doing: the hard bound on one connection's memory.
 const HARD_QUEUE_FACTOR: usize = 64;
 
-/// Milliseconds since the first call (a cheap monotonic clock shared with the writer).
-fn mono_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let start = *START.get_or_init(Instant::now);
-    u64::try_from(start.elapsed().as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
-}
-
-/// What the actor and its writer share about the outbound queue.
-///
-/// The writer runs between the actor's turns, and an actor drains its whole mailbox in one
-/// turn, so a burst can put many frames in the queue before the writer sees any: the length
-/// alone does not tell a slow client from a busy moment. A client is slow when frames pile
-/// up *and* the writer is stuck because the connection does not take them.
+/// What the outbox keeps, behind its lock.
 #[derive(Default)]
-struct OutboundState {
-    /// Frames queued and not yet handed to the connection.
-    waiting: AtomicUsize,
-    /// When the writer started waiting for the connection to take a frame ([`mono_ms`]);
-    /// 0 while it is not waiting.
-    stuck_since_ms: AtomicU64,
+struct Queue {
+    /// The connection's actix-ws handle (a bounded channel into its response body); `None`
+    /// once the close frame is handed over or the connection is gone.
+    ws: Option<actix_ws::Session>,
+    /// Frames the channel had no room for yet, oldest first.
+    frames: VecDeque<Message>,
+    /// Since when a frame has waited for room in the channel, i.e. for the connection to
+    /// take something (`None`: the last frame went in).
+    stuck_since: Option<Instant>,
+    /// The session's [`Drain`], waiting for frames or for room.
+    waker: Option<Waker>,
+    /// Waits the session is in (see [`Outbox::hold`]); frames from others wait in `held`.
+    holds: u32,
+    held: Vec<Message>,
+    /// Nothing more is queued: the session is closing, its client was too slow, or the
+    /// connection is gone.
+    closed: bool,
+    /// The connection is gone: the session must stop.
+    gone: bool,
 }
 
-/// A session's outbound queue as other actors reach it: rooms, presence and the hub put
-/// frames straight into the queue the writer task drains, without a hop through the
-/// session's mailbox (one task wake-up less per relayed signal or fan-out frame).
+impl Queue {
+    /// Frames queued or held and not yet taken by the connection's channel.
+    fn waiting(&self) -> usize {
+        self.frames.len() + self.held.len()
+    }
+
+    /// Moves waiting frames into the actix-ws channel while it has room, right now, from
+    /// whichever actor queues them. A no-op waker is left with a full channel: the caller
+    /// wakes the [`Drain`] if frames are left, so that the channel gets the drain's waker.
+    /// Outside tokio's cooperative budget: a fan-out to thousands of sessions in one actor
+    /// turn must not find channels "full" only because its task used its budget.
+    fn flush_now(&mut self) {
+        let flushed = tokio::task::unconstrained(std::future::poll_fn(|cx| {
+            self.flush(cx);
+            Poll::Ready(())
+        }));
+        let _ = flushed.now_or_never();
+    }
+
+    /// Moves waiting frames into the actix-ws channel while it has room; with a full
+    /// channel, `cx` is woken when it has room again.
+    fn flush(&mut self, cx: &mut TaskContext<'_>) {
+        while !self.frames.is_empty() {
+            let Some(ws) = self.ws.as_mut() else {
+                self.frames.clear();
+                return;
+            };
+            match Pin::new(&mut *ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    let Some(frame) = self.frames.pop_front() else {
+                        break;
+                    };
+                    if Pin::new(&mut *ws).start_send(frame).is_err() {
+                        self.connection_gone();
+                        return;
+                    }
+                    self.stuck_since = None;
+                }
+                Poll::Ready(Err(_)) => {
+                    self.connection_gone();
+                    return;
+                }
+                Poll::Pending => {
+                    self.stuck_since.get_or_insert_with(Instant::now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn connection_gone(&mut self) {
+        self.ws = None;
+        self.gone = true;
+        self.closed = true;
+        self.frames.clear();
+        self.held.clear();
+    }
+}
+
+/// A session's outbound queue as the session and other actors reach it. Rooms, presence
+/// and the hub put frames straight into the connection's actix-ws channel when it has room
+/// (no hop through the session's mailbox, no writer task of our own); what does not fit
+/// waits here, and the session's [`Drain`] moves it on as the connection takes frames.
 ///
-/// What the mailbox used to guarantee is kept here: while the session waits for a reply
-/// whose frame must come first (`room.joined`, the presence snapshot, a chat ack), frames
-/// from others are *held* and queued right after it; once the session closes, frames are
-/// dropped; and a client too slow for the queue is closed with 1013.
+/// What a mailbox would guarantee is kept here: while the session waits for a reply whose
+/// frame must come first (`room.joined`, the presence snapshot, a chat ack), frames from
+/// others are *held* and queued right after it; once the session closes, frames are dropped;
+/// and a client too slow for the queue is closed with 1013.
 #[derive(Clone)]
 pub struct Outbox {
     inner: Arc<OutboxInner>,
@@ -97,10 +156,7 @@ pub struct Outbox {
 
 /// What every handle of one [`Outbox`] shares.
 struct OutboxInner {
-    tx: mpsc::UnboundedSender<Outbound>,
-    /// Shared with the writer task.
-    state: Arc<OutboundState>,
-    gate: Mutex<Gate>,
+    queue: Mutex<Queue>,
     /// `--ws-outbound-queue`.
     limit: usize,
     metrics: Arc<RealtimeMetrics>,
@@ -108,29 +164,19 @@ struct OutboxInner {
     session: actix::WeakRecipient<TooSlow>,
 }
 
-/// Whether frames from others go to the queue now, wait, or are dropped.
-#[derive(Default)]
-struct Gate {
-    /// Waits the session is in (see [`Outbox::hold`]); frames from others wait in `held`.
-    holds: u32,
-    held: Vec<Outbound>,
-    /// The session is closing: nothing more is queued.
-    closed: bool,
-}
-
 impl Outbox {
     fn new(
-        tx: mpsc::UnboundedSender<Outbound>,
-        state: Arc<OutboundState>,
+        ws: actix_ws::Session,
         limit: usize,
         metrics: Arc<RealtimeMetrics>,
         session: actix::WeakRecipient<TooSlow>,
     ) -> Self {
         Outbox {
             inner: Arc::new(OutboxInner {
-                tx,
-                state,
-                gate: Mutex::new(Gate::default()),
+                queue: Mutex::new(Queue {
+                    ws: Some(ws),
+                    ..Queue::default()
+                }),
                 limit: limit.max(1),
                 metrics,
                 session,
@@ -138,105 +184,167 @@ impl Outbox {
         }
     }
 
-    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
-        // A panic while holding the lock leaves the gate consistent (plain fields).
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding the lock leaves the queue consistent (plain fields).
         self.inner
-            .gate
+            .queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues a frame from another actor (held while the session waits for a reply).
     pub fn do_send(&self, msg: Deliver) {
-        let mut gate = self.gate();
-        if gate.closed {
+        let mut q = self.lock();
+        if q.closed {
             return;
         }
         self.inner.metrics.frame_out(&msg.0);
-        if gate.holds > 0 {
-            // Counted as waiting, so the hard bound also covers held frames.
-            self.inner.state.waiting.fetch_add(1, Ordering::Relaxed);
-            gate.held.push(Outbound::Text(msg.0));
-            if self.inner.state.waiting.load(Ordering::Relaxed)
-                > self.inner.limit.saturating_mul(HARD_QUEUE_FACTOR)
-            {
-                self.too_slow(&mut gate);
-            }
-            return;
+        if q.holds > 0 {
+            q.held.push(Message::Text(msg.0));
+            self.check(&mut q);
+        } else {
+            self.queue(&mut q, Some(Message::Text(msg.0)));
         }
-        self.enqueue(&mut gate, Outbound::Text(msg.0), false);
     }
 
-    /// Queues a frame of the session itself (never held). False: the session must stop (the
-    /// writer is gone).
-    fn push_own(&self, item: Outbound) -> bool {
-        let mut gate = self.gate();
-        if gate.closed {
+    /// Queues a frame of the session itself (never held). False: the connection is gone
+    /// and the session must stop.
+    fn push_own(&self, frame: Message) -> bool {
+        let mut q = self.lock();
+        if q.gone {
+            return false;
+        }
+        if q.closed {
             return true;
         }
-        if let Outbound::Text(frame) = &item {
-            self.inner.metrics.frame_out(frame);
+        if let Message::Text(text) = &frame {
+            self.inner.metrics.frame_out(text);
         }
-        self.enqueue(&mut gate, item, false)
+        self.queue(&mut q, Some(frame));
+        !q.gone
     }
 
-    /// Puts one item in the queue unless the client has shown it is too slow (1013).
-    /// `counted`: already counted in `waiting` (a held frame).
-    fn enqueue(&self, gate: &mut Gate, item: Outbound, counted: bool) -> bool {
-        let state = &self.inner.state;
-        let waiting = if counted {
-            state.waiting.load(Ordering::Relaxed)
-        } else {
-            state.waiting.fetch_add(1, Ordering::Relaxed) + 1
-        };
-        let limit = self.inner.limit;
-        if waiting > limit {
-            let stuck_since = state.stuck_since_ms.load(Ordering::Relaxed);
-            let stuck = stuck_since != 0
-                && mono_ms().saturating_sub(stuck_since) >= SLOW_WRITER_GRACE.as_millis() as u64;
-            if stuck || waiting > limit.saturating_mul(HARD_QUEUE_FACTOR) {
-                self.too_slow(gate);
-                return true;
+    /// Appends `frames` and hands what fits to the connection now, unless the client has
+    /// shown it is too slow (1013).
+    fn queue(&self, q: &mut Queue, frames: impl IntoIterator<Item = Message>) {
+        let backlog = !q.frames.is_empty();
+        q.frames.extend(frames);
+        if !self.check(q) || backlog {
+            // A backlog is the drain's: it waits for room in the channel with the
+            // session's waker, which a no-op poll here would replace.
+            return;
+        }
+        q.flush_now();
+        if !q.frames.is_empty() {
+            // The channel is full: the drain waits for room with the session's own waker.
+            if let Some(waker) = q.waker.take() {
+                waker.wake();
             }
         }
-        self.inner.tx.send(item).is_ok()
     }
 
-    /// Stops queueing and has the session close with 1013.
-    fn too_slow(&self, gate: &mut Gate) {
-        gate.closed = true;
-        gate.held.clear();
-        if let Some(session) = self.inner.session.upgrade() {
-            session.do_send(TooSlow);
+    /// Closes the outbox (1013) when more than `--ws-outbound-queue` frames wait while the
+    /// connection has taken none for [`SLOW_WRITER_GRACE`], or when more than
+    /// [`HARD_QUEUE_FACTOR`] times that many wait at all. A burst to a client that keeps
+    /// reading is not slow. False: closed.
+    fn check(&self, q: &mut Queue) -> bool {
+        let waiting = q.waiting();
+        let limit = self.inner.limit;
+        if waiting <= limit {
+            return true;
         }
+        let stuck = q
+            .stuck_since
+            .is_some_and(|since| since.elapsed() >= SLOW_WRITER_GRACE);
+        if stuck || waiting > limit.saturating_mul(HARD_QUEUE_FACTOR) {
+            q.closed = true;
+            q.held.clear();
+            if let Some(session) = self.inner.session.upgrade() {
+                session.do_send(TooSlow);
+            }
+            return false;
+        }
+        true
     }
 
     /// The session starts waiting for a reply whose frame must precede frames from others.
     fn hold(&self) {
-        self.gate().holds += 1;
+        self.lock().holds += 1;
     }
 
     /// The awaited frame is queued: what others sent meanwhile follows it, in order.
     fn release(&self) {
-        let mut gate = self.gate();
-        gate.holds = gate.holds.saturating_sub(1);
-        if gate.holds > 0 || gate.closed {
+        let mut q = self.lock();
+        q.holds = q.holds.saturating_sub(1);
+        if q.holds > 0 || q.closed {
             return;
         }
-        let held = std::mem::take(&mut gate.held);
-        for item in held {
-            if gate.closed {
-                break;
-            }
-            self.enqueue(&mut gate, item, true);
-        }
+        let held = std::mem::take(&mut q.held);
+        self.queue(&mut q, held);
     }
 
-    /// Nothing more is queued: the session is closing.
-    fn close(&self) {
-        let mut gate = self.gate();
-        gate.closed = true;
-        gate.held.clear();
+    /// Nothing more is queued; the connection ends with a close frame carrying `reason`,
+    /// after what is already queued when `flush`. Whatever the channel cannot take yet is
+    /// handed over by a short-lived task (the session stops now), for at most
+    /// [`CLOSE_GRACE`].
+    fn finish(&self, reason: CloseReason, flush: bool) {
+        let mut q = self.lock();
+        if q.gone {
+            return;
+        }
+        q.closed = true;
+        q.held.clear();
+        if !flush {
+            q.frames.clear();
+        }
+        q.frames.push_back(Message::Close(Some(reason)));
+        q.flush_now();
+        if q.frames.is_empty() {
+            // Dropping the handle ends the response body after the close frame.
+            q.ws = None;
+            return;
+        }
+        drop(q);
+        let outbox = self.clone();
+        actix_web::rt::spawn(async move {
+            let flushed = std::future::poll_fn(|cx| {
+                let mut q = outbox.lock();
+                q.flush(cx);
+                if q.frames.is_empty() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            });
+            let _ = tokio::time::timeout(CLOSE_GRACE, flushed).await;
+            let mut q = outbox.lock();
+            q.frames.clear();
+            q.ws = None;
+        });
+    }
+}
+
+/// The session's side of its [`Outbox`]: runs in the session actor's context (no task of
+/// its own) and moves frames into the connection's channel whenever a full channel gains
+/// room. Ends when the outbox closes; closing hands over the rest itself.
+struct Drain(Outbox);
+
+impl Future for Drain {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let mut q = self.0.lock();
+        if q.closed {
+            return Poll::Ready(());
+        }
+        q.flush(cx);
+        if q.gone {
+            return Poll::Ready(());
+        }
+        if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            q.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -244,20 +352,6 @@ impl Outbox {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct TooSlow;
-
-/// One thing for the writer task to put on the wire.
-pub enum Outbound {
-    Text(ByteString),
-    Ping,
-    Pong(Bytes),
-}
-
-/// How the writer task should end the connection.
-pub struct CloseCmd {
-    reason: CloseReason,
-    /// Write what is already queued first (false when the client is too slow for that).
-    flush: bool,
-}
 
 /// Frames allowed per connection: `rate` per second with bursts up to `burst`.
 struct TokenBucket {
@@ -343,8 +437,8 @@ pub struct SessionActor {
     rt: Realtime,
     /// The queue the writer drains; others deliver into it directly.
     outbox: Outbox,
-    /// Taken when closing: a connection is closed once.
-    close_tx: Option<oneshot::Sender<CloseCmd>>,
+    /// The close frame is on its way: a connection is closed once.
+    closing: bool,
     last_heard: Instant,
     rooms: HashMap<RoomName, Joined>,
     bucket: TokenBucket,
@@ -353,7 +447,8 @@ pub struct SessionActor {
 }
 
 impl SessionActor {
-    /// Starts the actor for an upgraded connection and the writer task that feeds `session`.
+    /// Starts the actor for an upgraded connection: it reads `stream` and writes into
+    /// `session` through its [`Outbox`].
     pub fn spawn(
         rt: Realtime,
         who: crate::http::auth::Authenticated,
@@ -362,10 +457,6 @@ impl SessionActor {
         stream: actix_ws::AggregatedMessageStream,
     ) -> Addr<SessionActor> {
         let settings = Arc::clone(&rt.settings);
-        let (out, rx) = mpsc::unbounded_channel();
-        let (close_tx, close_rx) = oneshot::channel();
-        let outbound = Arc::new(OutboundState::default());
-        actix_web::rt::spawn(write_loop(session, rx, close_rx, Arc::clone(&outbound)));
         let user = &who.user;
         let nickname = SharedStr::from(user.nickname.as_str());
         let welcome = WelcomeUser {
@@ -378,12 +469,12 @@ impl SessionActor {
         SessionActor::create(move |ctx| {
             ctx.add_stream(stream);
             let outbox = Outbox::new(
-                out,
-                outbound,
+                session,
                 settings.ws_outbound_queue,
                 Arc::clone(&rt.metrics),
                 ctx.address().downgrade().recipient(),
             );
+            ctx.spawn(fut::wrap_future(Drain(outbox.clone())));
             SessionActor {
                 id: SessionId::random(),
                 user: UserRef {
@@ -394,7 +485,7 @@ impl SessionActor {
                 welcome: Some(welcome),
                 auth_session_id: who.session_id,
                 outbox,
-                close_tx: Some(close_tx),
+                closing: false,
                 last_heard: Instant::now(),
                 rooms: HashMap::new(),
                 bucket: TokenBucket::new(settings.ws_rate_per_sec, settings.ws_rate_burst),
@@ -407,16 +498,17 @@ impl SessionActor {
 
     /// Queues a frame for the client.
     fn push(&mut self, ctx: &mut Context<Self>, frame: ByteString) {
-        self.enqueue(ctx, Outbound::Text(frame));
+        self.enqueue(ctx, Message::Text(frame));
     }
 
-    /// Queues a frame for the writer, unless the client has shown it is too slow (1013).
-    fn enqueue(&mut self, ctx: &mut Context<Self>, item: Outbound) {
-        if self.close_tx.is_none() {
+    /// Queues a frame for the connection, unless the client has shown it is too slow (1013:
+    /// the outbox has closed itself and sent this session `TooSlow`).
+    fn enqueue(&mut self, ctx: &mut Context<Self>, frame: Message) {
+        if self.closing {
             return;
         }
-        // Too slow: the outbox has closed itself and sent this session `TooSlow`.
-        if !self.outbox.push_own(item) {
+        // The connection is gone.
+        if !self.outbox.push_own(frame) {
             ctx.stop();
         }
     }
@@ -436,18 +528,16 @@ impl SessionActor {
         self.push(ctx, frame);
     }
 
-    /// Ends the connection with `code`, once; the writer sends the close frame.
+    /// Ends the connection with `code`, once; the outbox sends the close frame.
     fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, flush: bool) {
-        if let Some(tx) = self.close_tx.take() {
-            self.outbox.close();
+        if !self.closing {
+            self.closing = true;
             self.rt.metrics.close(code.into());
-            let _ = tx.send(CloseCmd {
-                reason: CloseReason {
-                    code,
-                    description: Some(reason.to_owned()),
-                },
-                flush,
-            });
+            let reason = CloseReason {
+                code,
+                description: Some(reason.to_owned()),
+            };
+            self.outbox.finish(reason, flush);
         }
         ctx.stop();
     }
@@ -864,13 +954,13 @@ impl Actor for SessionActor {
                 log::debug!("session {:?} timed out", act.id);
                 act.close(ctx, CloseCode::Normal, "timed out", false);
             } else {
-                act.enqueue(ctx, Outbound::Ping);
+                act.enqueue(ctx, Message::Ping(Bytes::new()));
             }
         });
     }
 
     fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
-        if self.close_tx.is_some() {
+        if !self.closing {
             self.close(ctx, CloseCode::Normal, "bye", true);
         }
         self.rt.presence.do_send(Disconnect {
@@ -897,7 +987,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
                 );
                 self.error(ctx, None, &err);
             }
-            Ok(AggregatedMessage::Ping(bytes)) => self.enqueue(ctx, Outbound::Pong(bytes)),
+            Ok(AggregatedMessage::Ping(bytes)) => self.enqueue(ctx, Message::Pong(bytes)),
             Ok(AggregatedMessage::Pong(_)) => {}
             Ok(AggregatedMessage::Close(_)) => self.close(ctx, CloseCode::Normal, "bye", true),
             Err(ProtocolError::Overflow) => {
@@ -939,56 +1029,141 @@ impl Handler<CloseSession> for SessionActor {
     }
 }
 
-/// Writes queued frames to the client until told to close, then sends the close frame.
-async fn write_loop(
-    mut session: actix_ws::Session,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
-    mut close_rx: oneshot::Receiver<CloseCmd>,
-    state: Arc<OutboundState>,
-) {
-    let cmd = 'run: loop {
-        let item = tokio::select! {
-            biased;
-            cmd = &mut close_rx => break 'run cmd.ok(),
-            item = rx.recv() => item,
-        };
-        let Some(item) = item else { break 'run None };
-        state.waiting.fetch_sub(1, Ordering::Relaxed);
-        // Marked stuck until the connection takes the frame; cleared at once when it does.
-        state.stuck_since_ms.store(mono_ms(), Ordering::Relaxed);
-        tokio::select! {
-            biased;
-            cmd = &mut close_rx => break 'run cmd.ok(),
-            sent = send(&mut session, item) => if sent.is_err() { return },
-        }
-        state.stuck_since_ms.store(0, Ordering::Relaxed);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{
+        body::{BoxBody, MessageBody},
+        http::header,
+        test::TestRequest,
+        web, FromRequest,
     };
-    // One deadline for the queued frames and the close frame together: a client that stopped
-    // reading cannot hold the writer longer than that.
-    let finish = async move {
-        let reason = match cmd {
-            Some(CloseCmd { reason, flush }) => {
-                if flush {
-                    rx.close();
-                    while let Ok(item) = rx.try_recv() {
-                        if send(&mut session, item).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Some(reason)
-            }
-            None => None,
-        };
-        let _ = session.close(reason).await;
-    };
-    let _ = tokio::time::timeout(CLOSE_GRACE, finish).await;
-}
 
-async fn send(session: &mut actix_ws::Session, item: Outbound) -> Result<(), actix_ws::Closed> {
-    match item {
-        Outbound::Text(text) => session.text(text).await,
-        Outbound::Ping => session.ping(b"").await,
-        Outbound::Pong(bytes) => session.pong(&bytes).await,
+    /// Stands in for the session: counts `TooSlow`.
+    #[derive(Default)]
+    struct Session {
+        too_slow: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Actor for Session {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<TooSlow> for Session {
+        type Result = ();
+
+        fn handle(&mut self, _: TooSlow, _: &mut Self::Context) {
+            self.too_slow
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// An outbox on a real actix-ws session, and the response body its frames go to.
+    async fn outbox(limit: usize) -> (Outbox, BoxBody, Addr<Session>) {
+        let (req, mut payload) = TestRequest::default()
+            .insert_header((header::UPGRADE, "websocket"))
+            .insert_header((header::CONNECTION, "upgrade"))
+            .insert_header((header::SEC_WEBSOCKET_VERSION, "13"))
+            .insert_header((header::SEC_WEBSOCKET_KEY, "x3JJHMbDL1EzLkh9GBhXDw=="))
+            .to_http_parts();
+        let payload = web::Payload::from_request(&req, &mut payload)
+            .await
+            .unwrap();
+        let (response, ws, _stream) = actix_ws::handle(&req, payload).unwrap();
+        let session = Session::default().start();
+        let metrics = Arc::new(RealtimeMetrics::new(&crate::metrics::Metrics::new()));
+        let outbox = Outbox::new(ws, limit, metrics, session.downgrade().recipient());
+        (outbox, response.into_body(), session)
+    }
+
+    /// The text frames the connection has taken so far (server frames are unmasked).
+    async fn taken(body: &mut BoxBody, drain: &mut Drain) -> Vec<String> {
+        let mut texts = Vec::new();
+        loop {
+            // As between the turns of a real connection and session: a fresh task budget.
+            tokio::task::yield_now().await;
+            // The session's drain runs between the connection's polls.
+            let _ = Pin::new(&mut *drain).poll(&mut TaskContext::from_waker(Waker::noop()));
+            let Some(Some(Ok(mut bytes))) =
+                std::future::poll_fn(|cx| Pin::new(&mut *body).poll_next(cx)).now_or_never()
+            else {
+                return texts;
+            };
+            while bytes.len() >= 2 {
+                assert_eq!(bytes[0], 0x81, "a final text frame");
+                let (len, head) = match bytes[1] {
+                    126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+                    n => (usize::from(n), 2),
+                };
+                texts.push(String::from_utf8(bytes[head..head + len].to_vec()).unwrap());
+                bytes = bytes.slice(head + len..);
+            }
+        }
+    }
+
+    #[actix_web::test]
+    async fn frames_from_others_wait_while_the_session_holds_and_follow_its_reply() {
+        let (outbox, mut body, _session) = outbox(16).await;
+        let mut drain = Drain(outbox.clone());
+        assert!(outbox.push_own(Message::Text("welcome".into())));
+        outbox.hold();
+        outbox.do_send(Deliver("diff 1".into()));
+        outbox.do_send(Deliver("diff 2".into()));
+        assert_eq!(taken(&mut body, &mut drain).await, ["welcome"]);
+        assert!(outbox.push_own(Message::Text("snapshot".into())));
+        outbox.release();
+        outbox.do_send(Deliver("diff 3".into()));
+        assert_eq!(
+            taken(&mut body, &mut drain).await,
+            ["snapshot", "diff 1", "diff 2", "diff 3"]
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_burst_beyond_the_channel_reaches_a_reading_connection_whole_and_in_order() {
+        // 300 frames: the actix-ws channel takes 32, the rest waits for the drain.
+        let (outbox, mut body, _session) = outbox(8).await;
+        let mut drain = Drain(outbox.clone());
+        for i in 0..300 {
+            outbox.do_send(Deliver(format!("frame {i}").into()));
+        }
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got.extend(taken(&mut body, &mut drain).await);
+        }
+        let want: Vec<String> = (0..300).map(|i| format!("frame {i}")).collect();
+        assert_eq!(got, want);
+    }
+
+    #[actix_web::test]
+    async fn frames_piling_up_past_the_hard_bound_close_the_outbox_as_too_slow() {
+        let (outbox, _body, session) = outbox(2).await;
+        // Nobody takes anything: 32 fit the channel, then 2 x 64 may wait.
+        for i in 0..(32 + 2 * HARD_QUEUE_FACTOR + 1) {
+            outbox.do_send(Deliver(format!("frame {i}").into()));
+        }
+        assert!(outbox.lock().closed);
+        let waiting = outbox.lock().waiting();
+        let too_slow = session
+            .send(GetTooSlow)
+            .await
+            .expect("the stand-in session answers");
+        assert_eq!(too_slow, 1);
+        // Nothing more is queued.
+        outbox.do_send(Deliver("late".into()));
+        assert_eq!(outbox.lock().waiting(), waiting);
+    }
+
+    /// How many `TooSlow` the stand-in session got.
+    #[derive(Message)]
+    #[rtype(result = "usize")]
+    struct GetTooSlow;
+
+    impl Handler<GetTooSlow> for Session {
+        type Result = usize;
+
+        fn handle(&mut self, _: GetTooSlow, _: &mut Self::Context) -> usize {
+            self.too_slow.load(std::sync::atomic::Ordering::Relaxed)
+        }
     }
 }
