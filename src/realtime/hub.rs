@@ -197,7 +197,8 @@ impl Hub {
         });
     }
 
-    /// Takes `user` out of every call they are in (hang-up semantics for each).
+    /// Takes `user` out of every call they are in (hang-up semantics for each), because
+    /// their connection dropped and they did not come back.
     fn leave_all_calls(&mut self, user_id: UserId, ctx: &mut Context<Self>) {
         let rooms: Vec<(RoomName, UserRef)> = self
             .call_rooms
@@ -210,12 +211,19 @@ impl Hub {
             })
             .collect();
         for (room, user) in rooms {
-            self.leave_call_room(&room, &user, ctx);
+            self.leave_call_room(&room, &user, true, ctx);
         }
     }
 
-    /// Takes `user` out of the conversation in `room`; ends it if fewer than two remain.
-    fn leave_call_room(&mut self, room: &RoomName, user: &UserRef, ctx: &mut Context<Self>) {
+    /// Takes `user` out of the conversation in `room` (`dropped`: their connection did, they
+    /// did not hang up); ends it if fewer than two remain.
+    fn leave_call_room(
+        &mut self,
+        room: &RoomName,
+        user: &UserRef,
+        dropped: bool,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(cr) = self.call_rooms.get_mut(room) else {
             return;
         };
@@ -260,6 +268,7 @@ impl Hub {
                     ServerMsg::CallEnded {
                         call_id: &call.id,
                         by: user,
+                        dropped,
                     }
                     .encode(),
                     None,
@@ -609,7 +618,7 @@ impl Hub {
                             .is_some_and(|cr| cr.participants.iter().any(|p| p.id == me)) =>
                     {
                         let room = call.room.clone();
-                        self.leave_call_room(&room, &req.user, ctx);
+                        self.leave_call_room(&room, &req.user, false, ctx);
                     }
                     _ => return Err(ApiError::Forbidden("you are not in this call".to_owned())),
                 }

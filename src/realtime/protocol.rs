@@ -730,6 +730,9 @@ pub enum ServerMsg<'a> {
     CallEnded {
         call_id: &'a CallId,
         by: &'a UserRef,
+        /// `by` did not hang up: their connection dropped and they did not come back within
+        /// the reconnect grace.
+        dropped: bool,
     },
     #[serde(rename = "room.joined")]
     RoomJoined {

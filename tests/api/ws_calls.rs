@@ -441,7 +441,9 @@ async fn a_call_survives_a_participant_whose_connection_drops_and_comes_back_wit
         .request(4, json!({"type": "call.hangup", "call_id": call_id}))
         .await;
     assert_eq!(ack["type"], "ack", "{ack}");
-    assert_eq!(a.recv_type("call.ended").await["by"]["id"], bia.id);
+    let ended = a.recv_type("call.ended").await;
+    assert_eq!(ended["by"]["id"], bia.id);
+    assert_eq!(ended["dropped"], false, "{ended}");
     let log = wait_for_log_state(&app, &ana, "ended").await;
     assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
     assert_eq!(log[0]["call_id"], call_id.as_str());
@@ -457,6 +459,7 @@ async fn a_participant_who_does_not_come_back_within_the_grace_ends_the_call_and
     let ended = b.recv_type("call.ended").await;
     assert_eq!(ended["call_id"], call_id.as_str());
     assert_eq!(ended["by"]["id"], ana.id);
+    assert_eq!(ended["dropped"], true, "{ended}");
     wait_for_log_state(&app, &bia, "ended").await;
 
     // Too late: the call is over, its room is closed to her.

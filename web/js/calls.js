@@ -32,8 +32,12 @@ export class CallController {
     this.invites = new Map();
     this.timer = null;
     this.closeTimer = null;
-    /** Our invitations dropped with our connection: cancelled again once we are back. */
-    this.staleInvites = new Set();
+    /**
+     * Calls to end once our connection is back: invitations dropped with it (in case the
+     * server had not seen it end), and calls hung up while it was down (the server would
+     * otherwise hold us in them for the reconnect grace).
+     */
+    this.endOnResume = new Set();
     this.view = {
       root: byId('call-view'),
       heading: byId('call-heading'),
@@ -89,19 +93,19 @@ export class CallController {
       // The server cancels our ringing invitations when our connection ends.
       const out = this.outgoing;
       if (out) {
-        if (out.callId) this.staleInvites.add(out.callId);
+        if (out.callId) this.endOnResume.add(out.callId);
         this.endOutgoing(t('call.cancelled.offline'));
       }
       if (this.invites.size) {
-        for (const id of this.invites.keys()) this.staleInvites.add(id);
+        for (const id of this.invites.keys()) this.endOnResume.add(id);
         this.invites.clear();
         this.renderInvites();
       }
       if (this.active) this.renderCall();
     } else if (s.state === 'open' && s.resumed) {
-      // In case the server had not seen our old connection end yet.
-      for (const id of this.staleInvites) this.app.client.cancel(id).catch(() => {});
-      this.staleInvites.clear();
+      // A hang-up of a call that still rings is its cancel.
+      for (const id of this.endOnResume) this.app.client.hangup(id).catch(() => {});
+      this.endOnResume.clear();
     }
   }
 
@@ -403,9 +407,8 @@ export class CallController {
     const a = this.active;
     if (!a?.callIds.has(f.call_id)) return;
     const name = f.by?.nickname;
-    // Ended because they did not come back from a dropped connection, not by a hang-up.
-    const lost = [...a.session.peers.values()].some((p) => p.away && p.user?.id === f.by?.id);
-    this.finish(name ? t(lost ? 'call.ended.lost' : 'call.ended.by', { name }) : t('call.ended'));
+    // `dropped`: they did not hang up, their connection did not come back in time.
+    this.finish(name ? t(f.dropped ? 'call.ended.lost' : 'call.ended.by', { name }) : t('call.ended'));
   }
 
   // ---- in the call ----------------------------------------------------------------------
@@ -442,7 +445,10 @@ export class CallController {
   hangup() {
     const a = this.active;
     if (!a) return;
-    for (const id of a.callIds) this.app.client.hangup(id).catch(() => {});
+    for (const id of a.callIds) {
+      if (this.app.client.state === 'open') this.app.client.hangup(id).catch(() => {});
+      else this.endOnResume.add(id);
+    }
     this.finish(t('call.ended'));
   }
 

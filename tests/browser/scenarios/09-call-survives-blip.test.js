@@ -2,7 +2,8 @@
 // (a TCP proxy between her page and the server resets her connections and refuses new ones
 // meanwhile; the WebRTC media goes peer to peer and is not cut). Ana's page reconnects and
 // rejoins the call; neither page ends the call, the timer goes on, both decode each other's
-// video again, and the call log holds one call.
+// video again, and the call log holds one call. Then: hanging up while offline ends the call
+// for the other side as soon as the page is back (not only when the server's grace ends).
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -97,4 +98,26 @@ test('a video call survives a network blip of one side', async () => {
     ended = await log(bia);
   }
   assert.equal(ended.length, 1, JSON.stringify(ended));
+  await ana.context().close();
+  await bia.context().close();
+});
+
+test('hanging up during a blip ends the call for the other side once back', async () => {
+  const { server, browser } = world;
+  const carla = await newPage(browser, server, { url: proxy.url });
+  await registerViaUi(carla, 'carla', { themes: ['Livros'] });
+  const davi = await newPage(browser, server);
+  await registerViaUi(davi, 'davi', { themes: ['Livros'] });
+  await personIn(carla, 'Livros', 'davi').and(carla.locator('[data-status=online]')).waitFor();
+  await personIn(carla, 'Livros', 'davi').getByRole('button', { name: 'Video call davi' }).click();
+  await davi.getByRole('alertdialog').getByRole('button', { name: 'Accept' }).click();
+  await Promise.all([waitForMedia(carla), waitForMedia(davi)]);
+
+  proxy.cut({ downMs: 3000 });
+  await carla.locator('#call-view[data-connection=reconnecting]').waitFor();
+  await carla.getByRole('button', { name: 'Hang up' }).click();
+  await carla.locator('#call-view').waitFor({ state: 'hidden' });
+  // Davi hears it was a hang-up, not a connection that never came back.
+  await davi.getByText('carla ended the call.').first().waitFor({ timeout: 30_000 });
+  await davi.locator('#call-view').waitFor({ state: 'hidden' });
 });
