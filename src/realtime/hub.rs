@@ -100,8 +100,8 @@ pub struct Hub {
     rooms: HashMap<RoomName, Addr<RoomActor>>,
     calls: HashMap<SharedStr, LiveCall>,
     call_rooms: HashMap<RoomName, CallRoom>,
-    /// Users whose last connection closed while they were in a call: their calls hold them
-    /// until the timer (the reconnect grace) fires, and coming back cancels it.
+    /// Users whose last connection dropped while they were in a call: their calls hold them
+    /// until the timer (the reconnect grace) fires; rejoining a call's room cancels it.
     held: HashMap<UserId, SpawnHandle>,
     db_jobs: Option<mpsc::UnboundedSender<DbJob>>,
 }
@@ -197,9 +197,10 @@ impl Hub {
         });
     }
 
-    /// Takes `user` out of every call they are in (hang-up semantics for each), because
-    /// their connection dropped and they did not come back.
-    fn leave_all_calls(&mut self, user_id: UserId, ctx: &mut Context<Self>) {
+    /// Takes `user` out of every call they are in (hang-up semantics for each) because
+    /// their connection ended: `dropped` if it did not end on purpose and they did not come
+    /// back.
+    fn leave_all_calls(&mut self, user_id: UserId, dropped: bool, ctx: &mut Context<Self>) {
         let rooms: Vec<(RoomName, UserRef)> = self
             .call_rooms
             .iter()
@@ -211,7 +212,7 @@ impl Hub {
             })
             .collect();
         for (room, user) in rooms {
-            self.leave_call_room(&room, &user, true, ctx);
+            self.leave_call_room(&room, &user, dropped, ctx);
         }
     }
 
@@ -769,7 +770,8 @@ impl Actor for Hub {
 
 /// The live room called `name`, created (empty) if it has none yet. A call room is only
 /// for the participants of the call running in it (`forbidden` for anyone else, and for
-/// everyone once the call is over).
+/// everyone once the call is over); a participant held after a dropped connection who
+/// enters it is back in the call (the reconnect grace stops).
 #[derive(Message)]
 #[rtype(result = "Result<Addr<RoomActor>, ApiError>")]
 pub struct GetRoom {
@@ -796,6 +798,11 @@ impl Handler<GetRoom> for Hub {
                 "no call is running in room '{}' with you in it",
                 msg.name.as_str()
             ))));
+        }
+        if msg.kind == RoomRef::Call {
+            if let Some(timer) = self.held.remove(&msg.user) {
+                ctx.cancel_future(timer);
+            }
         }
         if let Some(addr) = self.rooms.get(&msg.name).filter(|a| a.connected()) {
             return MessageResult(Ok(addr.clone()));
@@ -879,14 +886,18 @@ impl Handler<CallRequest> for Hub {
 
 /// A user's last connection closed. Their outgoing invitations that still ring are
 /// cancelled (nobody would hear the answer); invitations to them ring on until the ring
-/// timeout (see [`UserOnline`]). Their running calls hold them for the reconnect grace
-/// (`--call-reconnect-grace-ms`): they stay a participant, so they may rejoin the call room,
-/// and only when the grace ends without them do they leave (the others get `call.ended` if
-/// fewer than two remain). A grace of 0 makes them leave at once.
+/// timeout (see [`UserOnline`]). If the connection dropped (`left` false: no close frame
+/// from the client, or our client's own reconnect), their running calls hold them for the
+/// reconnect grace (`--call-reconnect-grace-ms`): they stay a participant and may rejoin the
+/// call room, which ends the hold; only when the grace ends first do they leave (the others
+/// get `call.ended` with `dropped` if fewer than two remain). Closed on purpose, or with a
+/// grace of 0, they leave at once.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct UserOffline {
     pub user_id: UserId,
+    /// The client closed its connection on purpose (a close frame with 1000, 1001 or no code).
+    pub left: bool,
 }
 
 impl Handler<UserOffline> for Hub {
@@ -908,13 +919,13 @@ impl Handler<UserOffline> for Hub {
             .call_rooms
             .values()
             .any(|cr| cr.participants.iter().any(|p| p.id == user_id));
-        if grace.is_zero() || !in_a_call {
-            self.leave_all_calls(user_id, ctx);
+        if msg.left || grace.is_zero() || !in_a_call {
+            self.leave_all_calls(user_id, !msg.left, ctx);
             return;
         }
         let timer = ctx.run_later(grace, move |act, ctx| {
             act.held.remove(&user_id);
-            act.leave_all_calls(user_id, ctx);
+            act.leave_all_calls(user_id, true, ctx);
         });
         if let Some(old) = self.held.insert(user_id, timer) {
             ctx.cancel_future(old);
@@ -922,29 +933,21 @@ impl Handler<UserOffline> for Hub {
     }
 }
 
-/// A connection of a user registered with presence. If it is their first and their calls
-/// hold them (reconnect grace), they are back: the hold ends and they stay in those calls
-/// (presence shows them `in_call` again from the call's participants). Every invitation still
-/// ringing for them is announced to this connection (`call.incoming` again), so a device
-/// that reconnects or opens while it rings can answer.
+/// A connection of a user registered with presence. Every invitation still ringing for them
+/// is announced to it (`call.incoming` again), so a device that reconnects (or opens) while
+/// it rings can answer. (A held user is back in their call only once they rejoin its room:
+/// see [`GetRoom`].)
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct UserOnline {
     pub user_id: UserId,
-    /// Whether this is the user's only connection (they were offline until now).
-    pub first: bool,
     pub deliver: Outbox,
 }
 
 impl Handler<UserOnline> for Hub {
     type Result = ();
 
-    fn handle(&mut self, msg: UserOnline, ctx: &mut Self::Context) {
-        if msg.first {
-            if let Some(timer) = self.held.remove(&msg.user_id) {
-                ctx.cancel_future(timer);
-            }
-        }
+    fn handle(&mut self, msg: UserOnline, _: &mut Self::Context) {
         for call in self.calls.values() {
             if call.callee.id == msg.user_id && matches!(call.phase, CallPhase::Ringing(Some(_))) {
                 msg.deliver.do_send(Deliver(call.incoming_frame()));

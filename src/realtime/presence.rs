@@ -300,7 +300,8 @@ impl PresenceActor {
         }
     }
 
-    fn remove_session(&mut self, session_id: &SessionId) {
+    /// `left`: the connection was closed on purpose (not dropped).
+    fn remove_session(&mut self, session_id: &SessionId, left: bool) {
         let Some(entry) = self.sessions.remove(session_id) else {
             return;
         };
@@ -317,7 +318,7 @@ impl PresenceActor {
                 self.departed.insert(user_id, view);
                 self.dirty.insert(user_id);
             }
-            self.hub.do_send(UserOffline { user_id });
+            self.hub.do_send(UserOffline { user_id, left });
             touch_last_seen(&self.pool, user_id);
         }
     }
@@ -401,7 +402,6 @@ impl Handler<Connect> for PresenceActor {
         user.sessions.push(session_id.clone());
         self.hub.do_send(UserOnline {
             user_id: msg.user_id,
-            first: user.sessions.len() == 1,
             deliver: msg.handle.deliver.clone(),
         });
         self.sessions.insert(
@@ -422,13 +422,15 @@ impl Handler<Connect> for PresenceActor {
 #[rtype(result = "()")]
 pub struct Disconnect {
     pub session_id: SessionId,
+    /// The client closed it on purpose (a close frame), rather than the network dropping it.
+    pub left: bool,
 }
 
 impl Handler<Disconnect> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
-        self.remove_session(&msg.session_id);
+        self.remove_session(&msg.session_id, msg.left);
     }
 }
 

@@ -439,6 +439,10 @@ pub struct SessionActor {
     outbox: Outbox,
     /// The close frame is on its way: a connection is closed once.
     closing: bool,
+    /// The client closed the connection on purpose (its close frame said 1000, 1001 or no
+    /// code): its calls end at once. Anything else (a dropped network, our client's own
+    /// reconnect with 4000) is a blip its calls wait for.
+    left: bool,
     last_heard: Instant,
     rooms: HashMap<RoomName, Joined>,
     bucket: TokenBucket,
@@ -486,6 +490,7 @@ impl SessionActor {
                 auth_session_id: who.session_id,
                 outbox,
                 closing: false,
+                left: false,
                 last_heard: Instant::now(),
                 rooms: HashMap::new(),
                 bucket: TokenBucket::new(settings.ws_rate_per_sec, settings.ws_rate_burst),
@@ -965,11 +970,12 @@ impl Actor for SessionActor {
         }
         self.rt.presence.do_send(Disconnect {
             session_id: self.id.clone(),
+            left: self.left,
         });
         for (_, joined) in self.rooms.drain() {
             joined.addr.do_send(Leave {
                 peer_id: self.id.clone(),
-                dropped: true,
+                dropped: !self.left,
             });
         }
         Running::Stop
@@ -989,7 +995,11 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
             }
             Ok(AggregatedMessage::Ping(bytes)) => self.enqueue(ctx, Message::Pong(bytes)),
             Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => self.close(ctx, CloseCode::Normal, "bye", true),
+            Ok(AggregatedMessage::Close(reason)) => {
+                self.left =
+                    reason.is_none_or(|r| matches!(r.code, CloseCode::Normal | CloseCode::Away));
+                self.close(ctx, CloseCode::Normal, "bye", true)
+            }
             Err(ProtocolError::Overflow) => {
                 self.close(ctx, CloseCode::Size, "frame too large", false)
             }

@@ -565,3 +565,38 @@ async fn a_callers_ringing_invitation_is_cancelled_when_their_connection_drops()
     );
     wait_for_log_state(&app, &bia, "cancelled").await;
 }
+
+#[actix_web::test]
+async fn closing_the_connection_on_purpose_leaves_the_call_at_once() {
+    let app = spawn_app_with(|s| s.call_reconnect_grace_ms = 60_000).await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let (a, mut b, call_id, _) = running_call(&app, &ana, &bia).await;
+    // A close frame (a closed tab says 1001, a logout 1000) is not a network blip.
+    a.close_and_wait().await;
+    let left = b.recv_type("room.peer_left").await;
+    assert_eq!(left["dropped"], false, "{left}");
+    let ended = b.recv_type("call.ended").await;
+    assert_eq!(ended["call_id"], call_id.as_str());
+    assert_eq!(ended["dropped"], false, "{ended}");
+}
+
+#[actix_web::test]
+async fn reconnecting_without_rejoining_the_call_leaves_it_when_the_grace_ends() {
+    let app = spawn_app_with(|s| s.call_reconnect_grace_ms = 2_000).await;
+    let (ana, bia, caio) = (
+        app.user("ana").await,
+        app.user("bia").await,
+        app.user("caio").await,
+    );
+    let mut c = connect(&app, &caio).await;
+    let (a, mut b, call_id, _) = running_call(&app, &ana, &bia).await;
+    a.vanish();
+    while c.presence_of(ana.id).await["status"] != "offline" {}
+    // Back online (a reopened page that knows nothing of the call), but not in its room.
+    let _a = connect(&app, &ana).await;
+    let ended = b.recv_type("call.ended").await;
+    assert_eq!(ended["call_id"], call_id.as_str());
+    assert_eq!(ended["dropped"], true, "{ended}");
+    // Out of the call, she is online again for everyone.
+    while c.presence_of(ana.id).await["status"] != "online" {}
+}

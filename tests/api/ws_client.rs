@@ -316,6 +316,14 @@ impl WsClient {
         let _ = self.ws.close(None).await;
     }
 
+    /// Closes as a browser does: the close frame, then the server's reply, then the TCP
+    /// connection (so the server surely reads the close frame before the connection ends).
+    pub async fn close_and_wait(mut self) {
+        let _ = self.ws.close(None).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, self.ws.next()).await {}
+    }
+
     /// Drops the TCP connection without a close frame.
     pub fn vanish(self) {
         drop(self.ws);
