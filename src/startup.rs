@@ -52,8 +52,10 @@ pub struct AppState {
     pub login_limiter: RateLimiter,
     /// Everything `/metrics` exports; actors keep a clone to add their own series.
     pub metrics: Arc<Metrics>,
-    /// The realtime actors (presence, hub, chat store) and their counters.
-    pub realtime: Realtime,
+    /// The realtime actors (presence, hub, chat store) and their counters; every WebSocket
+    /// session holds this one shared handle (a clone of `Realtime` would cost each
+    /// connection its own actor address senders).
+    pub realtime: Arc<Realtime>,
     /// Credentials that recently opened a WebSocket, with the user's themes: a burst of
     /// connections checks each token in the database once. The hooks below forget a user's
     /// entries whenever a session is revoked or the user changes.
@@ -156,7 +158,11 @@ impl Application {
         if closed > 0 {
             log::info!("closed {closed} call(s) left open by the last run");
         }
-        let realtime = Realtime::start(pool.clone(), Arc::clone(&settings), &metrics);
+        let realtime = Arc::new(Realtime::start(
+            pool.clone(),
+            Arc::clone(&settings),
+            &metrics,
+        ));
         let shutdown = Arc::new(tokio::sync::Notify::new());
 
         let state = web::Data::new(AppState {
@@ -167,7 +173,7 @@ impl Application {
             ),
             settings: Arc::clone(&settings),
             metrics: Arc::clone(&metrics),
-            realtime: realtime.clone(),
+            realtime: Arc::clone(&realtime),
             ws_tokens: TokenCache::new(WS_TOKEN_TTL, WS_TOKEN_CAPACITY),
         });
         spawn_session_purge(
@@ -183,7 +189,13 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .wrap(security_headers())
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
+                // Not /ws: the logger keeps a copy of its format with every response until its
+                // body ends, i.e. for the life of each WebSocket; ws_route logs upgrades.
+                .wrap(
+                    Logger::new("%a \"%r\" %s %b %Dms")
+                        .exclude("/healthz")
+                        .exclude("/ws"),
+                )
                 // Outermost, so it times everything, including the logger.
                 .wrap(RecordMetrics::new(Arc::clone(&metrics)))
                 .configure(http::configure)
@@ -261,7 +273,7 @@ impl ShutdownTrigger {
 
 /// Resolves on SIGINT, SIGTERM or a [`ShutdownTrigger`], after closing every WebSocket with
 /// 1001 (rooms and calls told first); the HTTP server then stops gracefully.
-async fn shutdown_signal(realtime: Realtime, trigger: Arc<tokio::sync::Notify>) {
+async fn shutdown_signal(realtime: Arc<Realtime>, trigger: Arc<tokio::sync::Notify>) {
     #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

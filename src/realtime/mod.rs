@@ -352,6 +352,13 @@ pub async fn ws_route(
         .max_frame_size(settings.ws_max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(settings.ws_max_frame_bytes);
-    session::SessionActor::spawn(rt.clone(), who, themes, session, stream);
+    session::SessionActor::spawn(Arc::clone(rt), who, themes, session, stream);
+    // The access log's line for this request (the logger middleware skips /ws).
+    let peer = req
+        .connection_info()
+        .realip_remote_addr()
+        .unwrap_or("-")
+        .to_owned();
+    log::info!("{peer} \"GET /ws\" 101: WebSocket of user {user_id}");
     Ok(response)
 }

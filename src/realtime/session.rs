@@ -434,7 +434,7 @@ pub struct SessionActor {
     welcome: Option<WelcomeUser>,
     /// The login session (`sessions.id`) whose credential opened this connection.
     auth_session_id: i64,
-    rt: Realtime,
+    rt: Arc<Realtime>,
     /// The queue the writer drains; others deliver into it directly.
     outbox: Outbox,
     /// The close frame is on its way: a connection is closed once.
@@ -454,7 +454,7 @@ impl SessionActor {
     /// Starts the actor for an upgraded connection: it reads `stream` and writes into
     /// `session` through its [`Outbox`].
     pub fn spawn(
-        rt: Realtime,
+        rt: Arc<Realtime>,
         who: crate::http::auth::Authenticated,
         themes: Vec<String>,
         session: actix_ws::Session,
