@@ -12,25 +12,19 @@ use tertulia::{
 
 use crate::{
     helpers::{spawn_app, PASSWORD},
-    ws_client::{connect, connect_with, try_connect, ConnectOpts},
+    ws_client::{connect, try_connect, ConnectOpts, WsClient},
 };
 
 /// Opens a connection with `token` (so the server has checked and remembered it) and closes
 /// it again.
 async fn use_token(app: &crate::helpers::TestApp, token: &str) {
-    let ws = connect_with(
-        app,
-        ConnectOpts {
-            token: Some(token),
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut ws = upgrade(app, token).await.expect("upgrade");
+    assert_eq!(ws.recv().await["type"], "welcome");
     ws.close().await;
 }
 
-/// The status of an upgrade with `token`: `None` when it was accepted.
-async fn upgrade_refusal(app: &crate::helpers::TestApp, token: &str) -> Option<u16> {
+/// An upgrade with `token`: the connection, or the status it was refused with.
+async fn upgrade(app: &crate::helpers::TestApp, token: &str) -> Result<WsClient, u16> {
     try_connect(
         app,
         ConnectOpts {
@@ -39,7 +33,19 @@ async fn upgrade_refusal(app: &crate::helpers::TestApp, token: &str) -> Option<u
         },
     )
     .await
-    .err()
+}
+
+/// The status of an upgrade with `token`: `None` when it was accepted.
+async fn upgrade_refusal(app: &crate::helpers::TestApp, token: &str) -> Option<u16> {
+    upgrade(app, token).await.err()
+}
+
+/// The `user` the `welcome` of a new connection with `token` describes.
+async fn welcomed_user(app: &crate::helpers::TestApp, token: &str) -> serde_json::Value {
+    let mut ws = upgrade(app, token).await.expect("upgrade");
+    let welcome = ws.recv().await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    welcome["user"].clone()
 }
 
 #[actix_web::test]
@@ -101,22 +107,9 @@ async fn a_profile_change_shows_in_the_welcome_of_the_next_connection() {
         )
         .await;
     assert_eq!(res.status.as_u16(), 200, "{}", res.body);
-    let mut ws = crate::ws_client::try_connect(
-        &app,
-        ConnectOpts {
-            token: Some(&ana.token),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("upgrade");
-    let welcome = ws.recv().await;
-    assert_eq!(welcome["user"]["themes"], json!(["Jogos"]), "{welcome}");
-    assert_eq!(
-        welcome["user"]["capabilities"],
-        json!(["text"]),
-        "{welcome}"
-    );
+    let user = welcomed_user(&app, &ana.token).await;
+    assert_eq!(user["themes"], json!(["Jogos"]), "{user}");
+    assert_eq!(user["capabilities"], json!(["text"]), "{user}");
 }
 
 #[actix_web::test]
@@ -132,17 +125,8 @@ async fn themes_chosen_at_login_show_on_the_users_other_tokens_too() {
         )
         .await;
     assert_eq!(res.status.as_u16(), 200, "{}", res.body);
-    let mut ws = crate::ws_client::try_connect(
-        &app,
-        ConnectOpts {
-            token: Some(&ana.token),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("upgrade");
-    let welcome = ws.recv().await;
-    assert_eq!(welcome["user"]["themes"], json!(["Jogos"]), "{welcome}");
+    let user = welcomed_user(&app, &ana.token).await;
+    assert_eq!(user["themes"], json!(["Jogos"]), "{user}");
 }
 
 #[actix_web::test]
