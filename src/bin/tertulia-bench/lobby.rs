@@ -170,8 +170,10 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             let mut dropped = false;
             loop {
                 let text = tokio::select! {
-                    text = conn.next_text() => Some(text),
+                    // Once the run is over, no frame changes this client's verdict.
+                    biased;
                     _ = stop.changed() => break,
+                    text = conn.next_text() => Some(text),
                     // Someone will never be online: complete may now mean one user fewer.
                     _ = gone.changed() => None,
                 };
@@ -214,8 +216,9 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                 frames: conn.frames_in,
                 bytes: conn.bytes_in,
             };
-            conn.close().await;
-            Some(result)
+            // Closed only once every client has stopped: a departure seen before the stop
+            // would make another lobby incomplete after the run had ended.
+            Some((result, conn))
         }));
     }
     drop(events_tx);
@@ -274,13 +277,15 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
     let mut incomplete = 0u64;
     // The most users an incomplete lobby lacked (or had too many) at the end.
     let mut missing_max = 0usize;
+    let mut conns = Vec::with_capacity(total);
     for task in tasks {
-        let Some(result) = task
+        let Some((result, conn)) = task
             .await
             .map_err(|e| BenchError::Protocol(format!("a client's task failed: {e}")))?
         else {
             continue;
         };
+        conns.push(conn);
         match result.complete_at {
             Some(at) if !result.dropped => {
                 convergence.push(at.saturating_duration_since(last_arrival))
@@ -296,6 +301,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         frames.push(result.frames);
         bytes.push(result.bytes);
     }
+    futures_util::future::join_all(conns.into_iter().map(ws::Conn::close)).await;
     let converged_after = convergence.iter().max().copied().unwrap_or_default();
     let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
 
