@@ -201,7 +201,7 @@ impl Outbox {
         self.inner.metrics.frame_out(&msg.0);
         if q.holds > 0 {
             q.held.push(Message::Text(msg.0));
-            self.check(&mut q);
+            self.queue(&mut q, None);
         } else {
             self.queue(&mut q, Some(Message::Text(msg.0)));
         }
@@ -226,17 +226,19 @@ impl Outbox {
 
     /// Appends `frames` and hands what fits to the connection now, unless the client has
     /// shown it is too slow (1013).
+    ///
+    /// What waits is moved on first, so the slow-client check sees the connection as it is
+    /// now: the drain is not polled while its session awaits a reply (`ctx.wait`), and a
+    /// client that kept reading meanwhile must not look stuck.
     fn queue(&self, q: &mut Queue, frames: impl IntoIterator<Item = Message>) {
-        let backlog = !q.frames.is_empty();
         q.frames.extend(frames);
-        if !self.check(q) || backlog {
-            // A backlog is the drain's: it waits for room in the channel with the
-            // session's waker, which a no-op poll here would replace.
+        q.flush_now();
+        if !self.check(q) {
             return;
         }
-        q.flush_now();
         if !q.frames.is_empty() {
-            // The channel is full: the drain waits for room with the session's own waker.
+            // The channel is full: the drain waits for room with the session's own waker
+            // (the no-op poll above has just replaced it in the channel).
             if let Some(waker) = q.waker.take() {
                 waker.wake();
             }
