@@ -1166,6 +1166,25 @@ mod tests {
         assert_eq!(outbox.lock().waiting(), waiting);
     }
 
+    #[actix_web::test]
+    async fn a_client_that_read_while_its_session_was_busy_is_not_taken_for_slow() {
+        // The session awaits a reply (its drain is not polled) while the channel is full and
+        // three frames wait; the client then reads everything, and a second passes.
+        let (outbox, mut body, session) = outbox(2).await;
+        for i in 0..35 {
+            outbox.do_send(Deliver(format!("frame {i}").into()));
+        }
+        assert_eq!(outbox.lock().waiting(), 3);
+        let read = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).now_or_never();
+        assert!(matches!(read, Some(Some(Ok(_)))));
+        tokio::time::sleep(SLOW_WRITER_GRACE + Duration::from_millis(100)).await;
+        // The next frame finds room: everything moves on and nobody is closed.
+        outbox.do_send(Deliver("frame 35".into()));
+        assert!(!outbox.lock().closed);
+        assert_eq!(outbox.lock().waiting(), 0);
+        assert_eq!(session.send(GetTooSlow).await.unwrap(), 0);
+    }
+
     /// How many `TooSlow` the stand-in session got.
     #[derive(Message)]
     #[rtype(result = "usize")]
