@@ -1,17 +1,38 @@
 //! Chat over WebSocket: stored before acknowledged, idempotent retries, history, typing.
 
+use diesel::connection::SimpleConnection;
 use serde_json::json;
 
-use crate::{helpers::spawn_app, ws_client::connect};
+use crate::{
+    helpers::{spawn_app, TestApp, TestUser},
+    ws_client::{connect, WsClient},
+};
 
-#[actix_web::test]
-async fn a_message_is_acknowledged_with_its_id_and_delivered_to_the_room() {
+/// Ana and Bia, each connected and in `canal1`.
+async fn ana_and_bia_in_canal1() -> (TestApp, [TestUser; 2], WsClient, WsClient) {
     let app = spawn_app().await;
     let (ana, bia) = (app.user("ana").await, app.user("bia").await);
     let mut a = connect(&app, &ana).await;
     let mut b = connect(&app, &bia).await;
     a.join("canal1").await;
     b.join("canal1").await;
+    (app, [ana, bia], a, b)
+}
+
+/// Another writer: holds the database's write lock (an open `BEGIN IMMEDIATE`) until the
+/// test sends `ROLLBACK`.
+fn hold_write_lock(app: &TestApp) -> tertulia::db::DbConn {
+    let mut conn = tertulia::db::build_pool(&app.settings.database_url, 1)
+        .unwrap()
+        .get()
+        .unwrap();
+    conn.batch_execute("BEGIN IMMEDIATE;").unwrap();
+    conn
+}
+
+#[actix_web::test]
+async fn a_message_is_acknowledged_with_its_id_and_delivered_to_the_room() {
+    let (app, [_, bia], mut a, mut b) = ana_and_bia_in_canal1().await;
     let ack = a
         .request(
             7,
@@ -37,12 +58,7 @@ async fn a_message_is_acknowledged_with_its_id_and_delivered_to_the_room() {
 
 #[actix_web::test]
 async fn a_retried_message_is_acknowledged_again_but_stored_and_delivered_once() {
-    let app = spawn_app().await;
-    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
-    let mut a = connect(&app, &ana).await;
-    let mut b = connect(&app, &bia).await;
-    a.join("canal1").await;
-    b.join("canal1").await;
+    let (app, [ana, _], mut a, mut b) = ana_and_bia_in_canal1().await;
     let frame =
         json!({"type": "chat.send", "room": "canal1", "client_msg_id": "m-r", "text": "uma vez"});
     let first = a.request(1, frame.clone()).await;
@@ -89,12 +105,7 @@ async fn chat_needs_a_joined_room_and_valid_text() {
 
 #[actix_web::test]
 async fn typing_reaches_the_others_but_not_the_typist() {
-    let app = spawn_app().await;
-    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
-    let mut a = connect(&app, &ana).await;
-    let mut b = connect(&app, &bia).await;
-    a.join("canal1").await;
-    b.join("canal1").await;
+    let (_app, _, mut a, mut b) = ana_and_bia_in_canal1().await;
     a.send(json!({"type": "chat.typing", "room": "canal1"}))
         .await;
     let typing = b.recv_type("chat.typing").await;
@@ -195,14 +206,9 @@ async fn chat_history_survives_a_restart() {
 
 #[actix_web::test]
 async fn the_same_client_msg_id_sent_again_before_its_ack_is_stored_and_delivered_once() {
-    let app = spawn_app().await;
-    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
-    let mut a = connect(&app, &ana).await;
+    let (app, [ana, bia], mut a, mut b) = ana_and_bia_in_canal1().await;
     let mut a2 = connect(&app, &ana).await;
-    let mut b = connect(&app, &bia).await;
-    for ws in [&mut a, &mut a2, &mut b] {
-        ws.join("canal1").await;
-    }
+    a2.join("canal1").await;
     // Three copies in flight at once (a resend and a second tab): they may share one
     // group commit or race one.
     let frame = |id: i64| json!({"type": "chat.send", "id": id, "room": "canal1", "client_msg_id": "m-twice", "text": "só uma"});
@@ -233,17 +239,9 @@ async fn the_same_client_msg_id_sent_again_before_its_ack_is_stored_and_delivere
 #[actix_web::test]
 async fn a_message_the_database_cannot_take_gets_an_error_not_an_ack_and_its_retry_is_stored_once()
 {
-    use diesel::connection::SimpleConnection;
-    let app = spawn_app().await;
-    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
-    let mut a = connect(&app, &ana).await;
-    let mut b = connect(&app, &bia).await;
-    a.join("canal1").await;
-    b.join("canal1").await;
+    let (app, [ana, _], mut a, mut b) = ana_and_bia_in_canal1().await;
     // Another writer holds the database longer than the server's busy timeout.
-    let pool = tertulia::db::build_pool(&app.settings.database_url, 1).unwrap();
-    let mut locker = pool.get().unwrap();
-    locker.batch_execute("BEGIN IMMEDIATE;").unwrap();
+    let mut locker = hold_write_lock(&app);
     let frame = json!({"type": "chat.send", "room": "canal1", "client_msg_id": "m-locked", "text": "espera"});
     let err = a.request(1, frame.clone()).await;
     assert_eq!(err["type"], "error", "{err}");
@@ -262,16 +260,13 @@ async fn a_message_the_database_cannot_take_gets_an_error_not_an_ack_and_its_ret
 
 #[actix_web::test]
 async fn a_message_whose_room_empties_before_it_is_stored_is_still_acknowledged() {
-    use diesel::connection::SimpleConnection;
     let app = spawn_app().await;
     let ana = app.user("ana").await;
     let mut a = connect(&app, &ana).await;
     a.join("canal1").await;
     // The commit waits for another writer while the last member leaves: the room has
     // stopped when the message is stored, and the ack must still come.
-    let pool = tertulia::db::build_pool(&app.settings.database_url, 1).unwrap();
-    let mut locker = pool.get().unwrap();
-    locker.batch_execute("BEGIN IMMEDIATE;").unwrap();
+    let mut locker = hold_write_lock(&app);
     a.send(json!({"type": "chat.send", "id": 1, "room": "canal1", "client_msg_id": "m-last", "text": "tchau"}))
         .await;
     let left = a
@@ -288,7 +283,7 @@ async fn a_message_whose_room_empties_before_it_is_stored_is_still_acknowledged(
 }
 
 /// A room and two users in a fresh database, for the group-commit queries.
-async fn chat_db() -> (crate::helpers::TestApp, tertulia::db::DbConn, i64, [i64; 2]) {
+async fn chat_db() -> (TestApp, tertulia::db::DbConn, i64, [i64; 2]) {
     use tertulia::db::{self, models::RoomKind};
     let app = spawn_app().await;
     let (ana, bia) = (app.user("ana").await, app.user("bia").await);
