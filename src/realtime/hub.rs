@@ -300,7 +300,11 @@ impl Hub {
             }
             .encode(),
         ));
-        self.send_to_user(call.callee.id, call.incoming_frame(), None);
+        // A crossing invitation of the callee's answers this one below: ringing them would
+        // only race the `call.accepted` they are about to get.
+        if call.crossing.is_none() {
+            self.send_to_user(call.callee.id, call.incoming_frame(), None);
+        }
         let timer_key = key.clone();
         let timer = ctx.run_later(ring, move |act, ctx| act.ring_timeout(&timer_key, ctx));
         let Some(call) = self.calls.get_mut(&key) else {

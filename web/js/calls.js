@@ -219,6 +219,8 @@ export class CallController {
   // ---- being called ---------------------------------------------------------------------
 
   onIncoming(f) {
+    // Late news of a call we are already in (a crossing invitation answered it).
+    if (this.active?.callIds.has(f.call_id)) return;
     // A chat request from someone whose chat is open already: just take it.
     if (f.media === 'chat' && this.app.chats.get(f.room)) {
       this.app.client.accept(f.call_id).then(
