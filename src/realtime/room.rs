@@ -247,6 +247,7 @@ pub struct Committed {
 pub struct ChatStored(pub Vec<Committed>);
 
 impl Drop for ChatStored {
+    /// Acks the room did not send (it had stopped) still go out; a handled batch is empty.
     fn drop(&mut self) {
         for committed in self.0.drain(..) {
             committed.sender.do_send(Deliver(committed.ack));

@@ -167,6 +167,8 @@ impl Actor for ChatStore {
 impl Handler<StoreChat> for ChatStore {
     type Result = ();
 
+    /// Queues the message: written at once when no batch is being written, else with the
+    /// next batch.
     fn handle(&mut self, msg: StoreChat, ctx: &mut Self::Context) {
         self.pending.push(msg);
         if !self.busy {
