@@ -7,6 +7,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 
+use crate::db::Durability;
+
 /// Everything `tertulia serve` can be told. Each flag also reads a `TERTULIA_*` variable.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -25,6 +27,12 @@ pub struct Settings {
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "TERTULIA_WORKERS", default_value_t = 0)]
     pub workers: usize,
+
+    /// What a stored chat message or account survives once acknowledged: `full` (fsync at
+    /// every commit: a power loss loses nothing acknowledged) or `normal` (fsync at
+    /// checkpoints: a process crash loses nothing, a power loss may lose the latest commits).
+    #[arg(long, env = "TERTULIA_SQLITE_SYNCHRONOUS", value_enum, default_value_t = Durability::Full)]
+    pub sqlite_synchronous: Durability,
 
     /// Database connections in the pool.
     #[arg(long, env = "TERTULIA_DB_POOL_SIZE", default_value_t = 8)]

@@ -299,8 +299,8 @@ async fn shutdown_signal(realtime: Arc<Realtime>, trigger: Arc<tokio::sync::Noti
 /// Opens the pool and applies pending migrations.
 pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
     let url = settings.database_url.clone();
-    let pool =
-        db::build_pool(&url, settings.db_pool_size).map_err(|source| StartupError::Database {
+    let pool = db::build_pool_with(&url, settings.db_pool_size, settings.sqlite_synchronous)
+        .map_err(|source| StartupError::Database {
             url: url.clone(),
             source,
         })?;

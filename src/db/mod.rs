@@ -33,9 +33,9 @@ const BUSY_TIMEOUT_MS: u32 = 5_000;
 /// (SQLite's default: 1,000, about 4 MiB). Chat commits touch the same hot pages again and
 /// again (each room's and sender's index leaf), and a checkpoint writes each page once and
 /// fsyncs: ten times fewer checkpoints cost less per message (docs/benchmarks.md). The WAL
-/// file grows to about 40 MiB. Durability: with `synchronous = NORMAL` a commit is written
-/// to the WAL (safe when the process crashes) and fsynced at the next checkpoint, so a power
-/// loss or OS crash may lose up to this much of the latest commits; it never corrupts.
+/// file grows to about 40 MiB. With [`Durability::Full`] every commit is already on disk, so
+/// this changes only the WAL's size; with [`Durability::Normal`] it is also how much of the
+/// latest commits a power loss may take.
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// Shared pool of SQLite connections.
@@ -43,16 +43,47 @@ pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
 /// One connection borrowed from the pool.
 pub type DbConn = PooledConnection<ConnectionManager<SqliteConnection>>;
 
+/// How SQLite makes a commit durable (`PRAGMA synchronous`), i.e. what an acknowledgement
+/// (a chat `ack`, a `201`) promises.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// Every commit is fsynced to the WAL before it is acknowledged: nothing acknowledged is
+    /// lost, even on a power loss or an OS crash (`synchronous = FULL`).
+    #[default]
+    Full,
+    /// Commits reach the WAL (safe when the process crashes) and are fsynced at the next
+    /// checkpoint: a power loss or OS crash may lose the latest acknowledged commits, never
+    /// corrupt the database (`synchronous = NORMAL`). Faster where fsync is slow.
+    Normal,
+}
+
+impl Durability {
+    /// The `PRAGMA synchronous` value.
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
 /// Sets the pragmas every connection needs, one statement each, as it joins the pool.
 #[derive(Debug, Clone, Copy)]
-struct SqlitePragmas;
+struct SqlitePragmas {
+    durability: Durability,
+}
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         // busy_timeout first, so the WAL switch itself waits for a concurrent opener.
         conn.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"))
             .and_then(|()| conn.batch_execute("PRAGMA journal_mode = WAL;"))
-            .and_then(|()| conn.batch_execute("PRAGMA synchronous = NORMAL;"))
+            .and_then(|()| {
+                conn.batch_execute(&format!(
+                    "PRAGMA synchronous = {};",
+                    self.durability.pragma()
+                ))
+            })
             .and_then(|()| conn.batch_execute("PRAGMA foreign_keys = ON;"))
             .and_then(|()| {
                 conn.batch_execute(&format!(
@@ -63,13 +94,23 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
     }
 }
 
-/// Opens (creating if needed) the database at `url` and returns a pool of `size` connections.
+/// Opens (creating if needed) the database at `url` and returns a pool of `size` connections,
+/// with the default [`Durability`].
 pub fn build_pool(url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
+    build_pool_with(url, size, Durability::default())
+}
+
+/// [`build_pool`] with the given [`Durability`].
+pub fn build_pool_with(
+    url: &str,
+    size: u32,
+    durability: Durability,
+) -> Result<DbPool, diesel::r2d2::PoolError> {
     let manager = ConnectionManager::<SqliteConnection>::new(url);
     Pool::builder()
         .max_size(size.max(1))
         .connection_timeout(Duration::from_secs(10))
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(SqlitePragmas { durability }))
         .build(manager)
 }
 
