@@ -6,15 +6,22 @@
 use super::protocol::{CLIENT_TYPES, SERVER_TYPES};
 use crate::metrics::{Counter, Gauge, Metrics};
 
+/// The code a connection is counted under when it was lost without a close frame (a reset,
+/// or the client's side ended without one): RFC 6455's 1006, which is never sent on the wire.
+pub const CLOSE_LOST: u16 = 1006;
+
 /// Close codes counted one by one; anything else is counted as `other`.
-const CLOSE_CODES: [u16; 9] = [1000, 1001, 1002, 1007, 1008, 1009, 1011, 1013, 4001];
+const CLOSE_CODES: [u16; 10] = [
+    1000, 1001, 1002, CLOSE_LOST, 1007, 1008, 1009, 1011, 1013, 4001,
+];
 
 const FRAMES_IN: &str = "tertulia_ws_frames_in_total";
 const FRAMES_IN_HELP: &str = "WebSocket frames received from clients, by type";
 const FRAMES_OUT: &str = "tertulia_ws_frames_out_total";
 const FRAMES_OUT_HELP: &str = "WebSocket frames queued to clients, by type";
 const CLOSES: &str = "tertulia_ws_closes_total";
-const CLOSES_HELP: &str = "WebSocket connections closed by the server, by close code";
+const CLOSES_HELP: &str =
+    "WebSocket connections ended, by the close code the server sent (1006: lost without a close frame)";
 
 /// Handles on the realtime series.
 #[derive(Debug)]

@@ -25,7 +25,7 @@ use futures_util::{FutureExt, Sink};
 use super::{
     enter_room, history_page,
     hub::{CallAction, CallRequest, GetRoom},
-    metrics::RealtimeMetrics,
+    metrics::{RealtimeMetrics, CLOSE_LOST},
     presence::{Connect, Disconnect, SetStatus},
     protocol::{
         self, error_frame, ChatView, ClientFrame, ClientMsg, FrameId, Limits, MissedView, RoomName,
@@ -283,6 +283,12 @@ impl Outbox {
         }
         let held = std::mem::take(&mut q.held);
         self.queue(&mut q, held);
+    }
+
+    /// The connection is gone under the session (reset or cut): nothing more is queued and
+    /// no close frame is sent, since nobody is left to read it.
+    fn abandon(&self) {
+        self.lock().connection_gone();
     }
 
     /// Nothing more is queued; the connection ends with a close frame carrying `reason`,
@@ -545,6 +551,19 @@ impl SessionActor {
                 description: Some(reason.to_owned()),
             };
             self.outbox.finish(reason, flush);
+        }
+        ctx.stop();
+    }
+
+    /// The client's side of the transport failed (a reset, or the stream ended without a
+    /// close frame): no close frame can reach anyone and it is no protocol error of theirs.
+    /// Counted as 1006 (RFC 6455's "closed abnormally", never sent on the wire); the user's
+    /// calls are held as for any dropped connection.
+    fn lost(&mut self, ctx: &mut Context<Self>) {
+        if !self.closing {
+            self.closing = true;
+            self.rt.metrics.close(CLOSE_LOST);
+            self.outbox.abandon();
         }
         ctx.stop();
     }
@@ -1008,6 +1027,10 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
             Err(ProtocolError::Io(e)) if e.to_string().contains("continuation size") => {
                 self.close(ctx, CloseCode::Size, "frame too large", false)
             }
+            Err(ProtocolError::Io(e)) => {
+                log::debug!("session {:?}: connection lost: {e}", self.id);
+                self.lost(ctx)
+            }
             Err(e) => {
                 log::debug!("session {:?}: protocol error: {e}", self.id);
                 self.close(ctx, CloseCode::Protocol, "protocol error", false);
@@ -1015,8 +1038,10 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
         }
     }
 
+    /// The request stream ended: after a close frame the session is already closing;
+    /// without one the connection was lost.
     fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.stop();
+        self.lost(ctx);
     }
 }
 

@@ -88,6 +88,45 @@ async fn admin_stats_and_metrics_count_live_connections_rooms_and_frames() {
     );
 }
 
+/// The value of one series in the `/metrics` text (0 when absent).
+fn series(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[actix_web::test]
+async fn a_connection_lost_without_a_close_frame_is_counted_as_1006_not_as_a_protocol_error() {
+    let app = spawn_app().await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    // One goes with everything read (the stream ends), the other right after asking for a
+    // reply it never reads (its unread data makes the kernel reset the connection).
+    connect(&app, &ana).await.vanish();
+    let mut b = connect(&app, &bia).await;
+    b.send(json!({"type": "ping"})).await;
+    b.vanish();
+    let lost = "tertulia_ws_closes_total{code=\"1006\"}";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = app
+            .get("/metrics", None)
+            .await
+            .body
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if series(&text, lost) >= 2 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(series(&text, lost), 2, "{text}");
+    for code in ["1000", "1002"] {
+        let name = format!("tertulia_ws_closes_total{{code=\"{code}\"}}");
+        assert_eq!(series(&text, &name), 0, "{name} in\n{text}");
+    }
+}
+
 #[actix_web::test]
 async fn without_stun_or_turn_the_ice_servers_are_empty_with_a_note() {
     let app = spawn_app().await;
