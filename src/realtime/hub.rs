@@ -86,6 +86,19 @@ impl LiveCall {
     }
 }
 
+/// Of the invitations that make up one conversation, the one `user` knows (they sent or
+/// answered it; the call id their page holds), else any: the id to name the call by to them.
+fn call_known_to<'a>(
+    calls: impl IntoIterator<Item = &'a LiveCall> + Clone,
+    user: UserId,
+) -> Option<&'a LiveCall> {
+    calls
+        .clone()
+        .into_iter()
+        .find(|c| c.caller.id == user || c.callee.id == user)
+        .or_else(|| calls.into_iter().next())
+}
+
 /// Who is taking part in the conversation held in one room.
 struct CallRoom {
     participants: Vec<UserRef>,
@@ -228,9 +241,14 @@ impl Hub {
         let Some(cr) = self.call_rooms.get_mut(room) else {
             return;
         };
+        let before = cr.participants.len();
         cr.participants.retain(|p| p.id != user.id);
         if cr.participants.len() >= 2 {
+            let left = cr.participants.len() < before;
             self.report_participants(room);
+            if left {
+                self.tell_call_left(room, user, dropped);
+            }
             return;
         }
         let remaining = self
@@ -259,11 +277,7 @@ impl Hub {
             }
         }
         for p in &remaining {
-            let call = ended
-                .iter()
-                .find(|c| c.caller.id == p.id || c.callee.id == p.id)
-                .or(ended.first());
-            if let Some(call) = call {
+            if let Some(call) = call_known_to(&ended, p.id) {
                 self.send_to_user(
                     p.id,
                     ServerMsg::CallEnded {
@@ -277,6 +291,34 @@ impl Hub {
             }
         }
         self.count_calls();
+    }
+
+    /// Tells everyone still in the call held in `room` that `user` left it (`dropped`: by
+    /// the grace expiring after their connection dropped), each with a `call_id` they know.
+    fn tell_call_left(&self, room: &RoomName, user: &UserRef, dropped: bool) {
+        let Some(cr) = self.call_rooms.get(room) else {
+            return;
+        };
+        // Only accepted invitations: a still ringing one is nobody's call yet.
+        let running: Vec<&LiveCall> = self
+            .calls
+            .values()
+            .filter(|c| &c.room == room && matches!(c.phase, CallPhase::Accepted))
+            .collect();
+        for p in &cr.participants {
+            if let Some(call) = call_known_to(running.iter().copied(), p.id) {
+                self.send_to_user(
+                    p.id,
+                    ServerMsg::CallLeft {
+                        call_id: &call.id,
+                        user,
+                        dropped,
+                    }
+                    .encode(),
+                    None,
+                );
+            }
+        }
     }
 
     /// Sends `call.ringing` / `call.incoming` and starts the ring timeout.

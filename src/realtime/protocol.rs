@@ -375,7 +375,7 @@ pub const CLIENT_TYPES: [&str; 13] = [
 ];
 
 /// Every server `type`, in a fixed order (metrics index frames by it).
-pub const SERVER_TYPES: [&str; 23] = [
+pub const SERVER_TYPES: [&str; 24] = [
     "welcome",
     "presence.snapshot",
     "presence.update",
@@ -389,6 +389,7 @@ pub const SERVER_TYPES: [&str; 23] = [
     "call.cancelled",
     "call.missed",
     "call.ended",
+    "call.left",
     "room.joined",
     "room.peer_joined",
     "room.peer_left",
@@ -732,6 +733,18 @@ pub enum ServerMsg<'a> {
         by: &'a UserRef,
         /// `by` did not hang up: their connection dropped and they did not come back within
         /// the reconnect grace.
+        dropped: bool,
+    },
+    /// Someone left a call that goes on (two or more remain): sent to each of those who
+    /// remain, with the `call_id` they know, so their page drops that person's tile at once
+    /// instead of waiting on a `room.peer_left` that says nothing about the call.
+    #[serde(rename = "call.left")]
+    CallLeft {
+        call_id: &'a CallId,
+        /// Who left.
+        user: &'a UserRef,
+        /// `user` did not hang up: their connection dropped and they did not come back
+        /// within the reconnect grace.
         dropped: bool,
     },
     #[serde(rename = "room.joined")]

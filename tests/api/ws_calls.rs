@@ -600,3 +600,92 @@ async fn reconnecting_without_rejoining_the_call_leaves_it_when_the_grace_ends()
     // Out of the call, she is online again for everyone.
     while c.presence_of(ana.id).await["status"] != "online" {}
 }
+
+/// ana and bia in a running video call, caio brought into it by bia and in its room too;
+/// answers the three connections, the call id ana and bia know and caio's, and the room.
+async fn three_way_call(
+    app: &TestApp,
+    ana: &TestUser,
+    bia: &TestUser,
+    caio: &TestUser,
+) -> (WsClient, WsClient, WsClient, String, String, String) {
+    let mut c = connect(app, caio).await;
+    let (mut a, mut b, call_id, room) = running_call(app, ana, bia).await;
+    let ringing = b
+        .request(
+            3,
+            json!({"type": "call.invite", "to": caio.id, "media": "video", "room": room}),
+        )
+        .await;
+    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
+    let incoming = c.recv_type("call.incoming").await;
+    let caio_call = incoming["call_id"].as_str().unwrap().to_owned();
+    let accepted = c
+        .request(4, json!({"type": "call.accept", "call_id": caio_call}))
+        .await;
+    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
+    b.recv_type("call.accepted").await;
+    let joined = c.join(&room).await;
+    assert_eq!(joined["peers"].as_array().unwrap().len(), 2, "{joined}");
+    a.recv_type("room.peer_joined").await;
+    b.recv_type("room.peer_joined").await;
+    (a, b, c, call_id, caio_call, room)
+}
+
+/// The `call.left` that `who` gets: about `user`, with a call id `who` knows.
+async fn call_left(who: &mut WsClient, known: &[&str], user: &TestUser) -> Value {
+    let left = who.recv_type("call.left").await;
+    assert!(known.contains(&left["call_id"].as_str().unwrap()), "{left}");
+    assert_eq!(left["user"]["id"], user.id, "{left}");
+    assert_eq!(left["user"]["nickname"], user.nickname.as_str(), "{left}");
+    left
+}
+
+#[actix_web::test]
+async fn the_others_hear_when_a_dropped_participant_does_not_come_back_and_the_call_goes_on() {
+    let app = spawn_app_with(|s| s.call_reconnect_grace_ms = 200).await;
+    let (ana, bia, caio) = (
+        app.user("ana").await,
+        app.user("bia").await,
+        app.user("caio").await,
+    );
+    let (mut a, mut b, c, call_id, caio_call, room) = three_way_call(&app, &ana, &bia, &caio).await;
+
+    c.vanish();
+    // ana knows the call bia's invitation made; bia knows both invitations.
+    let left = call_left(&mut a, &[&call_id], &caio).await;
+    assert_eq!(left["dropped"], true, "{left}");
+    let left = call_left(&mut b, &[&call_id, &caio_call], &caio).await;
+    assert_eq!(left["dropped"], true, "{left}");
+
+    // The call goes on for the two of them.
+    a.expect_no("call.ended").await;
+    b.expect_no("call.ended").await;
+    a.send(json!({"type": "signal", "room": room, "to": b.session_id, "kind": "offer", "data": {"sdp": "after"}}))
+        .await;
+    assert_eq!(b.recv_type("signal").await["data"]["sdp"], "after");
+}
+
+#[actix_web::test]
+async fn the_others_hear_when_someone_hangs_up_a_call_of_three() {
+    let app = spawn_app().await;
+    let (ana, bia, caio) = (
+        app.user("ana").await,
+        app.user("bia").await,
+        app.user("caio").await,
+    );
+    let (mut a, mut b, mut c, call_id, caio_call, _) =
+        three_way_call(&app, &ana, &bia, &caio).await;
+
+    let ack = c
+        .request(5, json!({"type": "call.hangup", "call_id": caio_call}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let left = call_left(&mut a, &[&call_id], &caio).await;
+    assert_eq!(left["dropped"], false, "{left}");
+    let left = call_left(&mut b, &[&call_id, &caio_call], &caio).await;
+    assert_eq!(left["dropped"], false, "{left}");
+    // The one who hung up is told nothing more; the others are still in the call.
+    c.expect_no("call.left").await;
+    a.expect_no("call.ended").await;
+}
