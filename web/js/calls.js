@@ -75,6 +75,7 @@ export class CallController {
     client.on('call.cancelled', (f) => this.onCancelled(f));
     client.on('call.answered_elsewhere', (f) => this.dropIncoming(f.call_id));
     client.on('call.ended', (f) => this.onEnded(f));
+    client.on('call.left', (f) => this.onLeft(f));
     client.on('room.lost', (f) => {
       // The call room refused us after a reconnect: the call ended while we were away.
       if (this.active && f.room === this.active.room) this.finish(t('call.lost'));
@@ -411,6 +412,22 @@ export class CallController {
     const name = f.by?.nickname;
     // `dropped`: they did not hang up, their connection did not come back in time.
     this.finish(name ? t(f.dropped ? 'call.ended.lost' : 'call.ended.by', { name }) : t('call.ended'));
+  }
+
+  /**
+   * Someone left our call and it goes on (the server says so only while two or more of us
+   * remain): their tile goes at once, with a word on why. A `dropped` participant's tile
+   * had been waiting, `away`, for them to come back; call.js still gives up on such a tile
+   * itself a moment after the grace, but only as a safety net for a `call.left` we never
+   * see (say the server restarted meanwhile): it must not wait forever on one frame.
+   */
+  onLeft(f) {
+    const a = this.active;
+    if (!a?.callIds.has(f.call_id) || !f.user) return;
+    for (const [id, peer] of [...a.session.peers]) {
+      if (peer.user?.id === f.user.id) a.session.removePeer(id);
+    }
+    this.app.toast(t(f.dropped ? 'call.left.lost' : 'call.left', { name: f.user.nickname }));
   }
 
   // ---- in the call ----------------------------------------------------------------------

@@ -18,7 +18,7 @@
 //   presence         {users: Map<id, user>, changed: [ids]} after a snapshot, update or batch
 //   calls.missed     {calls} missed while away
 //   call.incoming, call.ringing, call.accepted, call.declined, call.cancelled, call.missed,
-//   call.ended, call.answered_elsewhere     the server's frames, as they are
+//   call.ended, call.left, call.answered_elsewhere     the server's frames, as they are
 //   room.joined      the joined frame, `messages` already filtered to the ones not seen before
 //   room.peer_joined, room.peer_left, signal, chat.typing   (`room.peer_left` has `dropped`:
 //                    the peer's connection ended; in a call it may come back, see call.js)

@@ -41,8 +41,12 @@ test('a third person invited into a call sees and is seen by both others', async
   }
   await screenshot(caio, '05-three-way');
 
-  // Caio leaves; Ana and Bia go on together.
+  // Caio leaves; Ana and Bia go on together, and are told who left (call.left).
   await caio.getByRole('button', { name: 'Hang up' }).click();
-  await ana.locator('#call-grid[data-count="2"]').waitFor();
-  await bia.locator('#call-grid[data-count="2"]').waitFor();
+  for (const page of [ana, bia]) {
+    await page.locator('#toasts', { hasText: 'caio left the call.' }).waitFor();
+    await page.locator('#call-grid[data-count="2"]').waitFor();
+    assert.equal(await page.locator('.tile.remote', { hasText: 'caio' }).count(), 0);
+    assert.equal(await page.locator('#call-view[data-phase=active]').count(), 1);
+  }
 });
