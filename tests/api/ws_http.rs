@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::{
-    helpers::{spawn_app, spawn_app_with},
+    helpers::{spawn_app, spawn_app_with, TestApp},
     ws_client::connect,
 };
 
@@ -58,8 +58,7 @@ async fn admin_stats_and_metrics_count_live_connections_rooms_and_frames() {
     assert_eq!(stats.body["ws_connections"], 1);
     assert_eq!(stats.body["live_rooms"], 1);
     assert_eq!(stats.body["live_calls"], 0);
-    let res = app.get("/metrics", None).await;
-    let text = res.body.as_str().unwrap_or_default().to_owned();
+    let text = metrics_text(&app).await;
     for line in [
         "tertulia_ws_connections 1",
         "tertulia_rooms_live 1",
@@ -75,17 +74,17 @@ async fn admin_stats_and_metrics_count_live_connections_rooms_and_frames() {
     ))
     .await;
     assert_eq!(a.expect_close().await, 1009);
-    let text = app
-        .get("/metrics", None)
-        .await
-        .body
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = metrics_text(&app).await;
     assert!(
         text.contains("tertulia_ws_closes_total{code=\"1009\"} 1"),
         "{text}"
     );
+}
+
+/// The server's `/metrics` text.
+async fn metrics_text(app: &TestApp) -> String {
+    let res = app.get("/metrics", None).await;
+    res.body.as_str().unwrap_or_default().to_owned()
 }
 
 /// The value of one series in the `/metrics` text (0 when absent).
@@ -108,13 +107,7 @@ async fn a_connection_lost_without_a_close_frame_is_counted_as_1006_not_as_a_pro
     let lost = "tertulia_ws_closes_total{code=\"1006\"}";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let text = loop {
-        let text = app
-            .get("/metrics", None)
-            .await
-            .body
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let text = metrics_text(&app).await;
         if series(&text, lost) >= 2 || std::time::Instant::now() > deadline {
             break text;
         }
