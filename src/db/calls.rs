@@ -146,6 +146,11 @@ pub fn take_unseen_missed(
     conn: &mut SqliteConnection,
     callee_id: i64,
 ) -> QueryResult<Vec<(Call, String)>> {
+    // Nearly every connection has nothing missed: look first without taking the write lock
+    // (which would wait behind a chat commit), then take it only to mark what was found.
+    if unseen_missed(conn, callee_id)?.is_empty() {
+        return Ok(Vec::new());
+    }
     conn.immediate_transaction(|conn| {
         let missed = unseen_missed(conn, callee_id)?;
         if missed.is_empty() {
