@@ -149,7 +149,7 @@ impl Realtime {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Let the writers put the close frames on the wire.
+        // Let the outboxes put the close frames on the wire.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
