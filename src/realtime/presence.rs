@@ -162,6 +162,44 @@ struct TickSnapshot {
     frame: Option<ByteString>,
 }
 
+impl TickSnapshot {
+    /// An empty snapshot with room for about `users` entries.
+    fn with_room_for(users: usize) -> Self {
+        let mut open = String::with_capacity(48 + users * 128);
+        open.push_str(SNAPSHOT_OPEN);
+        TickSnapshot {
+            open,
+            listed: HashSet::with_capacity(users),
+            frame: None,
+        }
+    }
+
+    /// Adds `user_id`'s entry (`fragment`) unless it is listed already.
+    fn append(&mut self, user_id: UserId, fragment: &str) {
+        if !self.listed.insert(user_id) {
+            return;
+        }
+        if self.listed.len() > 1 {
+            self.open.push(',');
+        }
+        self.open.push_str(fragment);
+        self.frame = None;
+    }
+
+    /// The closed frame, built once per change and shared.
+    fn frame(&mut self) -> ByteString {
+        let open = &self.open;
+        self.frame
+            .get_or_insert_with(|| {
+                let mut frame = String::with_capacity(open.len() + SNAPSHOT_CLOSE.len());
+                frame.push_str(open);
+                frame.push_str(SNAPSHOT_CLOSE);
+                ByteString::from(frame)
+            })
+            .clone()
+    }
+}
+
 impl PresenceActor {
     /// A presence actor pushing diffs every `tick`, or less often when the pushes would
     /// exceed `frames_per_sec` (0: no limit).
@@ -228,48 +266,25 @@ impl PresenceActor {
     /// arrival, with `user_id` appended if it is not listed yet.
     fn snapshot(&mut self, user_id: UserId) -> ByteString {
         let snapshot = match &mut self.snapshot {
-            Some(snapshot) => {
-                if !snapshot.listed.contains(&user_id) {
-                    if let Some(user) = self.users.get_mut(&user_id) {
-                        if !snapshot.listed.is_empty() {
-                            snapshot.open.push(',');
-                        }
-                        snapshot.open.push_str(user.fragment(user_id));
-                        snapshot.listed.insert(user_id);
-                        snapshot.frame = None;
-                    }
-                }
-                snapshot
-            }
+            Some(snapshot) => snapshot,
             None => {
                 let mut ids: Vec<UserId> = self.users.keys().copied().collect();
                 ids.sort_unstable();
-                let mut open = String::with_capacity(48 + ids.len() * 128);
-                open.push_str(SNAPSHOT_OPEN);
-                for (i, id) in ids.iter().enumerate() {
-                    if let Some(user) = self.users.get_mut(id) {
-                        if i > 0 {
-                            open.push(',');
-                        }
-                        open.push_str(user.fragment(*id));
+                let mut fresh = TickSnapshot::with_room_for(ids.len());
+                for id in ids {
+                    if let Some(user) = self.users.get_mut(&id) {
+                        fresh.append(id, user.fragment(id));
                     }
                 }
-                self.snapshot.insert(TickSnapshot {
-                    open,
-                    listed: ids.into_iter().collect(),
-                    frame: None,
-                })
+                self.snapshot.insert(fresh)
             }
         };
-        snapshot
-            .frame
-            .get_or_insert_with(|| {
-                let mut frame = String::with_capacity(snapshot.open.len() + SNAPSHOT_CLOSE.len());
-                frame.push_str(&snapshot.open);
-                frame.push_str(SNAPSHOT_CLOSE);
-                ByteString::from(frame)
-            })
-            .clone()
+        if !snapshot.listed.contains(&user_id) {
+            if let Some(user) = self.users.get_mut(&user_id) {
+                snapshot.append(user_id, user.fragment(user_id));
+            }
+        }
+        snapshot.frame()
     }
 
     fn set_in_call(&mut self, user_id: UserId, delta: i32) {
