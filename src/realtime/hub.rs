@@ -104,6 +104,13 @@ struct CallRoom {
     participants: Vec<UserRef>,
 }
 
+impl CallRoom {
+    /// Whether `user` takes part in this conversation.
+    fn has(&self, user: UserId) -> bool {
+        self.participants.iter().any(|p| p.id == user)
+    }
+}
+
 /// Room registry and call lifecycle.
 pub struct Hub {
     pool: DbPool,
@@ -413,14 +420,14 @@ impl Hub {
             let cr = self
                 .call_rooms
                 .get(room)
-                .filter(|cr| cr.participants.iter().any(|p| p.id == req.user.id))
+                .filter(|cr| cr.has(req.user.id))
                 .ok_or_else(|| {
                     ApiError::Forbidden(format!(
                         "you are not in a call in room '{}'",
                         room.as_str()
                     ))
                 })?;
-            if cr.participants.iter().any(|p| p.id == to) {
+            if cr.has(to) {
                 return Err(ApiError::Conflict("already in this call".to_owned()));
             }
             let ringing = self
@@ -659,10 +666,7 @@ impl Hub {
                         self.decline(&call_id, &req, ctx)?;
                     }
                     CallPhase::Accepted
-                        if self
-                            .call_rooms
-                            .get(&call.room)
-                            .is_some_and(|cr| cr.participants.iter().any(|p| p.id == me)) =>
+                        if self.call_rooms.get(&call.room).is_some_and(|cr| cr.has(me)) =>
                     {
                         let room = call.room.clone();
                         self.leave_call_room(&room, &req.user, false, ctx);
@@ -695,7 +699,7 @@ impl Hub {
                 participants: Vec::new(),
             });
         for user in [&call.caller, &call.callee] {
-            if !cr.participants.iter().any(|p| p.id == user.id) {
+            if !cr.has(user.id) {
                 cr.participants.push(user.clone());
             }
         }
@@ -834,18 +838,17 @@ impl Handler<GetRoom> for Hub {
     type Result = MessageResult<GetRoom>;
 
     fn handle(&mut self, msg: GetRoom, ctx: &mut Self::Context) -> Self::Result {
-        if msg.kind == RoomRef::Call
-            && !self
+        if msg.kind == RoomRef::Call {
+            if !self
                 .call_rooms
                 .get(&msg.name)
-                .is_some_and(|cr| cr.participants.iter().any(|p| p.id == msg.user))
-        {
-            return MessageResult(Err(ApiError::Forbidden(format!(
-                "no call is running in room '{}' with you in it",
-                msg.name.as_str()
-            ))));
-        }
-        if msg.kind == RoomRef::Call {
+                .is_some_and(|cr| cr.has(msg.user))
+            {
+                return MessageResult(Err(ApiError::Forbidden(format!(
+                    "no call is running in room '{}' with you in it",
+                    msg.name.as_str()
+                ))));
+            }
             if let Some(timer) = self.held.remove(&msg.user) {
                 ctx.cancel_future(timer);
             }
@@ -961,10 +964,7 @@ impl Handler<UserOffline> for Hub {
             self.cancel(&key, ctx);
         }
         let grace = Duration::from_millis(self.settings.call_reconnect_grace_ms);
-        let in_a_call = self
-            .call_rooms
-            .values()
-            .any(|cr| cr.participants.iter().any(|p| p.id == user_id));
+        let in_a_call = self.call_rooms.values().any(|cr| cr.has(user_id));
         if msg.left || grace.is_zero() || !in_a_call {
             self.leave_all_calls(user_id, !msg.left, ctx);
             return;
