@@ -443,7 +443,7 @@ pub struct SessionActor {
     /// The login session (`sessions.id`) whose credential opened this connection.
     auth_session_id: i64,
     rt: Arc<Realtime>,
-    /// The queue the writer drains; others deliver into it directly.
+    /// Its outbound queue into the connection; others deliver into it directly.
     outbox: Outbox,
     /// The close frame is on its way: a connection is closed once.
     closing: bool,
@@ -909,16 +909,22 @@ impl SessionActor {
     }
 }
 
-/// A stored message as frames carry it.
+/// A stored message as frames carry it, its sender known by nickname.
 pub(crate) fn chat_view(room: &RoomName, m: db::models::Message, nickname: &str) -> ChatView {
+    let from = UserRef {
+        id: UserId(m.sender_id),
+        nickname: SharedStr::from(nickname),
+    };
+    chat_view_from(room.clone(), m, from)
+}
+
+/// A stored message as frames carry it, sent by `from` (`m`'s sender).
+pub(crate) fn chat_view_from(room: RoomName, m: db::models::Message, from: UserRef) -> ChatView {
     ChatView {
-        room: room.clone(),
+        room,
         msg_id: m.id,
         client_msg_id: m.client_msg_id,
-        from: UserRef {
-            id: UserId(m.sender_id),
-            nickname: SharedStr::from(nickname),
-        },
+        from,
         text: m.body,
         created_at: m.created_at,
     }

@@ -2,8 +2,9 @@
 //! acknowledge and deliver it.
 //!
 //! While one batch is being written on the blocking pool, messages arriving from every
-//! session queue up; they are written together in the next transaction (multi-row inserts,
-//! see [`db::messages::insert_batch`]). Under load many messages share one SQLite commit;
+//! session queue up; they are written together in the next transaction (one prepared
+//! insert per message, see [`db::messages::insert_batch`]). Under load many messages share
+//! one SQLite commit;
 //! with no load a message is written at once. Once a batch is committed each room gets its
 //! messages of the batch in one [`ChatStored`], and queues every sender's ack and every
 //! member's `chat.message` in one turn, so what a member gets from one commit leaves in one
@@ -14,9 +15,9 @@ use std::collections::HashMap;
 use actix::prelude::*;
 
 use super::{
-    protocol::{error_frame, ChatView, FrameId, RoomName, ServerMsg, UserRef},
+    protocol::{error_frame, FrameId, RoomName, ServerMsg, UserRef},
     room::{ChatStored, Committed, RoomActor},
-    session::Outbox,
+    session::{chat_view_from, Outbox},
     ws_error, Deliver,
 };
 use crate::{
@@ -43,6 +44,15 @@ pub struct ChatReply {
     /// The room that delivers the message to its members.
     pub room: Addr<RoomActor>,
     pub room_name: RoomName,
+}
+
+impl ChatReply {
+    /// Tells the sender that their message was not stored: `error` (its `id`) instead of an
+    /// ack, with `text` (from [`ws_error`], computed once per failure).
+    fn fail(&self, e: &ApiError, text: &str) {
+        let frame = error_frame(self.id.as_ref(), e.code(), text);
+        self.sender.do_send(Deliver(frame));
+    }
 }
 
 /// Stores one message (idempotent per sender and `client_msg_id`); the ack, or an error,
@@ -109,8 +119,7 @@ fn answer(
             // `ws_error` logs an internal error: once for the batch.
             let text = ws_error(&e);
             for reply in replies {
-                let frame = error_frame(reply.id.as_ref(), e.code(), &text);
-                reply.sender.do_send(Deliver(frame));
+                reply.fail(&e, &text);
             }
             return;
         }
@@ -122,8 +131,7 @@ fn answer(
             Ok(stored) => stored,
             Err(e) => {
                 let e = ApiError::from(e);
-                let frame = error_frame(reply.id.as_ref(), e.code(), &ws_error(&e));
-                reply.sender.do_send(Deliver(frame));
+                reply.fail(&e, &ws_error(&e));
                 continue;
             }
         };
@@ -134,19 +142,13 @@ fn answer(
         }
         .encode();
         // A retry was delivered the first time: it only gets its ack again.
+        let room_id = msg.room_id;
         let message = is_new.then(|| {
-            let view = ChatView {
-                room: reply.room_name,
-                msg_id: msg.id,
-                client_msg_id: msg.client_msg_id,
-                from: reply.from,
-                text: msg.body,
-                created_at: msg.created_at,
-            };
+            let view = chat_view_from(reply.room_name, msg, reply.from);
             ServerMsg::ChatMessage(&view).encode()
         });
         rooms
-            .entry(msg.room_id)
+            .entry(room_id)
             .or_insert_with(|| (reply.room, Vec::new()))
             .1
             .push(Committed {
