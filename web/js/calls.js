@@ -127,7 +127,7 @@ export class CallController {
         return;
       }
     }
-    const out = { callId: null, to: user, media, room: null, state: 'calling', local: null };
+    const out = { callId: null, to: user, media, room: null, local: null };
     this.outgoing = out;
     this.openView(media);
     this.view.heading.textContent = t('call.calling', { name: user.nickname });
@@ -152,7 +152,6 @@ export class CallController {
         return;
       }
       // They are calling us with other media (or they are busy): take their call if it comes.
-      out.state = 'refused';
       const crossed = await this.waitForIncomingFrom(user.id);
       if (this.outgoing !== out) return; // onIncoming took it meanwhile.
       if (crossed) {
@@ -177,7 +176,6 @@ export class CallController {
     }
     out.callId = ringing.call_id;
     out.room = ringing.room;
-    out.state = 'ringing';
     this.renderControls();
   }
 
