@@ -148,13 +148,17 @@ impl Application {
 
         let metrics = Arc::new(Metrics::new());
         register_pool_gauges(&metrics, &pool);
-        // After a restart no call can still be ringing or running.
-        let closed = db::run(&pool, |conn| Ok(db::calls::close_dangling(conn)?))
-            .await
-            .map_err(|e| StartupError::Migration {
-                url: settings.database_url.clone(),
-                message: format!("cannot close calls left open: {e}"),
-            })?;
+        // After a restart no call can still be ringing or running; the hub learns who has
+        // missed calls to be told.
+        let (closed, unseen_missed) = db::run(&pool, |conn| {
+            let closed = db::calls::close_dangling(conn)?;
+            Ok((closed, db::calls::callees_with_unseen_missed(conn)?))
+        })
+        .await
+        .map_err(|e| StartupError::Migration {
+            url: settings.database_url.clone(),
+            message: format!("cannot close calls left open: {e}"),
+        })?;
         if closed > 0 {
             log::info!("closed {closed} call(s) left open by the last run");
         }
@@ -162,6 +166,7 @@ impl Application {
             pool.clone(),
             Arc::clone(&settings),
             &metrics,
+            unseen_missed,
         ));
         let shutdown = Arc::new(tokio::sync::Notify::new());
 

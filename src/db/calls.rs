@@ -54,6 +54,16 @@ pub fn unseen_missed(conn: &mut SqliteConnection, callee_id: i64) -> QueryResult
         .load(conn)
 }
 
+/// Every user with missed calls they have not been told about.
+pub fn callees_with_unseen_missed(conn: &mut SqliteConnection) -> QueryResult<Vec<i64>> {
+    calls::table
+        .filter(calls::state.eq(CallState::Missed.as_str()))
+        .filter(calls::seen_by_callee.eq(false))
+        .select(calls::callee_id)
+        .distinct()
+        .load(conn)
+}
+
 /// Records that the callee has been told about these calls.
 pub fn mark_seen(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<usize> {
     diesel::update(calls::table.filter(calls::id.eq_any(ids)))
@@ -146,11 +156,6 @@ pub fn take_unseen_missed(
     conn: &mut SqliteConnection,
     callee_id: i64,
 ) -> QueryResult<Vec<(Call, String)>> {
-    // Nearly every connection has nothing missed: look first without taking the write lock
-    // (which would wait behind a chat commit), then take it only to mark what was found.
-    if unseen_missed(conn, callee_id)?.is_empty() {
-        return Ok(Vec::new());
-    }
     conn.immediate_transaction(|conn| {
         let missed = unseen_missed(conn, callee_id)?;
         if missed.is_empty() {

@@ -5,7 +5,11 @@
 //! pool, so a call's log entry moves ringing → accepted → ended in that order and the hub's
 //! mailbox never waits on I/O.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use actix::prelude::*;
 use bytestring::ByteString;
@@ -16,8 +20,8 @@ use super::{
     metrics::RealtimeMetrics,
     presence::{CallParticipants, Lookup, OnlineInfo, PresenceActor, SendToUser},
     protocol::{
-        error_frame, CallId, FrameId, Media, RoomName, RoomRef, ServerMsg, SessionId, SharedStr,
-        Status, UserId, UserRef,
+        error_frame, CallId, FrameId, Media, MissedView, RoomName, RoomRef, ServerMsg, SessionId,
+        SharedStr, Status, UserId, UserRef,
     },
     room::RoomActor,
     session::Outbox,
@@ -123,16 +127,22 @@ pub struct Hub {
     /// Users whose last connection dropped while they were in a call: their calls hold them
     /// until the timer (the reconnect grace) fires; rejoining a call's room cancels it.
     held: HashMap<UserId, SpawnHandle>,
+    /// Users with missed calls they have not been told about (in the log as unseen): their
+    /// next connection is told (`calls.missed`). Everyone else connects without a database
+    /// read.
+    unseen_missed: HashSet<UserId>,
     db_jobs: Option<mpsc::UnboundedSender<DbJob>>,
 }
 
 impl Hub {
-    /// A hub with no rooms and no calls.
+    /// A hub with no rooms and no calls; `unseen_missed`: the users the call log holds
+    /// unseen missed calls for.
     pub fn new(
         pool: DbPool,
         settings: Arc<Settings>,
         presence: Addr<PresenceActor>,
         metrics: Arc<RealtimeMetrics>,
+        unseen_missed: HashSet<UserId>,
     ) -> Self {
         Hub {
             pool,
@@ -143,6 +153,7 @@ impl Hub {
             calls: HashMap::new(),
             call_rooms: HashMap::new(),
             held: HashMap::new(),
+            unseen_missed,
             db_jobs: None,
         }
     }
@@ -381,6 +392,7 @@ impl Hub {
             except: None,
         });
         let call_key = call.id.0.to_string();
+        let callee = call.callee.id;
         ctx.spawn(
             async move { told.await.unwrap_or(0) > 0 }
                 .into_actor(self)
@@ -388,6 +400,10 @@ impl Hub {
                     act.db(Box::new(move |conn| {
                         db::calls::set_missed(conn, &call_key, seen).map(drop)
                     }));
+                    if !seen {
+                        // Written before the callee's next connection reads it: one queue.
+                        act.unseen_missed.insert(callee);
+                    }
                 }),
         );
     }
@@ -981,8 +997,9 @@ impl Handler<UserOffline> for Hub {
 
 /// A connection of a user registered with presence. Every invitation still ringing for them
 /// is announced to it (`call.incoming` again), so a device that reconnects (or opens) while
-/// it rings can answer. (A held user is back in their call only once they rejoin its room:
-/// see [`GetRoom`].)
+/// it rings can answer; calls they missed while offline are told to it once (`calls.missed`,
+/// marked seen in the log). (A held user is back in their call only once they rejoin its
+/// room: see [`GetRoom`].)
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct UserOnline {
@@ -993,12 +1010,63 @@ pub struct UserOnline {
 impl Handler<UserOnline> for Hub {
     type Result = ();
 
-    fn handle(&mut self, msg: UserOnline, _: &mut Self::Context) {
+    fn handle(&mut self, msg: UserOnline, ctx: &mut Self::Context) {
         for call in self.calls.values() {
             if call.callee.id == msg.user_id && matches!(call.phase, CallPhase::Ringing(Some(_))) {
                 msg.deliver.do_send(Deliver(call.incoming_frame()));
             }
         }
+        if self.unseen_missed.remove(&msg.user_id) {
+            let hub = ctx.address();
+            self.db(Box::new(move |conn| {
+                tell_missed(conn, msg.user_id, &msg.deliver, &hub)
+            }));
+        }
+    }
+}
+
+/// Tells `deliver`'s connection the calls `user` missed, and marks them seen; if the
+/// connection is already gone, leaves them unseen for the next one.
+fn tell_missed(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    deliver: &Outbox,
+    hub: &Addr<Hub>,
+) -> diesel::QueryResult<()> {
+    if !deliver.is_open() {
+        hub.do_send(MissedUnseen(user));
+        return Ok(());
+    }
+    let missed = db::calls::take_unseen_missed(conn, user.0)?;
+    if missed.is_empty() {
+        return Ok(());
+    }
+    let calls: Vec<MissedView> = missed
+        .into_iter()
+        .map(|(call, nickname)| MissedView {
+            call_id: call.call_key,
+            from: UserRef {
+                id: UserId(call.caller_id),
+                nickname: SharedStr::from(nickname),
+            },
+            media: Media::parse(&call.media),
+            at: call.created_at,
+        })
+        .collect();
+    deliver.do_send(Deliver(ServerMsg::CallsMissed { calls: &calls }.encode()));
+    Ok(())
+}
+
+/// `user` still has missed calls nobody was told about (their connection closed first).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct MissedUnseen(UserId);
+
+impl Handler<MissedUnseen> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: MissedUnseen, _: &mut Self::Context) {
+        self.unseen_missed.insert(msg.0);
     }
 }
 

@@ -23,7 +23,11 @@ pub mod room;
 pub mod session;
 pub mod store;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use actix::prelude::*;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
@@ -75,6 +79,55 @@ pub struct SessionHandle {
     pub close: Recipient<CloseSession>,
 }
 
+/// Open WebSocket connections per user, counted where upgrades are admitted (before the
+/// handshake is answered), so the per-user cap holds even for upgrades that arrive at the
+/// same instant, and admitting one costs no message to an actor.
+#[derive(Default)]
+pub struct ConnectionCounts {
+    per_user: Mutex<HashMap<UserId, usize>>,
+}
+
+impl ConnectionCounts {
+    /// A slot for one more connection of `user`, or `None` when they already have `max`.
+    pub fn admit(self: &Arc<Self>, user: UserId, max: usize) -> Option<ConnectionSlot> {
+        let mut per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
+        let open = per_user.entry(user).or_insert(0);
+        if *open >= max {
+            if *open == 0 {
+                per_user.remove(&user);
+            }
+            return None;
+        }
+        *open += 1;
+        Some(ConnectionSlot {
+            counts: Arc::clone(self),
+            user,
+        })
+    }
+}
+
+/// One admitted connection; dropping it (when its session actor is gone) frees the slot.
+pub struct ConnectionSlot {
+    counts: Arc<ConnectionCounts>,
+    user: UserId,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut per_user = self
+            .counts
+            .per_user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = per_user.get_mut(&self.user) {
+            *open -= 1;
+            if *open == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+    }
+}
+
 /// The addresses of the realtime actors and what sessions share; cheap to clone.
 #[derive(Clone)]
 pub struct Realtime {
@@ -82,17 +135,21 @@ pub struct Realtime {
     pub hub: Addr<Hub>,
     pub store: Addr<ChatStore>,
     pub metrics: Arc<RealtimeMetrics>,
+    /// Open connections per user (`--ws-max-conns-per-user`).
+    pub connections: Arc<ConnectionCounts>,
     pub(crate) pool: DbPool,
     pub(crate) settings: Arc<Settings>,
 }
 
 impl Realtime {
     /// Starts the presence, hub and chat-store actors on the current arbiter; their series
-    /// go into `registry` (`/metrics`).
+    /// go into `registry` (`/metrics`). `unseen_missed`: the users the call log holds missed
+    /// calls for that they were never told about (told on their next connection).
     pub fn start(
         pool: DbPool,
         settings: Arc<Settings>,
         registry: &crate::metrics::Metrics,
+        unseen_missed: impl IntoIterator<Item = i64>,
     ) -> Self {
         let metrics = Arc::new(RealtimeMetrics::new(registry));
         // Presence and hub know each other: create the hub's context first for its address.
@@ -110,6 +167,7 @@ impl Realtime {
             Arc::clone(&settings),
             presence.clone(),
             Arc::clone(&metrics),
+            unseen_missed.into_iter().map(UserId).collect(),
         ));
         let store = ChatStore::new(pool.clone()).start();
         Realtime {
@@ -117,6 +175,7 @@ impl Realtime {
             hub,
             store,
             metrics,
+            connections: Arc::default(),
             pool,
             settings,
         }
@@ -139,11 +198,7 @@ impl Realtime {
         log::info!("closing {open} WebSocket connection(s)");
         let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
         while tokio::time::Instant::now() < deadline {
-            let left = self
-                .presence
-                .send(CountSessions { user_id: None })
-                .await
-                .unwrap_or(0);
+            let left = self.presence.send(CountSessions).await.unwrap_or(0);
             if left == 0 {
                 break;
             }
@@ -330,14 +385,10 @@ pub async fn ws_route(
     let (who, themes) = authenticate_upgrade(&state, request_token(&req)).await?;
     let rt = &state.realtime;
     let user_id = who.user.id;
-    let open = rt
-        .presence
-        .send(CountSessions {
-            user_id: Some(UserId(user_id)),
-        })
-        .await
-        .map_err(|_| ApiError::Internal("presence is not answering".to_owned()))?;
-    if open >= settings.ws_max_conns_per_user {
+    let Some(slot) = rt
+        .connections
+        .admit(UserId(user_id), settings.ws_max_conns_per_user)
+    else {
         return Ok(error_response(
             ErrorCode::RateLimited,
             format!(
@@ -345,20 +396,19 @@ pub async fn ws_route(
                 settings.ws_max_conns_per_user
             ),
         ));
-    }
+    };
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
     let stream = stream
         .max_frame_size(settings.ws_max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(settings.ws_max_frame_bytes);
-    session::SessionActor::spawn(Arc::clone(rt), who, themes, session, stream);
+    session::SessionActor::spawn(Arc::clone(rt), who, themes, session, stream, slot);
     // The access log's line for this request (the logger middleware skips /ws).
-    let peer = req
-        .connection_info()
-        .realip_remote_addr()
-        .unwrap_or("-")
-        .to_owned();
-    log::info!("{peer} \"GET /ws\" 101: WebSocket of user {user_id}");
+    if log::log_enabled!(log::Level::Info) {
+        let info = req.connection_info();
+        let peer = info.realip_remote_addr().unwrap_or("-");
+        log::info!("{peer} \"GET /ws\" 101: WebSocket of user {user_id}");
+    }
     Ok(response)
 }

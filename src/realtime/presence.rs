@@ -552,21 +552,16 @@ impl Handler<CloseAll> for PresenceActor {
     }
 }
 
-/// How many connections are open (all, or one user's).
+/// How many connections are open (shutdown waits for none).
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct CountSessions {
-    pub user_id: Option<UserId>,
-}
+pub struct CountSessions;
 
 impl Handler<CountSessions> for PresenceActor {
     type Result = usize;
 
-    fn handle(&mut self, msg: CountSessions, _: &mut Self::Context) -> usize {
-        match msg.user_id {
-            Some(id) => self.users.get(&id).map_or(0, |u| u.sessions.len()),
-            None => self.sessions.len(),
-        }
+    fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> usize {
+        self.sessions.len()
     }
 }
 

@@ -28,12 +28,12 @@ use super::{
     metrics::{RealtimeMetrics, CLOSE_LOST},
     presence::{Connect, Disconnect, SetStatus},
     protocol::{
-        self, error_frame, ChatView, ClientFrame, ClientMsg, FrameId, Limits, MissedView, RoomName,
-        RoomRef, ServerMsg, SessionId, SharedStr, UserId, UserRef, WelcomeUser,
+        self, error_frame, ChatView, ClientFrame, ClientMsg, FrameId, Limits, RoomName, RoomRef,
+        ServerMsg, SessionId, SharedStr, UserId, UserRef, WelcomeUser,
     },
     room::{Join, Leave, RoomActor, Signal, Typing},
     store::{ChatReply, StoreChat},
-    ws_error, CloseSession, Deliver, Realtime, SessionHandle,
+    ws_error, CloseSession, ConnectionSlot, Deliver, Realtime, SessionHandle,
 };
 use crate::{
     db::{self, models::NewMessage},
@@ -269,6 +269,12 @@ impl Outbox {
         true
     }
 
+    /// Whether frames are still taken (the session is not closing and the connection is
+    /// not gone).
+    pub fn is_open(&self) -> bool {
+        !self.lock().closed
+    }
+
     /// The session starts waiting for a reply whose frame must precede frames from others.
     fn hold(&self) {
         self.lock().holds += 1;
@@ -456,6 +462,8 @@ pub struct SessionActor {
     bucket: TokenBucket,
     rejected: u32,
     rejected_since: Instant,
+    /// This connection's place under the per-user cap, freed when the actor is dropped.
+    _slot: ConnectionSlot,
 }
 
 impl SessionActor {
@@ -467,6 +475,7 @@ impl SessionActor {
         themes: Vec<String>,
         session: actix_ws::Session,
         stream: actix_ws::AggregatedMessageStream,
+        slot: ConnectionSlot,
     ) -> Addr<SessionActor> {
         let settings = Arc::clone(&rt.settings);
         let user = &who.user;
@@ -505,6 +514,7 @@ impl SessionActor {
                 rejected: 0,
                 rejected_since: Instant::now(),
                 rt,
+                _slot: slot,
             }
         })
     }
@@ -875,38 +885,6 @@ impl SessionActor {
             Err(e) => act.error(ctx, id.as_ref(), &e),
         }));
     }
-
-    /// After `welcome` and the snapshot: calls missed while offline, once.
-    fn announce_missed_calls(&mut self, ctx: &mut Context<Self>) {
-        let pool = self.rt.pool.clone();
-        let uid = self.user.id.0;
-        let work = async move {
-            db::run(&pool, move |conn| {
-                Ok(db::calls::take_unseen_missed(conn, uid)?)
-            })
-            .await
-        };
-        ctx.spawn(work.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(missed) if !missed.is_empty() => {
-                let calls: Vec<MissedView> = missed
-                    .into_iter()
-                    .map(|(call, nickname)| MissedView {
-                        call_id: call.call_key,
-                        from: UserRef {
-                            id: UserId(call.caller_id),
-                            nickname: SharedStr::from(nickname),
-                        },
-                        media: protocol::Media::parse(&call.media),
-                        at: call.created_at,
-                    })
-                    .collect();
-                let frame = ServerMsg::CallsMissed { calls: &calls }.encode();
-                act.push(ctx, frame);
-            }
-            Ok(_) => {}
-            Err(e) => log::warn!("cannot load missed calls of user {uid}: {e}"),
-        }));
-    }
 }
 
 /// A stored message as frames carry it, its sender known by nickname.
@@ -970,10 +948,7 @@ impl Actor for SessionActor {
             });
             ctx.wait(connect.into_actor(self).map(|res, act, ctx| {
                 match res {
-                    Ok(snapshot) => {
-                        act.push(ctx, snapshot);
-                        act.announce_missed_calls(ctx);
-                    }
+                    Ok(snapshot) => act.push(ctx, snapshot),
                     Err(_) => act.close(ctx, CloseCode::Error, "presence unavailable", false),
                 }
                 act.outbox.release();

@@ -161,6 +161,30 @@ async fn an_unanswered_call_is_missed_on_both_sides_after_the_ring_timeout() {
 }
 
 #[actix_web::test]
+async fn a_call_missed_while_offline_is_announced_on_the_next_connection_only() {
+    let app = spawn_app_with(|s| s.ring_timeout_ms = 300).await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    let call_id = ringing_call(&mut a, &mut b, &bia).await;
+    b.vanish();
+    assert_eq!(
+        a.recv_type("call.missed").await["call_id"],
+        call_id.as_str()
+    );
+    // Other users' connections are not told.
+    let mut a2 = connect(&app, &ana).await;
+    a2.expect_no("calls.missed").await;
+    let mut b = connect(&app, &bia).await;
+    let missed = b.recv_type("calls.missed").await;
+    assert_eq!(missed["calls"][0]["call_id"], call_id.as_str());
+    assert_eq!(missed["calls"][0]["from"]["nickname"], "ana");
+    let mut b2 = connect(&app, &bia).await;
+    b2.expect_no("calls.missed").await;
+    b.expect_no("calls.missed").await;
+}
+
+#[actix_web::test]
 async fn a_call_missed_while_offline_is_announced_once_even_after_a_restart() {
     let app = spawn_app_with(|s| s.ring_timeout_ms = 300).await;
     let (ana, bia) = (app.user("ana").await, app.user("bia").await);

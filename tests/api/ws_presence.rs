@@ -172,6 +172,40 @@ async fn too_many_connections_for_one_user_get_429() {
 }
 
 #[actix_web::test]
+async fn the_connection_cap_holds_for_upgrades_at_the_same_instant_and_a_closed_one_frees_its_place(
+) {
+    let app = spawn_app_with(|s| s.ws_max_conns_per_user = 2).await;
+    let ana = app.user("ana").await;
+    let opts = || ConnectOpts {
+        token: Some(&ana.token),
+        ..Default::default()
+    };
+    let attempts = futures_util::future::join_all((0..8).map(|_| try_connect(&app, opts()))).await;
+    let mut open = Vec::new();
+    let mut refused = Vec::new();
+    for attempt in attempts {
+        match attempt {
+            Ok(client) => open.push(client),
+            Err(status) => refused.push(status),
+        }
+    }
+    assert_eq!(open.len(), 2, "admitted at once: {}", open.len());
+    assert_eq!(refused, vec![429; 6]);
+
+    open.pop().expect("two open").close_and_wait().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match try_connect(&app, opts()).await {
+            Ok(_) => break,
+            Err(429) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Err(status) => panic!("a closed connection's place was not freed: {status}"),
+        }
+    }
+}
+
+#[actix_web::test]
 async fn others_see_a_user_arrive_change_status_and_leave() {
     let app = spawn_app().await;
     let ana = app.user("ana").await;
