@@ -71,7 +71,7 @@ pub async fn connect(target: &Target, user: &BenchUser) -> BenchResult<Conn> {
     let bearer = HeaderValue::from_str(&format!("Bearer {}", user.token))
         .map_err(|e| BenchError::Protocol(format!("token is not a header value: {e}")))?;
     request.headers_mut().insert("Authorization", bearer);
-    let stream = TcpStream::connect(&target.authority).await?;
+    let stream = target.open().await?;
     // Signals are small and latency-bound: never wait to coalesce them.
     stream.set_nodelay(true)?;
     let (ws, _response) = tokio_tungstenite::client_async(request, stream).await?;
