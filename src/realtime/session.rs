@@ -36,6 +36,7 @@ use super::{
     ws_error, CloseSession, ConnectionSlot, Deliver, Realtime, SessionHandle,
 };
 use crate::{
+    config::Settings,
     db::{self, models::NewMessage},
     error::{ApiError, ErrorCode},
 };
@@ -444,7 +445,7 @@ pub struct SessionActor {
     id: SessionId,
     user: UserRef,
     caps: crate::db::models::Capabilities,
-    /// Sent once, in `started`.
+    /// Its user as `welcome` showed them, handed to presence once, in `started`.
     welcome: Option<WelcomeUser>,
     /// The login session (`sessions.id`) whose credential opened this connection.
     auth_session_id: i64,
@@ -487,6 +488,7 @@ impl SessionActor {
             themes,
             role: crate::db::models::Role::parse(&user.role),
         };
+        let id = SessionId::random();
         SessionActor::create(move |ctx| {
             ctx.add_stream(stream);
             let outbox = Outbox::new(
@@ -496,8 +498,11 @@ impl SessionActor {
                 ctx.address().downgrade().recipient(),
             );
             ctx.spawn(fut::wrap_future(Drain(outbox.clone())));
+            // Queued before the handshake's response is written, so that both leave in one
+            // write.
+            outbox.push_own(Message::Text(welcome_frame(&id, &welcome, &settings)));
             SessionActor {
-                id: SessionId::random(),
+                id,
                 user: UserRef {
                     id: UserId(who.user.id),
                     nickname,
@@ -887,6 +892,25 @@ impl SessionActor {
     }
 }
 
+/// The `welcome` frame: who the connection is, and the limits it runs under.
+fn welcome_frame(id: &SessionId, user: &WelcomeUser, settings: &Settings) -> ByteString {
+    let limits = Limits {
+        max_frame_bytes: settings.ws_max_frame_bytes,
+        rate_per_sec: settings.ws_rate_per_sec,
+        rate_burst: settings.ws_rate_burst,
+        room_member_cap: settings.room_member_cap,
+        ring_timeout_ms: settings.ring_timeout_ms,
+        call_reconnect_grace_ms: settings.call_reconnect_grace_ms,
+    };
+    ServerMsg::Welcome {
+        session_id: id,
+        user,
+        heartbeat_ms: settings.heartbeat_ms,
+        limits: &limits,
+    }
+    .encode()
+}
+
 /// A stored message as frames carry it, its sender known by nickname.
 pub(crate) fn chat_view(room: &RoomName, m: db::models::Message, nickname: &str) -> ChatView {
     let from = UserRef {
@@ -914,22 +938,6 @@ impl Actor for SessionActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let settings = Arc::clone(&self.rt.settings);
         if let Some(user) = self.welcome.take() {
-            let limits = Limits {
-                max_frame_bytes: settings.ws_max_frame_bytes,
-                rate_per_sec: settings.ws_rate_per_sec,
-                rate_burst: settings.ws_rate_burst,
-                room_member_cap: settings.room_member_cap,
-                ring_timeout_ms: settings.ring_timeout_ms,
-                call_reconnect_grace_ms: settings.call_reconnect_grace_ms,
-            };
-            let frame = ServerMsg::Welcome {
-                session_id: &self.id,
-                user: &user,
-                heartbeat_ms: settings.heartbeat_ms,
-                limits: &limits,
-            }
-            .encode();
-            self.push(ctx, frame);
             // Presence changes and call frames come after the snapshot. Held before asking:
             // `send` queues the request at once, and presence (then the hub) may answer or
             // deliver on another thread before this one goes on.
