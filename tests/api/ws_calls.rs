@@ -160,8 +160,9 @@ async fn an_unanswered_call_is_missed_on_both_sides_after_the_ring_timeout() {
     b.expect_no("calls.missed").await;
 }
 
-#[actix_web::test]
-async fn a_call_missed_while_offline_is_announced_on_the_next_connection_only() {
+/// Ana calls Bia, whose only device drops while it rings; the ring timeout (300 ms) passes.
+/// Gives the app, both users, Ana's connection and the call's id.
+async fn missed_while_offline() -> (TestApp, TestUser, TestUser, WsClient, String) {
     let app = spawn_app_with(|s| s.ring_timeout_ms = 300).await;
     let (ana, bia) = (app.user("ana").await, app.user("bia").await);
     let mut a = connect(&app, &ana).await;
@@ -172,6 +173,12 @@ async fn a_call_missed_while_offline_is_announced_on_the_next_connection_only() 
         a.recv_type("call.missed").await["call_id"],
         call_id.as_str()
     );
+    (app, ana, bia, a, call_id)
+}
+
+#[actix_web::test]
+async fn a_call_missed_while_offline_is_announced_on_the_next_connection_only() {
+    let (app, ana, bia, _a, call_id) = missed_while_offline().await;
     // Other users' connections are not told.
     let mut a2 = connect(&app, &ana).await;
     a2.expect_no("calls.missed").await;
@@ -186,17 +193,7 @@ async fn a_call_missed_while_offline_is_announced_on_the_next_connection_only() 
 
 #[actix_web::test]
 async fn a_call_missed_while_offline_is_announced_once_even_after_a_restart() {
-    let app = spawn_app_with(|s| s.ring_timeout_ms = 300).await;
-    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
-    let mut a = connect(&app, &ana).await;
-    let mut b = connect(&app, &bia).await;
-    let call_id = ringing_call(&mut a, &mut b, &bia).await;
-    // The callee's only device drops while it rings.
-    b.vanish();
-    assert_eq!(
-        a.recv_type("call.missed").await["call_id"],
-        call_id.as_str()
-    );
+    let (app, _, bia, a, call_id) = missed_while_offline().await;
     a.close().await;
     let app = app.restart().await;
     let mut b = connect(&app, &bia).await;
