@@ -17,7 +17,7 @@ use futures_util::future::try_join_all;
 use serde_json::json;
 use tokio::{
     sync::oneshot,
-    time::{sleep_until, Instant, MissedTickBehavior},
+    time::{sleep_until, Instant},
 };
 
 use crate::{
@@ -54,6 +54,12 @@ pub struct RelayArgs {
     /// Seconds to wait for signals still in flight once sending stops.
     #[arg(long, default_value_t = 5.0)]
     pub drain_secs: f64,
+    /// The generator never sleeps: it polls its sockets and the clock in a loop (its core
+    /// stays busy). Its own wake-up from idle (tens of µs on a VM, twice per round trip)
+    /// then stays out of the measured round trips, and open-loop sends leave at their
+    /// scheduled microsecond instead of on the timer's millisecond grid.
+    #[arg(long)]
+    pub busy_poll: bool,
 }
 
 /// Where a pair meets.
@@ -87,6 +93,9 @@ pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Re
     let start = Instant::now() + Duration::from_millis(50);
     let deadline = start + duration;
     let cpu = CpuMeter::start(cli.server_pid);
+    let spinner = args
+        .busy_poll
+        .then(|| tokio::spawn(spin_until(deadline + drain)));
     let mut tasks = Vec::with_capacity(pairs.len());
     for (i, pair) in pairs.into_iter().enumerate() {
         let plan = match args.rate {
@@ -108,9 +117,12 @@ pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Re
             pair.a,
             a_frame,
             plan,
-            start,
-            deadline,
-            deadline + drain,
+            Schedule {
+                start,
+                deadline,
+                give_up: deadline + drain,
+                busy_poll: args.busy_poll,
+            },
             stop_tx,
         ));
         tasks.push((a, b));
@@ -123,6 +135,9 @@ pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Re
         total.add(&a, &b);
     }
     let cpu = cpu.stop();
+    if let Some(spinner) = spinner {
+        spinner.abort();
+    }
 
     let mut report = Report::new("relay");
     report
@@ -137,7 +152,8 @@ pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Re
         .add("rooms", format!("{:?}", args.rooms).to_lowercase())
         .add("pairs", args.pairs)
         .add("duration_s", args.duration)
-        .add("payload_bytes", args.payload_bytes);
+        .add("payload_bytes", args.payload_bytes)
+        .add("busy_poll", args.busy_poll);
     match args.rate {
         Some(rate) => report.add("rate_per_sec", rate),
         None => report.add("window", args.window),
@@ -332,26 +348,52 @@ impl Side {
     }
 }
 
+/// When an initiator starts, stops sending and gives up waiting, and how it waits.
+struct Schedule {
+    start: Instant,
+    deadline: Instant,
+    give_up: Instant,
+    busy_poll: bool,
+}
+
+/// `--busy-poll`: keeps the runtime polling (each yield makes the current-thread runtime
+/// poll its sockets without blocking) until `until`.
+async fn spin_until(until: Instant) {
+    while Instant::now() < until {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Waits until `due`: on the timer, or with `busy_poll` by looking at the clock each time
+/// the runtime comes round.
+async fn wait_until(due: Instant, busy_poll: bool) {
+    if busy_poll {
+        spin_until(due).await;
+    } else {
+        sleep_until(due).await;
+    }
+}
+
 /// The initiator: sends, checks the echoes, times the round trips.
 async fn initiator(
     mut conn: Conn,
     template: Template,
     plan: Plan,
-    start: Instant,
-    deadline: Instant,
-    give_up: Instant,
+    schedule: Schedule,
     done: oneshot::Sender<()>,
 ) -> BenchResult<Side> {
+    let Schedule {
+        start,
+        deadline,
+        give_up,
+        busy_poll,
+    } = schedule;
     let mut side = Side::default();
-    // Send time (closed loop) or due time (open loop) of each signal in flight, by seq.
+    // Send time of each signal in flight, by seq.
     let mut in_flight: VecDeque<(u64, Instant)> = VecDeque::new();
-    sleep_until(start).await;
-    let mut ticker = match plan {
-        Plan::Open { first, period } => {
-            let mut ticker = tokio::time::interval_at(first, period);
-            ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
-            Some((ticker, first, period))
-        }
+    wait_until(start, busy_poll).await;
+    let open = match plan {
+        Plan::Open { first, period } => Some((first, period)),
         Plan::Closed { window } => {
             for _ in 0..window {
                 conn.feed(template.frame(side.sent)).await?;
@@ -368,23 +410,24 @@ async fn initiator(
         if !sending && in_flight.is_empty() {
             break;
         }
+        // Open loop: when the next signal is due (a late one is sent at once).
+        let due = open.map(|(first, period)| first + period.mul_f64(side.sent as f64));
         let frame = tokio::select! {
             frame = conn.next_frame() => match frame? {
                 Some(frame) => frame,
                 None => break,
             },
             _ = async {
-                match &mut ticker {
-                    Some((t, _, _)) => { t.tick().await; }
+                match due {
+                    Some(due) => wait_until(due, busy_poll).await,
                     None => std::future::pending::<()>().await,
                 }
             }, if sending => {
-                if let Some((_, first, period)) = &ticker {
+                if let Some(due) = due {
                     let seq = side.sent;
                     // Timed from the real send; how late that was against the schedule
                     // (timer granularity, a busy generator) is reported on its own.
                     let now = Instant::now();
-                    let due = *first + period.mul_f64(seq as f64);
                     side.send_lag.push(micros(now.saturating_duration_since(due)));
                     in_flight.push_back((seq, now));
                     conn.send(template.frame(seq)).await?;
@@ -411,7 +454,7 @@ async fn initiator(
                             }
                         }
                     }
-                    if ticker.is_none() && now < deadline {
+                    if open.is_none() && now < deadline {
                         conn.feed(template.frame(side.sent)).await?;
                         in_flight.push_back((side.sent, Instant::now()));
                         side.sent += 1;
