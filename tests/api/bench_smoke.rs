@@ -64,9 +64,8 @@ async fn relay_in_closed_loop_bounces_every_signal_back_in_order() {
 #[actix_web::test]
 async fn relay_in_open_loop_times_every_round_trip_and_loses_nothing() {
     let app = bench_server().await;
-    let r = bench(
-        &app,
-        &[
+    for busy_poll in [false, true] {
+        let mut args = vec![
             "relay",
             "--pairs",
             "2",
@@ -76,15 +75,19 @@ async fn relay_in_open_loop_times_every_round_trip_and_loses_nothing() {
             "100",
             "--rooms",
             "public",
-        ],
-    )
-    .await;
-    assert_eq!(r["mode"], "open");
-    let samples = r["rtt_samples"].as_u64().unwrap();
-    assert!(samples > 0, "{r}");
-    assert_eq!(samples * 2, r["signals_relayed"].as_u64().unwrap(), "{r}");
-    for key in ["lost", "duplicated", "reordered", "errors"] {
-        assert_eq!(r[key], 0, "{key}: {r}");
+        ];
+        if busy_poll {
+            args.push("--busy-poll");
+        }
+        let r = bench(&app, &args).await;
+        assert_eq!(r["mode"], "open");
+        assert_eq!(r["busy_poll"], busy_poll, "{r}");
+        let samples = r["rtt_samples"].as_u64().unwrap();
+        assert!(samples > 0, "{r}");
+        assert_eq!(samples * 2, r["signals_relayed"].as_u64().unwrap(), "{r}");
+        for key in ["lost", "duplicated", "reordered", "errors"] {
+            assert_eq!(r[key], 0, "{key}: {r}");
+        }
     }
 }
 
