@@ -76,7 +76,9 @@ pub struct SessionHandle {
     pub id: SessionId,
     /// Straight into the session's outbound queue (no hop through its mailbox).
     pub deliver: session::Outbox,
-    pub close: Recipient<CloseSession>,
+    /// Weak, so that presence's entry for an idle session does not hold a sender of its
+    /// mailbox (an allocation per connection); upgraded only to close it.
+    pub close: actix::WeakRecipient<CloseSession>,
 }
 
 /// Open WebSocket connections per user, counted where upgrades are admitted (before the

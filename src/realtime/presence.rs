@@ -23,6 +23,7 @@ use super::{
         ChosenStatus, PresenceView, RoomName, ServerMsg, SessionId, SharedStr, SnapshotUser,
         Status, UserId,
     },
+    session::Outbox,
     CloseSession, Deliver, SessionHandle,
 };
 use crate::{
@@ -87,12 +88,23 @@ impl OnlineUser {
     }
 }
 
-/// One registered connection.
+/// One registered connection (its id is the key: kept once, as there are as many entries
+/// as connections).
 struct SessionEntry {
     user_id: UserId,
     /// The login session (`sessions.id`) whose credential opened this connection.
     auth_session_id: i64,
-    handle: SessionHandle,
+    deliver: Outbox,
+    close: actix::WeakRecipient<CloseSession>,
+}
+
+impl SessionEntry {
+    /// Tells the session to close its connection with `code` (nothing if it has stopped).
+    fn send_close(&self, code: CloseCode, reason: &'static str) {
+        if let Some(session) = self.close.upgrade() {
+            session.do_send(CloseSession { code, reason });
+        }
+    }
 }
 
 /// Tracks every online user across all their sessions and pushes presence diffs.
@@ -249,7 +261,7 @@ impl PresenceActor {
             many => ServerMsg::PresenceBatch { updates: many }.encode(),
         };
         for entry in self.sessions.values() {
-            entry.handle.deliver.do_send(Deliver(frame.clone()));
+            entry.deliver.do_send(Deliver(frame.clone()));
         }
         self.sessions.len()
     }
@@ -394,7 +406,11 @@ impl Handler<Connect> for PresenceActor {
     type Result = MessageResult<Connect>;
 
     fn handle(&mut self, msg: Connect, _: &mut Self::Context) -> Self::Result {
-        let session_id = msg.handle.id.clone();
+        let SessionHandle {
+            id: session_id,
+            deliver,
+            close,
+        } = msg.handle;
         let user = self.users.entry(msg.user_id).or_insert_with(|| OnlineUser {
             nickname: msg.nickname.clone(),
             capabilities: msg.capabilities,
@@ -417,14 +433,15 @@ impl Handler<Connect> for PresenceActor {
         user.sessions.push(session_id.clone());
         self.hub.do_send(UserOnline {
             user_id: msg.user_id,
-            deliver: msg.handle.deliver.clone(),
+            deliver: deliver.clone(),
         });
         self.sessions.insert(
             session_id,
             SessionEntry {
                 user_id: msg.user_id,
                 auth_session_id: msg.auth_session_id,
-                handle: msg.handle,
+                deliver,
+                close,
             },
         );
         self.metrics.connections_open(self.sessions.len());
@@ -521,10 +538,7 @@ impl Handler<RevokeSessions> for PresenceActor {
                 Revoked::All => true,
             };
             if hit {
-                entry.handle.close.do_send(CloseSession {
-                    code: CloseCode::Other(4001),
-                    reason: "session revoked",
-                });
+                entry.send_close(CloseCode::Other(4001), "session revoked");
             }
         }
     }
@@ -543,10 +557,7 @@ impl Handler<CloseAll> for PresenceActor {
 
     fn handle(&mut self, msg: CloseAll, _: &mut Self::Context) -> usize {
         for entry in self.sessions.values() {
-            entry.handle.close.do_send(CloseSession {
-                code: msg.code,
-                reason: msg.reason,
-            });
+            entry.send_close(msg.code, msg.reason);
         }
         self.sessions.len()
     }
@@ -587,7 +598,7 @@ impl Handler<SendToUser> for PresenceActor {
                 continue;
             }
             if let Some(entry) = self.sessions.get(session_id) {
-                entry.handle.deliver.do_send(Deliver(msg.frame.clone()));
+                entry.deliver.do_send(Deliver(msg.frame.clone()));
                 sent += 1;
             }
         }

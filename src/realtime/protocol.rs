@@ -89,9 +89,18 @@ pub struct UserId(pub i64);
 pub struct SessionId(pub SharedStr);
 
 impl SessionId {
-    /// A fresh random id.
+    /// A fresh random id: 64 random bits in 13 base-32 digits. With its prefix that is 15
+    /// bytes, so that the shared string (kept once per connection) fits 32 bytes of heap.
     pub fn random() -> Self {
-        SessionId(SharedStr::from(format!("s-{:016x}", rand::random::<u64>())))
+        const DIGITS: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        let mut bits = rand::random::<u64>();
+        let mut id = String::with_capacity(15);
+        id.push_str("s-");
+        for _ in 0..13 {
+            id.push(char::from(DIGITS[(bits & 31) as usize]));
+            bits >>= 5;
+        }
+        SessionId(SharedStr::from(id))
     }
 }
 
@@ -839,6 +848,18 @@ pub fn error_frame(id: Option<&FrameId>, code: ErrorCode, message: &str) -> Byte
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_ids_are_fifteen_characters_prefixed_and_distinct() {
+        let ids: std::collections::HashSet<String> = (0..1000)
+            .map(|_| SessionId::random().0.as_str().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert_eq!(id.len(), 15, "{id}");
+            assert!(id.starts_with("s-"), "{id}");
+        }
+    }
 
     #[test]
     fn a_signal_keeps_its_data_byte_for_byte() {

@@ -10,6 +10,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     future::Future,
+    hash::{BuildHasherDefault, DefaultHasher},
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     task::{Context as TaskContext, Poll, Waker},
@@ -80,6 +81,9 @@ struct Queue {
     closed: bool,
     /// The connection is gone: the session must stop.
     gone: bool,
+    /// Closed because the client did not take its frames: the [`Drain`] ends with
+    /// [`DrainEnd::TooSlow`] and the session closes the connection with 1013.
+    too_slow: bool,
 }
 
 impl Queue {
@@ -94,8 +98,28 @@ impl Queue {
     /// Outside tokio's cooperative budget: a fan-out to thousands of sessions in one actor
     /// turn must not find channels "full" only because its task used its budget.
     fn flush_now(&mut self) {
+        self.flush_now_with(std::iter::empty());
+    }
+
+    /// As [`Queue::flush_now`], then `more` after what waited: while nothing waits, frames
+    /// go straight into the channel and `frames` is not touched, so an outbox allocates its
+    /// queue only once its connection falls behind (an idle connection keeps none). What
+    /// does not fit waits in `frames`.
+    fn flush_now_with(&mut self, more: impl IntoIterator<Item = Message>) {
+        let mut more = more.into_iter();
         let flushed = tokio::task::unconstrained(std::future::poll_fn(|cx| {
             self.flush(cx);
+            if self.frames.is_empty() {
+                for frame in more.by_ref() {
+                    if let Err(frame) = self.offer(cx, frame) {
+                        self.frames.push_back(frame);
+                        break;
+                    }
+                }
+            }
+            if self.ws.is_some() {
+                self.frames.extend(more.by_ref());
+            }
             Poll::Ready(())
         }));
         let _ = flushed.now_or_never();
@@ -104,30 +128,37 @@ impl Queue {
     /// Moves waiting frames into the actix-ws channel while it has room; with a full
     /// channel, `cx` is woken when it has room again.
     fn flush(&mut self, cx: &mut TaskContext<'_>) {
-        while !self.frames.is_empty() {
-            let Some(ws) = self.ws.as_mut() else {
-                self.frames.clear();
+        while let Some(frame) = self.frames.pop_front() {
+            if let Err(frame) = self.offer(cx, frame) {
+                self.frames.push_front(frame);
                 return;
-            };
-            match Pin::new(&mut *ws).poll_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    let Some(frame) = self.frames.pop_front() else {
-                        break;
-                    };
-                    if Pin::new(&mut *ws).start_send(frame).is_err() {
-                        self.connection_gone();
-                        return;
-                    }
+            }
+        }
+    }
+
+    /// Hands one frame to the actix-ws channel if it has room. `Err`: no room, the frame
+    /// comes back and `cx` is woken when there is. A frame for a connection that is gone is
+    /// dropped (`Ok`).
+    fn offer(&mut self, cx: &mut TaskContext<'_>, frame: Message) -> Result<(), Message> {
+        let Some(ws) = self.ws.as_mut() else {
+            return Ok(());
+        };
+        match Pin::new(&mut *ws).poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                if Pin::new(&mut *ws).start_send(frame).is_err() {
+                    self.connection_gone();
+                } else {
                     self.stuck_since = None;
                 }
-                Poll::Ready(Err(_)) => {
-                    self.connection_gone();
-                    return;
-                }
-                Poll::Pending => {
-                    self.stuck_since.get_or_insert_with(Instant::now);
-                    return;
-                }
+                Ok(())
+            }
+            Poll::Ready(Err(_)) => {
+                self.connection_gone();
+                Ok(())
+            }
+            Poll::Pending => {
+                self.stuck_since.get_or_insert_with(Instant::now);
+                Err(frame)
             }
         }
     }
@@ -161,17 +192,10 @@ struct OutboxInner {
     /// `--ws-outbound-queue`.
     limit: usize,
     metrics: Arc<RealtimeMetrics>,
-    /// The session, told when its client is too slow (weak: the outbox does not keep it).
-    session: actix::WeakRecipient<TooSlow>,
 }
 
 impl Outbox {
-    fn new(
-        ws: actix_ws::Session,
-        limit: usize,
-        metrics: Arc<RealtimeMetrics>,
-        session: actix::WeakRecipient<TooSlow>,
-    ) -> Self {
+    fn new(ws: actix_ws::Session, limit: usize, metrics: Arc<RealtimeMetrics>) -> Self {
         Outbox {
             inner: Arc::new(OutboxInner {
                 queue: Mutex::new(Queue {
@@ -180,7 +204,6 @@ impl Outbox {
                 }),
                 limit: limit.max(1),
                 metrics,
-                session,
             }),
         }
     }
@@ -232,8 +255,7 @@ impl Outbox {
     /// now: the drain is not polled while its session awaits a reply (`ctx.wait`), and a
     /// client that kept reading meanwhile must not look stuck.
     fn queue(&self, q: &mut Queue, frames: impl IntoIterator<Item = Message>) {
-        q.frames.extend(frames);
-        q.flush_now();
+        q.flush_now_with(frames);
         if !self.check(q) {
             return;
         }
@@ -261,9 +283,11 @@ impl Outbox {
             .is_some_and(|since| since.elapsed() >= SLOW_WRITER_GRACE);
         if stuck || waiting > limit.saturating_mul(HARD_QUEUE_FACTOR) {
             q.closed = true;
+            q.too_slow = true;
             q.held.clear();
-            if let Some(session) = self.inner.session.upgrade() {
-                session.do_send(TooSlow);
+            // The session hears it from its drain.
+            if let Some(waker) = q.waker.take() {
+                waker.wake();
             }
             return false;
         }
@@ -344,17 +368,30 @@ impl Outbox {
 /// room. Ends when the outbox closes; closing hands over the rest itself.
 struct Drain(Outbox);
 
-impl Future for Drain {
-    type Output = ();
+/// Why a session's [`Drain`] ended.
+#[derive(Debug, PartialEq, Eq)]
+enum DrainEnd {
+    /// The session is closing, or the connection is gone.
+    Closed,
+    /// The client does not take its frames fast enough: the session closes with 1013.
+    TooSlow,
+}
 
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+impl Future for Drain {
+    type Output = DrainEnd;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<DrainEnd> {
         let mut q = self.0.lock();
         if q.closed {
-            return Poll::Ready(());
+            return Poll::Ready(if q.too_slow {
+                DrainEnd::TooSlow
+            } else {
+                DrainEnd::Closed
+            });
         }
         q.flush(cx);
         if q.gone {
-            return Poll::Ready(());
+            return Poll::Ready(DrainEnd::Closed);
         }
         if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             q.waker = Some(cx.waker().clone());
@@ -363,34 +400,25 @@ impl Future for Drain {
     }
 }
 
-/// The session's client does not take its frames fast enough: close with 1013.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TooSlow;
-
-/// Frames allowed per connection: `rate` per second with bursts up to `burst`.
+/// Frames allowed per connection: `rate` per second with bursts up to `burst`. Rate and
+/// burst are the server's (`--ws-rate-*`), passed in rather than kept in every session.
 struct TokenBucket {
     tokens: f64,
-    rate: f64,
-    burst: f64,
     last: Instant,
 }
 
 impl TokenBucket {
-    fn new(rate: u32, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
+    fn new(burst: u32) -> Self {
         TokenBucket {
-            tokens: burst,
-            rate: f64::from(rate),
-            burst,
+            tokens: f64::from(burst.max(1)),
             last: Instant::now(),
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    fn take(&mut self, now: Instant, rate: u32, burst: u32) -> bool {
         let elapsed = now.duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens = (self.tokens + elapsed * f64::from(rate)).min(f64::from(burst.max(1)));
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -446,7 +474,8 @@ pub struct SessionActor {
     user: UserRef,
     caps: crate::db::models::Capabilities,
     /// Its user as `welcome` showed them, handed to presence once, in `started`.
-    welcome: Option<WelcomeUser>,
+    /// (Boxed: it lives only until `started`, and every byte of an idle session counts.)
+    welcome: Option<Box<WelcomeUser>>,
     /// The login session (`sessions.id`) whose credential opened this connection.
     auth_session_id: i64,
     rt: Arc<Realtime>,
@@ -459,7 +488,9 @@ pub struct SessionActor {
     /// reconnect with 4000) is a blip its calls wait for.
     left: bool,
     last_heard: Instant,
-    rooms: HashMap<RoomName, Joined>,
+    /// A fixed hasher (no per-map random state): a session is in at most
+    /// [`MAX_JOINED_ROOMS`] rooms.
+    rooms: HashMap<RoomName, Joined, BuildHasherDefault<DefaultHasher>>,
     bucket: TokenBucket,
     rejected: u32,
     rejected_since: Instant,
@@ -491,13 +522,18 @@ impl SessionActor {
         let id = SessionId::random();
         SessionActor::create(move |ctx| {
             ctx.add_stream(stream);
-            let outbox = Outbox::new(
-                session,
-                settings.ws_outbound_queue,
-                Arc::clone(&rt.metrics),
-                ctx.address().downgrade().recipient(),
-            );
-            ctx.spawn(fut::wrap_future(Drain(outbox.clone())));
+            let outbox = Outbox::new(session, settings.ws_outbound_queue, Arc::clone(&rt.metrics));
+            let drain = fut::wrap_future::<_, Self>(Drain(outbox.clone()));
+            ctx.spawn(drain.map(|end, act, ctx| {
+                if end == DrainEnd::TooSlow {
+                    act.close(
+                        ctx,
+                        CloseCode::Again,
+                        "too slow: outbound queue full",
+                        false,
+                    );
+                }
+            }));
             // Queued before the handshake's response is written, so that both leave in one
             // write.
             outbox.push_own(Message::Text(welcome_frame(&id, &welcome, &settings)));
@@ -508,14 +544,14 @@ impl SessionActor {
                     nickname,
                 },
                 caps: who.user.capabilities(),
-                welcome: Some(welcome),
+                welcome: Some(Box::new(welcome)),
                 auth_session_id: who.session_id,
                 outbox,
                 closing: false,
                 left: false,
                 last_heard: Instant::now(),
-                rooms: HashMap::new(),
-                bucket: TokenBucket::new(settings.ws_rate_per_sec, settings.ws_rate_burst),
+                rooms: HashMap::default(),
+                bucket: TokenBucket::new(settings.ws_rate_burst),
                 rejected: 0,
                 rejected_since: Instant::now(),
                 rt,
@@ -530,7 +566,7 @@ impl SessionActor {
     }
 
     /// Queues a frame for the connection, unless the client has shown it is too slow (1013:
-    /// the outbox has closed itself and sent this session `TooSlow`).
+    /// the outbox has closed itself and the session's drain ends with `DrainEnd::TooSlow`).
     fn enqueue(&mut self, ctx: &mut Context<Self>, frame: Message) {
         if self.closing {
             return;
@@ -585,7 +621,11 @@ impl SessionActor {
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        if !self.bucket.take(now) {
+        let settings = &self.rt.settings;
+        if !self
+            .bucket
+            .take(now, settings.ws_rate_per_sec, settings.ws_rate_burst)
+        {
             if now.duration_since(self.rejected_since) > ABUSE_WINDOW {
                 self.rejected = 0;
                 self.rejected_since = now;
@@ -946,7 +986,7 @@ impl Actor for SessionActor {
                 handle: SessionHandle {
                     id: self.id.clone(),
                     deliver: self.outbox.clone(),
-                    close: ctx.address().recipient(),
+                    close: ctx.address().downgrade().recipient(),
                 },
                 user_id: self.user.id,
                 auth_session_id: self.auth_session_id,
@@ -963,8 +1003,9 @@ impl Actor for SessionActor {
             }));
         }
         let heartbeat = Duration::from_millis(settings.heartbeat_ms.max(1));
-        let timeout = Duration::from_millis(settings.client_timeout_ms.max(1));
-        ctx.run_interval(heartbeat, move |act, ctx| {
+        // Captures nothing, so that the boxed closure needs no allocation of its own.
+        ctx.run_interval(heartbeat, |act, ctx| {
+            let timeout = Duration::from_millis(act.rt.settings.client_timeout_ms.max(1));
             if act.last_heard.elapsed() > timeout {
                 log::debug!("session {:?} timed out", act.id);
                 act.close(ctx, CloseCode::Normal, "timed out", false);
@@ -1034,19 +1075,6 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
     }
 }
 
-impl Handler<TooSlow> for SessionActor {
-    type Result = ();
-
-    fn handle(&mut self, _: TooSlow, ctx: &mut Self::Context) {
-        self.close(
-            ctx,
-            CloseCode::Again,
-            "too slow: outbound queue full",
-            false,
-        );
-    }
-}
-
 impl Handler<CloseSession> for SessionActor {
     type Result = ();
 
@@ -1065,27 +1093,8 @@ mod tests {
         web, FromRequest,
     };
 
-    /// Stands in for the session: counts `TooSlow`.
-    #[derive(Default)]
-    struct Session {
-        too_slow: Arc<std::sync::atomic::AtomicUsize>,
-    }
-
-    impl Actor for Session {
-        type Context = Context<Self>;
-    }
-
-    impl Handler<TooSlow> for Session {
-        type Result = ();
-
-        fn handle(&mut self, _: TooSlow, _: &mut Self::Context) {
-            self.too_slow
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-
     /// An outbox on a real actix-ws session, and the response body its frames go to.
-    async fn outbox(limit: usize) -> (Outbox, BoxBody, Addr<Session>) {
+    async fn outbox(limit: usize) -> (Outbox, BoxBody) {
         let (req, mut payload) = TestRequest::default()
             .insert_header((header::UPGRADE, "websocket"))
             .insert_header((header::CONNECTION, "upgrade"))
@@ -1096,10 +1105,17 @@ mod tests {
             .await
             .unwrap();
         let (response, ws, _stream) = actix_ws::handle(&req, payload).unwrap();
-        let session = Session::default().start();
         let metrics = Arc::new(RealtimeMetrics::new(&crate::metrics::Metrics::new()));
-        let outbox = Outbox::new(ws, limit, metrics, session.downgrade().recipient());
-        (outbox, response.into_body(), session)
+        let outbox = Outbox::new(ws, limit, metrics);
+        (outbox, response.into_body())
+    }
+
+    /// What the session's drain says now: `None` while it goes on.
+    fn drain_end(drain: &mut Drain) -> Option<DrainEnd> {
+        match Pin::new(drain).poll(&mut TaskContext::from_waker(Waker::noop())) {
+            Poll::Ready(end) => Some(end),
+            Poll::Pending => None,
+        }
     }
 
     /// The text frames the connection has taken so far (server frames are unmasked).
@@ -1129,7 +1145,7 @@ mod tests {
 
     #[actix_web::test]
     async fn frames_from_others_wait_while_the_session_holds_and_follow_its_reply() {
-        let (outbox, mut body, _session) = outbox(16).await;
+        let (outbox, mut body) = outbox(16).await;
         let mut drain = Drain(outbox.clone());
         assert!(outbox.push_own(Message::Text("welcome".into())));
         outbox.hold();
@@ -1148,7 +1164,7 @@ mod tests {
     #[actix_web::test]
     async fn a_burst_beyond_the_channel_reaches_a_reading_connection_whole_and_in_order() {
         // 300 frames: the actix-ws channel takes 32, the rest waits for the drain.
-        let (outbox, mut body, _session) = outbox(8).await;
+        let (outbox, mut body) = outbox(8).await;
         let mut drain = Drain(outbox.clone());
         for i in 0..300 {
             outbox.do_send(Deliver(format!("frame {i}").into()));
@@ -1163,18 +1179,16 @@ mod tests {
 
     #[actix_web::test]
     async fn frames_piling_up_past_the_hard_bound_close_the_outbox_as_too_slow() {
-        let (outbox, _body, session) = outbox(2).await;
+        let (outbox, _body) = outbox(2).await;
+        let mut drain = Drain(outbox.clone());
+        assert_eq!(drain_end(&mut drain), None);
         // Nobody takes anything: 32 fit the channel, then 2 x 64 may wait.
         for i in 0..(32 + 2 * HARD_QUEUE_FACTOR + 1) {
             outbox.do_send(Deliver(format!("frame {i}").into()));
         }
         assert!(outbox.lock().closed);
         let waiting = outbox.lock().waiting();
-        let too_slow = session
-            .send(GetTooSlow)
-            .await
-            .expect("the stand-in session answers");
-        assert_eq!(too_slow, 1);
+        assert_eq!(drain_end(&mut drain), Some(DrainEnd::TooSlow));
         // Nothing more is queued.
         outbox.do_send(Deliver("late".into()));
         assert_eq!(outbox.lock().waiting(), waiting);
@@ -1184,7 +1198,8 @@ mod tests {
     async fn a_client_that_read_while_its_session_was_busy_is_not_taken_for_slow() {
         // The session awaits a reply (its drain is not polled) while the channel is full and
         // three frames wait; the client then reads everything, and a second passes.
-        let (outbox, mut body, session) = outbox(2).await;
+        let (outbox, mut body) = outbox(2).await;
+        let mut drain = Drain(outbox.clone());
         for i in 0..35 {
             outbox.do_send(Deliver(format!("frame {i}").into()));
         }
@@ -1196,19 +1211,6 @@ mod tests {
         outbox.do_send(Deliver("frame 35".into()));
         assert!(!outbox.lock().closed);
         assert_eq!(outbox.lock().waiting(), 0);
-        assert_eq!(session.send(GetTooSlow).await.unwrap(), 0);
-    }
-
-    /// How many `TooSlow` the stand-in session got.
-    #[derive(Message)]
-    #[rtype(result = "usize")]
-    struct GetTooSlow;
-
-    impl Handler<GetTooSlow> for Session {
-        type Result = usize;
-
-        fn handle(&mut self, _: GetTooSlow, _: &mut Self::Context) -> usize {
-            self.too_slow.load(std::sync::atomic::Ordering::Relaxed)
-        }
+        assert_eq!(drain_end(&mut drain), None);
     }
 }
