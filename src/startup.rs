@@ -119,21 +119,38 @@ pub struct Application {
     shutdown: Arc<tokio::sync::Notify>,
 }
 
+/// Connections the kernel completes and queues for the server before it accepts them (as
+/// actix-web's own `bind`; the kernel caps it at `net.core.somaxconn`). std's
+/// `TcpListener::bind` asks for 128: a burst of a few hundred clients arriving at once then
+/// had its surplus SYNs dropped, and those clients waited a second for their retry.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, so a restart
+/// does not wait for the last run's connections in TIME_WAIT).
+pub fn bind_listener(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
 impl Application {
     /// Opens the database (migrating it), binds the listener and prepares the server.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
         let pool = open_database(&settings)?;
-        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
+        let listener = bind_listener(settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind,
             source,
         })?;
         let port = listener.local_addr()?.port();
         let tls = crate::tls::server_config(&settings)?;
         let redirect_listener = match (&tls, settings.http_redirect_bind) {
-            (Some(_), Some(addr)) => Some(
-                TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?,
-            ),
+            (Some(_), Some(addr)) => {
+                Some(bind_listener(addr).map_err(|source| StartupError::Bind { addr, source })?)
+            }
             (None, Some(addr)) => {
                 log::warn!("--http-redirect-bind {addr} ignored: TLS is off");
                 None

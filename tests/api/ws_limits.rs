@@ -295,3 +295,23 @@ async fn a_websocket_protocol_error_closes_with_1002_and_really_ends_the_tcp_con
         .any(|w| w[0] == 0x88 && w[2..4] == 1002u16.to_be_bytes());
     assert!(close, "no 1002 close frame in {seen:?}");
 }
+
+/// A burst of clients arriving faster than the server accepts them is queued by the kernel,
+/// not dropped: with std's backlog of 128, the 129th connection's SYN was dropped and its
+/// client waited a second for the retry (seen as `ListenOverflows` in `nstat` during the
+/// `connect` benchmark).
+#[test]
+fn the_listener_queues_a_burst_of_600_connections_that_nobody_has_accepted_yet() {
+    let listener = tertulia::startup::bind_listener("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let addr = listener.local_addr().unwrap();
+    // Nothing accepts: every connection that completes waits in the accept queue, and one
+    // whose SYN is dropped is not retried within the timeout (the kernel's first retry
+    // comes after a second).
+    let queued: Vec<std::net::TcpStream> = (0..600)
+        .map(|i| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(900))
+                .unwrap_or_else(|e| panic!("connection {i} was not queued: {e}"))
+        })
+        .collect();
+    assert_eq!(queued.len(), 600);
+}
