@@ -140,6 +140,17 @@ export async function waitForMedia(page, { count = 1, video = true, timeoutMs = 
 }
 
 /**
+ * `caller` video-calls `callee` (nickname `calleeName`) from the card of `theme` once the
+ * callee shows online there; the callee accepts; resolves when both pages decode video.
+ */
+export async function videoCall(caller, callee, theme, calleeName) {
+  await personIn(caller, theme, calleeName).and(caller.locator('[data-status=online]')).waitFor();
+  await personIn(caller, theme, calleeName).getByRole('button', { name: `Video call ${calleeName}` }).click();
+  await callee.getByRole('alertdialog').getByRole('button', { name: 'Accept' }).click();
+  await Promise.all([waitForMedia(caller), waitForMedia(callee)]);
+}
+
+/**
  * One scenario file's world: a fresh server (with `serverOptions`) and a browser, started
  * before its tests and closed after them. Read `server` and `browser` inside a test.
  */

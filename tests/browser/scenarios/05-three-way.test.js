@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, personIn, registerViaUi, screenshot, waitForMedia, scenarioSetup } from '../lib/browser.js';
+import { newPage, registerViaUi, screenshot, videoCall, waitForMedia, scenarioSetup } from '../lib/browser.js';
 
 const world = scenarioSetup();
 
@@ -16,10 +16,7 @@ test('a third person invited into a call sees and is seen by both others', async
   const caio = await newPage(browser, server);
   await registerViaUi(caio, 'caio', { themes: ['Música'] });
 
-  await personIn(ana, 'Música', 'bia').and(ana.locator('[data-status=online]')).waitFor();
-  await personIn(ana, 'Música', 'bia').getByRole('button', { name: 'Video call bia' }).click();
-  await bia.getByRole('alertdialog').getByRole('button', { name: 'Accept' }).click();
-  await Promise.all([waitForMedia(ana), waitForMedia(bia)]);
+  await videoCall(ana, bia, 'Música', 'bia');
 
   // Ana adds Caio from inside the call.
   await ana.getByRole('button', { name: 'Add someone' }).click();

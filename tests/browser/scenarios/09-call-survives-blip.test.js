@@ -7,7 +7,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, personIn, registerViaUi, screenshot, waitForMedia, scenarioSetup } from '../lib/browser.js';
+import { newPage, registerViaUi, screenshot, videoCall, waitForMedia, scenarioSetup } from '../lib/browser.js';
 import { startProxy } from '../lib/proxy.js';
 
 const world = scenarioSetup();
@@ -46,10 +46,7 @@ test('a video call survives a network blip of one side', async () => {
   const bia = await newPage(browser, server);
   await registerViaUi(bia, 'bia', { themes: ['Livros'] });
 
-  await personIn(ana, 'Livros', 'bia').and(ana.locator('[data-status=online]')).waitFor();
-  await personIn(ana, 'Livros', 'bia').getByRole('button', { name: 'Video call bia' }).click();
-  await bia.getByRole('alertdialog').getByRole('button', { name: 'Accept' }).click();
-  await Promise.all([waitForMedia(ana), waitForMedia(bia)]);
+  await videoCall(ana, bia, 'Livros', 'bia');
   await ana.locator('.tile.remote[data-state=connected]', { hasText: 'bia' }).waitFor();
   await bia.locator('.tile.remote[data-state=connected]', { hasText: 'ana' }).waitFor();
   await ana.locator('#call-timer:not([hidden])').waitFor();
@@ -108,10 +105,7 @@ test('hanging up during a blip ends the call for the other side once back', asyn
   await registerViaUi(carla, 'carla', { themes: ['Livros'] });
   const davi = await newPage(browser, server);
   await registerViaUi(davi, 'davi', { themes: ['Livros'] });
-  await personIn(carla, 'Livros', 'davi').and(carla.locator('[data-status=online]')).waitFor();
-  await personIn(carla, 'Livros', 'davi').getByRole('button', { name: 'Video call davi' }).click();
-  await davi.getByRole('alertdialog').getByRole('button', { name: 'Accept' }).click();
-  await Promise.all([waitForMedia(carla), waitForMedia(davi)]);
+  await videoCall(carla, davi, 'Livros', 'davi');
 
   proxy.cut({ downMs: 3000 });
   await carla.locator('#call-view[data-connection=reconnecting]').waitFor();
