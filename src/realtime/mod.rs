@@ -93,14 +93,10 @@ impl ConnectionCounts {
     /// A slot for one more connection of `user`, or `None` when they already have `max`.
     pub fn admit(self: &Arc<Self>, user: UserId, max: usize) -> Option<ConnectionSlot> {
         let mut per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
-        let open = per_user.entry(user).or_insert(0);
-        if *open >= max {
-            if *open == 0 {
-                per_user.remove(&user);
-            }
+        if per_user.get(&user).copied().unwrap_or(0) >= max {
             return None;
         }
-        *open += 1;
+        *per_user.entry(user).or_insert(0) += 1;
         Some(ConnectionSlot {
             counts: Arc::clone(self),
             user,
