@@ -4,11 +4,11 @@
 //! While one batch is being written on the blocking pool, messages arriving from every
 //! session queue up; they are written together in the next transaction (one prepared
 //! insert per message, see [`db::messages::insert_batch`]). Under load many messages share
-//! one SQLite commit;
-//! with no load a message is written at once. Once a batch is committed each room gets its
-//! messages of the batch in one [`ChatStored`], and queues every sender's ack and every
-//! member's `chat.message` in one turn, so what a member gets from one commit leaves in one
-//! write. Nothing is acknowledged before its transaction has committed.
+//! one SQLite commit; with no load a message is written at once. Once a batch is committed
+//! each room gets its messages of the batch in one [`ChatStored`], and queues every
+//! sender's ack and every member's `chat.message` in one turn, so what a member gets from
+//! one commit leaves in one write. Nothing is acknowledged before its transaction has
+//! committed.
 
 use std::collections::HashMap;
 
