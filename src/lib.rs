@@ -18,6 +18,8 @@
 //! - [`metrics`]: the Prometheus registry behind `/metrics` and the middleware timing requests.
 //! - [`tls`]: HTTPS (rustls, HTTP/2 by ALPN), the self-signed LAN certificate, HSTS and the
 //!   plain-HTTP redirect.
+//! - [`busy_poll`]: `--busy-poll-us`, a worker polling its sockets briefly after traffic
+//!   instead of sleeping (latency for CPU).
 //! - [`realtime`]: `GET /ws` — the session, presence, room, hub (rooms and calls) and
 //!   chat-store actors and the wire protocol they speak.
 //!
@@ -27,6 +29,7 @@
 //! members by its `RoomActor`, live rooms and calls by the `Hub`.
 
 pub mod auth;
+pub mod busy_poll;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -1036,6 +1036,10 @@ impl Actor for SessionActor {
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
     fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
+        crate::busy_poll::traffic(
+            self.last_heard,
+            Duration::from_micros(self.rt.settings.busy_poll_us),
+        );
         match item {
             Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
             Ok(AggregatedMessage::Binary(_)) => {
