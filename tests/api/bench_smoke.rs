@@ -18,10 +18,15 @@ async fn bench_server() -> TestApp {
 
 /// Runs `tertulia-bench <args>` against `app` and returns its JSON line.
 async fn bench(app: &TestApp, args: &[&str]) -> Value {
+    bench_at(&app.address, args).await
+}
+
+/// Runs `tertulia-bench <args>` against the server at `url` and returns its JSON line.
+async fn bench_at(url: &str, args: &[&str]) -> Value {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tertulia-bench"));
     command
         .arg("--url")
-        .arg(&app.address)
+        .arg(url)
         .arg("--user-prefix")
         .arg("smoke")
         .args(args);
@@ -54,11 +59,7 @@ async fn relay_in_closed_loop_bounces_every_signal_back_in_order() {
     )
     .await;
     assert_eq!(r["mode"], "closed");
-    assert!(r["signals_relayed"].as_u64().unwrap() > 0, "{r}");
-    assert_eq!(r["signals_relayed"], r["signals_sent"], "{r}");
-    for key in ["lost", "duplicated", "reordered", "errors"] {
-        assert_eq!(r[key], 0, "{key}: {r}");
-    }
+    assert_every_signal_came_back(&r);
 }
 
 #[actix_web::test]
@@ -88,6 +89,103 @@ async fn relay_in_open_loop_times_every_round_trip_and_loses_nothing() {
         for key in ["lost", "duplicated", "reordered", "errors"] {
             assert_eq!(r[key], 0, "{key}: {r}");
         }
+    }
+}
+
+/// The relay's checks, shared by the tests below.
+fn assert_every_signal_came_back(r: &Value) {
+    assert!(r["signals_relayed"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["signals_relayed"], r["signals_sent"], "{r}");
+    for key in ["lost", "duplicated", "reordered", "errors"] {
+        assert_eq!(r[key], 0, "{key}: {r}");
+    }
+}
+
+#[actix_web::test]
+async fn a_server_that_busy_polls_relays_every_signal() {
+    let app = spawn_app_with(|s| {
+        s.login_attempts = 100_000;
+        s.ws_rate_per_sec = 1_000_000;
+        s.ws_rate_burst = 1_000_000;
+        s.busy_poll_us = 500;
+    })
+    .await;
+    // Public rooms: the same users, just out of their call rooms, would still be in a call.
+    for rate in [None, Some("200")] {
+        let mut args = vec![
+            "relay",
+            "--pairs",
+            "2",
+            "--duration",
+            "1",
+            "--rooms",
+            "public",
+        ];
+        if let Some(rate) = rate {
+            args.extend(["--rate", rate]);
+        }
+        let r = bench(&app, &args).await;
+        assert_every_signal_came_back(&r);
+    }
+}
+
+/// `tertulia-bench bare-server` on a free port; killed when dropped.
+struct BareRelay {
+    child: std::process::Child,
+    url: String,
+}
+
+impl BareRelay {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tertulia-bench"))
+            .args(["bare-server", "--bind", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("bare-server starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stderr.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("bare-server says where it listens");
+        let address = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("an address")
+            .to_owned();
+        BareRelay {
+            child,
+            url: format!("http://{address}"),
+        }
+    }
+}
+
+impl Drop for BareRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[actix_web::test]
+async fn the_bare_relay_bounces_every_signal_back_in_order() {
+    let bare = BareRelay::start();
+    for args in [
+        &["relay", "--bare", "--pairs", "3", "--duration", "1"][..],
+        &[
+            "relay",
+            "--bare",
+            "--pairs",
+            "2",
+            "--duration",
+            "1",
+            "--rate",
+            "200",
+        ][..],
+    ] {
+        let r = bench_at(&bare.url, args).await;
+        assert_eq!(r["rooms"], "bare relay", "{r}");
+        assert_every_signal_came_back(&r);
     }
 }
 

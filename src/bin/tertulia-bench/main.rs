@@ -11,6 +11,9 @@
 //! - `lobby`: users arriving at a rate; time until every lobby's online list is complete and
 //!   correct; frames and bytes each client received.
 //! - `chat`: acknowledged messages/s across rooms; every ack and every delivery checked.
+//! - `bare-server`: not a workload but the reference for `relay`: a WebSocket relay with no
+//!   logic, which `relay --bare` drives, so that a machine's ceiling is measured beside
+//!   Tertulia's figures.
 //!
 //! Each run prints a human table, then one JSON line (the last line of standard output).
 //! See docs/benchmarks.md for the exact commands and the server flags a run needs.
@@ -22,12 +25,13 @@
 //! - `ws`: opening an authenticated WebSocket and reading the protocol's frames.
 //! - `report`: percentiles, the human table and the JSON line.
 //! - `scan`: reading presence frames' ids and statuses without building the frames.
-//! - `relay`, `connect`, `lobby`, `chat`: one workload each.
+//! - `relay`, `connect`, `lobby`, `chat`: one workload each; `bare`: the bare relay.
 //!
 //! The generator runs on one thread (a current-thread tokio runtime): it is meant to be pinned
 //! to one core (`taskset -c 0`) beside a server pinned to the other, and one thread avoids
 //! cross-thread wake-ups on that core.
 
+mod bare;
 mod chat;
 mod connect;
 mod http;
@@ -86,6 +90,9 @@ pub enum Workload {
     Lobby(lobby::LobbyArgs),
     /// Chat messages sent and acknowledged across rooms.
     Chat(chat::ChatArgs),
+    /// Not a workload: serves a bare WebSocket relay with no logic (the reference that
+    /// `relay --bare` measures), until stopped.
+    BareServer(bare::BareServerArgs),
 }
 
 /// What can stop a run.
@@ -132,6 +139,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Workload::BareServer(args) = &cli.workload {
+        return match runtime.block_on(bare::serve(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tertulia-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(run(&cli)) {
         Ok(report) => {
             if !cli.json_only {
@@ -154,6 +170,9 @@ async fn run(cli: &Cli) -> BenchResult<report::Report> {
         Workload::Connect(args) => connect::run(cli, &target, args).await,
         Workload::Lobby(args) => lobby::run(cli, &target, args).await,
         Workload::Chat(args) => chat::run(cli, &target, args).await,
+        Workload::BareServer(_) => Err(BenchError::Protocol(
+            "bare-server is a server, not a workload".to_owned(),
+        )),
     }
 }
 

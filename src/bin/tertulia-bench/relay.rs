@@ -60,6 +60,11 @@ pub struct RelayArgs {
     /// scheduled microsecond instead of on the timer's millisecond grid.
     #[arg(long)]
     pub busy_poll: bool,
+    /// Relay through a bare relay (`tertulia-bench bare-server` at `--url`) instead of a
+    /// Tertulia server: no users, no login, no rooms; the same frames and checks. Gives the
+    /// machine's ceiling to read Tertulia's figures against.
+    #[arg(long)]
+    pub bare: bool,
 }
 
 /// Where a pair meets.
@@ -78,15 +83,19 @@ pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Re
             "--pairs, --window and --duration must be positive".to_owned(),
         ));
     }
-    let users = users::prepare(cli, target, args.pairs * 2).await?;
     let tag = run_tag();
-    let pairs = try_join_all(
-        users
-            .chunks(2)
-            .enumerate()
-            .map(|(i, two)| setup_pair(target, &two[0], &two[1], args.rooms, &tag, i)),
-    )
-    .await?;
+    let pairs = if args.bare {
+        try_join_all((0..args.pairs).map(|i| bare_pair(target, &tag, i))).await?
+    } else {
+        let users = users::prepare(cli, target, args.pairs * 2).await?;
+        try_join_all(
+            users
+                .chunks(2)
+                .enumerate()
+                .map(|(i, two)| setup_pair(target, &two[0], &two[1], args.rooms, &tag, i)),
+        )
+        .await?
+    };
 
     let duration = Duration::from_secs_f64(args.duration);
     let drain = Duration::from_secs_f64(args.drain_secs);
@@ -149,7 +158,14 @@ pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Re
                 "closed"
             },
         )
-        .add("rooms", format!("{:?}", args.rooms).to_lowercase())
+        .add(
+            "rooms",
+            if args.bare {
+                "bare relay".to_owned()
+            } else {
+                format!("{:?}", args.rooms).to_lowercase()
+            },
+        )
         .add("pairs", args.pairs)
         .add("duration_s", args.duration)
         .add("payload_bytes", args.payload_bytes)
@@ -238,6 +254,18 @@ async fn setup_pair(
     a.join(&room, 3).await?;
     b.join(&room, 4).await?;
     Ok(Pair { a, b, room })
+}
+
+/// The two ends of pair `index` on a bare relay (`--bare`).
+async fn bare_pair(target: &Target, tag: &str, index: usize) -> BenchResult<Pair> {
+    let path = |end: &str| format!("/bench-{tag}-p{index}/{end}");
+    let a = ws::connect_bare(target, &path("a"), "a").await?;
+    let b = ws::connect_bare(target, &path("b"), "b").await?;
+    Ok(Pair {
+        a,
+        b,
+        room: format!("bench-{tag}-p{index}"),
+    })
 }
 
 /// A signal frame cut around its sequence number: `head + seq + TAIL`.

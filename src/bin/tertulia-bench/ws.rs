@@ -89,6 +89,22 @@ pub async fn connect(target: &Target, user: &BenchUser) -> BenchResult<Conn> {
     Ok(conn)
 }
 
+/// Opens an unauthenticated WebSocket to `path` (the bare relay of `relay --bare`): no
+/// `welcome` is awaited; `session_id` is the end's name, as the other end addresses it.
+pub async fn connect_bare(target: &Target, path: &str, end: &str) -> BenchResult<Conn> {
+    let request = format!("ws://{}{path}", target.authority).into_client_request()?;
+    let stream = target.open().await?;
+    stream.set_nodelay(true)?;
+    let (ws, _response) = tokio_tungstenite::client_async(request, stream).await?;
+    Ok(Conn {
+        session_id: end.to_owned(),
+        user_id: 0,
+        ws,
+        frames_in: 0,
+        bytes_in: 0,
+    })
+}
+
 impl Conn {
     /// The next text frame, parsed; `None` when the connection closed.
     pub async fn next_frame(&mut self) -> BenchResult<Option<Frame>> {
