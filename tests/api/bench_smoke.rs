@@ -168,7 +168,7 @@ impl Drop for BareRelay {
 }
 
 #[actix_web::test]
-async fn the_bare_relay_bounces_every_signal_back_in_order() {
+async fn the_bare_relay_bounces_every_signal_back_in_order_and_holds_idle_connections() {
     let bare = BareRelay::start();
     for args in [
         &["relay", "--bare", "--pairs", "3", "--duration", "1"][..],
@@ -187,6 +187,15 @@ async fn the_bare_relay_bounces_every_signal_back_in_order() {
         assert_eq!(r["rooms"], "bare relay", "{r}");
         assert_every_signal_came_back(&r);
     }
+    let r = bench_at(
+        &bare.url,
+        &["connect", "--bare", "--conns", "20", "--hold-secs", "0.2"],
+    )
+    .await;
+    assert_eq!(r["server"], "bare relay", "{r}");
+    assert_eq!(r["connected"], 20, "{r}");
+    assert_eq!(r["failed"], 0, "{r}");
+    assert_eq!(r["dropped_while_idle"], 0, "{r}");
 }
 
 #[actix_web::test]

@@ -15,7 +15,7 @@ use tokio::{
 use crate::{
     http::Target,
     report::{per_sec, Report},
-    server_rss_kib, users, ws, BenchError, BenchResult, Cli, CpuMeter,
+    run_tag, server_rss_kib, users, ws, BenchError, BenchResult, Cli, CpuMeter,
 };
 
 /// `tertulia-bench connect`
@@ -33,6 +33,11 @@ pub struct ConnectArgs {
     /// Seconds to hold the connections idle before reading the server's memory.
     #[arg(long, default_value_t = 3.0)]
     pub hold_secs: f64,
+    /// Connect to a bare relay (`tertulia-bench bare-server` at `--url`) instead of a
+    /// Tertulia server: plain WebSocket handshakes, no login, no session, no `welcome`.
+    /// The machine's reference for the handshake rate and an idle connection's memory.
+    #[arg(long)]
+    pub bare: bool,
 }
 
 /// What one connection's task reports.
@@ -49,7 +54,12 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
         ));
     }
     let user_count = args.conns.div_ceil(args.conns_per_user);
-    let users = users::prepare(cli, target, user_count).await?;
+    let users = if args.bare {
+        Vec::new()
+    } else {
+        users::prepare(cli, target, user_count).await?
+    };
+    let tag = run_tag();
     // Let the server settle after the logins before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = server_rss_kib(cli.server_pid);
@@ -61,14 +71,20 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
     let cpu = CpuMeter::start(cli.server_pid);
     let mut tasks = Vec::with_capacity(args.conns);
     for i in 0..args.conns {
-        let user = users[i % user_count].clone();
+        let user = users.get(i % user_count).cloned();
+        // On a bare relay each connection is the first end of a pair of its own.
+        let bare_path = format!("/conn-{tag}-{i}/a");
         let target = target.clone();
         let permits = Arc::clone(&permits);
         let events = events_tx.clone();
         let mut stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             let permit = permits.acquire_owned().await;
-            let mut conn = match ws::connect(&target, &user).await {
+            let conn = match &user {
+                Some(user) => ws::connect(&target, user).await,
+                None => ws::connect_bare(&target, &bare_path, "a").await,
+            };
+            let mut conn = match conn {
                 Ok(conn) => conn,
                 Err(e) => {
                     let _ = events.send(Event::Failed(e.to_string()));
@@ -136,7 +152,8 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
     let mut report = Report::new("connect");
     report
         .add("conns", args.conns)
-        .add("users", user_count)
+        .add("server", if args.bare { "bare relay" } else { "tertulia" })
+        .add("users", if args.bare { 0 } else { user_count })
         .add("concurrency", args.concurrency)
         .add("connected", connected)
         .add_target("failed", failed, "0")
