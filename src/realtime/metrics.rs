@@ -35,6 +35,10 @@ pub struct RealtimeMetrics {
     frames_out: Vec<Counter>,
     /// By [`CLOSE_CODES`] index, then one for other codes.
     closes: Vec<Counter>,
+    /// Chat transactions committed, and the messages they carried (their ratio is the
+    /// group commit's batch size).
+    chat_commits: Counter,
+    chat_committed: Counter,
 }
 
 impl Default for RealtimeMetrics {
@@ -76,6 +80,16 @@ impl RealtimeMetrics {
             frames_in,
             frames_out,
             closes,
+            chat_commits: registry.counter(
+                "tertulia_chat_commits_total",
+                "Chat transactions committed (group commit: each carries every message that waited)",
+                &[],
+            ),
+            chat_committed: registry.counter(
+                "tertulia_chat_committed_messages_total",
+                "Chat messages carried by committed transactions, retries included",
+                &[],
+            ),
         }
     }
 
@@ -129,6 +143,13 @@ impl RealtimeMetrics {
             .position(|c| *c == code)
             .unwrap_or(CLOSE_CODES.len());
         self.closes[i].inc();
+    }
+
+    /// Counts one committed chat transaction that carried `messages`.
+    pub fn chat_commit(&self, messages: usize) {
+        self.chat_commits.inc();
+        self.chat_committed
+            .add(u64::try_from(messages).unwrap_or(u64::MAX));
     }
 
     /// Live connections, rooms and calls.

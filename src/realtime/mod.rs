@@ -167,7 +167,7 @@ impl Realtime {
             Arc::clone(&metrics),
             unseen_missed.into_iter().map(UserId).collect(),
         ));
-        let store = ChatStore::new(pool.clone()).start();
+        let store = ChatStore::new(pool.clone(), Arc::clone(&metrics)).start();
         Realtime {
             presence,
             hub,

@@ -358,3 +358,56 @@ async fn a_failed_group_commit_stores_nothing_and_a_refused_message_fails_alone(
     assert!(results[2].as_ref().is_ok_and(|(_, new)| *new));
     assert_eq!(messages::count(&mut conn).unwrap(), 2);
 }
+
+/// The value of one series in the `/metrics` text (0 when absent).
+async fn metric(app: &TestApp, series: &str) -> u64 {
+    let res = app.get("/metrics", None).await;
+    res.body
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[actix_web::test]
+async fn messages_sent_together_share_commits_and_metrics_count_both() {
+    let (app, _, mut a, mut b) = ana_and_bia_in_canal1().await;
+    // One at a time: each is written at once, in a transaction of its own.
+    for i in 0..3 {
+        let ack = a
+            .request(
+                i,
+                json!({"type": "chat.send", "room": "canal1", "client_msg_id": format!("one-{i}"), "text": "x"}),
+            )
+            .await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+    assert_eq!(metric(&app, "tertulia_chat_commits_total").await, 3);
+    assert_eq!(
+        metric(&app, "tertulia_chat_committed_messages_total").await,
+        3
+    );
+    // A burst from two members without waiting: group commit.
+    for i in 0..50 {
+        for (c, who) in [(&mut a, "a"), (&mut b, "b")] {
+            c.send(json!({"type": "chat.send", "id": 100 + i, "room": "canal1",
+                          "client_msg_id": format!("{who}-{i}"), "text": "x"}))
+                .await;
+        }
+    }
+    for c in [&mut a, &mut b] {
+        for i in 0..50 {
+            assert_eq!(c.recv_reply(100 + i).await["type"], "ack");
+        }
+    }
+    assert_eq!(
+        metric(&app, "tertulia_chat_committed_messages_total").await,
+        103
+    );
+    let commits = metric(&app, "tertulia_chat_commits_total").await - 3;
+    assert!(
+        (1..50).contains(&commits),
+        "100 messages sent at once took {commits} transactions"
+    );
+}
