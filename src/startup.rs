@@ -1,6 +1,7 @@
 //! Building and running the server: [`Application::build`] binds (port 0 picks a free port),
 //! opens and migrates the database, starts the actors and mounts every route;
-//! [`Application::run_until_stopped`] serves until a signal or [`Application::stop`].
+//! [`Application::run_until_stopped`] serves until a signal, a [`ShutdownTrigger`] or
+//! [`ServerHandle::stop`].
 
 use std::{io, net::TcpListener, sync::Arc, time::Duration};
 

@@ -5,8 +5,8 @@
 //! session queue up; they are written together in the next transaction (one prepared
 //! insert per message, see [`db::messages::insert_batch`]). Under load many messages share
 //! one SQLite commit; with no load a message is written at once. While traffic flows (a
-//! commit ends with messages already waiting) the next commit waits [`GATHER`] for more,
-//! unless [`GATHER_UP_TO`] already wait: on a busy core the messages otherwise trickle into
+//! commit ends with messages already waiting) the next commit waits `GATHER` for more,
+//! unless `GATHER_UP_TO` already wait: on a busy core the messages otherwise trickle into
 //! many small commits, each paying the transaction's fixed cost and its fsync (in the `chat`
 //! benchmark 17–20 → 80–86 messages per commit, −10 % CPU per message; docs/benchmarks.md).
 //! The commits are counted in `/metrics`. Once a batch is committed each room gets its messages of the batch in one [`ChatStored`], and queues every
