@@ -38,7 +38,7 @@ use diesel::SqliteConnection;
 use self::{
     hub::{Hub, Shutdown},
     metrics::RealtimeMetrics,
-    presence::{CloseAll, CountSessions, PresenceActor},
+    presence::{CloseAll, CountSessions, Heartbeat, PresenceActor},
     protocol::{RoomRef, SessionId, UserId},
     store::ChatStore,
 };
@@ -68,6 +68,9 @@ pub struct Deliver(pub ByteString);
 pub struct CloseSession {
     pub code: CloseCode,
     pub reason: &'static str,
+    /// Frames already queued go out before the close frame (false: they are dropped, as for
+    /// a client that stopped answering).
+    pub flush: bool,
 }
 
 /// How other actors reach one session.
@@ -156,6 +159,7 @@ impl Realtime {
             pool.clone(),
             Duration::from_millis(settings.presence_tick_ms),
             settings.presence_frames_per_sec,
+            Heartbeat::from_settings(&settings),
             Arc::clone(&metrics),
             hub_ctx.address(),
         )

@@ -5,6 +5,11 @@
 //! the matching ones). Status changes are collected in a dirty set and pushed once per tick
 //! (less often in large lobbies: see [`next_push_in`]), serialized once and shared by every
 //! session, so a thousand arrivals cost each lobby session a frame or two, not a thousand.
+//!
+//! It also runs every session's heartbeat: one sweep over the sessions pings each once per
+//! `--heartbeat-ms` and closes those silent for longer than `--client-timeout-ms`, instead of
+//! a timer in every session. Both the push tick and the sweep stop while nobody is
+//! connected, so an idle server's presence thread sleeps.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -23,10 +28,11 @@ use super::{
         ChosenStatus, PresenceView, RoomName, ServerMsg, SessionId, SharedStr, SnapshotUser,
         Status, UserId,
     },
-    session::Outbox,
+    session::{clock_ms, Outbox},
     CloseSession, Deliver, SessionHandle,
 };
 use crate::{
+    config::Settings,
     db::{self, models::Capabilities, DbPool},
     startup::Revoked,
 };
@@ -35,6 +41,41 @@ use crate::{
 const SNAPSHOT_OPEN: &str = r#"{"type":"presence.snapshot","users":["#;
 /// How `presence.snapshot` ends, after its last entry.
 const SNAPSHOT_CLOSE: &str = "]}";
+/// The heartbeat sweep visits a tenth of the sessions every tenth of `--heartbeat-ms`, so
+/// that 15,000 pings are spread out rather than sent at once.
+const SWEEP_SLICES: u32 = 10;
+
+/// The heartbeat presence's sweep gives every session.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    /// Each session is pinged this often (`--heartbeat-ms`).
+    pub every: Duration,
+    /// A session whose client was silent (no frame, no pong) for longer than this many
+    /// milliseconds is closed, "timed out" (`--client-timeout-ms`).
+    pub timeout_ms: u32,
+}
+
+impl Heartbeat {
+    /// The heartbeat the server's settings ask for.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Heartbeat {
+            every: Duration::from_millis(settings.heartbeat_ms.max(1)),
+            // Below a quarter of the clock's range, so that silences compare correctly.
+            timeout_ms: u32::try_from(settings.client_timeout_ms.clamp(1, u64::from(u32::MAX / 4)))
+                .unwrap_or(u32::MAX / 4),
+        }
+    }
+}
+
+/// Which of the [`SWEEP_SLICES`] slices of the heartbeat sweep a session is in: from its id
+/// (random), so the slices are about even and a session stays in its own.
+fn sweep_slice(id: &SessionId) -> u32 {
+    let hash =
+        id.0.as_str()
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    hash % SWEEP_SLICES
+}
 
 /// One online user and their sessions.
 struct OnlineUser {
@@ -99,10 +140,15 @@ struct SessionEntry {
 }
 
 impl SessionEntry {
-    /// Tells the session to close its connection with `code` (nothing if it has stopped).
-    fn send_close(&self, code: CloseCode, reason: &'static str) {
+    /// Tells the session to close its connection with `code` (nothing if it has stopped),
+    /// after the frames already queued if `flush`.
+    fn send_close(&self, code: CloseCode, reason: &'static str, flush: bool) {
         if let Some(session) = self.close.upgrade() {
-            session.do_send(CloseSession { code, reason });
+            session.do_send(CloseSession {
+                code,
+                reason,
+                flush,
+            });
         }
     }
 }
@@ -114,6 +160,13 @@ pub struct PresenceActor {
     tick: Duration,
     /// `--presence-frames-per-sec`: pushes to many sessions are spaced further apart.
     frames_per_sec: u32,
+    heartbeat: Heartbeat,
+    /// The push tick is scheduled (it stops while nobody is connected).
+    ticking: bool,
+    /// The heartbeat sweep is scheduled (it stops while nobody is connected).
+    sweeping: bool,
+    /// The slice of sessions the sweep visits next.
+    sweep_next: u32,
     metrics: Arc<RealtimeMetrics>,
     hub: Addr<Hub>,
     users: HashMap<UserId, OnlineUser>,
@@ -219,6 +272,7 @@ impl PresenceActor {
         pool: DbPool,
         tick: Duration,
         frames_per_sec: u32,
+        heartbeat: Heartbeat,
         metrics: Arc<RealtimeMetrics>,
         hub: Addr<Hub>,
     ) -> Self {
@@ -226,6 +280,10 @@ impl PresenceActor {
             pool,
             tick: tick.max(Duration::from_millis(1)),
             frames_per_sec,
+            heartbeat,
+            ticking: false,
+            sweeping: false,
+            sweep_next: 0,
             metrics,
             hub,
             users: HashMap::new(),
@@ -266,11 +324,61 @@ impl PresenceActor {
         self.sessions.len()
     }
 
-    /// Pushes, then comes back when the next push is due (see [`next_push_in`]).
+    /// Pushes, then comes back when the next push is due (see [`next_push_in`]); stops
+    /// once nobody is connected (the next connection starts it again).
     fn push_and_schedule(&mut self, ctx: &mut Context<Self>) {
         let frames = self.flush();
+        if self.sessions.is_empty() {
+            self.ticking = false;
+            return;
+        }
         let wait = next_push_in(self.tick, frames, self.frames_per_sec);
         ctx.run_later(wait, |act, ctx| act.push_and_schedule(ctx));
+    }
+
+    /// The heartbeat, one slice of the sessions per call, a slice every
+    /// `--heartbeat-ms / SWEEP_SLICES`: pings each session of the slice, or closes it
+    /// ("timed out", frames still queued dropped) if its client has been silent for longer
+    /// than `--client-timeout-ms`. So every session is pinged once per heartbeat, and a
+    /// silent one is closed within the timeout and one heartbeat. Stops once nobody is
+    /// connected.
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.sessions.is_empty() {
+            self.sweeping = false;
+            return;
+        }
+        let slice = self.sweep_next;
+        self.sweep_next = (slice + 1) % SWEEP_SLICES;
+        let now = clock_ms();
+        for (id, entry) in &self.sessions {
+            if sweep_slice(id) != slice {
+                continue;
+            }
+            if entry.deliver.silent_for(now) > self.heartbeat.timeout_ms {
+                log::debug!("session {id:?} timed out");
+                entry.send_close(CloseCode::Normal, "timed out", false);
+            } else {
+                entry.deliver.ping();
+            }
+        }
+        ctx.run_later(self.heartbeat.every / SWEEP_SLICES, |act, ctx| {
+            act.sweep(ctx)
+        });
+    }
+
+    /// A session arrived: the push tick and the heartbeat sweep run (again) if they had
+    /// stopped.
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        if !self.ticking {
+            self.ticking = true;
+            ctx.run_later(self.tick, |act, ctx| act.push_and_schedule(ctx));
+        }
+        if !self.sweeping {
+            self.sweeping = true;
+            ctx.run_later(self.heartbeat.every / SWEEP_SLICES, |act, ctx| {
+                act.sweep(ctx)
+            });
+        }
     }
 
     /// The `presence.snapshot` frame for a connection of `user_id` (who is online): this
@@ -384,10 +492,6 @@ fn touch_last_seen(pool: &DbPool, user_id: UserId) {
 
 impl Actor for PresenceActor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_later(self.tick, |act, ctx| act.push_and_schedule(ctx));
-    }
 }
 
 /// A new session: registers it and answers with its `presence.snapshot` frame.
@@ -405,7 +509,8 @@ pub struct Connect {
 impl Handler<Connect> for PresenceActor {
     type Result = MessageResult<Connect>;
 
-    fn handle(&mut self, msg: Connect, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Connect, ctx: &mut Self::Context) -> Self::Result {
+        self.wake(ctx);
         let SessionHandle {
             id: session_id,
             deliver,
@@ -538,7 +643,7 @@ impl Handler<RevokeSessions> for PresenceActor {
                 Revoked::All => true,
             };
             if hit {
-                entry.send_close(CloseCode::Other(4001), "session revoked");
+                entry.send_close(CloseCode::Other(4001), "session revoked", true);
             }
         }
     }
@@ -557,7 +662,7 @@ impl Handler<CloseAll> for PresenceActor {
 
     fn handle(&mut self, msg: CloseAll, _: &mut Self::Context) -> usize {
         for entry in self.sessions.values() {
-            entry.send_close(msg.code, msg.reason);
+            entry.send_close(msg.code, msg.reason, true);
         }
         self.sessions.len()
     }

@@ -1,18 +1,21 @@
 //! [`SessionActor`]: one WebSocket connection.
 //!
 //! It owns the inbound [`AggregatedMessageStream`] (`ctx.add_stream`), parses every frame
-//! into the typed protocol at this boundary, enforces the limits (rate, frame size,
-//! heartbeat) and forwards typed messages to the presence, hub, room and chat-store actors.
+//! into the typed protocol at this boundary, enforces the limits (rate, frame size; the
+//! heartbeat is presence's sweep, see [`Outbox::ping`]) and forwards typed messages to the
+//! presence, hub, room and chat-store actors.
 //! Outbound frames go through its [`Outbox`] into the [`actix_ws::Session`], directly when
 //! the connection has room: when a client cannot keep up and frames pile up, the connection
 //! is closed (1013) rather than let memory grow or other clients wait.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     future::Future,
-    hash::{BuildHasherDefault, DefaultHasher},
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, LazyLock, Mutex, MutexGuard, PoisonError,
+    },
     task::{Context as TaskContext, Poll, Waker},
     time::{Duration, Instant},
 };
@@ -45,8 +48,9 @@ use crate::{
 /// How long a closing connection keeps trying to deliver the close frame (and, on a graceful
 /// close, what was queued before it) to a client that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-/// Window over which rejected (rate-limited) frames are counted towards closing with 1008.
-const ABUSE_WINDOW: Duration = Duration::from_secs(10);
+/// Window over which rejected (rate-limited) frames are counted towards closing with 1008,
+/// in milliseconds.
+const ABUSE_WINDOW_MS: u32 = 10_000;
 /// Messages sent in `room.joined` when the client gives no `since`.
 const JOIN_HISTORY: i64 = 50;
 /// Most rooms one connection may be in at once (each costs a room actor and a database row).
@@ -59,6 +63,15 @@ const SLOW_WRITER_GRACE: Duration = Duration::from_secs(1);
 /// Frames waiting beyond this many times `--ws-outbound-queue` close the connection (1013)
 /// at once, whatever the connection is doing: the hard bound on one connection's memory.
 const HARD_QUEUE_FACTOR: usize = 64;
+
+/// Milliseconds since a moment shared by the whole process (the first call), wrapping after
+/// 49.7 days: the compact timestamps every idle session keeps (4 bytes where an `Instant`
+/// takes 16). Spans are taken with `wrapping_sub`, exact while they are shorter than that.
+pub(crate) fn clock_ms() -> u32 {
+    static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+    // Truncation is the point: the clock wraps.
+    EPOCH.elapsed().as_millis() as u32
+}
 
 /// What the outbox keeps, behind its lock.
 #[derive(Default)]
@@ -190,7 +203,10 @@ pub struct Outbox {
 struct OutboxInner {
     queue: Mutex<Queue>,
     /// `--ws-outbound-queue`.
-    limit: usize,
+    limit: u32,
+    /// When the client was last heard from (any frame, a pong included), in [`clock_ms`]:
+    /// written by the session, read by presence's heartbeat sweep (no lock either way).
+    last_heard: AtomicU32,
     metrics: Arc<RealtimeMetrics>,
 }
 
@@ -202,7 +218,8 @@ impl Outbox {
                     ws: Some(ws),
                     ..Queue::default()
                 }),
-                limit: limit.max(1),
+                limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
+                last_heard: AtomicU32::new(clock_ms()),
                 metrics,
             }),
         }
@@ -274,7 +291,7 @@ impl Outbox {
     /// reading is not slow. False: closed.
     fn check(&self, q: &mut Queue) -> bool {
         let waiting = q.waiting();
-        let limit = self.inner.limit;
+        let limit = self.inner.limit as usize;
         if waiting <= limit {
             return true;
         }
@@ -292,6 +309,29 @@ impl Outbox {
             return false;
         }
         true
+    }
+
+    /// The client was heard from at `now` ([`clock_ms`]).
+    fn heard(&self, now: u32) {
+        self.inner.last_heard.store(now, Ordering::Relaxed);
+    }
+
+    /// How long the client has been silent as of `now` ([`clock_ms`]), in milliseconds
+    /// (0 if it was heard after `now` was read).
+    pub fn silent_for(&self, now: u32) -> u32 {
+        let since = now.wrapping_sub(self.inner.last_heard.load(Ordering::Relaxed));
+        // A span "below zero" is a frame that came in meanwhile.
+        if since > u32::MAX / 2 {
+            0
+        } else {
+            since
+        }
+    }
+
+    /// Queues a ping, the heartbeat (see `PresenceActor`'s sweep): the client answers with a
+    /// pong, which counts as hearing from it. Nothing if the session is closing or gone.
+    pub fn ping(&self) {
+        let _ = self.push_own(Message::Ping(Bytes::new()));
     }
 
     /// Whether frames are still taken (the session is not closing and the connection is
@@ -402,23 +442,25 @@ impl Future for Drain {
 
 /// Frames allowed per connection: `rate` per second with bursts up to `burst`. Rate and
 /// burst are the server's (`--ws-rate-*`), passed in rather than kept in every session.
+/// 8 bytes: an `f32` (exact for whole tokens up to 16 million) and a [`clock_ms`] time.
 struct TokenBucket {
-    tokens: f64,
-    last: Instant,
+    tokens: f32,
+    last: u32,
 }
 
 impl TokenBucket {
-    fn new(burst: u32) -> Self {
+    fn new(burst: u32, now: u32) -> Self {
         TokenBucket {
-            tokens: f64::from(burst.max(1)),
-            last: Instant::now(),
+            tokens: burst.max(1) as f32,
+            last: now,
         }
     }
 
-    fn take(&mut self, now: Instant, rate: u32, burst: u32) -> bool {
-        let elapsed = now.duration_since(self.last).as_secs_f64();
+    /// Takes a token at `now` ([`clock_ms`], never earlier than the last call's).
+    fn take(&mut self, now: u32, rate: u32, burst: u32) -> bool {
+        let elapsed_ms = now.wrapping_sub(self.last) as f32;
         self.last = now;
-        self.tokens = (self.tokens + elapsed * f64::from(rate)).min(f64::from(burst.max(1)));
+        self.tokens = (self.tokens + elapsed_ms * (rate as f32 / 1000.0)).min(burst.max(1) as f32);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -487,13 +529,13 @@ pub struct SessionActor {
     /// code): its calls end at once. Anything else (a dropped network, our client's own
     /// reconnect with 4000) is a blip its calls wait for.
     left: bool,
-    last_heard: Instant,
-    /// A fixed hasher (no per-map random state): a session is in at most
-    /// [`MAX_JOINED_ROOMS`] rooms.
-    rooms: HashMap<RoomName, Joined, BuildHasherDefault<DefaultHasher>>,
+    /// The rooms it has joined: at most [`MAX_JOINED_ROOMS`], most often none or one, so a
+    /// list (24 bytes, nothing allocated while empty) rather than a map.
+    rooms: Vec<(RoomName, Joined)>,
     bucket: TokenBucket,
     rejected: u32,
-    rejected_since: Instant,
+    /// Since when rejected frames are counted ([`clock_ms`]).
+    rejected_since: u32,
     /// This connection's place under the per-user cap, freed when the actor is dropped.
     _slot: ConnectionSlot,
 }
@@ -549,11 +591,10 @@ impl SessionActor {
                 outbox,
                 closing: false,
                 left: false,
-                last_heard: Instant::now(),
-                rooms: HashMap::default(),
-                bucket: TokenBucket::new(settings.ws_rate_burst),
+                rooms: Vec::new(),
+                bucket: TokenBucket::new(settings.ws_rate_burst, clock_ms()),
                 rejected: 0,
-                rejected_since: Instant::now(),
+                rejected_since: clock_ms(),
                 rt,
                 _slot: slot,
             }
@@ -619,14 +660,22 @@ impl SessionActor {
         ctx.stop();
     }
 
-    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        let now = Instant::now();
+    /// The room `name` if this session has joined it.
+    fn room(&self, name: &str) -> Option<&Joined> {
+        self.rooms
+            .iter()
+            .find(|(joined, _)| joined.0.as_str() == name)
+            .map(|(_, joined)| joined)
+    }
+
+    /// `now`: when it came ([`clock_ms`]).
+    fn on_text(&mut self, text: &str, now: u32, ctx: &mut Context<Self>) {
         let settings = &self.rt.settings;
         if !self
             .bucket
             .take(now, settings.ws_rate_per_sec, settings.ws_rate_burst)
         {
-            if now.duration_since(self.rejected_since) > ABUSE_WINDOW {
+            if now.wrapping_sub(self.rejected_since) > ABUSE_WINDOW_MS {
                 self.rejected = 0;
                 self.rejected_since = now;
             }
@@ -689,22 +738,25 @@ impl SessionActor {
             ClientMsg::CallCancel { call_id } => self.call(id, CallAction::Cancel(call_id)),
             ClientMsg::CallHangup { call_id } => self.call(id, CallAction::Hangup(call_id)),
             ClientMsg::RoomJoin { room, kind, since } => self.join(id, room, kind, since, ctx),
-            ClientMsg::RoomLeave { room } => match self.rooms.remove(&room) {
-                Some(joined) => {
-                    joined.addr.do_send(Leave {
-                        peer_id: self.id.clone(),
-                        dropped: false,
-                    });
-                    self.ack(ctx, id.as_ref());
+            ClientMsg::RoomLeave { room } => {
+                match self.rooms.iter().position(|(r, _)| *r == room) {
+                    Some(at) => {
+                        let (_, joined) = self.rooms.swap_remove(at);
+                        joined.addr.do_send(Leave {
+                            peer_id: self.id.clone(),
+                            dropped: false,
+                        });
+                        self.ack(ctx, id.as_ref());
+                    }
+                    None => self.error(ctx, id.as_ref(), &Self::not_joined(room.as_str())),
                 }
-                None => self.error(ctx, id.as_ref(), &Self::not_joined(room.as_str())),
-            },
+            }
             ClientMsg::Signal {
                 room,
                 to,
                 kind,
                 data,
-            } => match self.rooms.get(room.as_str()) {
+            } => match self.room(room.as_str()) {
                 Some(joined) => joined.addr.do_send(Signal {
                     from: self.id.clone(),
                     to,
@@ -722,7 +774,7 @@ impl SessionActor {
                 client_msg_id,
                 text,
             } => self.chat_send(id, room, client_msg_id, text, ctx),
-            ClientMsg::ChatTyping { room } => match self.rooms.get(&room) {
+            ClientMsg::ChatTyping { room } => match self.room(room.as_str()) {
                 Some(joined) => joined.addr.do_send(Typing {
                     from: self.id.clone(),
                     user: self.user.clone(),
@@ -747,7 +799,7 @@ impl SessionActor {
         since: Option<i64>,
         ctx: &mut Context<Self>,
     ) {
-        if self.rooms.len() >= MAX_JOINED_ROOMS && !self.rooms.contains_key(&room) {
+        if self.rooms.len() >= MAX_JOINED_ROOMS && self.room(room.as_str()).is_none() {
             let err = ApiError::Conflict(format!(
                 "a connection may be in at most {MAX_JOINED_ROOMS} rooms; leave one first"
             ));
@@ -842,7 +894,11 @@ impl SessionActor {
         match res {
             Ok((guard, peers, messages, room_id, room_kind)) => {
                 let Some(addr) = guard.disarm() else { return };
-                act.rooms.insert(room.clone(), Joined { addr, room_id });
+                let joined = Joined { addr, room_id };
+                match act.rooms.iter_mut().find(|(r, _)| *r == room) {
+                    Some((_, was)) => *was = joined,
+                    None => act.rooms.push((room.clone(), joined)),
+                }
                 let frame = ServerMsg::RoomJoined {
                     id: id.as_ref(),
                     room: &room,
@@ -870,7 +926,7 @@ impl SessionActor {
         text: String,
         ctx: &mut Context<Self>,
     ) {
-        let Some(joined) = self.rooms.get(&room) else {
+        let Some(joined) = self.room(room.as_str()) else {
             return self.error(ctx, id.as_ref(), &Self::not_joined(room.as_str()));
         };
         let new = NewMessage {
@@ -976,7 +1032,6 @@ impl Actor for SessionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let settings = Arc::clone(&self.rt.settings);
         if let Some(user) = self.welcome.take() {
             // Presence changes and call frames come after the snapshot. Held before asking:
             // `send` queues the request at once, and presence (then the hub) may answer or
@@ -1002,17 +1057,8 @@ impl Actor for SessionActor {
                 act.outbox.release();
             }));
         }
-        let heartbeat = Duration::from_millis(settings.heartbeat_ms.max(1));
-        // Captures nothing, so that the boxed closure needs no allocation of its own.
-        ctx.run_interval(heartbeat, |act, ctx| {
-            let timeout = Duration::from_millis(act.rt.settings.client_timeout_ms.max(1));
-            if act.last_heard.elapsed() > timeout {
-                log::debug!("session {:?} timed out", act.id);
-                act.close(ctx, CloseCode::Normal, "timed out", false);
-            } else {
-                act.enqueue(ctx, Message::Ping(Bytes::new()));
-            }
-        });
+        // The heartbeat (a ping every `--heartbeat-ms`, closing after `--client-timeout-ms`
+        // of silence) is presence's sweep over every session: no timer per session.
     }
 
     fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
@@ -1023,7 +1069,7 @@ impl Actor for SessionActor {
             session_id: self.id.clone(),
             left: self.left,
         });
-        for (_, joined) in self.rooms.drain() {
+        for (_, joined) in self.rooms.drain(..) {
             joined.addr.do_send(Leave {
                 peer_id: self.id.clone(),
                 dropped: !self.left,
@@ -1035,13 +1081,14 @@ impl Actor for SessionActor {
 
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
     fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
-        self.last_heard = Instant::now();
-        crate::busy_poll::traffic(
-            self.last_heard,
-            Duration::from_micros(self.rt.settings.busy_poll_us),
-        );
+        let now = clock_ms();
+        self.outbox.heard(now);
+        let busy_poll = Duration::from_micros(self.rt.settings.busy_poll_us);
+        if !busy_poll.is_zero() {
+            crate::busy_poll::traffic(Instant::now(), busy_poll);
+        }
         match item {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, now, ctx),
             Ok(AggregatedMessage::Binary(_)) => {
                 let err = ApiError::BadRequest(
                     "binary frames are not part of the protocol; send JSON text".to_owned(),
@@ -1083,7 +1130,7 @@ impl Handler<CloseSession> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: CloseSession, ctx: &mut Self::Context) {
-        self.close(ctx, msg.code, msg.reason, true);
+        self.close(ctx, msg.code, msg.reason, msg.flush);
     }
 }
 

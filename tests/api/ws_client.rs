@@ -273,6 +273,27 @@ impl WsClient {
         }
     }
 
+    /// Reads for `wait`, answering the server's pings with pongs as any client does (text
+    /// frames are kept for later); returns how many pings came. Panics if the connection
+    /// closes meanwhile.
+    pub async fn count_pings(&mut self, wait: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut pings = 0;
+        while let Ok(next) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            match next {
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                Some(Ok(Message::Pong(_))) => {}
+                Some(Ok(Message::Text(text))) => self
+                    .backlog
+                    .push(serde_json::from_str(&text).expect("server sends JSON")),
+                Some(Ok(other)) => panic!("unexpected frame {other:?}"),
+                Some(Err(e)) => panic!("connection error: {e}"),
+                None => panic!("connection ended"),
+            }
+        }
+        pings
+    }
+
     /// Reads (discarding frames) until the server's close frame; returns its code.
     pub async fn expect_close(&mut self) -> u16 {
         let deadline = tokio::time::Instant::now() + WAIT;

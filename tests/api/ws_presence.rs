@@ -1,6 +1,6 @@
 //! `/ws` handshake rules, `welcome`, the presence snapshot and presence updates.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use serde_json::{json, Value};
 
@@ -245,6 +245,43 @@ async fn a_client_that_vanishes_without_a_close_frame_goes_offline() {
     assert_eq!(a.presence_of(bia.id).await["status"], "offline");
     let me = app.get("/api/me", Some(&bia.token)).await;
     assert!(me.body["last_seen_at"].as_i64().is_some(), "{}", me.body);
+}
+
+#[actix_web::test]
+async fn a_client_that_only_answers_pings_is_pinged_every_heartbeat_and_stays() {
+    let app = spawn_app_with(|s| {
+        s.heartbeat_ms = 100;
+        s.client_timeout_ms = 500;
+    })
+    .await;
+    let ana = app.user("ana").await;
+    let mut a = connect(&app, &ana).await;
+    // Three timeouts long, sending nothing but the pongs to the server's pings.
+    let pings = a.count_pings(Duration::from_millis(1_500)).await;
+    assert!(pings >= 5, "{pings} pings in 1.5 s at a 100 ms heartbeat");
+    let pong = a.request(1, json!({"type": "ping"})).await;
+    assert_eq!(pong["type"], "pong");
+}
+
+#[actix_web::test]
+async fn a_client_that_stops_answering_is_closed_as_timed_out() {
+    let app = spawn_app_with(|s| {
+        s.heartbeat_ms = 100;
+        s.client_timeout_ms = 500;
+    })
+    .await;
+    let ana = app.user("ana").await;
+    let bia = app.user("bia").await;
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    assert_eq!(a.presence_of(bia.id).await["status"], "online");
+    // Bia's client reads nothing from here on (so it answers no ping), but stays connected:
+    // after the timeout and at most a heartbeat (and a presence tick) she is offline.
+    assert_eq!(a.presence_of(bia.id).await["status"], "offline");
+    assert_eq!(b.expect_close().await, 1000);
+    // Ana, who answered every ping meanwhile, is still here.
+    let pong = a.request(1, json!({"type": "ping"})).await;
+    assert_eq!(pong["type"], "pong");
 }
 
 #[actix_web::test]
