@@ -86,8 +86,10 @@ struct OnlineUser {
     chosen: ChosenStatus,
     /// How many live call rooms hold this user together with someone else.
     in_calls: u32,
-    /// This user's connections, oldest first.
-    sessions: Vec<SessionId>,
+    /// This user's connections, oldest first. Kept here rather than in a table of every
+    /// session: one entry each, no hash table (which doubles as it grows: at 15,000
+    /// connections it held 32,768 buckets, 140 bytes per connection; this is 48).
+    sessions: Vec<SessionEntry>,
     /// This user's entry of `presence.snapshot`, serialized; dropped on every change. A
     /// snapshot is then a concatenation, so many arrivals at once do not each re-serialize
     /// everyone.
@@ -129,10 +131,9 @@ impl OnlineUser {
     }
 }
 
-/// One registered connection (its id is the key: kept once, as there are as many entries
-/// as connections).
+/// One registered connection, in its user's list.
 struct SessionEntry {
-    user_id: UserId,
+    id: SessionId,
     /// The login session (`sessions.id`) whose credential opened this connection.
     auth_session_id: i64,
     deliver: Outbox,
@@ -170,7 +171,8 @@ pub struct PresenceActor {
     metrics: Arc<RealtimeMetrics>,
     hub: Addr<Hub>,
     users: HashMap<UserId, OnlineUser>,
-    sessions: HashMap<SessionId, SessionEntry>,
+    /// How many sessions are registered (the users' lists together).
+    connections: usize,
     /// Users whose visible presence changed since the last tick.
     dirty: HashSet<UserId>,
     /// Users who went offline since the last tick, with how they looked.
@@ -287,7 +289,7 @@ impl PresenceActor {
             metrics,
             hub,
             users: HashMap::new(),
-            sessions: HashMap::new(),
+            connections: 0,
             dirty: HashSet::new(),
             departed: HashMap::new(),
             call_rooms: HashMap::new(),
@@ -318,17 +320,22 @@ impl PresenceActor {
             [one] => ServerMsg::PresenceUpdate(one).encode(),
             many => ServerMsg::PresenceBatch { updates: many }.encode(),
         };
-        for entry in self.sessions.values() {
+        for entry in self.all_sessions() {
             entry.deliver.do_send(Deliver(frame.clone()));
         }
-        self.sessions.len()
+        self.connections
+    }
+
+    /// Every registered session.
+    fn all_sessions(&self) -> impl Iterator<Item = &SessionEntry> {
+        self.users.values().flat_map(|user| &user.sessions)
     }
 
     /// Pushes, then comes back when the next push is due (see [`next_push_in`]); stops
     /// once nobody is connected (the next connection starts it again).
     fn push_and_schedule(&mut self, ctx: &mut Context<Self>) {
         let frames = self.flush();
-        if self.sessions.is_empty() {
+        if self.connections == 0 {
             self.ticking = false;
             return;
         }
@@ -340,24 +347,27 @@ impl PresenceActor {
     /// `--heartbeat-ms / SWEEP_SLICES`: pings each session of the slice, or closes it
     /// ("timed out", frames still queued dropped) if its client has been silent for longer
     /// than `--client-timeout-ms`. So every session is pinged once per heartbeat, and a
-    /// silent one is closed within the timeout and one heartbeat. Stops once nobody is
-    /// connected.
+    /// silent one is closed within the timeout and one heartbeat. A session younger than
+    /// half a heartbeat is not pinged yet: its first ping comes ½–1½ heartbeats after it
+    /// connected (one on average, as with a timer of its own), not at once. Stops once
+    /// nobody is connected.
     fn sweep(&mut self, ctx: &mut Context<Self>) {
-        if self.sessions.is_empty() {
+        if self.connections == 0 {
             self.sweeping = false;
             return;
         }
         let slice = self.sweep_next;
         self.sweep_next = (slice + 1) % SWEEP_SLICES;
         let now = clock_ms();
-        for (id, entry) in &self.sessions {
-            if sweep_slice(id) != slice {
+        let first_ping_ms = u32::try_from(self.heartbeat.every.as_millis() / 2).unwrap_or(u32::MAX);
+        for entry in self.all_sessions() {
+            if sweep_slice(&entry.id) != slice {
                 continue;
             }
             if entry.deliver.silent_for(now) > self.heartbeat.timeout_ms {
-                log::debug!("session {id:?} timed out");
+                log::debug!("session {:?} timed out", entry.id);
                 entry.send_close(CloseCode::Normal, "timed out", false);
-            } else {
+            } else if entry.deliver.age(now) >= first_ping_ms {
                 entry.deliver.ping();
             }
         }
@@ -436,16 +446,20 @@ impl PresenceActor {
     }
 
     /// `left`: the connection was closed on purpose (not dropped).
-    fn remove_session(&mut self, session_id: &SessionId, left: bool) {
-        let Some(entry) = self.sessions.remove(session_id) else {
-            return;
-        };
-        self.metrics.connections_open(self.sessions.len());
-        let user_id = entry.user_id;
+    fn remove_session(&mut self, session_id: &SessionId, user_id: UserId, left: bool) {
         let Some(user) = self.users.get_mut(&user_id) else {
             return;
         };
-        user.sessions.retain(|s| s != session_id);
+        let Some(at) = user.sessions.iter().position(|s| s.id == *session_id) else {
+            return;
+        };
+        user.sessions.remove(at);
+        if user.sessions.len() * 4 < user.sessions.capacity() {
+            // A user's connections are usually few: what a burst of them grew is handed back.
+            user.sessions.shrink_to(user.sessions.len() * 2);
+        }
+        self.connections -= 1;
+        self.metrics.connections_open(self.connections);
         if user.sessions.is_empty() {
             if let Some(user) = self.users.remove(&user_id) {
                 let mut view = user.view(user_id);
@@ -535,21 +549,18 @@ impl Handler<Connect> for PresenceActor {
             self.departed.remove(&msg.user_id);
             touch_last_seen(&self.pool, msg.user_id);
         }
-        user.sessions.push(session_id.clone());
         self.hub.do_send(UserOnline {
             user_id: msg.user_id,
             deliver: deliver.clone(),
         });
-        self.sessions.insert(
-            session_id,
-            SessionEntry {
-                user_id: msg.user_id,
-                auth_session_id: msg.auth_session_id,
-                deliver,
-                close,
-            },
-        );
-        self.metrics.connections_open(self.sessions.len());
+        user.sessions.push(SessionEntry {
+            id: session_id,
+            auth_session_id: msg.auth_session_id,
+            deliver,
+            close,
+        });
+        self.connections += 1;
+        self.metrics.connections_open(self.connections);
         MessageResult(self.snapshot(msg.user_id))
     }
 }
@@ -559,6 +570,8 @@ impl Handler<Connect> for PresenceActor {
 #[rtype(result = "()")]
 pub struct Disconnect {
     pub session_id: SessionId,
+    /// Whose session it was.
+    pub user_id: UserId,
     /// The client closed it on purpose (a close frame), rather than the network dropping it.
     pub left: bool,
 }
@@ -567,7 +580,7 @@ impl Handler<Disconnect> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
-        self.remove_session(&msg.session_id, msg.left);
+        self.remove_session(&msg.session_id, msg.user_id, msg.left);
     }
 }
 
@@ -633,10 +646,7 @@ impl Handler<RevokeSessions> for PresenceActor {
         let Some(user) = self.users.get(&msg.user_id) else {
             return;
         };
-        for session_id in &user.sessions {
-            let Some(entry) = self.sessions.get(session_id) else {
-                continue;
-            };
+        for entry in &user.sessions {
             let hit = match msg.which {
                 Revoked::One(id) => entry.auth_session_id == id,
                 Revoked::AllBut(id) => entry.auth_session_id != id,
@@ -661,10 +671,10 @@ impl Handler<CloseAll> for PresenceActor {
     type Result = usize;
 
     fn handle(&mut self, msg: CloseAll, _: &mut Self::Context) -> usize {
-        for entry in self.sessions.values() {
+        for entry in self.all_sessions() {
             entry.send_close(msg.code, msg.reason, true);
         }
-        self.sessions.len()
+        self.connections
     }
 }
 
@@ -677,7 +687,7 @@ impl Handler<CountSessions> for PresenceActor {
     type Result = usize;
 
     fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> usize {
-        self.sessions.len()
+        self.connections
     }
 }
 
@@ -698,14 +708,12 @@ impl Handler<SendToUser> for PresenceActor {
             return 0;
         };
         let mut sent = 0;
-        for session_id in &user.sessions {
-            if msg.except.as_ref() == Some(session_id) {
+        for entry in &user.sessions {
+            if msg.except.as_ref() == Some(&entry.id) {
                 continue;
             }
-            if let Some(entry) = self.sessions.get(session_id) {
-                entry.deliver.do_send(Deliver(msg.frame.clone()));
-                sent += 1;
-            }
+            entry.deliver.do_send(Deliver(msg.frame.clone()));
+            sent += 1;
         }
         sent
     }

@@ -73,6 +73,17 @@ pub(crate) fn clock_ms() -> u32 {
     EPOCH.elapsed().as_millis() as u32
 }
 
+/// Milliseconds from `since` to `now` ([`clock_ms`] times); 0 if `since` is later (read on
+/// another thread meanwhile).
+fn span(since: u32, now: u32) -> u32 {
+    let span = now.wrapping_sub(since);
+    if span > u32::MAX / 2 {
+        0
+    } else {
+        span
+    }
+}
+
 /// What the outbox keeps, behind its lock.
 #[derive(Default)]
 struct Queue {
@@ -207,11 +218,14 @@ struct OutboxInner {
     /// When the client was last heard from (any frame, a pong included), in [`clock_ms`]:
     /// written by the session, read by presence's heartbeat sweep (no lock either way).
     last_heard: AtomicU32,
+    /// When the connection was opened ([`clock_ms`]).
+    born: u32,
     metrics: Arc<RealtimeMetrics>,
 }
 
 impl Outbox {
     fn new(ws: actix_ws::Session, limit: usize, metrics: Arc<RealtimeMetrics>) -> Self {
+        let now = clock_ms();
         Outbox {
             inner: Arc::new(OutboxInner {
                 queue: Mutex::new(Queue {
@@ -219,7 +233,8 @@ impl Outbox {
                     ..Queue::default()
                 }),
                 limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
-                last_heard: AtomicU32::new(clock_ms()),
+                last_heard: AtomicU32::new(now),
+                born: now,
                 metrics,
             }),
         }
@@ -319,13 +334,12 @@ impl Outbox {
     /// How long the client has been silent as of `now` ([`clock_ms`]), in milliseconds
     /// (0 if it was heard after `now` was read).
     pub fn silent_for(&self, now: u32) -> u32 {
-        let since = now.wrapping_sub(self.inner.last_heard.load(Ordering::Relaxed));
-        // A span "below zero" is a frame that came in meanwhile.
-        if since > u32::MAX / 2 {
-            0
-        } else {
-            since
-        }
+        span(self.inner.last_heard.load(Ordering::Relaxed), now)
+    }
+
+    /// How long the connection has been open as of `now` ([`clock_ms`]), in milliseconds.
+    pub fn age(&self, now: u32) -> u32 {
+        span(self.inner.born, now)
     }
 
     /// Queues a ping, the heartbeat (see `PresenceActor`'s sweep): the client answers with a
@@ -1067,6 +1081,7 @@ impl Actor for SessionActor {
         }
         self.rt.presence.do_send(Disconnect {
             session_id: self.id.clone(),
+            user_id: self.user.id,
             left: self.left,
         });
         for (_, joined) in self.rooms.drain(..) {

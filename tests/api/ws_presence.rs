@@ -256,9 +256,10 @@ async fn a_client_that_only_answers_pings_is_pinged_every_heartbeat_and_stays() 
     .await;
     let ana = app.user("ana").await;
     let mut a = connect(&app, &ana).await;
-    // Three timeouts long, sending nothing but the pongs to the server's pings.
-    let pings = a.count_pings(Duration::from_millis(1_500)).await;
-    assert!(pings >= 5, "{pings} pings in 1.5 s at a 100 ms heartbeat");
+    // Four timeouts long, sending nothing but the pongs to the server's pings (about 20
+    // of them; fewer on a busy machine, but more than one).
+    let pings = a.count_pings(Duration::from_millis(2_000)).await;
+    assert!(pings >= 3, "{pings} pings in 2 s at a 100 ms heartbeat");
     let pong = a.request(1, json!({"type": "ping"})).await;
     assert_eq!(pong["type"], "pong");
 }
