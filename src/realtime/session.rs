@@ -525,15 +525,14 @@ impl Drop for JoinGuard {
 }
 
 /// One WebSocket connection of an authenticated user.
+///
+/// Kept to 72 bytes (a unit test watches it): with actix's context around it the actor's
+/// task is then 512 bytes, jemalloc's size class below 640. What is not needed on every
+/// frame lives behind a pointer ([`Who`], [`Rooms`]).
 pub struct SessionActor {
     id: SessionId,
-    user: UserRef,
-    caps: crate::db::models::Capabilities,
-    /// Its user as `welcome` showed them, handed to presence once, in `started`.
-    /// (Boxed: it lives only until `started`, and every byte of an idle session counts.)
-    welcome: Option<Box<WelcomeUser>>,
-    /// The login session (`sessions.id`) whose credential opened this connection.
-    auth_session_id: i64,
+    /// Whose connection it is.
+    who: Box<Who>,
     rt: Arc<Realtime>,
     /// Its outbound queue into the connection; others deliver into it directly.
     outbox: Outbox,
@@ -543,15 +542,65 @@ pub struct SessionActor {
     /// code): its calls end at once. Anything else (a dropped network, our client's own
     /// reconnect with 4000) is a blip its calls wait for.
     left: bool,
-    /// The rooms it has joined: at most [`MAX_JOINED_ROOMS`], most often none or one, so a
-    /// list (24 bytes, nothing allocated while empty) rather than a map.
-    rooms: Vec<(RoomName, Joined)>,
+    rooms: Rooms,
     bucket: TokenBucket,
     rejected: u32,
     /// Since when rejected frames are counted ([`clock_ms`]).
     rejected_since: u32,
+}
+
+/// A session's user, boxed (see [`SessionActor`]).
+struct Who {
+    user: UserRef,
+    caps: crate::db::models::Capabilities,
     /// This connection's place under the per-user cap, freed when the actor is dropped.
     _slot: ConnectionSlot,
+}
+
+/// The rooms a session has joined: at most [`MAX_JOINED_ROOMS`], most often none, so a list
+/// allocated only while there is one (8 bytes in the actor).
+#[derive(Default)]
+// The box is the point: one pointer in the actor instead of a `Vec`'s three words.
+#[allow(clippy::box_collection)]
+struct Rooms(Option<Box<Vec<(RoomName, Joined)>>>);
+
+impl Rooms {
+    fn get(&self, name: &str) -> Option<&Joined> {
+        self.0
+            .as_deref()?
+            .iter()
+            .find(|(joined, _)| joined.0.as_str() == name)
+            .map(|(_, joined)| joined)
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_deref().map_or(0, Vec::len)
+    }
+
+    /// Records `room` as joined (replacing an earlier join of it).
+    fn insert(&mut self, room: RoomName, joined: Joined) {
+        let list = self.0.get_or_insert_default();
+        match list.iter_mut().find(|(r, _)| *r == room) {
+            Some((_, was)) => *was = joined,
+            None => list.push((room, joined)),
+        }
+    }
+
+    /// Forgets `room`; its membership, if it was joined.
+    fn remove(&mut self, room: &RoomName) -> Option<Joined> {
+        let list = self.0.as_deref_mut()?;
+        let at = list.iter().position(|(r, _)| r == room)?;
+        let (_, joined) = list.swap_remove(at);
+        if list.is_empty() {
+            self.0 = None;
+        }
+        Some(joined)
+    }
+
+    /// Every joined room, forgotten.
+    fn take_all(&mut self) -> Vec<(RoomName, Joined)> {
+        self.0.take().map(|list| *list).unwrap_or_default()
+    }
 }
 
 impl SessionActor {
@@ -576,6 +625,7 @@ impl SessionActor {
             role: crate::db::models::Role::parse(&user.role),
         };
         let id = SessionId::random();
+        let auth_session_id = who.session_id;
         SessionActor::create(move |ctx| {
             ctx.add_stream(stream);
             let outbox = Outbox::new(session, settings.ws_outbound_queue, Arc::clone(&rt.metrics));
@@ -593,24 +643,48 @@ impl SessionActor {
             // Queued before the handshake's response is written, so that both leave in one
             // write.
             outbox.push_own(Message::Text(welcome_frame(&id, &welcome, &settings)));
+            // Presence changes and call frames come after the snapshot. Held before asking:
+            // `send` queues the request at once, and presence (then the hub) may answer or
+            // deliver on another thread before this one goes on.
+            outbox.hold();
+            let connect = rt.presence.send(Connect {
+                handle: SessionHandle {
+                    id: id.clone(),
+                    deliver: outbox.clone(),
+                    close: ctx.address().downgrade().recipient(),
+                },
+                user_id: welcome.id,
+                auth_session_id,
+                nickname: welcome.nickname,
+                capabilities: welcome.capabilities,
+                themes: Arc::from(welcome.themes),
+            });
+            // Runs first, before any frame of the client is read.
+            ctx.wait(fut::wrap_future::<_, Self>(connect).map(|res, act, ctx| {
+                match res {
+                    Ok(snapshot) => act.push(ctx, snapshot),
+                    Err(_) => act.close(ctx, CloseCode::Error, "presence unavailable", false),
+                }
+                act.outbox.release();
+            }));
             SessionActor {
                 id,
-                user: UserRef {
-                    id: UserId(who.user.id),
-                    nickname,
-                },
-                caps: who.user.capabilities(),
-                welcome: Some(Box::new(welcome)),
-                auth_session_id: who.session_id,
+                who: Box::new(Who {
+                    user: UserRef {
+                        id: UserId(who.user.id),
+                        nickname,
+                    },
+                    caps: who.user.capabilities(),
+                    _slot: slot,
+                }),
                 outbox,
                 closing: false,
                 left: false,
-                rooms: Vec::new(),
+                rooms: Rooms::default(),
                 bucket: TokenBucket::new(settings.ws_rate_burst, clock_ms()),
                 rejected: 0,
                 rejected_since: clock_ms(),
                 rt,
-                _slot: slot,
             }
         })
     }
@@ -674,14 +748,6 @@ impl SessionActor {
         ctx.stop();
     }
 
-    /// The room `name` if this session has joined it.
-    fn room(&self, name: &str) -> Option<&Joined> {
-        self.rooms
-            .iter()
-            .find(|(joined, _)| joined.0.as_str() == name)
-            .map(|(_, joined)| joined)
-    }
-
     /// `now`: when it came ([`clock_ms`]).
     fn on_text(&mut self, text: &str, now: u32, ctx: &mut Context<Self>) {
         let settings = &self.rt.settings;
@@ -717,8 +783,8 @@ impl SessionActor {
 
     fn call(&self, id: Option<FrameId>, action: CallAction) {
         self.rt.hub.do_send(CallRequest {
-            user: self.user.clone(),
-            caps: self.caps,
+            user: self.who.user.clone(),
+            caps: self.who.caps,
             session: self.id.clone(),
             deliver: self.outbox.clone(),
             id,
@@ -739,7 +805,7 @@ impl SessionActor {
             }
             ClientMsg::PresenceSet { status } => {
                 self.rt.presence.do_send(SetStatus {
-                    user_id: self.user.id,
+                    user_id: self.who.user.id,
                     status,
                 });
                 self.ack(ctx, id.as_ref());
@@ -752,25 +818,22 @@ impl SessionActor {
             ClientMsg::CallCancel { call_id } => self.call(id, CallAction::Cancel(call_id)),
             ClientMsg::CallHangup { call_id } => self.call(id, CallAction::Hangup(call_id)),
             ClientMsg::RoomJoin { room, kind, since } => self.join(id, room, kind, since, ctx),
-            ClientMsg::RoomLeave { room } => {
-                match self.rooms.iter().position(|(r, _)| *r == room) {
-                    Some(at) => {
-                        let (_, joined) = self.rooms.swap_remove(at);
-                        joined.addr.do_send(Leave {
-                            peer_id: self.id.clone(),
-                            dropped: false,
-                        });
-                        self.ack(ctx, id.as_ref());
-                    }
-                    None => self.error(ctx, id.as_ref(), &Self::not_joined(room.as_str())),
+            ClientMsg::RoomLeave { room } => match self.rooms.remove(&room) {
+                Some(joined) => {
+                    joined.addr.do_send(Leave {
+                        peer_id: self.id.clone(),
+                        dropped: false,
+                    });
+                    self.ack(ctx, id.as_ref());
                 }
-            }
+                None => self.error(ctx, id.as_ref(), &Self::not_joined(room.as_str())),
+            },
             ClientMsg::Signal {
                 room,
                 to,
                 kind,
                 data,
-            } => match self.room(room.as_str()) {
+            } => match self.rooms.get(room.as_str()) {
                 Some(joined) => joined.addr.do_send(Signal {
                     from: self.id.clone(),
                     to,
@@ -788,10 +851,10 @@ impl SessionActor {
                 client_msg_id,
                 text,
             } => self.chat_send(id, room, client_msg_id, text, ctx),
-            ClientMsg::ChatTyping { room } => match self.room(room.as_str()) {
+            ClientMsg::ChatTyping { room } => match self.rooms.get(room.as_str()) {
                 Some(joined) => joined.addr.do_send(Typing {
                     from: self.id.clone(),
-                    user: self.user.clone(),
+                    user: self.who.user.clone(),
                 }),
                 None => self.error(ctx, id.as_ref(), &Self::not_joined(room.as_str())),
             },
@@ -813,7 +876,7 @@ impl SessionActor {
         since: Option<i64>,
         ctx: &mut Context<Self>,
     ) {
-        if self.rooms.len() >= MAX_JOINED_ROOMS && self.room(room.as_str()).is_none() {
+        if self.rooms.len() >= MAX_JOINED_ROOMS && self.rooms.get(room.as_str()).is_none() {
             let err = ApiError::Conflict(format!(
                 "a connection may be in at most {MAX_JOINED_ROOMS} rooms; leave one first"
             ));
@@ -821,9 +884,9 @@ impl SessionActor {
         }
         let pool = self.rt.pool.clone();
         let hub = self.rt.hub.clone();
-        let uid = self.user.id;
+        let uid = self.who.user.id;
         let peer_id = self.id.clone();
-        let user = self.user.clone();
+        let user = self.who.user.clone();
         let deliver = self.outbox.clone();
         let name = room.clone();
         let work = async move {
@@ -908,11 +971,7 @@ impl SessionActor {
         match res {
             Ok((guard, peers, messages, room_id, room_kind)) => {
                 let Some(addr) = guard.disarm() else { return };
-                let joined = Joined { addr, room_id };
-                match act.rooms.iter_mut().find(|(r, _)| *r == room) {
-                    Some((_, was)) => *was = joined,
-                    None => act.rooms.push((room.clone(), joined)),
-                }
+                act.rooms.insert(room.clone(), Joined { addr, room_id });
                 let frame = ServerMsg::RoomJoined {
                     id: id.as_ref(),
                     room: &room,
@@ -940,12 +999,12 @@ impl SessionActor {
         text: String,
         ctx: &mut Context<Self>,
     ) {
-        let Some(joined) = self.room(room.as_str()) else {
+        let Some(joined) = self.rooms.get(room.as_str()) else {
             return self.error(ctx, id.as_ref(), &Self::not_joined(room.as_str()));
         };
         let new = NewMessage {
             room_id: joined.room_id,
-            sender_id: self.user.id.0,
+            sender_id: self.who.user.id.0,
             client_msg_id,
             body: text,
             created_at: db::now_ms(),
@@ -953,7 +1012,7 @@ impl SessionActor {
         let reply = ChatReply {
             id,
             sender: self.outbox.clone(),
-            from: self.user.clone(),
+            from: self.who.user.clone(),
             room: joined.addr.clone(),
             room_name: room,
         };
@@ -971,7 +1030,7 @@ impl SessionActor {
         ctx: &mut Context<Self>,
     ) {
         let pool = self.rt.pool.clone();
-        let uid = self.user.id;
+        let uid = self.who.user.id;
         let lookup = room.as_str().to_owned();
         let work = async move {
             db::run(&pool, move |conn| {
@@ -1045,46 +1104,16 @@ pub(crate) fn chat_view_from(room: RoomName, m: db::models::Message, from: UserR
 impl Actor for SessionActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        if let Some(user) = self.welcome.take() {
-            // Presence changes and call frames come after the snapshot. Held before asking:
-            // `send` queues the request at once, and presence (then the hub) may answer or
-            // deliver on another thread before this one goes on.
-            self.outbox.hold();
-            let connect = self.rt.presence.send(Connect {
-                handle: SessionHandle {
-                    id: self.id.clone(),
-                    deliver: self.outbox.clone(),
-                    close: ctx.address().downgrade().recipient(),
-                },
-                user_id: self.user.id,
-                auth_session_id: self.auth_session_id,
-                nickname: user.nickname.clone(),
-                capabilities: user.capabilities,
-                themes: Arc::from(user.themes),
-            });
-            ctx.wait(connect.into_actor(self).map(|res, act, ctx| {
-                match res {
-                    Ok(snapshot) => act.push(ctx, snapshot),
-                    Err(_) => act.close(ctx, CloseCode::Error, "presence unavailable", false),
-                }
-                act.outbox.release();
-            }));
-        }
-        // The heartbeat (a ping every `--heartbeat-ms`, closing after `--client-timeout-ms`
-        // of silence) is presence's sweep over every session: no timer per session.
-    }
-
     fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
         if !self.closing {
             self.close(ctx, CloseCode::Normal, "bye", true);
         }
         self.rt.presence.do_send(Disconnect {
             session_id: self.id.clone(),
-            user_id: self.user.id,
+            user_id: self.who.user.id,
             left: self.left,
         });
-        for (_, joined) in self.rooms.drain(..) {
+        for (_, joined) in self.rooms.take_all() {
             joined.addr.do_send(Leave {
                 peer_id: self.id.clone(),
                 dropped: !self.left,
@@ -1207,6 +1236,19 @@ mod tests {
                 bytes = bytes.slice(head + len..);
             }
         }
+    }
+
+    #[test]
+    fn an_idle_sessions_actor_task_fits_jemallocs_512_byte_class() {
+        // tokio's task is the future (actix's context around the actor) plus 104 bytes of
+        // header, scheduler, id, stage and trailer: 408 bytes of future fill 512.
+        let future =
+            std::mem::size_of::<actix::dev::ContextFut<SessionActor, Context<SessionActor>>>();
+        assert!(
+            future <= 408,
+            "SessionActor {} B, its context future {future} B",
+            std::mem::size_of::<SessionActor>()
+        );
     }
 
     #[actix_web::test]
