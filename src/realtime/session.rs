@@ -84,22 +84,36 @@ fn span(since: u32, now: u32) -> u32 {
     }
 }
 
-/// What the outbox keeps, behind its lock.
+/// Frames waiting in an outbox: allocated only while some wait, so that an idle
+/// connection's queue keeps one pointer for them instead of 56 bytes.
+#[derive(Default)]
+struct Backlog {
+    /// Frames the channel had no room for yet, oldest first.
+    frames: VecDeque<Message>,
+    /// Frames from others while the session waits for a reply (see [`Outbox::hold`]).
+    held: Vec<Message>,
+}
+
+/// What the outbox keeps, behind its lock (the outbox fits jemalloc's 128-byte class: a
+/// unit test watches it).
 #[derive(Default)]
 struct Queue {
     /// The connection's actix-ws handle (a bounded channel into its response body); `None`
     /// once the close frame is handed over or the connection is gone.
     ws: Option<actix_ws::Session>,
-    /// Frames the channel had no room for yet, oldest first.
-    frames: VecDeque<Message>,
-    /// Since when a frame has waited for room in the channel, i.e. for the connection to
-    /// take something (`None`: the last frame went in).
-    stuck_since: Option<Instant>,
+    /// What waits; `None` while nothing does.
+    backlog: Option<Box<Backlog>>,
     /// The session's [`Drain`], waiting for frames or for room.
     waker: Option<Waker>,
-    /// Waits the session is in (see [`Outbox::hold`]); frames from others wait in `held`.
+    /// `--ws-outbound-queue`.
+    limit: u32,
+    /// Since when ([`clock_ms`]) a frame has waited for room in the channel, i.e. for the
+    /// connection to take something, if `stuck`.
+    stuck_since: u32,
+    /// A frame waits for room (false: the last frame went in).
+    stuck: bool,
+    /// Waits the session is in (see [`Outbox::hold`]); frames from others are held.
     holds: u32,
-    held: Vec<Message>,
     /// Nothing more is queued: the session is closing, its client was too slow, or the
     /// connection is gone.
     closed: bool,
@@ -113,7 +127,30 @@ struct Queue {
 impl Queue {
     /// Frames queued or held and not yet taken by the connection's channel.
     fn waiting(&self) -> usize {
-        self.frames.len() + self.held.len()
+        self.backlog
+            .as_ref()
+            .map_or(0, |b| b.frames.len() + b.held.len())
+    }
+
+    /// No frame waits for room in the channel (held ones aside).
+    fn frames_empty(&self) -> bool {
+        self.backlog.as_ref().is_none_or(|b| b.frames.is_empty())
+    }
+
+    /// The frames waiting for room (the backlog is allocated if need be).
+    fn frames(&mut self) -> &mut VecDeque<Message> {
+        &mut self.backlog.get_or_insert_default().frames
+    }
+
+    /// Frees the backlog once nothing waits in it.
+    fn tidy(&mut self) {
+        if self
+            .backlog
+            .as_ref()
+            .is_some_and(|b| b.frames.is_empty() && b.held.is_empty())
+        {
+            self.backlog = None;
+        }
     }
 
     /// Moves waiting frames into the actix-ws channel while it has room, right now, from
@@ -133,16 +170,17 @@ impl Queue {
         let mut more = more.into_iter();
         let flushed = tokio::task::unconstrained(std::future::poll_fn(|cx| {
             self.flush(cx);
-            if self.frames.is_empty() {
+            if self.frames_empty() {
                 for frame in more.by_ref() {
                     if let Err(frame) = self.offer(cx, frame) {
-                        self.frames.push_back(frame);
+                        self.frames().push_back(frame);
                         break;
                     }
                 }
             }
-            if self.ws.is_some() {
-                self.frames.extend(more.by_ref());
+            let mut rest = more.by_ref().peekable();
+            if self.ws.is_some() && rest.peek().is_some() {
+                self.frames().extend(rest);
             }
             Poll::Ready(())
         }));
@@ -152,12 +190,13 @@ impl Queue {
     /// Moves waiting frames into the actix-ws channel while it has room; with a full
     /// channel, `cx` is woken when it has room again.
     fn flush(&mut self, cx: &mut TaskContext<'_>) {
-        while let Some(frame) = self.frames.pop_front() {
+        while let Some(frame) = self.backlog.as_mut().and_then(|b| b.frames.pop_front()) {
             if let Err(frame) = self.offer(cx, frame) {
-                self.frames.push_front(frame);
+                self.frames().push_front(frame);
                 return;
             }
         }
+        self.tidy();
     }
 
     /// Hands one frame to the actix-ws channel if it has room. `Err`: no room, the frame
@@ -172,7 +211,7 @@ impl Queue {
                 if Pin::new(&mut *ws).start_send(frame).is_err() {
                     self.connection_gone();
                 } else {
-                    self.stuck_since = None;
+                    self.stuck = false;
                 }
                 Ok(())
             }
@@ -181,7 +220,10 @@ impl Queue {
                 Ok(())
             }
             Poll::Pending => {
-                self.stuck_since.get_or_insert_with(Instant::now);
+                if !self.stuck {
+                    self.stuck = true;
+                    self.stuck_since = clock_ms();
+                }
                 Err(frame)
             }
         }
@@ -191,8 +233,7 @@ impl Queue {
         self.ws = None;
         self.gone = true;
         self.closed = true;
-        self.frames.clear();
-        self.held.clear();
+        self.backlog = None;
     }
 }
 
@@ -213,8 +254,6 @@ pub struct Outbox {
 /// What every handle of one [`Outbox`] shares.
 struct OutboxInner {
     queue: Mutex<Queue>,
-    /// `--ws-outbound-queue`.
-    limit: u32,
     /// When the client was last heard from (any frame, a pong included), in [`clock_ms`]:
     /// written by the session, read by presence's heartbeat sweep (no lock either way).
     last_heard: AtomicU32,
@@ -230,9 +269,9 @@ impl Outbox {
             inner: Arc::new(OutboxInner {
                 queue: Mutex::new(Queue {
                     ws: Some(ws),
+                    limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
                     ..Queue::default()
                 }),
-                limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
                 last_heard: AtomicU32::new(now),
                 born: now,
                 metrics,
@@ -256,7 +295,10 @@ impl Outbox {
         }
         self.inner.metrics.frame_out(&msg.0);
         if q.holds > 0 {
-            q.held.push(Message::Text(msg.0));
+            q.backlog
+                .get_or_insert_default()
+                .held
+                .push(Message::Text(msg.0));
             self.queue(&mut q, None);
         } else {
             self.queue(&mut q, Some(Message::Text(msg.0)));
@@ -291,7 +333,7 @@ impl Outbox {
         if !self.check(q) {
             return;
         }
-        if !q.frames.is_empty() {
+        if !q.frames_empty() {
             // The channel is full: the drain waits for room with the session's own waker
             // (the no-op poll above has just replaced it in the channel).
             if let Some(waker) = q.waker.take() {
@@ -306,17 +348,18 @@ impl Outbox {
     /// reading is not slow. False: closed.
     fn check(&self, q: &mut Queue) -> bool {
         let waiting = q.waiting();
-        let limit = self.inner.limit as usize;
+        let limit = q.limit as usize;
         if waiting <= limit {
             return true;
         }
-        let stuck = q
-            .stuck_since
-            .is_some_and(|since| since.elapsed() >= SLOW_WRITER_GRACE);
+        let stuck =
+            q.stuck && u128::from(span(q.stuck_since, clock_ms())) >= SLOW_WRITER_GRACE.as_millis();
         if stuck || waiting > limit.saturating_mul(HARD_QUEUE_FACTOR) {
             q.closed = true;
             q.too_slow = true;
-            q.held.clear();
+            if let Some(backlog) = q.backlog.as_mut() {
+                backlog.held.clear();
+            }
             // The session hears it from its drain.
             if let Some(waker) = q.waker.take() {
                 waker.wake();
@@ -366,7 +409,11 @@ impl Outbox {
         if q.holds > 0 || q.closed {
             return;
         }
-        let held = std::mem::take(&mut q.held);
+        let held = q
+            .backlog
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.held))
+            .unwrap_or_default();
         self.queue(&mut q, held);
     }
 
@@ -386,13 +433,15 @@ impl Outbox {
             return;
         }
         q.closed = true;
-        q.held.clear();
-        if !flush {
-            q.frames.clear();
+        if let Some(backlog) = q.backlog.as_mut() {
+            backlog.held.clear();
+            if !flush {
+                backlog.frames.clear();
+            }
         }
-        q.frames.push_back(Message::Close(Some(reason)));
+        q.frames().push_back(Message::Close(Some(reason)));
         q.flush_now();
-        if q.frames.is_empty() {
+        if q.frames_empty() {
             // Dropping the handle ends the response body after the close frame.
             q.ws = None;
             return;
@@ -403,7 +452,7 @@ impl Outbox {
             let flushed = std::future::poll_fn(|cx| {
                 let mut q = outbox.lock();
                 q.flush(cx);
-                if q.frames.is_empty() {
+                if q.frames_empty() {
                     Poll::Ready(())
                 } else {
                     Poll::Pending
@@ -411,7 +460,7 @@ impl Outbox {
             });
             let _ = tokio::time::timeout(CLOSE_GRACE, flushed).await;
             let mut q = outbox.lock();
-            q.frames.clear();
+            q.backlog = None;
             q.ws = None;
         });
     }
@@ -1236,6 +1285,13 @@ mod tests {
                 bytes = bytes.slice(head + len..);
             }
         }
+    }
+
+    #[test]
+    fn an_idle_outbox_fits_jemallocs_128_byte_class() {
+        // The shared part of an `Arc` is the value and two counters (16 bytes).
+        let outbox = std::mem::size_of::<OutboxInner>() + 16;
+        assert!(outbox <= 128, "the outbox takes {outbox} bytes");
     }
 
     #[test]
