@@ -41,15 +41,17 @@ use crate::{
 const SNAPSHOT_OPEN: &str = r#"{"type":"presence.snapshot","users":["#;
 /// How `presence.snapshot` ends, after its last entry.
 const SNAPSHOT_CLOSE: &str = "]}";
-/// The heartbeat sweep visits a tenth of the sessions every tenth of `--heartbeat-ms`, so
-/// that 15,000 pings are spread out rather than sent at once.
+/// The heartbeat sweep visits a tenth of the sessions every tenth of `--heartbeat-ms` (a
+/// *step*), so that 15,000 pings are spread out rather than sent at once. A session's slice
+/// is the step it connected in, so it is visited about one heartbeat after connecting, and
+/// every heartbeat after that.
 const SWEEP_SLICES: u32 = 10;
 
 /// The heartbeat presence's sweep gives every session.
 #[derive(Debug, Clone, Copy)]
 pub struct Heartbeat {
-    /// Each session is pinged this often (`--heartbeat-ms`).
-    pub every: Duration,
+    /// Each session is pinged this often, in milliseconds (`--heartbeat-ms`).
+    pub every_ms: u32,
     /// A session whose client was silent (no frame, no pong) for longer than this many
     /// milliseconds is closed, "timed out" (`--client-timeout-ms`).
     pub timeout_ms: u32,
@@ -59,7 +61,8 @@ impl Heartbeat {
     /// The heartbeat the server's settings ask for.
     pub fn from_settings(settings: &Settings) -> Self {
         Heartbeat {
-            every: Duration::from_millis(settings.heartbeat_ms.max(1)),
+            every_ms: u32::try_from(settings.heartbeat_ms.clamp(1, u64::from(u32::MAX / 4)))
+                .unwrap_or(u32::MAX / 4),
             // Below a quarter of the clock's range, so that silences compare correctly.
             timeout_ms: u32::try_from(settings.client_timeout_ms.clamp(1, u64::from(u32::MAX / 4)))
                 .unwrap_or(u32::MAX / 4),
@@ -67,14 +70,11 @@ impl Heartbeat {
     }
 }
 
-/// Which of the [`SWEEP_SLICES`] slices of the heartbeat sweep a session is in: from its id
-/// (random), so the slices are about even and a session stays in its own.
-fn sweep_slice(id: &SessionId) -> u32 {
-    let hash =
-        id.0.as_str()
-            .bytes()
-            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    hash % SWEEP_SLICES
+impl Heartbeat {
+    /// How far apart the sweep's slices are, in milliseconds.
+    fn step_ms(&self) -> u32 {
+        (self.every_ms / SWEEP_SLICES).max(1)
+    }
 }
 
 /// One online user and their sessions.
@@ -166,8 +166,8 @@ pub struct PresenceActor {
     ticking: bool,
     /// The heartbeat sweep is scheduled (it stops while nobody is connected).
     sweeping: bool,
-    /// The slice of sessions the sweep visits next.
-    sweep_next: u32,
+    /// The last step ([`clock_ms`] / step) whose slice the sweep visited.
+    swept: u32,
     metrics: Arc<RealtimeMetrics>,
     hub: Addr<Hub>,
     users: HashMap<UserId, OnlineUser>,
@@ -285,7 +285,7 @@ impl PresenceActor {
             heartbeat,
             ticking: false,
             sweeping: false,
-            sweep_next: 0,
+            swept: 0,
             metrics,
             hub,
             users: HashMap::new(),
@@ -343,35 +343,43 @@ impl PresenceActor {
         ctx.run_later(wait, |act, ctx| act.push_and_schedule(ctx));
     }
 
-    /// The heartbeat, one slice of the sessions per call, a slice every
-    /// `--heartbeat-ms / SWEEP_SLICES`: pings each session of the slice, or closes it
-    /// ("timed out", frames still queued dropped) if its client has been silent for longer
-    /// than `--client-timeout-ms`. So every session is pinged once per heartbeat, and a
-    /// silent one is closed within the timeout and one heartbeat. A session younger than
-    /// half a heartbeat is not pinged yet: its first ping comes ½–1½ heartbeats after it
-    /// connected (one on average, as with a timer of its own), not at once. Stops once
-    /// nobody is connected.
+    /// The heartbeat, one step (a tenth of `--heartbeat-ms`) at a time: visits the slice of
+    /// sessions of each step since the last visit (more than one if this timer came late),
+    /// pinging each, or closing it ("timed out", frames still queued dropped) if its client
+    /// has been silent for longer than `--client-timeout-ms`. A session's slice is the step
+    /// it connected in, so it is pinged about one heartbeat after it connected (as with a
+    /// timer of its own) and every heartbeat after; a silent one is closed within the
+    /// timeout and one heartbeat. One that connected in this very step is left for the next
+    /// round. Stops once nobody is connected.
     fn sweep(&mut self, ctx: &mut Context<Self>) {
         if self.connections == 0 {
             self.sweeping = false;
             return;
         }
-        let slice = self.sweep_next;
-        self.sweep_next = (slice + 1) % SWEEP_SLICES;
         let now = clock_ms();
-        let first_ping_ms = u32::try_from(self.heartbeat.every.as_millis() / 2).unwrap_or(u32::MAX);
+        let step = self.heartbeat.step_ms();
+        let current = now / step;
+        // The slices of the steps since the last visit, a bit each (SWEEP_SLICES <= 32).
+        let due = current.wrapping_sub(self.swept).min(SWEEP_SLICES);
+        let mut slices = 0u32;
+        for back in 0..due {
+            slices |= 1 << (current.wrapping_sub(back) % SWEEP_SLICES);
+        }
+        self.swept = current;
+        let young = self.heartbeat.every_ms / 2;
         for entry in self.all_sessions() {
-            if sweep_slice(&entry.id) != slice {
+            let born = entry.deliver.born();
+            if slices & (1 << ((born / step) % SWEEP_SLICES)) == 0 {
                 continue;
             }
             if entry.deliver.silent_for(now) > self.heartbeat.timeout_ms {
                 log::debug!("session {:?} timed out", entry.id);
                 entry.send_close(CloseCode::Normal, "timed out", false);
-            } else if entry.deliver.age(now) >= first_ping_ms {
+            } else if entry.deliver.age(now) >= young {
                 entry.deliver.ping();
             }
         }
-        ctx.run_later(self.heartbeat.every / SWEEP_SLICES, |act, ctx| {
+        ctx.run_later(Duration::from_millis(step.into()), |act, ctx| {
             act.sweep(ctx)
         });
     }
@@ -385,7 +393,9 @@ impl PresenceActor {
         }
         if !self.sweeping {
             self.sweeping = true;
-            ctx.run_later(self.heartbeat.every / SWEEP_SLICES, |act, ctx| {
+            let step = self.heartbeat.step_ms();
+            self.swept = clock_ms() / step;
+            ctx.run_later(Duration::from_millis(step.into()), |act, ctx| {
                 act.sweep(ctx)
             });
         }

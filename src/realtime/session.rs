@@ -380,6 +380,11 @@ impl Outbox {
         span(self.inner.last_heard.load(Ordering::Relaxed), now)
     }
 
+    /// When the connection was opened ([`clock_ms`]).
+    pub fn born(&self) -> u32 {
+        self.inner.born
+    }
+
     /// How long the connection has been open as of `now` ([`clock_ms`]), in milliseconds.
     pub fn age(&self, now: u32) -> u32 {
         span(self.inner.born, now)
