@@ -67,7 +67,7 @@ const HARD_QUEUE_FACTOR: usize = 64;
 /// Milliseconds since a moment shared by the whole process (the first call), wrapping after
 /// 49.7 days: the compact timestamps every idle session keeps (4 bytes where an `Instant`
 /// takes 16). Spans are taken with `wrapping_sub`, exact while they are shorter than that.
-pub(crate) fn clock_ms() -> u32 {
+pub fn clock_ms() -> u32 {
     static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
     // Truncation is the point: the clock wraps.
     EPOCH.elapsed().as_millis() as u32
@@ -582,7 +582,7 @@ impl Drop for JoinGuard {
 ///
 /// Kept to 72 bytes (a unit test watches it): with actix's context around it the actor's
 /// task is then 512 bytes, jemalloc's size class below 640. What is not needed on every
-/// frame lives behind a pointer ([`Who`], [`Rooms`]).
+/// frame lives behind a pointer (`Who`, `Rooms`).
 pub struct SessionActor {
     id: SessionId,
     /// Whose connection it is.
