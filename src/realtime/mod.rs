@@ -39,7 +39,7 @@ use self::{
     hub::{Hub, Shutdown},
     metrics::RealtimeMetrics,
     presence::{CloseAll, CountSessions, Heartbeat, PresenceActor},
-    protocol::{RoomRef, SessionId, UserId},
+    protocol::{RoomRef, SessionId, SharedStr, UserId},
     store::ChatStore,
 };
 use crate::{
@@ -80,8 +80,9 @@ pub struct SessionHandle {
     /// Straight into the session's outbound queue (no hop through its mailbox).
     pub deliver: session::Outbox,
     /// Weak, so that presence's entry for an idle session does not hold a sender of its
-    /// mailbox (an allocation per connection); upgraded only to close it.
-    pub close: actix::WeakRecipient<CloseSession>,
+    /// mailbox (an allocation per connection); upgraded only to close it. A weak address
+    /// rather than a weak recipient: one pointer, where a recipient boxes one.
+    pub close: actix::WeakAddr<session::SessionActor>,
 }
 
 /// Open WebSocket connections per user, counted where upgrades are admitted (before the
@@ -89,17 +90,25 @@ pub struct SessionHandle {
 /// same instant, and admitting one costs no message to an actor.
 #[derive(Default)]
 pub struct ConnectionCounts {
-    per_user: Mutex<HashMap<UserId, usize>>,
+    per_user: Mutex<HashMap<UserId, UserConnections>>,
+}
+
+/// One user's open connections.
+#[derive(Default)]
+struct UserConnections {
+    open: usize,
+    /// The nickname their sessions share (see [`ConnectionSlot::nickname`]).
+    nickname: Option<SharedStr>,
 }
 
 impl ConnectionCounts {
     /// A slot for one more connection of `user`, or `None` when they already have `max`.
     pub fn admit(self: &Arc<Self>, user: UserId, max: usize) -> Option<ConnectionSlot> {
         let mut per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
-        if per_user.get(&user).copied().unwrap_or(0) >= max {
+        if per_user.get(&user).map_or(0, |u| u.open) >= max {
             return None;
         }
-        *per_user.entry(user).or_insert(0) += 1;
+        per_user.entry(user).or_default().open += 1;
         Some(ConnectionSlot {
             counts: Arc::clone(self),
             user,
@@ -113,6 +122,23 @@ pub struct ConnectionSlot {
     user: UserId,
 }
 
+impl ConnectionSlot {
+    /// `nickname` as a shared string, the same one for all of the user's connections while
+    /// it stays the same (one string per user instead of one per connection).
+    pub fn nickname(&self, nickname: &str) -> SharedStr {
+        let mut per_user = self
+            .counts
+            .per_user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let user = per_user.entry(self.user).or_default();
+        match &user.nickname {
+            Some(shared) if shared.as_str() == nickname => shared.clone(),
+            _ => user.nickname.insert(SharedStr::from(nickname)).clone(),
+        }
+    }
+}
+
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut per_user = self
@@ -120,9 +146,9 @@ impl Drop for ConnectionSlot {
             .per_user
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = per_user.get_mut(&self.user) {
-            *open -= 1;
-            if *open == 0 {
+        if let Some(user) = per_user.get_mut(&self.user) {
+            user.open -= 1;
+            if user.open == 0 {
                 per_user.remove(&self.user);
             }
         }

@@ -28,7 +28,7 @@ use super::{
         ChosenStatus, PresenceView, RoomName, ServerMsg, SessionId, SharedStr, SnapshotUser,
         Status, UserId,
     },
-    session::{clock_ms, Outbox},
+    session::{clock_ms, Outbox, SessionActor},
     CloseSession, Deliver, SessionHandle,
 };
 use crate::{
@@ -137,7 +137,7 @@ struct SessionEntry {
     /// The login session (`sessions.id`) whose credential opened this connection.
     auth_session_id: i64,
     deliver: Outbox,
-    close: actix::WeakRecipient<CloseSession>,
+    close: actix::WeakAddr<SessionActor>,
 }
 
 impl SessionEntry {

@@ -670,7 +670,7 @@ impl SessionActor {
     ) -> Addr<SessionActor> {
         let settings = Arc::clone(&rt.settings);
         let user = &who.user;
-        let nickname = SharedStr::from(user.nickname.as_str());
+        let nickname = slot.nickname(&user.nickname);
         let welcome = WelcomeUser {
             id: UserId(user.id),
             nickname: nickname.clone(),
@@ -705,7 +705,7 @@ impl SessionActor {
                 handle: SessionHandle {
                     id: id.clone(),
                     deliver: outbox.clone(),
-                    close: ctx.address().downgrade().recipient(),
+                    close: ctx.address().downgrade(),
                 },
                 user_id: welcome.id,
                 auth_session_id,
