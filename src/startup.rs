@@ -61,6 +61,8 @@ pub struct AppState {
     /// connections checks each token in the database once. The hooks below forget a user's
     /// entries whenever a session is revoked or the user changes.
     pub ws_tokens: TokenCache<(Authenticated, Vec<String>)>,
+    /// Login sessions just used whose `last_used_at` is stale, stored together.
+    pub session_touches: Arc<db::Touches>,
 }
 
 impl AppState {
@@ -188,6 +190,7 @@ impl Application {
         ));
         let shutdown = Arc::new(tokio::sync::Notify::new());
 
+        let session_touches = db::Touches::new(pool.clone(), "last_used_at", db::sessions::touch);
         let state = web::Data::new(AppState {
             pool,
             login_limiter: RateLimiter::new(
@@ -198,6 +201,7 @@ impl Application {
             metrics: Arc::clone(&metrics),
             realtime: Arc::clone(&realtime),
             ws_tokens: TokenCache::new(WS_TOKEN_TTL, WS_TOKEN_CAPACITY),
+            session_touches,
         });
         spawn_session_purge(
             Arc::downgrade(&state.clone().into_inner()),

@@ -10,6 +10,7 @@ pub mod rooms;
 pub mod schema;
 pub mod sessions;
 pub mod themes;
+pub mod touches;
 pub mod users;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +21,7 @@ use diesel::{
     SqliteConnection,
 };
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+pub use touches::Touches;
 
 use crate::error::{ApiError, ApiResult};
 

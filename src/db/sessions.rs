@@ -8,7 +8,8 @@ use super::{
     schema::{sessions, users},
 };
 
-/// Only write `last_used_at` when it is this stale, so busy clients do not write on every request.
+/// `last_used_at` is only stored again when it is this stale, so busy clients do not write
+/// on every request.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Stores a new session for `user_id` and returns it.
@@ -19,7 +20,8 @@ pub fn create(conn: &mut SqliteConnection, new: &NewSession<'_>) -> QueryResult<
         .get_result(conn)
 }
 
-/// The live (unexpired) session with this token hash, and its user.
+/// The live (unexpired) session with this token hash, and its user. Reads only: the caller
+/// stores `last_used_at` when [`touch_due`] (batched, through [`super::Touches`]).
 pub fn find_live(
     conn: &mut SqliteConnection,
     token_hash: &str,
@@ -32,14 +34,19 @@ pub fn find_live(
         .select((Session::as_select(), User::as_select()))
         .first::<(Session, User)>(conn)
         .optional()?;
-    if let Some((session, _)) = &found {
-        if now - session.last_used_at > TOUCH_EVERY_MS {
-            diesel::update(sessions::table.find(session.id))
-                .set(sessions::last_used_at.eq(now))
-                .execute(conn)?;
-        }
-    }
     Ok(found)
+}
+
+/// Whether `session`'s `last_used_at` is stale enough to be stored again now.
+pub fn touch_due(session: &Session) -> bool {
+    now_ms() - session.last_used_at > TOUCH_EVERY_MS
+}
+
+/// Sets `last_used_at` of these sessions to `now` (one statement; see [`super::Touches`]).
+pub fn touch(conn: &mut SqliteConnection, session_ids: &[i64], now: i64) -> QueryResult<usize> {
+    diesel::update(sessions::table.filter(sessions::id.eq_any(session_ids)))
+        .set(sessions::last_used_at.eq(now))
+        .execute(conn)
 }
 
 /// Ends one session.

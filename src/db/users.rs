@@ -6,7 +6,6 @@ use diesel::prelude::*;
 
 use super::{
     models::{Capabilities, Capability, NewUser, Role, User},
-    now_ms,
     schema::{themes, user_themes, users},
 };
 
@@ -122,12 +121,15 @@ pub fn set_password_hash(conn: &mut SqliteConnection, user_id: i64, hash: &str) 
         .map(drop)
 }
 
-/// Records that the user was last seen now.
-pub fn touch_last_seen(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<()> {
-    diesel::update(users::table.find(user_id))
-        .set(users::last_seen_at.eq(Some(now_ms())))
+/// Sets `last_seen_at` of these users to `now` (one statement; see [`super::Touches`]).
+pub fn touch_last_seen(
+    conn: &mut SqliteConnection,
+    user_ids: &[i64],
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(users::table.filter(users::id.eq_any(user_ids)))
+        .set(users::last_seen_at.eq(Some(now)))
         .execute(conn)
-        .map(drop)
 }
 
 /// The nicknames of `ids` (duplicates and unknown ids are fine), for labelling rows that

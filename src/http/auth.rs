@@ -74,7 +74,18 @@ pub async fn authenticate(state: &AppState, token: Option<String>) -> ApiResult<
         Ok(db::sessions::find_live(conn, &hash)?)
     })
     .await?;
+    note_use(state, &found);
     live_session(found)
+}
+
+/// A token was just used: its session's `last_used_at` is stored if stale (write-behind,
+/// see [`db::Touches`]).
+pub fn note_use(state: &AppState, found: &Option<(Session, User)>) {
+    if let Some((session, _)) = found {
+        if db::sessions::touch_due(session) {
+            state.session_touches.touch(session.id);
+        }
+    }
 }
 
 /// The error for a request that carries no credential at all.

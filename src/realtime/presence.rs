@@ -33,7 +33,7 @@ use super::{
 };
 use crate::{
     config::Settings,
-    db::{self, models::Capabilities, DbPool},
+    db::{self, models::Capabilities, DbPool, Touches},
     startup::Revoked,
 };
 
@@ -156,7 +156,6 @@ impl SessionEntry {
 
 /// Tracks every online user across all their sessions and pushes presence diffs.
 pub struct PresenceActor {
-    pool: DbPool,
     /// The shortest time between two pushes (`--presence-tick-ms`).
     tick: Duration,
     /// `--presence-frames-per-sec`: pushes to many sessions are spaced further apart.
@@ -173,6 +172,8 @@ pub struct PresenceActor {
     users: HashMap<UserId, OnlineUser>,
     /// How many sessions are registered (the users' lists together).
     connections: usize,
+    /// Users who came online or went offline: their `last_seen_at`, written together.
+    last_seen: Arc<Touches>,
     /// Users whose visible presence changed since the last tick.
     dirty: HashSet<UserId>,
     /// Users who went offline since the last tick, with how they looked.
@@ -278,8 +279,8 @@ impl PresenceActor {
         metrics: Arc<RealtimeMetrics>,
         hub: Addr<Hub>,
     ) -> Self {
+        let last_seen = Touches::new(pool.clone(), "last_seen_at", db::users::touch_last_seen);
         PresenceActor {
-            pool,
             tick: tick.max(Duration::from_millis(1)),
             frames_per_sec,
             heartbeat,
@@ -290,6 +291,7 @@ impl PresenceActor {
             hub,
             users: HashMap::new(),
             connections: 0,
+            last_seen,
             dirty: HashSet::new(),
             departed: HashMap::new(),
             call_rooms: HashMap::new(),
@@ -478,7 +480,7 @@ impl PresenceActor {
                 self.dirty.insert(user_id);
             }
             self.hub.do_send(UserOffline { user_id, left });
-            touch_last_seen(&self.pool, user_id);
+            self.last_seen.touch(user_id.0);
         }
     }
 }
@@ -498,20 +500,6 @@ fn next_push_in(tick: Duration, frames: usize, frames_per_sec: u32) -> Duration 
     tick.max(Duration::from_secs_f64(
         frames as f64 / f64::from(frames_per_sec),
     ))
-}
-
-/// Stores `last_seen_at` on the blocking pool, never on the actor's thread.
-fn touch_last_seen(pool: &DbPool, user_id: UserId) {
-    let pool = pool.clone();
-    actix::spawn(async move {
-        let done = db::run(&pool, move |conn| {
-            Ok(db::users::touch_last_seen(conn, user_id.0)?)
-        })
-        .await;
-        if let Err(e) = done {
-            log::warn!("cannot store last_seen_at of user {}: {e}", user_id.0);
-        }
-    });
 }
 
 impl Actor for PresenceActor {
@@ -557,7 +545,7 @@ impl Handler<Connect> for PresenceActor {
         if user.sessions.is_empty() {
             self.dirty.insert(msg.user_id);
             self.departed.remove(&msg.user_id);
-            touch_last_seen(&self.pool, msg.user_id);
+            self.last_seen.touch(msg.user_id.0);
         }
         self.hub.do_send(UserOnline {
             user_id: msg.user_id,

@@ -55,3 +55,53 @@ async fn expired_sessions_are_purged_periodically_and_live_ones_kept() {
         "the live session is kept"
     );
 }
+
+/// `last_used_at` of the user's only login session.
+fn last_used_at(pool: &db::DbPool, user_id: i64) -> i64 {
+    use diesel::ExpressionMethods;
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .select(sessions::last_used_at)
+        .first(&mut pool.get().unwrap())
+        .unwrap()
+}
+
+/// Makes the user's sessions look unused for two minutes; returns that time.
+fn make_stale(pool: &db::DbPool, user_id: i64) -> i64 {
+    use diesel::ExpressionMethods;
+    let stale = db::now_ms() - 120_000;
+    diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)))
+        .set(sessions::last_used_at.eq(stale))
+        .execute(&mut pool.get().unwrap())
+        .unwrap();
+    stale
+}
+
+/// Waits (generously) until the session's `last_used_at` has moved past `stale`.
+async fn wait_for_touch(pool: &db::DbPool, user_id: i64, stale: i64) {
+    let started = Instant::now();
+    while last_used_at(pool, user_id) <= stale {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "last_used_at was not stored"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_stale_session_is_marked_used_by_a_request_and_by_a_websocket_upgrade() {
+    let app = spawn_app_with(|_| {}).await;
+    let ana = app.user("ana").await;
+    let pool = db::build_pool(&app.settings.database_url, 1).unwrap();
+
+    let stale = make_stale(&pool, ana.id);
+    let me = app.get("/api/me", Some(&ana.token)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    wait_for_touch(&pool, ana.id, stale).await;
+
+    let stale = make_stale(&pool, ana.id);
+    let ws = crate::ws_client::connect(&app, &ana).await;
+    wait_for_touch(&pool, ana.id, stale).await;
+    ws.close().await;
+}
