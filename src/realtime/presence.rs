@@ -3,7 +3,7 @@
 //! It owns the lobby: every connected session is registered here, so it is also the one
 //! place that can reach all of a user's sessions (calls ring every device; revocation closes
 //! the matching ones). Status changes are collected in a dirty set and pushed once per tick
-//! (less often in large lobbies: see [`next_push_in`]), serialized once and shared by every
+//! (less often in large lobbies: see `next_push_in`), serialized once and shared by every
 //! session, so a thousand arrivals cost each lobby session a frame or two, not a thousand.
 //!
 //! It also runs every session's heartbeat: one sweep over the sessions pings each once per

@@ -1,6 +1,6 @@
 //! [`SessionActor`]: one WebSocket connection.
 //!
-//! It owns the inbound [`AggregatedMessageStream`] (`ctx.add_stream`), parses every frame
+//! It owns the inbound [`actix_ws::AggregatedMessageStream`] (`ctx.add_stream`), parses every frame
 //! into the typed protocol at this boundary, enforces the limits (rate, frame size; the
 //! heartbeat is presence's sweep, see [`Outbox::ping`]) and forwards typed messages to the
 //! presence, hub, room and chat-store actors.
@@ -240,7 +240,7 @@ impl Queue {
 /// A session's outbound queue as the session and other actors reach it. Rooms, presence
 /// and the hub put frames straight into the connection's actix-ws channel when it has room
 /// (no hop through the session's mailbox, no writer task of our own); what does not fit
-/// waits here, and the session's [`Drain`] moves it on as the connection takes frames.
+/// waits here, and the session's `Drain` moves it on as the connection takes frames.
 ///
 /// What a mailbox would guarantee is kept here: while the session waits for a reply whose
 /// frame must come first (`room.joined`, the presence snapshot, a chat ack), frames from
