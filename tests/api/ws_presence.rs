@@ -229,13 +229,18 @@ async fn others_see_a_user_arrive_change_status_and_leave() {
     assert_eq!(update["status"], "offline");
 }
 
-#[actix_web::test]
-async fn a_client_that_vanishes_without_a_close_frame_goes_offline() {
-    let app = spawn_app_with(|s| {
+/// A server that pings every 100 ms and drops a client silent for 500 ms.
+async fn fast_heartbeat_app() -> TestApp {
+    spawn_app_with(|s| {
         s.heartbeat_ms = 100;
         s.client_timeout_ms = 500;
     })
-    .await;
+    .await
+}
+
+#[actix_web::test]
+async fn a_client_that_vanishes_without_a_close_frame_goes_offline() {
+    let app = fast_heartbeat_app().await;
     let ana = app.user("ana").await;
     let bia = app.user("bia").await;
     let mut a = connect(&app, &ana).await;
@@ -249,11 +254,7 @@ async fn a_client_that_vanishes_without_a_close_frame_goes_offline() {
 
 #[actix_web::test]
 async fn a_client_that_only_answers_pings_is_pinged_every_heartbeat_and_stays() {
-    let app = spawn_app_with(|s| {
-        s.heartbeat_ms = 100;
-        s.client_timeout_ms = 500;
-    })
-    .await;
+    let app = fast_heartbeat_app().await;
     let ana = app.user("ana").await;
     let mut a = connect(&app, &ana).await;
     // Four timeouts long, sending nothing but the pongs to the server's pings (about 20
@@ -266,11 +267,7 @@ async fn a_client_that_only_answers_pings_is_pinged_every_heartbeat_and_stays() 
 
 #[actix_web::test]
 async fn a_client_that_stops_answering_is_closed_as_timed_out() {
-    let app = spawn_app_with(|s| {
-        s.heartbeat_ms = 100;
-        s.client_timeout_ms = 500;
-    })
-    .await;
+    let app = fast_heartbeat_app().await;
     let ana = app.user("ana").await;
     let bia = app.user("bia").await;
     let mut a = connect(&app, &ana).await;
