@@ -377,7 +377,7 @@ impl PresenceActor {
             if entry.deliver.silent_for(now) > self.heartbeat.timeout_ms {
                 log::debug!("session {:?} timed out", entry.id);
                 entry.send_close(CloseCode::Normal, "timed out", false);
-            } else if entry.deliver.age(now) >= young {
+            } else if !entry.deliver.opened_within(now, young) {
                 entry.deliver.ping();
             }
         }

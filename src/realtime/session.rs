@@ -84,6 +84,15 @@ fn span(since: u32, now: u32) -> u32 {
     }
 }
 
+/// Whether `born` is less than `ms` milliseconds before `now` ([`clock_ms`] times). Unlike
+/// [`span`] this reads the plain wrapped difference: a connection older than half the
+/// clock's range (24.8 days) must not pass for new (it would not be pinged and would then
+/// be closed as silent); once every 49.7 days a connection passes for new for `ms` and
+/// misses one ping.
+fn opened_within(born: u32, now: u32, ms: u32) -> bool {
+    now.wrapping_sub(born) < ms
+}
+
 /// Frames waiting in an outbox: allocated only while some wait, so that an idle
 /// connection's queue keeps one pointer for them instead of 56 bytes.
 #[derive(Default)]
@@ -385,9 +394,10 @@ impl Outbox {
         self.inner.born
     }
 
-    /// How long the connection has been open as of `now` ([`clock_ms`]), in milliseconds.
-    pub fn age(&self, now: u32) -> u32 {
-        span(self.inner.born, now)
+    /// Whether the connection was opened less than `ms` milliseconds before `now`
+    /// ([`clock_ms`]); see [`opened_within`].
+    pub fn opened_within(&self, now: u32, ms: u32) -> bool {
+        opened_within(self.inner.born, now, ms)
     }
 
     /// Queues a ping, the heartbeat (see `PresenceActor`'s sweep): the client answers with a
@@ -1234,6 +1244,21 @@ impl Handler<CloseSession> for SessionActor {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_connection_weeks_old_does_not_pass_for_new_when_the_clock_wraps() {
+        let day = 86_400_000u32;
+        // Opened just now, and a day ago.
+        assert!(super::opened_within(1_000, 3_000, 5_000));
+        assert!(!super::opened_within(1_000, 1_000 + day, 5_000));
+        // 30 days old, across the clock's wrap (a span would read 0 here).
+        let born = u32::MAX - 10 * day;
+        let now = born.wrapping_add(30 * day);
+        assert_eq!(super::span(born, now), 0);
+        assert!(!super::opened_within(born, now, 5_000));
+        // Opened 2 s ago, across the wrap.
+        assert!(super::opened_within(u32::MAX - 1_000, 1_000, 5_000));
+    }
+
     use super::*;
     use actix_web::{
         body::{BoxBody, MessageBody},
