@@ -74,18 +74,7 @@ pub async fn authenticate(state: &AppState, token: Option<String>) -> ApiResult<
         Ok(db::sessions::find_live(conn, &hash)?)
     })
     .await?;
-    note_use(state, &found);
-    live_session(found)
-}
-
-/// A token was just used: its session's `last_used_at` is stored if stale (write-behind,
-/// see [`db::Touches`]).
-pub fn note_use(state: &AppState, found: &Option<(Session, User)>) {
-    if let Some((session, _)) = found {
-        if db::sessions::touch_due(session) {
-            state.session_touches.touch(session.id);
-        }
-    }
+    live_session(state, found)
 }
 
 /// The error for a request that carries no credential at all.
@@ -94,8 +83,14 @@ pub fn no_credential() -> ApiError {
 }
 
 /// The rule on a token's lookup (`db::sessions::find_live`): a live session of a user who is
-/// not banned.
-pub fn live_session(found: Option<(Session, User)>) -> ApiResult<Authenticated> {
+/// not banned. The token was just used, so its session's `last_used_at` is stored if stale
+/// (written behind, see [`db::Touches`]).
+pub fn live_session(state: &AppState, found: Option<(Session, User)>) -> ApiResult<Authenticated> {
+    if let Some((session, _)) = &found {
+        if db::sessions::touch_due(session) {
+            state.session_touches.touch(session.id);
+        }
+    }
     match found {
         Some((_, user)) if user.banned => {
             Err(ApiError::Unauthorized("this account is banned".to_owned()))

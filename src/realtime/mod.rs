@@ -51,7 +51,7 @@ use crate::{
         DbPool,
     },
     error::{error_response, ApiError, ErrorCode},
-    http::auth::{live_session, no_credential, note_use, request_token, Authenticated},
+    http::auth::{live_session, no_credential, request_token, Authenticated},
     startup::AppState,
 };
 
@@ -387,8 +387,7 @@ async fn authenticate_upgrade(
     })
     .await?;
     let expires_at = found.as_ref().map(|(session, _)| session.expires_at);
-    note_use(state, &found);
-    let who = live_session(found)?;
+    let who = live_session(state, found)?;
     if let Some(expires_at) = expires_at {
         let known = (who.clone(), themes.clone());
         state
