@@ -41,13 +41,15 @@ thread_local! {
     static SPINNER: RefCell<Option<Rc<Spinner>>> = const { RefCell::new(None) };
 }
 
-/// Client traffic was handled at `now` on this (worker) thread: keep polling until
-/// `now + window`. A zero window does nothing. Must be called on an actix/tokio worker
-/// thread (inside its runtime), which is where sessions handle their frames.
-pub fn traffic(now: Instant, window: Duration) {
+/// Client traffic was just handled on this (worker) thread: keep polling for `window`. A
+/// zero window (busy polling off) does nothing, not even read the clock. Must be called on
+/// an actix/tokio worker thread (inside its runtime), which is where sessions handle their
+/// frames.
+pub fn traffic(window: Duration) {
     if window.is_zero() {
         return;
     }
+    let now = Instant::now();
     SPINNER.with(|slot| {
         let mut slot = slot.borrow_mut();
         let spinner = slot.get_or_insert_with(|| {
@@ -115,14 +117,14 @@ mod tests {
     #[actix_rt::test]
     async fn the_worker_polls_while_the_window_is_open_and_sleeps_after() {
         const WINDOW: Duration = Duration::from_millis(300);
-        traffic(Instant::now(), Duration::ZERO);
+        traffic(Duration::ZERO);
         assert!(
             SPINNER.with(|s| s.borrow().is_none()),
             "a zero window starts nothing"
         );
 
         let before = thread_cpu();
-        traffic(Instant::now(), WINDOW);
+        traffic(WINDOW);
         tokio::time::sleep(WINDOW).await;
         let spinning = thread_cpu() - before;
 
@@ -142,7 +144,7 @@ mod tests {
             "the thread used {sleeping:?} of CPU after its window closed"
         );
 
-        traffic(Instant::now(), WINDOW);
+        traffic(WINDOW);
         tokio::task::yield_now().await;
         assert!(!asleep(), "new traffic does not wake the spinner");
     }

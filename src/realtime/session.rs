@@ -1191,10 +1191,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
     fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
         let now = clock_ms();
         self.outbox.heard(now);
-        let busy_poll = Duration::from_micros(self.rt.settings.busy_poll_us);
-        if !busy_poll.is_zero() {
-            crate::busy_poll::traffic(Instant::now(), busy_poll);
-        }
+        crate::busy_poll::traffic(Duration::from_micros(self.rt.settings.busy_poll_us));
         match item {
             Ok(AggregatedMessage::Text(text)) => self.on_text(&text, now, ctx),
             Ok(AggregatedMessage::Binary(_)) => {
@@ -1244,21 +1241,6 @@ impl Handler<CloseSession> for SessionActor {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_connection_weeks_old_does_not_pass_for_new_when_the_clock_wraps() {
-        let day = 86_400_000u32;
-        // Opened just now, and a day ago.
-        assert!(super::opened_within(1_000, 3_000, 5_000));
-        assert!(!super::opened_within(1_000, 1_000 + day, 5_000));
-        // 30 days old, across the clock's wrap (a span would read 0 here).
-        let born = u32::MAX - 10 * day;
-        let now = born.wrapping_add(30 * day);
-        assert_eq!(super::span(born, now), 0);
-        assert!(!super::opened_within(born, now, 5_000));
-        // Opened 2 s ago, across the wrap.
-        assert!(super::opened_within(u32::MAX - 1_000, 1_000, 5_000));
-    }
-
     use super::*;
     use actix_web::{
         body::{BoxBody, MessageBody},
@@ -1266,6 +1248,21 @@ mod tests {
         test::TestRequest,
         web, FromRequest,
     };
+
+    #[test]
+    fn a_connection_weeks_old_does_not_pass_for_new_when_the_clock_wraps() {
+        let day = 86_400_000u32;
+        // Opened just now, and a day ago.
+        assert!(opened_within(1_000, 3_000, 5_000));
+        assert!(!opened_within(1_000, 1_000 + day, 5_000));
+        // 30 days old, across the clock's wrap (a span would read 0 here).
+        let born = u32::MAX - 10 * day;
+        let now = born.wrapping_add(30 * day);
+        assert_eq!(span(born, now), 0);
+        assert!(!opened_within(born, now, 5_000));
+        // Opened 2 s ago, across the wrap.
+        assert!(opened_within(u32::MAX - 1_000, 1_000, 5_000));
+    }
 
     /// An outbox on a real actix-ws session, and the response body its frames go to.
     async fn outbox(limit: usize) -> (Outbox, BoxBody) {
