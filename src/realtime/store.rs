@@ -116,15 +116,15 @@ impl ChatStore {
                 act.metrics.chat_commit(replies.len());
             }
             answer(replies, res);
-            act.busy = false;
-            // Traffic is flowing: let more messages gather before the next commit.
             if !act.pending.is_empty() && act.pending.len() < GATHER_UP_TO {
-                act.busy = true;
+                // Traffic is flowing: let more messages gather before the next commit (the
+                // store stays busy meanwhile, so arrivals wait for it).
                 ctx.run_later(GATHER, |act, ctx| {
                     act.busy = false;
                     act.flush(ctx);
                 });
             } else {
+                act.busy = false;
                 act.flush(ctx);
             }
         }));
