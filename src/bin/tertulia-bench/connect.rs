@@ -72,8 +72,13 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
     let mut tasks = Vec::with_capacity(args.conns);
     for i in 0..args.conns {
         let user = users.get(i % user_count).cloned();
-        // On a bare relay each connection is the first end of a pair of its own.
-        let bare_path = format!("/conn-{tag}-{i}/a");
+        // On a bare relay each connection is the first end of a pair of its own (an empty
+        // string, which allocates nothing, otherwise).
+        let bare_path = if args.bare {
+            format!("/conn-{tag}-{i}/a")
+        } else {
+            String::new()
+        };
         let target = target.clone();
         let permits = Arc::clone(&permits);
         let events = events_tx.clone();
