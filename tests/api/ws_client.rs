@@ -147,7 +147,17 @@ impl WsClient {
     }
 
     async fn read_frame(&mut self, wait: Duration) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + wait;
+        self.read_frame_until(tokio::time::Instant::now() + wait, &mut 0)
+            .await
+    }
+
+    /// The next JSON frame before `deadline`, counting the pings that came before it in
+    /// `pings` (each answered with a pong, as any client does).
+    async fn read_frame_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+        pings: &mut usize,
+    ) -> Option<Value> {
         loop {
             let next = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
@@ -156,7 +166,8 @@ impl WsClient {
                 Some(Ok(Message::Text(text))) => {
                     return Some(serde_json::from_str(&text).expect("server sends JSON"))
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Ping(_))) => *pings += 1,
+                Some(Ok(Message::Pong(_))) => continue,
                 Some(Ok(other)) => panic!("unexpected frame {other:?}"),
                 Some(Err(e)) => panic!("connection error: {e}"),
                 None => panic!("connection ended"),
@@ -279,17 +290,8 @@ impl WsClient {
     pub async fn count_pings(&mut self, wait: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + wait;
         let mut pings = 0;
-        while let Ok(next) = tokio::time::timeout_at(deadline, self.ws.next()).await {
-            match next {
-                Some(Ok(Message::Ping(_))) => pings += 1,
-                Some(Ok(Message::Pong(_))) => {}
-                Some(Ok(Message::Text(text))) => self
-                    .backlog
-                    .push(serde_json::from_str(&text).expect("server sends JSON")),
-                Some(Ok(other)) => panic!("unexpected frame {other:?}"),
-                Some(Err(e)) => panic!("connection error: {e}"),
-                None => panic!("connection ended"),
-            }
+        while let Some(frame) = self.read_frame_until(deadline, &mut pings).await {
+            self.backlog.push(frame);
         }
         pings
     }
