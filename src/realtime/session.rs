@@ -13,7 +13,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
         Arc, LazyLock, Mutex, MutexGuard, PoisonError,
     },
     task::{Context as TaskContext, Poll, Waker},
@@ -22,9 +22,9 @@ use std::{
 
 use actix::prelude::*;
 use actix_web::web::Bytes;
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Message, ProtocolError};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Item, Message, ProtocolError};
 use bytestring::ByteString;
-use futures_util::{FutureExt, Sink};
+use futures_util::{task::AtomicWaker, FutureExt, Sink};
 
 use super::{
     enter_room, history_page,
@@ -63,6 +63,16 @@ const SLOW_WRITER_GRACE: Duration = Duration::from_secs(1);
 /// Frames waiting beyond this many times `--ws-outbound-queue` close the connection (1013)
 /// at once, whatever the connection is doing: the hard bound on one connection's memory.
 const HARD_QUEUE_FACTOR: usize = 64;
+/// Text frames longer than this go out as a fragmented message (RFC 6455 §5.4), one
+/// fragment at a time (see [`Fragments`]), so that each fits the HTTP/1 dispatcher's 8 KiB
+/// write buffer: a frame appended whole grows that buffer, and actix-http keeps a grown buffer
+/// for the connection's life unless it passed [`WHOLE_FROM`]. In a lobby of a thousand users
+/// every arrival's `presence.snapshot` is ~110 KB: without this each connection kept a buffer
+/// that size (docs/benchmarks.md, "Held memory after a lobby arrival").
+const FRAGMENT_BYTES: usize = 7 * 1024;
+/// Text frames longer than this go whole: actix-http hands back a write buffer grown past
+/// 128 KiB once it is written out, and one write costs less than twenty fragments.
+const WHOLE_FROM: usize = 128 * 1024;
 
 /// Milliseconds since a moment shared by the whole process (the first call), wrapping after
 /// 49.7 days: the compact timestamps every idle session keeps (4 bytes where an `Instant`
@@ -101,6 +111,94 @@ struct Backlog {
     frames: VecDeque<Message>,
     /// Frames from others while the session waits for a reply (see [`Outbox::hold`]).
     held: Vec<Message>,
+    /// The text frame going out in fragments, ahead of `frames`.
+    fragments: Option<Fragments>,
+}
+
+/// Whether a frame goes out as a fragmented message (see [`FRAGMENT_BYTES`]).
+fn goes_in_fragments(frame: &Message) -> bool {
+    matches!(frame, Message::Text(text) if (FRAGMENT_BYTES + 1..=WHOLE_FROM).contains(&text.len()))
+}
+
+/// A text frame going out as a fragmented message: one fragment of at most
+/// [`FRAGMENT_BYTES`] in the connection's channel at a time, the next once the response body
+/// has taken the previous one (encoded it into the dispatcher's write buffer, which a
+/// connection that keeps reading writes out before it asks for more). Frames after it wait:
+/// data frames may not interleave with a fragmented message.
+struct Fragments {
+    text: Bytes,
+    /// Bytes of `text` already handed over.
+    sent: usize,
+    taken: Arc<FragmentTaken>,
+}
+
+/// Set when the fragment in the channel has been taken, and who to wake then.
+struct FragmentTaken {
+    taken: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// One fragment's bytes: dropped when the response body has encoded them, which tells the
+/// outbox. Lock-free: a fragment may be dropped under the outbox's lock (a refused send).
+struct FragmentBytes {
+    bytes: Bytes,
+    taken: Arc<FragmentTaken>,
+}
+
+impl AsRef<[u8]> for FragmentBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for FragmentBytes {
+    fn drop(&mut self) {
+        self.taken.taken.store(true, Ordering::Release);
+        self.taken.waker.wake();
+    }
+}
+
+impl Fragments {
+    fn new(text: ByteString) -> Self {
+        Fragments {
+            text: text.into_bytes(),
+            sent: 0,
+            taken: Arc::new(FragmentTaken {
+                taken: AtomicBool::new(true),
+                waker: AtomicWaker::new(),
+            }),
+        }
+    }
+
+    /// The next fragment and where it ends in the text, once the previous one was taken;
+    /// `None` until then (`cx` is woken when it is). Fragments end on character boundaries.
+    fn next(&mut self, cx: &mut TaskContext<'_>) -> Option<(Message, usize)> {
+        if !self.taken.taken.load(Ordering::Acquire) {
+            self.taken.waker.register(cx.waker());
+            if !self.taken.taken.load(Ordering::Acquire) {
+                return None;
+            }
+        }
+        let mut end = (self.sent + FRAGMENT_BYTES).min(self.text.len());
+        // A UTF-8 continuation byte is 0b10xx_xxxx: step back to the character's start.
+        while end < self.text.len() && self.text[end] & 0xC0 == 0x80 {
+            end -= 1;
+        }
+        let bytes = Bytes::from_owner(FragmentBytes {
+            bytes: self.text.slice(self.sent..end),
+            taken: Arc::clone(&self.taken),
+        });
+        // Before the fragment can be dropped: a refused send sets it again (and is retried).
+        self.taken.taken.store(false, Ordering::Release);
+        let item = if self.sent == 0 {
+            Item::FirstText(bytes)
+        } else if end == self.text.len() {
+            Item::Last(bytes)
+        } else {
+            Item::Continue(bytes)
+        };
+        Some((Message::Continuation(item), end))
+    }
 }
 
 /// What the outbox keeps, behind its lock (the outbox fits jemalloc's 128-byte class: a
@@ -136,14 +234,16 @@ struct Queue {
 impl Queue {
     /// Frames queued or held and not yet taken by the connection's channel.
     fn waiting(&self) -> usize {
-        self.backlog
-            .as_ref()
-            .map_or(0, |b| b.frames.len() + b.held.len())
+        self.backlog.as_ref().map_or(0, |b| {
+            b.frames.len() + b.held.len() + usize::from(b.fragments.is_some())
+        })
     }
 
     /// No frame waits for room in the channel (held ones aside).
     fn frames_empty(&self) -> bool {
-        self.backlog.as_ref().is_none_or(|b| b.frames.is_empty())
+        self.backlog
+            .as_ref()
+            .is_none_or(|b| b.frames.is_empty() && b.fragments.is_none())
     }
 
     /// The frames waiting for room (the backlog is allocated if need be).
@@ -156,7 +256,7 @@ impl Queue {
         if self
             .backlog
             .as_ref()
-            .is_some_and(|b| b.frames.is_empty() && b.held.is_empty())
+            .is_some_and(|b| b.frames.is_empty() && b.held.is_empty() && b.fragments.is_none())
         {
             self.backlog = None;
         }
@@ -181,6 +281,11 @@ impl Queue {
             self.flush(cx);
             if self.frames_empty() {
                 for frame in more.by_ref() {
+                    if goes_in_fragments(&frame) {
+                        self.frames().push_back(frame);
+                        self.flush(cx);
+                        break;
+                    }
                     if let Err(frame) = self.offer(cx, frame) {
                         self.frames().push_back(frame);
                         break;
@@ -196,16 +301,52 @@ impl Queue {
         let _ = flushed.now_or_never();
     }
 
-    /// Moves waiting frames into the actix-ws channel while it has room; with a full
-    /// channel, `cx` is woken when it has room again.
+    /// Moves waiting frames into the actix-ws channel while it has room (a long text frame
+    /// one fragment at a time, see [`Fragments`]); with a full channel, or a fragment not
+    /// taken yet, `cx` is woken when that changes.
     fn flush(&mut self, cx: &mut TaskContext<'_>) {
-        while let Some(frame) = self.backlog.as_mut().and_then(|b| b.frames.pop_front()) {
+        loop {
+            if let Some(fragments) = self.backlog.as_mut().and_then(|b| b.fragments.as_mut()) {
+                let Some((fragment, end)) = fragments.next(cx) else {
+                    // The connection has not taken the last fragment: as stuck as a full
+                    // channel, for the slow-client check.
+                    self.mark_stuck();
+                    return;
+                };
+                if self.offer(cx, fragment).is_err() {
+                    return;
+                }
+                if let Some(backlog) = self.backlog.as_mut() {
+                    match backlog.fragments.as_mut() {
+                        Some(fragments) if end < fragments.text.len() => fragments.sent = end,
+                        _ => backlog.fragments = None,
+                    }
+                }
+                continue;
+            }
+            let Some(frame) = self.backlog.as_mut().and_then(|b| b.frames.pop_front()) else {
+                break;
+            };
+            if goes_in_fragments(&frame) {
+                if let (Message::Text(text), Some(backlog)) = (frame, self.backlog.as_mut()) {
+                    backlog.fragments = Some(Fragments::new(text));
+                }
+                continue;
+            }
             if let Err(frame) = self.offer(cx, frame) {
                 self.frames().push_front(frame);
                 return;
             }
         }
         self.tidy();
+    }
+
+    /// Frames wait because the connection takes nothing (since now, if not already).
+    fn mark_stuck(&mut self) {
+        if !self.stuck {
+            self.stuck = true;
+            self.stuck_since = clock_ms();
+        }
     }
 
     /// Hands one frame to the actix-ws channel if it has room. `Err`: no room, the frame
@@ -229,10 +370,7 @@ impl Queue {
                 Ok(())
             }
             Poll::Pending => {
-                if !self.stuck {
-                    self.stuck = true;
-                    self.stuck_since = clock_ms();
-                }
+                self.mark_stuck();
                 Err(frame)
             }
         }
@@ -452,6 +590,7 @@ impl Outbox {
             backlog.held.clear();
             if !flush {
                 backlog.frames.clear();
+                backlog.fragments = None;
             }
         }
         q.frames().push_back(Message::Close(Some(reason)));
@@ -1312,6 +1451,118 @@ mod tests {
                 bytes = bytes.slice(head + len..);
             }
         }
+    }
+
+    /// A WebSocket frame as the connection wrote it: final?, opcode, payload.
+    type RawFrame = (bool, u8, Vec<u8>);
+
+    /// Every chunk the response body gives (each one write of the HTTP/1 dispatcher), the
+    /// session's drain running between the connection's polls, until the body has nothing.
+    async fn chunks(body: &mut BoxBody, drain: &mut Drain) -> Vec<Bytes> {
+        let mut chunks = Vec::new();
+        loop {
+            tokio::task::yield_now().await;
+            let _ = Pin::new(&mut *drain).poll(&mut TaskContext::from_waker(Waker::noop()));
+            let Some(Some(Ok(bytes))) =
+                std::future::poll_fn(|cx| Pin::new(&mut *body).poll_next(cx)).now_or_never()
+            else {
+                return chunks;
+            };
+            chunks.push(bytes);
+        }
+    }
+
+    /// The frames in what the connection wrote (server frames are unmasked).
+    fn frames_in(written: &[Bytes]) -> Vec<RawFrame> {
+        let all: Vec<u8> = written.iter().flat_map(|c| c.iter().copied()).collect();
+        let mut frames = Vec::new();
+        let mut at = 0;
+        while at < all.len() {
+            let (fin, opcode) = (all[at] & 0x80 != 0, all[at] & 0x0F);
+            let (len, head) = match all[at + 1] & 0x7F {
+                126 => (
+                    usize::from(u16::from_be_bytes([all[at + 2], all[at + 3]])),
+                    4,
+                ),
+                127 => {
+                    let mut len = [0u8; 8];
+                    len.copy_from_slice(&all[at + 2..at + 10]);
+                    (usize::try_from(u64::from_be_bytes(len)).unwrap(), 10)
+                }
+                n => (usize::from(n), 2),
+            };
+            frames.push((fin, opcode, all[at + head..at + head + len].to_vec()));
+            at += head + len;
+        }
+        frames
+    }
+
+    #[actix_web::test]
+    async fn a_long_frame_goes_in_fragments_that_each_fit_the_write_buffer_and_others_follow_it() {
+        let (outbox, mut body) = outbox(16).await;
+        let mut drain = Drain(outbox.clone());
+        // 40 KB of text with two-byte characters, so that a fragment must not end mid-way.
+        let long: String = format!("{{\"text\":\"{}\"}}", "aé".repeat(13_500));
+        assert!(outbox.push_own(Message::Text(long.clone().into())));
+        outbox.do_send(Deliver("after".into()));
+        let written = chunks(&mut body, &mut drain).await;
+        // One fragment per write, each within the dispatcher's 8 KiB buffer.
+        assert!(written.len() >= 6, "{} writes", written.len());
+        for chunk in &written {
+            assert!(chunk.len() <= 8 * 1024, "a write of {} bytes", chunk.len());
+        }
+        let frames = frames_in(&written);
+        let (last, fragments) = frames.split_last().unwrap();
+        assert_eq!(
+            last,
+            &(true, 0x1, b"after".to_vec()),
+            "the next frame follows the message"
+        );
+        // A text frame, continuations, the last one final.
+        assert_eq!(fragments[0].1, 0x1);
+        for (i, (fin, opcode, payload)) in fragments.iter().enumerate() {
+            assert_eq!(*fin, i == fragments.len() - 1);
+            assert_eq!(*opcode, if i == 0 { 0x1 } else { 0x0 });
+            assert!(
+                std::str::from_utf8(payload).is_ok(),
+                "fragment {i} splits a character"
+            );
+        }
+        let whole: Vec<u8> = fragments.iter().flat_map(|f| f.2.clone()).collect();
+        assert_eq!(String::from_utf8(whole).unwrap(), long);
+    }
+
+    #[actix_web::test]
+    async fn short_frames_and_frames_past_the_retained_size_go_whole() {
+        let (outbox, mut body) = outbox(16).await;
+        let mut drain = Drain(outbox.clone());
+        let short = "s".repeat(FRAGMENT_BYTES);
+        let huge = "h".repeat(WHOLE_FROM + 1);
+        outbox.do_send(Deliver(short.clone().into()));
+        outbox.do_send(Deliver(huge.clone().into()));
+        let frames = frames_in(&chunks(&mut body, &mut drain).await);
+        assert_eq!(
+            frames,
+            [
+                (true, 0x1, short.into_bytes()),
+                (true, 0x1, huge.into_bytes())
+            ]
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_connection_that_takes_no_fragment_is_closed_as_too_slow() {
+        let (outbox, _body) = outbox(2).await;
+        let mut drain = Drain(outbox.clone());
+        outbox.do_send(Deliver("x".repeat(20_000).into()));
+        // The first fragment sits in the channel; nothing takes it, so the rest waits.
+        for i in 0..3 {
+            outbox.do_send(Deliver(format!("frame {i}").into()));
+        }
+        assert_eq!(drain_end(&mut drain), None);
+        tokio::time::sleep(SLOW_WRITER_GRACE + Duration::from_millis(100)).await;
+        outbox.do_send(Deliver("one more".into()));
+        assert_eq!(drain_end(&mut drain), Some(DrainEnd::TooSlow));
     }
 
     #[test]

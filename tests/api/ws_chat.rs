@@ -167,6 +167,50 @@ async fn history_pages_backwards_and_join_since_returns_what_was_missed() {
 }
 
 #[actix_web::test]
+async fn history_pages_longer_than_a_fragment_arrive_whole_and_in_order() {
+    // A page of long messages is one frame of ~50 KB: the server sends it as a fragmented
+    // message (7 KiB fragments, so that it never grows its write buffer), the client gets
+    // it whole. Two-byte characters, so that fragments fall between a character's bytes
+    // unless they are cut with care.
+    let (_app, _, mut a, mut b) = ana_and_bia_in_canal1().await;
+    let texts: Vec<String> = (0..12)
+        .map(|i| format!("{i}:{}", "é ação ".repeat(500)))
+        .collect();
+    for (i, text) in texts.iter().enumerate() {
+        let ack = a
+            .request(
+                i as i64,
+                json!({"type": "chat.send", "room": "canal1", "client_msg_id": format!("m-{i}"), "text": text}),
+            )
+            .await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+    let page = b
+        .request(
+            99,
+            json!({"type": "chat.history", "room": "canal1", "limit": 12}),
+        )
+        .await;
+    assert!(page.to_string().len() > 5 * 7 * 1024);
+    let got: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, texts);
+    // Each message also reached Bia live (one frame of ~4 KB each), in order, and the
+    // connection goes on after the long frame.
+    a.send(
+        json!({"type": "chat.send", "room": "canal1", "client_msg_id": "next", "text": "curta"}),
+    )
+    .await;
+    for want in texts.iter().map(String::as_str).chain(["curta"]) {
+        assert_eq!(b.recv_type("chat.message").await["text"], want);
+    }
+}
+
+#[actix_web::test]
 async fn a_direct_rooms_history_is_private_over_http_too() {
     let app = spawn_app().await;
     let (ana, bia, caio) = (

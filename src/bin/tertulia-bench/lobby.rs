@@ -31,6 +31,11 @@ pub struct LobbyArgs {
     /// Seconds after the last arrival to wait for every lobby to be complete.
     #[arg(long, default_value_t = 30.0)]
     pub timeout_secs: f64,
+    /// Seconds to hold every connection open (reading) once the lobbies converged, before
+    /// reading the server's memory again: what it keeps per connection after an arrival,
+    /// once the frames in flight are written.
+    #[arg(long, default_value_t = 5.0)]
+    pub hold_secs: f64,
 }
 
 /// What the clients tell the coordinator as it happens.
@@ -269,6 +274,8 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
     }
     let cpu = cpu.stop();
     let rss_after = server_rss_kib(cli.server_pid);
+    tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
+    let rss_held = server_rss_kib(cli.server_pid);
     let _ = stop_tx.send(true);
 
     let mut convergence = Vec::with_capacity(total);
@@ -342,6 +349,16 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         report
             .add("server_rss_before_kib", before)
             .add("server_rss_after_kib", after);
+    }
+    if let (Some(before), Some(held)) = (rss_before, rss_held) {
+        report.add("server_rss_held_kib", held);
+        if arrived > dropped {
+            let per_conn = held.saturating_sub(before) as f64 / (arrived - dropped) as f64;
+            report.add(
+                "server_rss_held_per_conn_kib",
+                (per_conn * 1000.0).round() / 1000.0,
+            );
+        }
     }
     Ok(report)
 }
