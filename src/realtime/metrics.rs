@@ -123,15 +123,15 @@ impl RealtimeMetrics {
     }
 
     /// Counts one frame queued to a client, by the `type` its text starts with.
-    pub fn frame_out(&self, frame: &str) {
+    pub fn frame_out(&self, frame: &[u8]) {
         // Every server frame is serialized with `type` first: `{"type":"<name>",...`.
         let name = frame
-            .strip_prefix("{\"type\":\"")
-            .and_then(|rest| rest.split_once('"'))
-            .map_or("", |(name, _)| name);
+            .strip_prefix(b"{\"type\":\"")
+            .and_then(|rest| rest.split(|&b| b == b'"').next())
+            .unwrap_or_default();
         let i = SERVER_TYPES
             .iter()
-            .position(|t| *t == name)
+            .position(|t| t.as_bytes() == name)
             .unwrap_or(SERVER_TYPES.len());
         self.frames_out[i].inc();
     }

@@ -19,6 +19,7 @@ use std::{
 
 use actix::prelude::*;
 use actix_ws::CloseCode;
+use bytes::Bytes;
 use bytestring::ByteString;
 
 use super::{
@@ -28,7 +29,7 @@ use super::{
         ChosenStatus, PresenceView, RoomName, ServerMsg, SessionId, SharedStr, SnapshotUser,
         Status, UserId,
     },
-    session::{clock_ms, Outbox, SessionActor},
+    session::{clock_ms, Outbox, SessionActor, TextPieces},
     CloseSession, Deliver, SessionHandle,
 };
 use crate::{
@@ -220,25 +221,41 @@ impl CallRoomUsersSeen {
 /// including each arrival holding this snapshot — at the end of the tick, after the
 /// snapshot. The flush that sends them therefore drops it, so snapshot and the diffs that
 /// follow always compose to the truth.
+///
+/// A frame is two pieces sent as one fragmented message ([`TextPieces`]): the snapshot as
+/// built, shared by every arrival of the tick, and the entries appended since with the
+/// frame's close. Joining them copied the whole snapshot (hundreds of KB in a large lobby)
+/// for every arrival, into freshly mapped pages.
 struct TickSnapshot {
-    /// The frame up to its closing `]}`.
-    open: String,
-    /// Whose entry is in `open`.
+    /// The frame up to the last entry of the users online when it was built.
+    base: Bytes,
+    /// Whether `base` lists anyone.
+    base_lists: bool,
+    /// The entries of users who arrived since, each after a comma where one is due.
+    added: String,
+    /// Whose entry is in `base` or `added`.
     listed: HashSet<UserId>,
-    /// The closed frame, until the next append (consecutive arrivals of a user who is
-    /// already listed share one copy).
-    frame: Option<ByteString>,
 }
 
 impl TickSnapshot {
-    /// An empty snapshot with room for about `users` entries.
-    fn with_room_for(users: usize) -> Self {
-        let mut open = String::with_capacity(48 + users * 128);
+    /// The snapshot of `users` (about `count` of them: id and serialized entry, in order).
+    fn of<'a>(count: usize, users: impl Iterator<Item = (UserId, &'a str)>) -> Self {
+        let mut open = String::with_capacity(48 + count * 128);
         open.push_str(SNAPSHOT_OPEN);
+        let mut listed = HashSet::with_capacity(count);
+        for (id, fragment) in users {
+            if listed.insert(id) {
+                if listed.len() > 1 {
+                    open.push(',');
+                }
+                open.push_str(fragment);
+            }
+        }
         TickSnapshot {
-            open,
-            listed: HashSet::with_capacity(users),
-            frame: None,
+            base: Bytes::from(open),
+            base_lists: !listed.is_empty(),
+            added: String::new(),
+            listed,
         }
     }
 
@@ -247,24 +264,18 @@ impl TickSnapshot {
         if !self.listed.insert(user_id) {
             return;
         }
-        if self.listed.len() > 1 {
-            self.open.push(',');
+        if self.base_lists || !self.added.is_empty() {
+            self.added.push(',');
         }
-        self.open.push_str(fragment);
-        self.frame = None;
+        self.added.push_str(fragment);
     }
 
-    /// The closed frame, built once per change and shared.
-    fn frame(&mut self) -> ByteString {
-        let open = &self.open;
-        self.frame
-            .get_or_insert_with(|| {
-                let mut frame = String::with_capacity(open.len() + SNAPSHOT_CLOSE.len());
-                frame.push_str(open);
-                frame.push_str(SNAPSHOT_CLOSE);
-                ByteString::from(frame)
-            })
-            .clone()
+    /// The frame as it stands, in two pieces.
+    fn frame(&self) -> TextPieces {
+        let mut rest = String::with_capacity(self.added.len() + SNAPSHOT_CLOSE.len());
+        rest.push_str(&self.added);
+        rest.push_str(SNAPSHOT_CLOSE);
+        TextPieces(vec![self.base.clone(), Bytes::from(rest)])
     }
 }
 
@@ -406,19 +417,23 @@ impl PresenceActor {
     /// The `presence.snapshot` frame for a connection of `user_id` (who is online): this
     /// tick's [`TickSnapshot`], built from the users' cached entries on the tick's first
     /// arrival, with `user_id` appended if it is not listed yet.
-    fn snapshot(&mut self, user_id: UserId) -> ByteString {
+    fn snapshot(&mut self, user_id: UserId) -> TextPieces {
         let snapshot = match &mut self.snapshot {
             Some(snapshot) => snapshot,
             None => {
                 let mut ids: Vec<UserId> = self.users.keys().copied().collect();
                 ids.sort_unstable();
-                let mut fresh = TickSnapshot::with_room_for(ids.len());
-                for id in ids {
-                    if let Some(user) = self.users.get_mut(&id) {
-                        fresh.append(id, user.fragment(id));
+                for id in &ids {
+                    if let Some(user) = self.users.get_mut(id) {
+                        user.fragment(*id);
                     }
                 }
-                self.snapshot.insert(fresh)
+                let users = &self.users;
+                let entries = ids.iter().filter_map(|id| {
+                    let fragment = users.get(id)?.fragment.as_deref()?;
+                    Some((*id, fragment))
+                });
+                self.snapshot.insert(TickSnapshot::of(ids.len(), entries))
             }
         };
         if !snapshot.listed.contains(&user_id) {
@@ -508,7 +523,7 @@ impl Actor for PresenceActor {
 
 /// A new session: registers it and answers with its `presence.snapshot` frame.
 #[derive(Message)]
-#[rtype(result = "ByteString")]
+#[rtype(result = "TextPieces")]
 pub struct Connect {
     pub handle: SessionHandle,
     pub user_id: UserId,

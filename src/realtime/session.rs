@@ -120,15 +120,23 @@ fn goes_in_fragments(frame: &Message) -> bool {
     matches!(frame, Message::Text(text) if (FRAGMENT_BYTES + 1..=WHOLE_FROM).contains(&text.len()))
 }
 
-/// A text frame going out as a fragmented message: one fragment of at most
-/// [`FRAGMENT_BYTES`] in the connection's channel at a time, the next once the response body
-/// has taken the previous one (encoded it into the dispatcher's write buffer, which a
-/// connection that keeps reading writes out before it asks for more). Frames after it wait:
-/// data frames may not interleave with a fragmented message.
+/// A text frame given as pieces, sent as one fragmented message without joining them: the
+/// `presence.snapshot` of a tick is one piece shared by all its arrivals, and what each
+/// arrival adds is another (joining them copied the whole snapshot for every arrival).
+/// Every piece is valid UTF-8 on its own.
+pub struct TextPieces(pub Vec<Bytes>);
+
+/// A text message going out as a fragmented message: one fragment in the connection's
+/// channel at a time, the next once the response body has taken the previous one (encoded it
+/// into the dispatcher's write buffer, which a connection that keeps reading writes out
+/// before it asks for more). A piece longer than [`FRAGMENT_BYTES`] is cut into fragments of
+/// that size, unless it is longer than [`WHOLE_FROM`]. Frames after it wait: data frames may
+/// not interleave with a fragmented message.
 struct Fragments {
-    text: Bytes,
-    /// Bytes of `text` already handed over.
-    sent: usize,
+    /// What is left to send, in order.
+    pieces: VecDeque<Bytes>,
+    /// The first fragment (the text frame that opens the message) has been sent.
+    started: bool,
     taken: Arc<FragmentTaken>,
 }
 
@@ -159,10 +167,10 @@ impl Drop for FragmentBytes {
 }
 
 impl Fragments {
-    fn new(text: ByteString) -> Self {
+    fn new(pieces: impl IntoIterator<Item = Bytes>) -> Self {
         Fragments {
-            text: text.into_bytes(),
-            sent: 0,
+            pieces: pieces.into_iter().collect(),
+            started: false,
             taken: Arc::new(FragmentTaken {
                 taken: AtomicBool::new(true),
                 waker: AtomicWaker::new(),
@@ -170,34 +178,47 @@ impl Fragments {
         }
     }
 
-    /// The next fragment and where it ends in the text, once the previous one was taken;
-    /// `None` until then (`cx` is woken when it is). Fragments end on character boundaries.
-    fn next(&mut self, cx: &mut TaskContext<'_>) -> Option<(Message, usize)> {
-        if !self.taken.taken.load(Ordering::Acquire) {
-            self.taken.waker.register(cx.waker());
-            if !self.taken.taken.load(Ordering::Acquire) {
-                return None;
-            }
+    /// Whether the previous fragment was taken, so that the next may go; if not, `cx` is
+    /// woken when it is.
+    fn ready(&self, cx: &mut TaskContext<'_>) -> bool {
+        if self.taken.taken.load(Ordering::Acquire) {
+            return true;
         }
-        let mut end = (self.sent + FRAGMENT_BYTES).min(self.text.len());
-        // A UTF-8 continuation byte is 0b10xx_xxxx: step back to the character's start.
-        while end < self.text.len() && self.text[end] & 0xC0 == 0x80 {
-            end -= 1;
+        self.taken.waker.register(cx.waker());
+        self.taken.taken.load(Ordering::Acquire)
+    }
+
+    /// The next fragment, and whether it ends the message. Fragments end on character
+    /// boundaries.
+    fn take(&mut self) -> (Message, bool) {
+        let mut piece = self.pieces.pop_front().unwrap_or_default();
+        if (FRAGMENT_BYTES + 1..=WHOLE_FROM).contains(&piece.len()) {
+            let mut end = FRAGMENT_BYTES;
+            // A UTF-8 continuation byte is 0b10xx_xxxx: step back to the character's start.
+            while piece[end] & 0xC0 == 0x80 {
+                end -= 1;
+            }
+            self.pieces.push_front(piece.split_off(end));
         }
         let bytes = Bytes::from_owner(FragmentBytes {
-            bytes: self.text.slice(self.sent..end),
+            bytes: piece,
             taken: Arc::clone(&self.taken),
         });
-        // Before the fragment can be dropped: a refused send sets it again (and is retried).
+        // Before the fragment can be dropped (a refused send sets it again).
         self.taken.taken.store(false, Ordering::Release);
-        let item = if self.sent == 0 {
-            Item::FirstText(bytes)
-        } else if end == self.text.len() {
-            Item::Last(bytes)
-        } else {
-            Item::Continue(bytes)
+        let last = self.pieces.is_empty();
+        let item = match (self.started, last) {
+            (false, true) => {
+                // The message was one fragment: it still needs its final one.
+                self.pieces.push_back(Bytes::new());
+                Item::FirstText(bytes)
+            }
+            (false, false) => Item::FirstText(bytes),
+            (true, false) => Item::Continue(bytes),
+            (true, true) => Item::Last(bytes),
         };
-        Some((Message::Continuation(item), end))
+        self.started = true;
+        (Message::Continuation(item), self.pieces.is_empty())
     }
 }
 
@@ -307,21 +328,27 @@ impl Queue {
     fn flush(&mut self, cx: &mut TaskContext<'_>) {
         loop {
             if let Some(fragments) = self.backlog.as_mut().and_then(|b| b.fragments.as_mut()) {
-                let Some((fragment, end)) = fragments.next(cx) else {
+                if !fragments.ready(cx) {
                     // The connection has not taken the last fragment: as stuck as a full
                     // channel, for the slow-client check.
                     self.mark_stuck();
                     return;
-                };
-                if self.offer(cx, fragment).is_err() {
+                }
+                if !self.has_room(cx) {
                     return;
                 }
-                if let Some(backlog) = self.backlog.as_mut() {
-                    match backlog.fragments.as_mut() {
-                        Some(fragments) if end < fragments.text.len() => fragments.sent = end,
-                        _ => backlog.fragments = None,
+                let Some(fragments) = self.backlog.as_mut().and_then(|b| b.fragments.as_mut())
+                else {
+                    continue;
+                };
+                let (fragment, done) = fragments.take();
+                if done {
+                    if let Some(backlog) = self.backlog.as_mut() {
+                        backlog.fragments = None;
                     }
                 }
+                // There is room: the fragment goes (or the connection is gone).
+                let _ = self.offer(cx, fragment);
                 continue;
             }
             let Some(frame) = self.backlog.as_mut().and_then(|b| b.frames.pop_front()) else {
@@ -329,7 +356,7 @@ impl Queue {
             };
             if goes_in_fragments(&frame) {
                 if let (Message::Text(text), Some(backlog)) = (frame, self.backlog.as_mut()) {
-                    backlog.fragments = Some(Fragments::new(text));
+                    backlog.fragments = Some(Fragments::new([text.into_bytes()]));
                 }
                 continue;
             }
@@ -346,6 +373,26 @@ impl Queue {
         if !self.stuck {
             self.stuck = true;
             self.stuck_since = clock_ms();
+        }
+    }
+
+    /// Whether the actix-ws channel has room for a frame (kept for the next
+    /// [`Queue::offer`]); if not, `cx` is woken when it has. True if the connection is gone
+    /// (a frame offered then is dropped).
+    fn has_room(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let Some(ws) = self.ws.as_mut() else {
+            return true;
+        };
+        match Pin::new(ws).poll_ready(cx) {
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(_)) => {
+                self.connection_gone();
+                true
+            }
+            Poll::Pending => {
+                self.mark_stuck();
+                false
+            }
         }
     }
 
@@ -440,7 +487,7 @@ impl Outbox {
         if q.closed {
             return;
         }
-        self.inner.metrics.frame_out(&msg.0);
+        self.inner.metrics.frame_out(msg.0.as_bytes());
         if q.holds > 0 {
             q.backlog
                 .get_or_insert_default()
@@ -463,9 +510,38 @@ impl Outbox {
             return true;
         }
         if let Message::Text(text) = &frame {
-            self.inner.metrics.frame_out(text);
+            self.inner.metrics.frame_out(text.as_bytes());
         }
         self.queue(&mut q, Some(frame));
+        !q.gone
+    }
+
+    /// Queues a text frame of the session itself given in pieces (see [`TextPieces`]): sent
+    /// as a fragmented message when it is longer than [`FRAGMENT_BYTES`] and nothing waits
+    /// before it (as at connect), else joined and queued as one frame. False: the connection
+    /// is gone and the session must stop.
+    fn push_own_pieces(&self, text: TextPieces) -> bool {
+        let mut q = self.lock();
+        if q.gone {
+            return false;
+        }
+        if q.closed {
+            return true;
+        }
+        if let Some(first) = text.0.first() {
+            self.inner.metrics.frame_out(first);
+        }
+        let len: usize = text.0.iter().map(Bytes::len).sum();
+        if len > FRAGMENT_BYTES && q.frames_empty() {
+            q.backlog.get_or_insert_default().fragments = Some(Fragments::new(text.0));
+            self.queue(&mut q, None);
+        } else {
+            let joined: Vec<u8> = text.0.concat();
+            match ByteString::try_from(joined) {
+                Ok(frame) => self.queue(&mut q, Some(Message::Text(frame))),
+                Err(_) => log::error!("a text frame in pieces is not UTF-8; not sent"),
+            }
+        }
         !q.gone
     }
 
@@ -865,7 +941,12 @@ impl SessionActor {
             // Runs first, before any frame of the client is read.
             ctx.wait(fut::wrap_future::<_, Self>(connect).map(|res, act, ctx| {
                 match res {
-                    Ok(snapshot) => act.push(ctx, snapshot),
+                    Ok(snapshot) => {
+                        // As `enqueue`: the connection is gone.
+                        if !act.closing && !act.outbox.push_own_pieces(snapshot) {
+                            ctx.stop();
+                        }
+                    }
                     Err(_) => act.close(ctx, CloseCode::Error, "presence unavailable", false),
                 }
                 act.outbox.release();
@@ -1530,6 +1611,55 @@ mod tests {
         }
         let whole: Vec<u8> = fragments.iter().flat_map(|f| f.2.clone()).collect();
         assert_eq!(String::from_utf8(whole).unwrap(), long);
+    }
+
+    #[actix_web::test]
+    async fn a_text_in_pieces_goes_as_one_fragmented_message_and_whole_when_frames_wait() {
+        let (outbox, mut body) = outbox(16).await;
+        let mut drain = Drain(outbox.clone());
+        let (shared, own) = (format!("{{\"l\":[{}", "1,".repeat(5_000)), "2]}");
+        let pieces = || TextPieces(vec![Bytes::from(shared.clone()), Bytes::from(own)]);
+        assert!(outbox.push_own_pieces(pieces()));
+        outbox.do_send(Deliver("after".into()));
+        let frames = frames_in(&chunks(&mut body, &mut drain).await);
+        // 10 KB of shared piece: a 7 KiB fragment and the rest, then the own piece, final.
+        let opcodes: Vec<(bool, u8)> = frames.iter().map(|f| (f.0, f.1)).collect();
+        assert_eq!(
+            opcodes,
+            [(false, 0x1), (false, 0x0), (true, 0x0), (true, 0x1)]
+        );
+        let whole: Vec<u8> = frames[..3].iter().flat_map(|f| f.2.clone()).collect();
+        assert_eq!(whole, format!("{shared}{own}").into_bytes());
+        assert_eq!(frames[3].2, b"after");
+
+        // A short text is one frame, as if it had come whole.
+        assert!(outbox.push_own_pieces(TextPieces(vec![Bytes::from("{\"a\":"), Bytes::from("2}")])));
+        let frames = frames_in(&chunks(&mut body, &mut drain).await);
+        assert_eq!(frames, [(true, 0x1, b"{\"a\":2}".to_vec())]);
+
+        // One piece too long to cut is still a message: its first fragment, then a final
+        // empty one.
+        let huge = "h".repeat(WHOLE_FROM + 1);
+        assert!(outbox.push_own_pieces(TextPieces(vec![Bytes::from(huge.clone())])));
+        let frames = frames_in(&chunks(&mut body, &mut drain).await);
+        assert_eq!(
+            frames,
+            [(false, 0x1, huge.into_bytes()), (true, 0x0, Vec::new())]
+        );
+
+        // Behind frames that wait, the pieces are joined into one frame, in its turn.
+        outbox.hold();
+        for i in 0..40 {
+            outbox.do_send(Deliver(format!("frame {i}").into()));
+        }
+        outbox.release();
+        assert!(outbox.push_own_pieces(TextPieces(vec![Bytes::from("{\"a\":"), Bytes::from("1}")])));
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            got.extend(frames_in(&chunks(&mut body, &mut drain).await));
+        }
+        assert_eq!(got.len(), 41);
+        assert_eq!(got[40], (true, 0x1, b"{\"a\":1}".to_vec()));
     }
 
     #[actix_web::test]

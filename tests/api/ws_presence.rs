@@ -342,6 +342,57 @@ async fn users_arriving_in_one_tick_each_get_everyone_before_them_and_themselves
 }
 
 #[actix_web::test]
+async fn arrivals_into_a_lobby_of_more_than_a_fragment_each_get_everyone_before_them_and_themselves(
+) {
+    // 40 users with every theme: past ~36 of them the snapshot is longer than one 7 KiB
+    // fragment, and the server sends the tick's shared snapshot and each arrival's own
+    // additions as pieces of one fragmented message. In one long tick, each arrival must
+    // still list everyone before it and itself, whole, and then settle with the others.
+    let app = spawn_app_with(|s| {
+        s.presence_tick_ms = 2_000;
+        // 40 logins from one address.
+        s.login_attempts = 100;
+    })
+    .await;
+    let themes = [
+        "Tecnologia",
+        "Jogos",
+        "Futebol",
+        "Basquete",
+        "Música",
+        "Cinema e Séries",
+        "Livros",
+        "Idiomas",
+    ];
+    let caps = ["video", "audio", "text"];
+    let mut users = Vec::new();
+    for i in 0..40 {
+        users.push(
+            app.user_with(&format!("pessoa-{i:02}"), &themes, &caps)
+                .await,
+        );
+    }
+    let mut arrived = Vec::new();
+    let mut snapshot_bytes = 0;
+    for user in &users {
+        let (ws, view, ids) = arrive(&app, user).await;
+        snapshot_bytes = ws.snapshot.to_string().len();
+        let before: Vec<i64> = users[..=arrived.len()].iter().map(|u| u.id).collect();
+        assert_eq!(ids, before, "{}'s snapshot", user.nickname);
+        arrived.push((ws, view));
+    }
+    assert!(
+        snapshot_bytes > 7 * 1024,
+        "the last snapshot is {snapshot_bytes} bytes"
+    );
+    let everyone: Vec<(&TestUser, &str)> = users.iter().map(|u| (u, "online")).collect();
+    let (first, last) = (&mut arrived[0], users.len() - 1);
+    first.1.settle(&mut first.0, &everyone).await;
+    let (ws, view) = &mut arrived[last];
+    view.settle(ws, &everyone).await;
+}
+
+#[actix_web::test]
 async fn a_change_pushed_after_a_snapshot_was_shared_is_in_the_next_arrivals_snapshot() {
     let app = spawn_app().await;
     let ana = app.user("ana").await;
