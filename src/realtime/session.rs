@@ -502,17 +502,24 @@ impl Outbox {
     /// Queues a frame of the session itself (never held). False: the connection is gone
     /// and the session must stop.
     fn push_own(&self, frame: Message) -> bool {
+        self.push_own_with(|q| {
+            if let Message::Text(text) = &frame {
+                self.inner.metrics.frame_out(text.as_bytes());
+            }
+            self.queue(q, Some(frame));
+        })
+    }
+
+    /// Runs `push` on the queue for a frame of the session itself, unless the outbox is
+    /// closed. False: the connection is gone and the session must stop.
+    fn push_own_with(&self, push: impl FnOnce(&mut Queue)) -> bool {
         let mut q = self.lock();
         if q.gone {
             return false;
         }
-        if q.closed {
-            return true;
+        if !q.closed {
+            push(&mut q);
         }
-        if let Message::Text(text) = &frame {
-            self.inner.metrics.frame_out(text.as_bytes());
-        }
-        self.queue(&mut q, Some(frame));
         !q.gone
     }
 
@@ -521,28 +528,21 @@ impl Outbox {
     /// before it (as at connect), else joined and queued as one frame. False: the connection
     /// is gone and the session must stop.
     fn push_own_pieces(&self, text: TextPieces) -> bool {
-        let mut q = self.lock();
-        if q.gone {
-            return false;
-        }
-        if q.closed {
-            return true;
-        }
-        if let Some(first) = text.0.first() {
-            self.inner.metrics.frame_out(first);
-        }
-        let len: usize = text.0.iter().map(Bytes::len).sum();
-        if len > FRAGMENT_BYTES && q.frames_empty() {
-            q.backlog.get_or_insert_default().fragments = Some(Fragments::new(text.0));
-            self.queue(&mut q, None);
-        } else {
-            let joined: Vec<u8> = text.0.concat();
-            match ByteString::try_from(joined) {
-                Ok(frame) => self.queue(&mut q, Some(Message::Text(frame))),
-                Err(_) => log::error!("a text frame in pieces is not UTF-8; not sent"),
+        self.push_own_with(|q| {
+            if let Some(first) = text.0.first() {
+                self.inner.metrics.frame_out(first);
             }
-        }
-        !q.gone
+            let len: usize = text.0.iter().map(Bytes::len).sum();
+            if len > FRAGMENT_BYTES && q.frames_empty() {
+                q.backlog.get_or_insert_default().fragments = Some(Fragments::new(text.0));
+                self.queue(q, None);
+            } else {
+                match ByteString::try_from(text.0.concat()) {
+                    Ok(frame) => self.queue(q, Some(Message::Text(frame))),
+                    Err(_) => log::error!("a text frame in pieces is not UTF-8; not sent"),
+                }
+            }
+        })
     }
 
     /// Appends `frames` and hands what fits to the connection now, unless the client has
