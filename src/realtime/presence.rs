@@ -229,8 +229,6 @@ impl CallRoomUsersSeen {
 struct TickSnapshot {
     /// The frame up to the last entry of the users online when it was built.
     base: Bytes,
-    /// Whether `base` lists anyone.
-    base_lists: bool,
     /// The entries of users who arrived since, each after a comma where one is due.
     added: String,
     /// Whose entry is in `base` or `added`.
@@ -244,16 +242,10 @@ impl TickSnapshot {
         open.push_str(SNAPSHOT_OPEN);
         let mut listed = HashSet::with_capacity(count);
         for (id, fragment) in users {
-            if listed.insert(id) {
-                if listed.len() > 1 {
-                    open.push(',');
-                }
-                open.push_str(fragment);
-            }
+            list(&mut listed, &mut open, id, fragment);
         }
         TickSnapshot {
             base: Bytes::from(open),
-            base_lists: !listed.is_empty(),
             added: String::new(),
             listed,
         }
@@ -261,13 +253,7 @@ impl TickSnapshot {
 
     /// Adds `user_id`'s entry (`fragment`) unless it is listed already.
     fn append(&mut self, user_id: UserId, fragment: &str) {
-        if !self.listed.insert(user_id) {
-            return;
-        }
-        if self.base_lists || !self.added.is_empty() {
-            self.added.push(',');
-        }
-        self.added.push_str(fragment);
+        list(&mut self.listed, &mut self.added, user_id, fragment);
     }
 
     /// The frame as it stands, in two pieces.
@@ -276,6 +262,17 @@ impl TickSnapshot {
         rest.push_str(&self.added);
         rest.push_str(SNAPSHOT_CLOSE);
         TextPieces(vec![self.base.clone(), Bytes::from(rest)])
+    }
+}
+
+/// Writes `user_id`'s entry (`fragment`) into `out` unless `listed` has it, after a comma
+/// unless it is the snapshot's first.
+fn list(listed: &mut HashSet<UserId>, out: &mut String, user_id: UserId, fragment: &str) {
+    if listed.insert(user_id) {
+        if listed.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(fragment);
     }
 }
 
