@@ -68,7 +68,7 @@ const HARD_QUEUE_FACTOR: usize = 64;
 /// write buffer: a frame appended whole grows that buffer, and actix-http keeps a grown buffer
 /// for the connection's life unless it passed [`WHOLE_FROM`]. In a lobby of a thousand users
 /// every arrival's `presence.snapshot` is ~110 KB: without this each connection kept a buffer
-/// that size (docs/benchmarks.md, "Held memory after a lobby arrival").
+/// that size (docs/benchmarks.md, change 25, "Memory held after a lobby arrival").
 const FRAGMENT_BYTES: usize = 7 * 1024;
 /// Text frames longer than this go whole: actix-http hands back a write buffer grown past
 /// 128 KiB once it is written out, and one write costs less than twenty fragments.
@@ -115,9 +115,14 @@ struct Backlog {
     fragments: Option<Fragments>,
 }
 
-/// Whether a frame goes out as a fragmented message (see [`FRAGMENT_BYTES`]).
+/// Whether a text of `len` bytes is cut into fragments (see [`FRAGMENT_BYTES`]).
+fn cut_in_fragments(len: usize) -> bool {
+    (FRAGMENT_BYTES + 1..=WHOLE_FROM).contains(&len)
+}
+
+/// Whether a frame goes out as a fragmented message.
 fn goes_in_fragments(frame: &Message) -> bool {
-    matches!(frame, Message::Text(text) if (FRAGMENT_BYTES + 1..=WHOLE_FROM).contains(&text.len()))
+    matches!(frame, Message::Text(text) if cut_in_fragments(text.len()))
 }
 
 /// A text frame given as pieces, sent as one fragmented message without joining them: the
@@ -192,7 +197,7 @@ impl Fragments {
     /// boundaries.
     fn take(&mut self) -> (Message, bool) {
         let mut piece = self.pieces.pop_front().unwrap_or_default();
-        if (FRAGMENT_BYTES + 1..=WHOLE_FROM).contains(&piece.len()) {
+        if cut_in_fragments(piece.len()) {
             let mut end = FRAGMENT_BYTES;
             // A UTF-8 continuation byte is 0b10xx_xxxx: step back to the character's start.
             while piece[end] & 0xC0 == 0x80 {
@@ -204,7 +209,7 @@ impl Fragments {
             bytes: piece,
             taken: Arc::clone(&self.taken),
         });
-        // Before the fragment can be dropped (a refused send sets it again).
+        // Before the fragment can be dropped (if the connection is gone, at once).
         self.taken.taken.store(false, Ordering::Release);
         let last = self.pieces.is_empty();
         let item = match (self.started, last) {
