@@ -236,21 +236,6 @@ struct TickSnapshot {
 }
 
 impl TickSnapshot {
-    /// The snapshot of `users` (about `count` of them: id and serialized entry, in order).
-    fn of<'a>(count: usize, users: impl Iterator<Item = (UserId, &'a str)>) -> Self {
-        let mut open = String::with_capacity(48 + count * 128);
-        open.push_str(SNAPSHOT_OPEN);
-        let mut listed = HashSet::with_capacity(count);
-        for (id, fragment) in users {
-            list(&mut listed, &mut open, id, fragment);
-        }
-        TickSnapshot {
-            base: Bytes::from(open),
-            added: String::new(),
-            listed,
-        }
-    }
-
     /// Adds `user_id`'s entry (`fragment`) unless it is listed already.
     fn append(&mut self, user_id: UserId, fragment: &str) {
         list(&mut self.listed, &mut self.added, user_id, fragment);
@@ -420,17 +405,19 @@ impl PresenceActor {
             None => {
                 let mut ids: Vec<UserId> = self.users.keys().copied().collect();
                 ids.sort_unstable();
-                for id in &ids {
-                    if let Some(user) = self.users.get_mut(id) {
-                        user.fragment(*id);
+                let mut open = String::with_capacity(48 + ids.len() * 128);
+                open.push_str(SNAPSHOT_OPEN);
+                let mut listed = HashSet::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(user) = self.users.get_mut(&id) {
+                        list(&mut listed, &mut open, id, user.fragment(id));
                     }
                 }
-                let users = &self.users;
-                let entries = ids.iter().filter_map(|id| {
-                    let fragment = users.get(id)?.fragment.as_deref()?;
-                    Some((*id, fragment))
-                });
-                self.snapshot.insert(TickSnapshot::of(ids.len(), entries))
+                self.snapshot.insert(TickSnapshot {
+                    base: Bytes::from(open),
+                    added: String::new(),
+                    listed,
+                })
             }
         };
         if !snapshot.listed.contains(&user_id) {
