@@ -458,12 +458,31 @@ struct RoomIn {
     room: String,
 }
 
+/// A `signal` frame whole, envelope included, so that [`parse`] can read the frame that is
+/// most of the traffic in one pass.
 #[derive(Deserialize)]
 struct SignalIn {
+    /// Known from the prefix (or from [`Head`]); present so that a second `type` is the
+    /// same error on both paths.
+    #[serde(rename = "type")]
+    _type: serde::de::IgnoredAny,
+    #[serde(default)]
+    id: Option<FrameId>,
     room: String,
     to: String,
     kind: SignalKind,
     data: Box<RawValue>,
+}
+
+impl SignalIn {
+    fn into_msg(self) -> ClientMsg {
+        ClientMsg::Signal {
+            room: self.room,
+            to: self.to,
+            kind: self.kind,
+            data: self.data,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -484,6 +503,18 @@ struct ChatHistoryIn {
 
 /// Parses one text frame into a typed [`ClientFrame`].
 pub fn parse(text: &str) -> Result<ClientFrame, BadFrame> {
+    // A `signal` as clients write it (`type` first) is read in one pass instead of two (the
+    // envelope, then the fields: its payload scanned twice). Anything else, and any error,
+    // takes the general path, whose answer is the rule.
+    if text.starts_with(r#"{"type":"signal""#) {
+        if let Ok(mut f) = serde_json::from_str::<SignalIn>(text) {
+            let id = f.id.take();
+            return Ok(ClientFrame {
+                id,
+                msg: f.into_msg(),
+            });
+        }
+    }
     let head: Head<'_> = serde_json::from_str(text).map_err(|e| BadFrame {
         id: None,
         message: format!("not a JSON object with a 'type': {e}"),
@@ -549,15 +580,7 @@ fn parse_body(kind: &str, text: &str) -> Result<ClientMsg, String> {
                 room: room(&f.room)?.0,
             }
         }
-        "signal" => {
-            let f: SignalIn = fields(kind, text)?;
-            ClientMsg::Signal {
-                room: f.room,
-                to: f.to,
-                kind: f.kind,
-                data: f.data,
-            }
-        }
+        "signal" => fields::<SignalIn>(kind, text)?.into_msg(),
         "chat.send" => {
             let f: ChatSendIn = fields(kind, text)?;
             let chars = f.text.chars().count();
@@ -859,6 +882,68 @@ mod tests {
             assert_eq!(id.len(), 15, "{id}");
             assert!(id.starts_with("s-"), "{id}");
         }
+    }
+
+    /// What `parse` made of a frame, comparable across its two paths.
+    fn outcome(text: &str) -> Result<String, String> {
+        match parse(text) {
+            Ok(ClientFrame {
+                id,
+                msg:
+                    ClientMsg::Signal {
+                        room,
+                        to,
+                        kind,
+                        data,
+                    },
+            }) => Ok(format!("{id:?} {room} {to} {kind:?} {}", data.get())),
+            Ok(other) => Ok(format!("{other:?}")),
+            Err(bad) => Err(format!("{:?}: {}", bad.id, bad.message)),
+        }
+    }
+
+    #[test]
+    fn a_signal_with_type_first_reads_as_in_any_other_order_and_fails_alike() {
+        let data = r#"{"candidate":"candidate:1 1 udp 2 10.0.0.1 5000 typ host","seq":7}"#;
+        let first = format!(
+            r#"{{"type":"signal","id":"a","room":"call:c-1","to":"s-2","kind":"candidate","data":{data}}}"#
+        );
+        let last = format!(
+            r#"{{"id":"a","room":"call:c-1","to":"s-2","kind":"candidate","data":{data},"type":"signal"}}"#
+        );
+        let read = outcome(&first).expect("parses");
+        assert_eq!(
+            read,
+            format!(r#"Some(Str("a")) call:c-1 s-2 Candidate {data}"#)
+        );
+        assert_eq!(outcome(&last), Ok(read));
+        // Errors are the general path's, whichever order the fields come in.
+        for (bad, message) in [
+            (
+                r#"{"type":"signal","id":3,"room":"call:c-1","kind":"offer","data":{}}"#,
+                "Some(Num(3)): invalid 'signal' frame: missing field `to`",
+            ),
+            (
+                r#"{"type":"signal","id":3,"room":"r","to":"s-2","kind":"hello","data":{}}"#,
+                "Some(Num(3)): invalid 'signal' frame: unknown variant `hello`",
+            ),
+            (
+                r#"{"type":"signal","id":3,"type":"ping"}"#,
+                "None: not a JSON object with a 'type': duplicate field `type`",
+            ),
+            (
+                r#"{"type":"signal","id":3,"room":"r","to":"s-2","kind":"offer"}}"#,
+                "None: not a JSON object with a 'type': trailing characters",
+            ),
+        ] {
+            let got = outcome(bad).expect_err(bad);
+            assert!(got.starts_with(message), "{bad}: {got}");
+        }
+        // `type` first but not a signal: read by the general path.
+        assert_eq!(
+            outcome(r#"{"type":"signals","id":1}"#).unwrap_err(),
+            "Some(Num(1)): unknown type 'signals'".to_owned()
+        );
     }
 
     #[test]
