@@ -53,9 +53,23 @@ pub struct Settings {
     #[arg(long, env = "TERTULIA_SESSION_PURGE_SECS", default_value_t = 600)]
     pub session_purge_secs: u64,
 
-    /// Login attempts allowed per client IP and per nickname in each window.
+    /// Failed logins allowed per nickname in each window (a successful login does not
+    /// count): then that nickname waits for the window's end, whoever tries it.
     #[arg(long, env = "TERTULIA_LOGIN_ATTEMPTS", default_value_t = 5)]
     pub login_attempts: u32,
+
+    /// Failed logins allowed per client address in each window (successes do not count).
+    /// Generous, because a classroom or an office behind one NAT shares one address; it
+    /// stops one machine from guessing passwords across many nicknames.
+    #[arg(long, env = "TERTULIA_LOGIN_IP_ATTEMPTS", default_value_t = 100)]
+    pub login_ip_attempts: u32,
+
+    /// Reverse proxies whose forwarding headers (`Forwarded`, else `X-Forwarded-For` and
+    /// `X-Forwarded-Proto`) are believed, as addresses or CIDR blocks, comma separated
+    /// (e.g. `127.0.0.1,10.0.0.0/8`). A request from anywhere else is taken to come from
+    /// its socket's peer, whatever headers it carries.
+    #[arg(long, env = "TERTULIA_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::client_ip::parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Length of the login rate-limit window, in seconds.
     #[arg(long, env = "TERTULIA_LOGIN_WINDOW_SECS", default_value_t = 60)]

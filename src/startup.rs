@@ -49,8 +49,11 @@ pub enum Revoked {
 pub struct AppState {
     pub pool: DbPool,
     pub settings: Arc<Settings>,
-    /// Login attempts per client IP and per nickname.
+    /// Failed logins per nickname (`--login-attempts`).
     pub login_limiter: RateLimiter,
+    /// Failed logins per client address (`--login-ip-attempts`), behind trusted proxies the
+    /// client's own.
+    pub login_ip_limiter: RateLimiter,
     /// Everything `/metrics` exports; actors keep a clone to add their own series.
     pub metrics: Arc<Metrics>,
     /// The realtime actors (presence, hub, chat store) and their counters; every WebSocket
@@ -197,6 +200,10 @@ impl Application {
                 settings.login_attempts,
                 Duration::from_secs(settings.login_window_secs),
             ),
+            login_ip_limiter: RateLimiter::new(
+                settings.login_ip_attempts,
+                Duration::from_secs(settings.login_window_secs),
+            ),
             settings: Arc::clone(&settings),
             metrics: Arc::clone(&metrics),
             realtime: Arc::clone(&realtime),
@@ -215,14 +222,21 @@ impl Application {
                 .app_data(json_config(&app_settings))
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
+                .wrap(from_fn(http::origin::refuse_cross_origin_writes))
                 .wrap(security_headers())
                 // Not /ws: the logger keeps a copy of its format with every response until its
                 // body ends, i.e. for the life of each WebSocket; ws_route logs upgrades.
-                .wrap(
-                    Logger::new("%a \"%r\" %s %b %Dms")
+                // The client's address as `--trusted-proxies` allow (never a header anyone
+                // could write).
+                .wrap({
+                    let proxies = app_settings.trusted_proxies.clone();
+                    Logger::new("%{client}xi \"%r\" %s %b %Dms")
+                        .custom_request_replace("client", move |req| {
+                            http::client_ip::client_ip_string(req.request(), &proxies)
+                        })
                         .exclude("/healthz")
-                        .exclude("/ws"),
-                )
+                        .exclude("/ws")
+                })
                 // Outermost, so it times everything, including the logger.
                 .wrap(RecordMetrics::new(Arc::clone(&metrics)))
                 .configure(http::configure)

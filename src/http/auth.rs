@@ -20,7 +20,7 @@ use crate::{
         models::{Capabilities, NewSession, NewUser, Role, Session, User},
     },
     error::{ApiError, ApiResult},
-    http::users::UserView,
+    http::{self, users::UserView},
     startup::{AppState, Revoked},
 };
 
@@ -273,19 +273,10 @@ pub async fn login(
         themes,
     } = body.into_inner();
     let nickname = nickname.trim().to_owned();
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    for key in [
-        format!("ip:{ip}"),
-        format!("nick:{}", nickname.to_lowercase()),
-    ] {
-        state
-            .login_limiter
-            .hit(&key)
-            .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-    }
+    // Counted before the password is checked, taken back if it is right: only failures use
+    // up the window, and parallel guesses cannot all slip in before the first failure.
+    let ip = http::client_ip::client_ip_string(&req, &state.settings.trusted_proxies);
+    let attempt = LoginAttempt::start(&state, &ip, &nickname)?;
 
     let lookup = nickname.clone();
     let user = db::run(&state.pool, move |conn| {
@@ -306,6 +297,7 @@ pub async fn login(
             ))
         }
     };
+    attempt.succeeded(&state);
     if user.banned {
         return Err(ApiError::Forbidden("this account is banned".to_owned()));
     }
@@ -350,6 +342,39 @@ pub async fn login(
         token,
         expires_at,
     }))
+}
+
+/// One login attempt, counted against the nickname and the client's address.
+struct LoginAttempt {
+    ip_key: String,
+    nick_key: String,
+}
+
+impl LoginAttempt {
+    /// Counts the attempt, or refuses it (429 with a wait) when either key has used up its
+    /// window with failures.
+    fn start(state: &AppState, ip: &str, nickname: &str) -> ApiResult<Self> {
+        let attempt = LoginAttempt {
+            ip_key: format!("ip:{ip}"),
+            nick_key: format!("nick:{}", nickname.to_lowercase()),
+        };
+        let limited = |retry_after_secs| ApiError::RateLimited { retry_after_secs };
+        state
+            .login_ip_limiter
+            .hit(&attempt.ip_key)
+            .map_err(limited)?;
+        if let Err(wait) = state.login_limiter.hit(&attempt.nick_key) {
+            state.login_ip_limiter.forgive(&attempt.ip_key);
+            return Err(limited(wait));
+        }
+        Ok(attempt)
+    }
+
+    /// The password was right: the attempt is taken back from both counts.
+    fn succeeded(self, state: &AppState) {
+        state.login_ip_limiter.forgive(&self.ip_key);
+        state.login_limiter.forgive(&self.nick_key);
+    }
 }
 
 /// The session cookie: HttpOnly, SameSite=Strict, Secure when serving TLS.

@@ -3,9 +3,11 @@
 pub mod admin;
 pub mod auth;
 pub mod calls;
+pub mod client_ip;
 pub mod ice;
 pub mod openapi;
 pub mod ops;
+pub mod origin;
 pub mod ratelimit;
 pub mod rooms;
 pub mod themes;

@@ -1,4 +1,7 @@
-//! Fixed-window attempt counters, keyed by client IP or nickname, for the login endpoint.
+//! Fixed-window attempt counters, keyed by client address or nickname, for the login
+//! endpoint. An attempt is counted when it starts (so a burst of parallel guesses cannot
+//! all pass before the first failure is recorded) and [`RateLimiter::forgive`]n when it
+//! succeeds: only failures use up the window.
 
 use std::{
     collections::HashMap,
@@ -50,6 +53,17 @@ impl RateLimiter {
         slot.1 += 1;
         Ok(())
     }
+
+    /// Takes back one attempt of `key` in its current window (a login that succeeded).
+    pub fn forgive(&self, key: &str) {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(slot) = slots.get_mut(key) {
+            slot.1 = slot.1.saturating_sub(1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -64,6 +78,19 @@ mod tests {
         let wait = limiter.hit("a").unwrap_err();
         assert!((1..=60).contains(&wait));
         assert!(limiter.hit("b").is_ok(), "other keys are counted apart");
+    }
+
+    #[test]
+    fn forgiven_attempts_do_not_use_up_the_window() {
+        let limiter = RateLimiter::new(2, Duration::from_secs(60));
+        for _ in 0..10 {
+            assert!(limiter.hit("a").is_ok());
+            limiter.forgive("a");
+        }
+        assert!(limiter.hit("a").is_ok());
+        assert!(limiter.hit("a").is_ok());
+        assert!(limiter.hit("a").is_err(), "two unforgiven attempts fill it");
+        limiter.forgive("unknown key");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::{
 };
 
 use actix::prelude::*;
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::CloseCode;
 use bytestring::ByteString;
 use diesel::SqliteConnection;
@@ -51,7 +51,11 @@ use crate::{
         DbPool,
     },
     error::{error_response, ApiError, ErrorCode},
-    http::auth::{live_session, no_credential, request_token, Authenticated},
+    http::{
+        auth::{live_session, no_credential, request_token, Authenticated},
+        client_ip,
+        origin::origin_allowed,
+    },
     startup::AppState,
 };
 
@@ -328,38 +332,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws_route));
 }
 
-/// Whether a browser `Origin` may open a socket: the server's own origin (scheme of this
-/// connection, host of the request) or one listed in `--allowed-origins`. No `Origin` (not a
-/// browser): allowed.
-fn origin_allowed(req: &HttpRequest, settings: &Settings) -> Result<(), String> {
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().map_err(|_| "(not text)".to_owned())?;
-    let scheme = if req.app_config().secure() {
-        "https"
-    } else {
-        "http"
-    };
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or_default();
-    let own = format!("{scheme}://{host}");
-    let allowed = origin.eq_ignore_ascii_case(&own)
-        || settings
-            .allowed_origins
-            .iter()
-            .any(|o| o.trim().trim_end_matches('/').eq_ignore_ascii_case(origin));
-    if allowed {
-        Ok(())
-    } else {
-        Err(origin.chars().take(200).collect())
-    }
-}
-
 /// Resolves an upgrade's credential to its live session, user and themes, from
 /// [`AppState::ws_tokens`] when it was checked recently, else with one database round trip
 /// (the rule is `http::auth::live_session`'s, as for every other request).
@@ -434,8 +406,7 @@ pub async fn ws_route(
     session::SessionActor::spawn(Arc::clone(rt), who, themes, session, stream, slot);
     // The access log's line for this request (the logger middleware skips /ws).
     if log::log_enabled!(log::Level::Info) {
-        let info = req.connection_info();
-        let peer = info.realip_remote_addr().unwrap_or("-");
+        let peer = client_ip::client_ip_string(&req, &settings.trusted_proxies);
         log::info!("{peer} \"GET /ws\" 101: WebSocket of user {user_id}");
     }
     Ok(response)

@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, PASSWORD};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, PASSWORD};
 
 #[actix_web::test]
 async fn register_returns_the_user_without_any_password_or_hash() {
@@ -152,6 +152,105 @@ async fn the_sixth_rapid_login_attempt_is_rate_limited_with_retry_after() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry));
+}
+
+#[actix_web::test]
+async fn a_classroom_behind_one_address_all_log_in_and_successes_lock_nobody_out() {
+    let app = spawn_app().await;
+    let names: Vec<String> = (0..12).map(|i| format!("aluno{i}")).collect();
+    for name in &names {
+        let reg = app
+            .register(json!({"nickname": name, "password": PASSWORD}))
+            .await;
+        assert_eq!(reg.status, StatusCode::CREATED);
+    }
+    // Twelve people log in from one address, some of them twice: more than the five
+    // attempts a nickname may fail, none of them refused.
+    for name in names.iter().chain(names.iter().take(6)) {
+        let res = app.login(name, PASSWORD).await;
+        assert_eq!(res.status, StatusCode::OK, "{name}: {}", res.body);
+    }
+    // A typo or two on the way does not lock its owner out either.
+    for _ in 0..4 {
+        assert_eq!(
+            app.login("aluno0", "typo").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(app.login("aluno0", PASSWORD).await.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn failures_from_one_address_across_many_nicknames_are_limited_per_address() {
+    let app = spawn_app_with(|s| s.login_ip_attempts = 3).await;
+    for i in 0..3 {
+        let res = app.login(&format!("guess{i}"), "wrong password").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    let res = app.login("guess9", "wrong password").await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.error_code(), "rate_limited");
+}
+
+/// Logs in as if through a proxy that says the client is `client`.
+async fn login_via_proxy(
+    app: &TestApp,
+    client: &str,
+    nickname: &str,
+    password: &str,
+) -> StatusCode {
+    app.request_with(
+        "POST",
+        "/api/login",
+        &[("X-Forwarded-For", client)],
+        Some(json!({"nickname": nickname, "password": password})),
+    )
+    .await
+    .status
+}
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_each_client_address_has_its_own_limit() {
+    let app = spawn_app_with(|s| {
+        s.login_ip_attempts = 2;
+        s.trusted_proxies = vec![tertulia::http::client_ip::parse_proxy("127.0.0.1").unwrap()];
+    })
+    .await;
+    let a = "198.51.100.1";
+    let b = "198.51.100.2";
+    for nick in ["x1", "x2"] {
+        assert_eq!(
+            login_via_proxy(&app, a, nick, "nope").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_via_proxy(&app, a, "x3", "nope").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another person behind the same proxy is not held back by the first one's failures.
+    assert_eq!(
+        login_via_proxy(&app, b, "x3", "nope").await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[actix_web::test]
+async fn forwarding_headers_from_an_untrusted_peer_do_not_choose_its_address() {
+    let app = spawn_app_with(|s| s.login_ip_attempts = 2).await;
+    assert_eq!(
+        login_via_proxy(&app, "203.0.113.1", "y1", "nope").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_via_proxy(&app, "203.0.113.2", "y2", "nope").await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A third made-up address is still the same peer: its failures are counted together.
+    assert_eq!(
+        login_via_proxy(&app, "203.0.113.3", "y3", "nope").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }
 
 #[actix_web::test]

@@ -133,10 +133,27 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("Authorization", b.as_str()))
+            .collect();
+        self.request_with(method, path, &headers, body).await
+    }
+
+    /// Sends a request with the given headers (as a browser or a proxy would set them) and
+    /// an optional JSON body.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
         let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = client().request(method, format!("{}{}", self.address, path));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
+        for (name, value) in headers {
+            req = req.insert_header((*name, *value));
         }
         let res = match body {
             Some(body) => req.send_json(&body).await,

@@ -14,6 +14,7 @@ mod helpers;
 mod metrics;
 mod migrations;
 mod openapi;
+mod origins;
 mod sessions;
 mod themes;
 mod ws_calls;

@@ -2,7 +2,7 @@
 // database in a temporary directory, short ring timeout. `restart()` kills the process and
 // starts it again on the same port and database (a real connection cut).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -138,6 +138,18 @@ export class TestServer {
     await post('/api/register', { nickname, password, themes, capabilities });
     const login = await post('/api/login', { nickname, password });
     return { ...login, nickname, password };
+  }
+
+  /**
+   * Makes an existing account an admin with the real command (`tertulia admin create` keeps
+   * the password of an account that exists), as an operator would.
+   */
+  makeAdmin(nickname) {
+    const run = spawnSync(BIN, ['admin', 'create', '--nickname', nickname, '--database-url', this.db], {
+      input: '',
+      env: { ...process.env, RUST_LOG: 'warn' },
+    });
+    if (run.status !== 0) throw new Error(`admin create ${nickname}: ${run.stderr}`);
   }
 }
 
