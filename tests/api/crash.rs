@@ -528,7 +528,11 @@ impl Chatter {
                 });
                 // Now and then a second copy at once, as a client's retry timer may send one
                 // before the first ack: both copies are acknowledged with one msg_id.
-                let copies = if n % SECOND_COPY_EVERY == 0 { 2 } else { 1 };
+                let copies = if n.is_multiple_of(SECOND_COPY_EVERY) {
+                    2
+                } else {
+                    1
+                };
                 for _ in 0..copies {
                     let frame = self.send_frame(n);
                     if let Err(e) = ws.send(Message::Text(frame)).await {
@@ -838,12 +842,12 @@ async fn every_acknowledged_message_survives_sigkill_exactly_once_and_resends_ke
                 c.nickname
             );
         }
-        if round == KILLS {
+        // After the last kill only the recovery above remains.
+        let Some(&delay) = kill_delays.get(round) else {
             break;
-        }
+        };
 
         // Load, and a SIGKILL at a random moment of it.
-        let delay = kill_delays[round];
         let sent_before: usize = chatters.iter().map(|c| c.sent.len()).sum();
         let killed = Cell::new(false);
         let killer = async {
