@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// `GET /api/rooms/{room}/messages` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Only messages with a smaller `msg_id` (older): the page just before it. Not with
     /// `after`.
@@ -55,7 +56,7 @@ pub struct HistoryPage {
     responses(
         (status = 200, body = HistoryPage, description = "a page, oldest first"),
         (status = 400, body = crate::error::ErrorBody, description = "a bad room name, or both `before` and `after`"),
-        (status = 401, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody, description = "no credential, or one revoked or expired"),
         (status = 403, body = crate::error::ErrorBody, description = "a direct or call room that is not yours"),
         (status = 404, body = crate::error::ErrorBody, description = "a direct room with a user who does not exist"),
     )

@@ -368,6 +368,29 @@ async fn a_history_page_runs_one_way_so_before_and_after_together_are_refused() 
 }
 
 #[actix_web::test]
+async fn the_history_route_documents_before_after_and_limit_as_optional_query_parameters() {
+    let app = spawn_app().await;
+    let doc = app.get("/api/openapi.json", None).await.body;
+    let op = &doc["paths"]["/api/rooms/{room}/messages"]["get"];
+    let params = op["parameters"].as_array().expect("parameters");
+    for name in ["before", "after", "limit"] {
+        let p = params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no '{name}' in {op}"));
+        assert_eq!(p["in"], "query", "{p}");
+        assert_ne!(p["required"], true, "{p}");
+    }
+    assert_eq!(
+        op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/HistoryPage"
+    );
+    let page = &doc["components"]["schemas"]["HistoryPage"]["properties"];
+    assert!(page["has_more"].is_object(), "{page}");
+    assert!(doc["components"]["schemas"]["ChatView"]["properties"]["msg_id"].is_object());
+}
+
+#[actix_web::test]
 async fn paging_after_a_msg_id_follows_the_rooms_access_rule() {
     let app = spawn_app().await;
     let (ana, bia, caio) = (
