@@ -101,70 +101,68 @@ pub fn insert(conn: &mut SqliteConnection, new: &NewMessage) -> QueryResult<(Mes
         .ok_or(Error::NotFound)
 }
 
-/// Up to `limit` messages of a room older than `before` (all if `None`), oldest first.
-pub fn before(
-    conn: &mut SqliteConnection,
-    room_id: i64,
-    before: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<Message>> {
-    let mut query = messages::table
-        .filter(messages::room_id.eq(room_id))
-        .select(Message::as_select())
-        .order(messages::id.desc())
-        .limit(limit.clamp(1, MAX_PAGE))
-        .into_boxed();
-    if let Some(before) = before {
-        query = query.filter(messages::id.lt(before));
-    }
-    let mut page = query.load(conn)?;
-    page.reverse();
-    Ok(page)
-}
-
-/// Up to `limit` messages of a room newer than `since`, oldest first (what a client missed).
-pub fn since(
-    conn: &mut SqliteConnection,
-    room_id: i64,
-    since: i64,
-    limit: i64,
-) -> QueryResult<Vec<Message>> {
-    messages::table
-        .filter(messages::room_id.eq(room_id))
-        .filter(messages::id.gt(since))
-        .select(Message::as_select())
-        .order(messages::id.asc())
-        .limit(limit.clamp(1, MAX_PAGE))
-        .load(conn)
-}
-
 /// How many messages are stored in all.
 pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
     messages::table.count().get_result(conn)
 }
 
-/// One page of a room's history older than `before` (all if `None`), oldest first, and
-/// whether older messages remain.
+/// Where a history page starts, and which way it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The latest messages, or those older than this `msg_id`: scrolling back.
+    Before(Option<i64>),
+    /// The messages newer than this `msg_id`: catching up on what was missed.
+    After(i64),
+}
+
+impl Cursor {
+    /// The cursor a request's `before` and `after` ask for: they exclude each other (a page
+    /// runs one way), and neither means the latest messages.
+    pub fn from_request(before: Option<i64>, after: Option<i64>) -> Result<Cursor, String> {
+        match (before, after) {
+            (Some(_), Some(_)) => {
+                Err("'before' and 'after' exclude each other: give one of them".to_owned())
+            }
+            (None, Some(after)) => Ok(Cursor::After(after)),
+            (before, None) => Ok(Cursor::Before(before)),
+        }
+    }
+}
+
+/// One page of a room's history, oldest first, and whether more messages remain beyond it
+/// in the page's direction: older ones for [`Cursor::Before`] (ask again with the first
+/// `msg_id`), newer ones for [`Cursor::After`] (ask again with the last).
 pub fn page(
     conn: &mut SqliteConnection,
     room_id: i64,
-    before_id: Option<i64>,
+    cursor: Cursor,
     limit: i64,
 ) -> QueryResult<(Vec<Message>, bool)> {
     let limit = limit.clamp(1, MAX_PAGE);
-    let mut query = messages::table
+    // One row more than the page tells whether more remain, without a count.
+    let query = messages::table
         .filter(messages::room_id.eq(room_id))
         .select(Message::as_select())
-        .order(messages::id.desc())
         .limit(limit + 1)
         .into_boxed();
-    if let Some(before_id) = before_id {
-        query = query.filter(messages::id.lt(before_id));
-    }
-    let mut rows = query.load(conn)?;
+    let mut rows = match cursor {
+        Cursor::Before(before_id) => {
+            let mut query = query.order(messages::id.desc());
+            if let Some(before_id) = before_id {
+                query = query.filter(messages::id.lt(before_id));
+            }
+            query.load(conn)?
+        }
+        Cursor::After(after_id) => query
+            .order(messages::id.asc())
+            .filter(messages::id.gt(after_id))
+            .load(conn)?,
+    };
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    rows.reverse();
+    if matches!(cursor, Cursor::Before(_)) {
+        rows.reverse();
+    }
     Ok((rows, has_more))
 }
 

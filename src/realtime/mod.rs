@@ -39,7 +39,7 @@ use self::{
     hub::{Hub, Shutdown},
     metrics::RealtimeMetrics,
     presence::{CloseAll, CountSessions, Heartbeat, PresenceActor},
-    protocol::{RoomRef, SessionId, SharedStr, UserId},
+    protocol::{ChatView, RoomName, RoomRef, SessionId, SharedStr, UserId},
     store::ChatStore,
 };
 use crate::{
@@ -47,6 +47,7 @@ use crate::{
     config::Settings,
     db::{
         self,
+        messages::Cursor,
         models::{Room, RoomKind},
         DbPool,
     },
@@ -258,28 +259,53 @@ pub(crate) fn ws_error(e: &ApiError) -> String {
 /// Default page size of chat history, over HTTP and WebSocket alike.
 pub(crate) const HISTORY_PAGE: i64 = 50;
 
-/// A history page as stored: the messages (oldest first), their senders' nicknames by user
-/// id, and whether older messages remain.
-pub(crate) type HistoryRows = (Vec<db::models::Message>, HashMap<i64, String>, bool);
+/// A history page as frames carry it: the messages (oldest first) and whether more remain
+/// in the page's direction (see [`db::messages::page`]).
+pub(crate) type HistoryPage = (Vec<ChatView>, bool);
 
-/// A page of `name`'s history older than `before` (`limit` messages, [`HISTORY_PAGE`] by
-/// default) with its senders' nicknames and whether older ones remain, under the same access
-/// rule as joining. A room never created yet has an empty history.
+/// A page of `room`'s history at `cursor` (`limit` messages, [`HISTORY_PAGE`] by default)
+/// and whether more remain that way, under the same access rule as joining. A room never
+/// created yet has an empty history.
 pub(crate) fn history_page(
     conn: &mut SqliteConnection,
-    name: &str,
+    room: &RoomName,
     kind: RoomRef,
     user: UserId,
-    before: Option<i64>,
+    cursor: Cursor,
     limit: Option<i64>,
-) -> Result<HistoryRows, ApiError> {
-    let Some(room) = enter_room(conn, name, kind, user, false)? else {
-        return Ok((Vec::new(), HashMap::new(), false));
+) -> Result<HistoryPage, ApiError> {
+    let Some(row) = enter_room(conn, room.as_str(), kind, user, false)? else {
+        return Ok((Vec::new(), false));
     };
-    let (rows, has_more) =
-        db::messages::page(conn, room.id, before, limit.unwrap_or(HISTORY_PAGE))?;
+    Ok(room_page(
+        conn,
+        room,
+        row.id,
+        cursor,
+        limit.unwrap_or(HISTORY_PAGE),
+    )?)
+}
+
+/// A page of the stored room `room_id` (called `room`) as frames carry it: the one place
+/// stored rows become [`ChatView`]s, for `room.joined`, `chat.history` and the HTTP API
+/// alike. No access check: the caller has made it.
+pub(crate) fn room_page(
+    conn: &mut SqliteConnection,
+    room: &RoomName,
+    room_id: i64,
+    cursor: Cursor,
+    limit: i64,
+) -> diesel::QueryResult<HistoryPage> {
+    let (rows, has_more) = db::messages::page(conn, room_id, cursor, limit)?;
     let names = db::messages::sender_names(conn, &rows)?;
-    Ok((rows, names, has_more))
+    let views = rows
+        .into_iter()
+        .map(|m| {
+            let nick = names.get(&m.sender_id).map_or("", String::as_str);
+            session::chat_view(room, m, nick)
+        })
+        .collect();
+    Ok((views, has_more))
 }
 
 /// Finds (and with `create`, creates) the room called `name` and checks that `user` may

@@ -15,7 +15,10 @@ use bytestring::ByteString;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::{db::models::Capabilities, error::ErrorCode};
+use crate::{
+    db::{messages::Cursor, models::Capabilities},
+    error::ErrorCode,
+};
 
 /// Most characters in a chat message's text.
 pub const MAX_TEXT_CHARS: usize = 4000;
@@ -340,7 +343,8 @@ pub enum ClientMsg {
     ChatHistory {
         room: RoomName,
         kind: RoomRef,
-        before: Option<i64>,
+        /// From `before` (scrolling back) or `after` (catching up), never both.
+        cursor: Cursor,
         limit: Option<i64>,
     },
 }
@@ -497,6 +501,9 @@ struct ChatHistoryIn {
     room: String,
     #[serde(default)]
     before: Option<i64>,
+    /// Since protocol revision 1.1.
+    #[serde(default)]
+    after: Option<i64>,
     #[serde(default)]
     limit: Option<i64>,
 }
@@ -611,7 +618,7 @@ fn parse_body(kind: &str, text: &str) -> Result<ClientMsg, String> {
             ClientMsg::ChatHistory {
                 room,
                 kind,
-                before: f.before,
+                cursor: Cursor::from_request(f.before, f.after)?,
                 limit: f.limit,
             }
         }
@@ -625,9 +632,11 @@ fn parse_body(kind: &str, text: &str) -> Result<ClientMsg, String> {
 }
 
 /// A user as frames name them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserRef {
+    #[schema(value_type = i64)]
     pub id: UserId,
+    #[schema(value_type = String)]
     pub nickname: SharedStr,
 }
 
@@ -688,9 +697,10 @@ pub struct SnapshotUser<'a> {
     pub themes: &'a [String],
 }
 
-/// A stored chat message as frames carry it.
-#[derive(Debug, Clone, Serialize)]
+/// A stored chat message as frames carry it (and `GET /api/rooms/{room}/messages`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChatView {
+    #[schema(value_type = String)]
     pub room: RoomName,
     pub msg_id: i64,
     pub client_msg_id: String,
@@ -787,6 +797,10 @@ pub enum ServerMsg<'a> {
         kind: &'static str,
         peers: &'a [PeerView],
         messages: &'a [ChatView],
+        /// Only after a join with `since` (protocol revision 1.1): more missed messages
+        /// remain after `messages`, to fetch with `chat.history` `after`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        has_more: Option<bool>,
     },
     #[serde(rename = "room.peer_joined")]
     RoomPeerJoined {
@@ -821,6 +835,8 @@ pub enum ServerMsg<'a> {
         id: Option<&'a FrameId>,
         room: &'a RoomName,
         messages: &'a [ChatView],
+        /// More messages remain the way the page runs: older ones (`before`, or neither),
+        /// newer ones (`after`).
         has_more: bool,
     },
     #[serde(rename = "ack")]
@@ -979,6 +995,35 @@ mod tests {
         assert!(err.message.contains("client_msg_id"), "{}", err.message);
         assert!(parse("[1,2]").is_err());
         assert!(parse("{}").is_err());
+    }
+
+    #[test]
+    fn a_history_request_pages_one_way_only() {
+        let frame =
+            parse(r#"{"type":"chat.history","id":4,"room":"canal1","after":41}"#).expect("parses");
+        assert!(matches!(
+            frame.msg,
+            ClientMsg::ChatHistory {
+                cursor: Cursor::After(41),
+                ..
+            }
+        ));
+        let frame = parse(r#"{"type":"chat.history","room":"canal1"}"#).expect("parses");
+        assert!(matches!(
+            frame.msg,
+            ClientMsg::ChatHistory {
+                cursor: Cursor::Before(None),
+                ..
+            }
+        ));
+        let err = parse(r#"{"type":"chat.history","id":5,"room":"canal1","before":9,"after":3}"#)
+            .unwrap_err();
+        assert_eq!(err.id, Some(FrameId::Num(5)));
+        assert!(
+            err.message.contains("exclude each other"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

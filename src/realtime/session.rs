@@ -36,12 +36,13 @@ use super::{
         ServerMsg, SessionId, SharedStr, UserId, UserRef, WelcomeUser,
     },
     room::{Join, Leave, RoomActor, Signal, Typing},
+    room_page,
     store::{ChatReply, StoreChat},
     ws_error, CloseSession, ConnectionSlot, Deliver, Realtime, SessionHandle,
 };
 use crate::{
     config::Settings,
-    db::{self, models::NewMessage},
+    db::{self, messages::Cursor, models::NewMessage},
     error::{ApiError, ErrorCode},
 };
 
@@ -775,11 +776,13 @@ struct Joined {
 }
 
 /// What a successful join yields: the pending membership, the peers already there, the
-/// history to send, the room's id and kind.
+/// history to send (and, after a join with `since`, whether more missed messages remain),
+/// the room's id and kind.
 type JoinOutcome = (
     JoinGuard,
     Vec<protocol::PeerView>,
     Vec<ChatView>,
+    Option<bool>,
     i64,
     db::models::RoomKind,
 );
@@ -1150,9 +1153,9 @@ impl SessionActor {
             ClientMsg::ChatHistory {
                 room,
                 kind,
-                before,
+                cursor,
                 limit,
-            } => self.history(id, room, kind, before, limit, ctx),
+            } => self.history(id, room, kind, cursor, limit, ctx),
         }
     }
 
@@ -1219,26 +1222,26 @@ impl SessionActor {
             let (guard, peers) =
                 outcome.ok_or_else(|| ApiError::Unavailable("room is restarting".into()))?;
             let room_id = room_row.id;
-            let history = db::run(&pool, move |conn| {
-                let rows = match since {
-                    Some(since) => {
-                        db::messages::since(conn, room_id, since, db::messages::MAX_PAGE)?
-                    }
-                    None => db::messages::before(conn, room_id, None, JOIN_HISTORY)?,
+            let (messages, has_more) = db::run(&pool, move |conn| {
+                // With `since`, what was missed, oldest first, a page at a time (the client
+                // asks for the rest with `chat.history` `after`); else the latest messages.
+                let (cursor, limit) = match since {
+                    Some(since) => (Cursor::After(since), db::messages::MAX_PAGE),
+                    None => (Cursor::Before(None), JOIN_HISTORY),
                 };
-                let names = db::messages::sender_names(conn, &rows)?;
-                Ok((rows, names))
+                Ok(room_page(conn, &name, room_id, cursor, limit)?)
             })
-            .await;
-            let (rows, names) = history?;
-            let messages: Vec<ChatView> = rows
-                .into_iter()
-                .map(|m| {
-                    let nick = names.get(&m.sender_id).map_or("", String::as_str);
-                    chat_view(&name, m, nick)
-                })
-                .collect();
-            Ok::<_, ApiError>((guard, peers, messages, room_row.id, room_row.kind()))
+            .await?;
+            // Whether older messages remain is not news to a first join: said only with `since`.
+            let has_more = since.map(|_| has_more);
+            Ok::<_, ApiError>((
+                guard,
+                peers,
+                messages,
+                has_more,
+                room_row.id,
+                room_row.kind(),
+            ))
         };
         // Signals and peer events of the room come after `room.joined`.
         self.outbox.hold();
@@ -1258,7 +1261,7 @@ impl SessionActor {
     ) {
         let act = self;
         match res {
-            Ok((guard, peers, messages, room_id, room_kind)) => {
+            Ok((guard, peers, messages, has_more, room_id, room_kind)) => {
                 let Some(addr) = guard.disarm() else { return };
                 act.rooms.insert(room.clone(), Joined { addr, room_id });
                 let frame = ServerMsg::RoomJoined {
@@ -1267,6 +1270,7 @@ impl SessionActor {
                     kind: room_kind.as_str(),
                     peers: &peers,
                     messages: &messages,
+                    has_more,
                 }
                 .encode();
                 act.push(ctx, frame);
@@ -1308,34 +1312,28 @@ impl SessionActor {
         self.rt.store.do_send(StoreChat { new, reply });
     }
 
-    /// `chat.history`: a page of older messages, with the same access rule as joining.
+    /// `chat.history`: a page of older (`before`) or newer (`after`) messages, with the same
+    /// access rule as joining.
     fn history(
         &mut self,
         id: Option<FrameId>,
         room: RoomName,
         kind: RoomRef,
-        before: Option<i64>,
+        cursor: Cursor,
         limit: Option<i64>,
         ctx: &mut Context<Self>,
     ) {
         let pool = self.rt.pool.clone();
         let uid = self.who.user.id;
-        let lookup = room.as_str().to_owned();
+        let lookup = room.clone();
         let work = async move {
             db::run(&pool, move |conn| {
-                history_page(conn, &lookup, kind, uid, before, limit)
+                history_page(conn, &lookup, kind, uid, cursor, limit)
             })
             .await
         };
         ctx.spawn(work.into_actor(self).map(move |res, act, ctx| match res {
-            Ok((rows, names, has_more)) => {
-                let messages: Vec<ChatView> = rows
-                    .into_iter()
-                    .map(|m| {
-                        let nick = names.get(&m.sender_id).map_or("", String::as_str);
-                        chat_view(&room, m, nick)
-                    })
-                    .collect();
+            Ok((messages, has_more)) => {
                 let frame = ServerMsg::ChatHistory {
                     id: id.as_ref(),
                     room: &room,

@@ -4,7 +4,7 @@ use diesel::connection::SimpleConnection;
 use serde_json::json;
 
 use crate::{
-    helpers::{spawn_app, TestApp, TestUser},
+    helpers::{spawn_app, spawn_app_with, TestApp, TestUser},
     ws_client::{connect, WsClient},
 };
 
@@ -208,6 +208,209 @@ async fn history_pages_longer_than_a_fragment_arrive_whole_and_in_order() {
     for want in texts.iter().map(String::as_str).chain(["curta"]) {
         assert_eq!(b.recv_type("chat.message").await["text"], want);
     }
+}
+
+/// The `msg_id`s of a page's (or a `room.joined`'s) `messages`.
+fn msg_ids(page: &serde_json::Value) -> Vec<i64> {
+    page["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages in {page}"))
+        .iter()
+        .map(|m| m["msg_id"].as_i64().expect("msg_id"))
+        .collect()
+}
+
+/// How many messages are sent while a member is away: five times what one page holds.
+const MISSED: usize = 1000;
+
+/// Ana sends `MISSED` messages to `canal1` (joined) as fast as the server takes them, a
+/// hundred in flight at a time; returns their `msg_id`s in the order sent.
+async fn send_many(a: &mut WsClient) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(MISSED);
+    for batch in 0..MISSED / 100 {
+        let range = batch * 100..(batch + 1) * 100;
+        for i in range.clone() {
+            a.send(json!({"type": "chat.send", "id": i, "room": "canal1",
+                          "client_msg_id": format!("gap-{i}"), "text": format!("perdida {i}")}))
+                .await;
+        }
+        for i in range {
+            let ack = a.recv_reply(i as i64).await;
+            assert_eq!(ack["type"], "ack", "{ack}");
+            ids.push(ack["msg_id"].as_i64().expect("msg_id"));
+        }
+    }
+    ids
+}
+
+#[actix_web::test]
+async fn a_member_away_for_a_thousand_messages_gets_them_all_by_paging_after_its_resume_join() {
+    // 1,000 sends from one connection: well above the default frame rate limit.
+    let app = spawn_app_with(|s| {
+        s.ws_rate_per_sec = 100_000;
+        s.ws_rate_burst = 100_000;
+        s.ws_outbound_queue = 4096;
+    })
+    .await;
+    let (ana, bia) = (app.user("ana").await, app.user("bia").await);
+    let mut a = connect(&app, &ana).await;
+    let mut b = connect(&app, &bia).await;
+    a.join("canal1").await;
+    b.join("canal1").await;
+    let seen = a
+        .request(1_000_000, json!({"type": "chat.send", "room": "canal1", "client_msg_id": "antes", "text": "antes"}))
+        .await["msg_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(b.recv_type("chat.message").await["msg_id"], seen);
+    // Bia's connection drops; a thousand messages are sent meanwhile.
+    b.vanish();
+    let sent = send_many(&mut a).await;
+    assert!(sent.windows(2).all(|w| w[0] < w[1]), "ids grow");
+
+    // Back, she resumes: the first page of what she missed, and word that more remains.
+    let mut b = connect(&app, &bia).await;
+    let joined = b
+        .request(
+            1,
+            json!({"type": "room.join", "room": "canal1", "since": seen}),
+        )
+        .await;
+    assert_eq!(joined["type"], "room.joined", "{joined}");
+    assert_eq!(msg_ids(&joined), sent[..200]);
+    assert_eq!(joined["has_more"], true);
+
+    // She pages forward with `after` until nothing remains: all of it, in order, once.
+    let mut got = msg_ids(&joined);
+    let mut pages = Vec::new();
+    let mut has_more = true;
+    while has_more {
+        let after = *got.last().expect("a message");
+        let page = b
+            .request(
+                2 + pages.len() as i64,
+                json!({"type": "chat.history", "room": "canal1", "after": after, "limit": 200}),
+            )
+            .await;
+        assert_eq!(page["type"], "chat.history", "{page}");
+        assert!(pages.len() < 10, "paging does not end");
+        has_more = page["has_more"] == true;
+        got.extend(msg_ids(&page));
+        pages.push(page);
+    }
+    assert_eq!(
+        got, sent,
+        "every missed message, in order, no gap, no duplicate"
+    );
+    assert_eq!(pages.len(), 4);
+    assert_eq!(
+        pages[3]["messages"][199]["text"],
+        format!("perdida {}", MISSED - 1)
+    );
+
+    // The same pages over HTTP, message for message.
+    for page in &pages {
+        let after = page["messages"][0]["msg_id"].as_i64().unwrap() - 1;
+        let http = app
+            .get(
+                &format!("/api/rooms/canal1/messages?after={after}&limit=200"),
+                Some(&bia.token),
+            )
+            .await;
+        assert_eq!(http.status.as_u16(), 200, "{}", http.body);
+        assert_eq!(http.body["messages"], page["messages"]);
+        assert_eq!(http.body["has_more"], page["has_more"]);
+    }
+
+    // Nothing missed: an empty page that says so. A first join does not speak of it.
+    let last = *sent.last().unwrap();
+    let mut b2 = connect(&app, &bia).await;
+    let caught_up = b2
+        .request(
+            1,
+            json!({"type": "room.join", "room": "canal1", "since": last}),
+        )
+        .await;
+    assert_eq!(caught_up["messages"], json!([]));
+    assert_eq!(caught_up["has_more"], false);
+    let first = b2.join("canal1").await;
+    assert!(first.get("has_more").is_none(), "{first}");
+}
+
+#[actix_web::test]
+async fn a_history_page_runs_one_way_so_before_and_after_together_are_refused() {
+    let (app, [ana, _], mut a, _b) = ana_and_bia_in_canal1().await;
+    let err = a
+        .request(
+            1,
+            json!({"type": "chat.history", "room": "canal1", "before": 10, "after": 1}),
+        )
+        .await;
+    assert_eq!(err["type"], "error", "{err}");
+    assert_eq!(err["code"], "bad_request");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("'before' and 'after'"),
+        "{err}"
+    );
+    // The connection goes on.
+    a.join("canal1").await;
+    let res = app
+        .get(
+            "/api/rooms/canal1/messages?before=10&after=1",
+            Some(&ana.token),
+        )
+        .await;
+    assert_eq!(res.status.as_u16(), 400, "{}", res.body);
+    assert_eq!(res.error_code(), "bad_request");
+}
+
+#[actix_web::test]
+async fn the_history_route_documents_before_after_and_limit_as_optional_query_parameters() {
+    let app = spawn_app().await;
+    let doc = app.get("/api/openapi.json", None).await.body;
+    let op = &doc["paths"]["/api/rooms/{room}/messages"]["get"];
+    let params = op["parameters"].as_array().expect("parameters");
+    for name in ["before", "after", "limit"] {
+        let p = params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no '{name}' in {op}"));
+        assert_eq!(p["in"], "query", "{p}");
+        assert_ne!(p["required"], true, "{p}");
+    }
+    assert_eq!(
+        op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/HistoryPage"
+    );
+    let page = &doc["components"]["schemas"]["HistoryPage"]["properties"];
+    assert!(page["has_more"].is_object(), "{page}");
+    assert!(doc["components"]["schemas"]["ChatView"]["properties"]["msg_id"].is_object());
+}
+
+#[actix_web::test]
+async fn paging_after_a_msg_id_follows_the_rooms_access_rule() {
+    let app = spawn_app().await;
+    let (ana, bia, caio) = (
+        app.user("ana").await,
+        app.user("bia").await,
+        app.user("caio").await,
+    );
+    let dm = format!("dm:{}:{}", ana.id.min(bia.id), ana.id.max(bia.id));
+    let mut c = connect(&app, &caio).await;
+    let err = c
+        .request(1, json!({"type": "chat.history", "room": dm, "after": 0}))
+        .await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+    let res = app
+        .get(
+            &format!("/api/rooms/{dm}/messages?after=0"),
+            Some(&caio.token),
+        )
+        .await;
+    assert_eq!(res.status.as_u16(), 403);
 }
 
 #[actix_web::test]

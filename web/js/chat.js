@@ -96,6 +96,12 @@ class ChatWindow {
         this.addMessages(f.messages);
         if (this.oldestId === null) this.showBeginning(true);
       }),
+      // The rest of what was missed while away (more than room.joined holds), page by page.
+      c.on('chat.missed', (f) => {
+        if (f.room !== this.room) return;
+        this.addMessages(f.messages);
+        if (f.error) this.setNotice(t('chat.unavailable', { reason: f.error.message || f.error.code || '' }));
+      }),
       c.on('chat.message', (m) => {
         if (m.room === this.room) {
           this.addMessages([m]);
@@ -157,14 +163,14 @@ class ChatWindow {
       li = this.renderMessage(m);
       this.byMsgId.set(m.msg_id, li);
       if (this.oldestId === null || m.msg_id < this.oldestId) this.oldestId = m.msg_id;
-      // Before the first delivered message with a higher id, else before pending ones.
+      // Before the first delivered message with a higher id, else before pending ones. Looked
+      // for from the end: new messages (a live one, a page caught up after a reconnect)
+      // belong there, so a thousand missed ones do not cost a million comparisons.
       let before = null;
-      for (const other of this.list.children) {
+      for (let other = this.list.lastElementChild; other; other = other.previousElementSibling) {
         const id = other.dataset.msgId ? Number(other.dataset.msgId) : Infinity;
-        if (id > m.msg_id) {
-          before = other;
-          break;
-        }
+        if (id < m.msg_id) break;
+        before = other;
       }
       this.list.insertBefore(li, before);
     }

@@ -19,7 +19,14 @@
 //   calls.missed     {calls} missed while away
 //   call.incoming, call.ringing, call.accepted, call.declined, call.cancelled, call.missed,
 //   call.ended, call.left, call.answered_elsewhere     the server's frames, as they are
-//   room.joined      the joined frame, `messages` already filtered to the ones not seen before
+//   room.joined      the joined frame, `messages` already filtered to the ones not seen before;
+//                    after a resume, `has_more: true` says more was missed than one frame holds:
+//                    the client fetches the rest itself and hands it over as `chat.missed`
+//   chat.missed      {room, messages, has_more, error?} the rest of what was missed while away,
+//                    a page at a time, oldest first, each message once; live `chat.message`s of
+//                    the room wait until it has all come (then those not seen follow, in order).
+//                    `has_more: false` ends it; `error` (with `has_more: true`) means the rest
+//                    could not be fetched
 //   room.peer_joined, room.peer_left, signal, chat.typing   (`room.peer_left` has `dropped`:
 //                    the peer's connection ended; in a call it may come back, see call.js)
 //   room.lost        {room, error} a room could not be rejoined after a reconnect
@@ -35,6 +42,9 @@ export const CLOSE_REVOKED = 4001;
 
 /** How long before an unanswered (or rate-limited) chat message is sent again, in ms. */
 const RESEND_AFTER_MS = 1000;
+
+/** Messages asked for per page when catching up on what was missed (the server's most). */
+const CATCH_UP_PAGE = 200;
 
 /** Statuses a user may set themselves; `in_call` and `offline` are the server's. */
 export const SETTABLE_STATUSES = ['online', 'busy', 'away'];
@@ -93,7 +103,12 @@ export class TertuliaClient {
     this.welcome = null;
     /** Everyone the server says is not offline, plus those seen going offline: id → user. */
     this.users = new Map();
-    /** Rooms we are in (and rejoin after a reconnect): name → {lastMsgId, seen: Set}. */
+    /**
+     * Rooms we are in (and rejoin after a reconnect): name → {lastMsgId, seen: Set, joined,
+     * catchUp}. `lastMsgId` is the newest message handed to the app, so a resume asks for
+     * what came after it; `catchUp` is set while missed pages are being fetched
+     * ({buffer: live chat.message frames held back meanwhile, done: a promise}).
+     */
     this.rooms = new Map();
     /** Chat messages not yet stored by the server: client_msg_id → {room, text}. */
     this.outbox = new Map();
@@ -227,8 +242,13 @@ export class TertuliaClient {
 
   _onClose(code, reason) {
     this._ws = null;
-    // Rooms must be joined again before anything is sent to them.
-    for (const room of this.rooms.values()) room.joined = false;
+    // Rooms must be joined again before anything is sent to them. A catch-up in progress
+    // stops; the live messages it held back were not handed over, so the resume join (from
+    // `lastMsgId`) brings them again.
+    for (const room of this.rooms.values()) {
+      room.joined = false;
+      room.catchUp = null;
+    }
     this._stopHeartbeat();
     this._failPending('disconnected');
     const waiters = this._connectWaiters.splice(0);
@@ -440,20 +460,84 @@ export class TertuliaClient {
   _onRoomJoined(frame) {
     const room = this._roomState(frame.room);
     room.joined = true;
+    const all = frame.messages || [];
     const fresh = [];
-    for (const m of frame.messages || []) {
+    for (const m of all) {
       if (this._remember(room, m)) fresh.push(m);
       this._markDelivered(m);
     }
     // Mutated in place so the joinRoom() promise (resolved with this frame) sees it too.
     frame.messages = fresh;
+    // More was missed than the frame holds (protocol 1.1): live messages are held back from
+    // now on, so the app gets the missed ones first, then the live ones, each once.
+    if (frame.has_more === true && all.length) {
+      const run = { buffer: [], done: null };
+      room.catchUp = run;
+      // Its first page is asked for now; it can only come after this frame's handlers.
+      run.done = this._catchUp(frame.room, room, run, all[all.length - 1].msg_id);
+    }
     this._emit('room.joined', frame);
     this._flushOutbox(frame.room);
+  }
+
+  /**
+   * Fetches the missed messages of `room` after `after`, page by page (`chat.history` with
+   * `after`), emitting each page as `chat.missed`, then hands over the live messages held
+   * back meanwhile. Ends quietly when superseded (a drop, a new join, leaving the room).
+   */
+  async _catchUp(name, room, run, after) {
+    const current = () => room.catchUp === run && this.rooms.get(name) === room;
+    let hasMore = true;
+    while (hasMore) {
+      if (!current()) return;
+      let reply;
+      try {
+        reply = await this.request({ type: 'chat.history', room: name, after, limit: CATCH_UP_PAGE });
+      } catch (err) {
+        if (!current()) return;
+        if (err.code === 'timeout' || err.code === 'rate_limited') {
+          // Over the rate limit the server drops frames unanswered: ask again shortly.
+          await new Promise((r) => setTimeout(r, RESEND_AFTER_MS));
+          continue;
+        }
+        room.catchUp = null;
+        if (err.code === 'disconnected' || err.code === 'closed') return;
+        // Refused (e.g. no longer allowed in): say the rest is missing, go on live.
+        this._emit('chat.missed', { room: name, messages: [], has_more: true, error: err });
+        this._releaseLive(room, run.buffer);
+        return;
+      }
+      if (!current()) return;
+      const page = reply.messages || [];
+      const fresh = [];
+      for (const m of page) {
+        if (this._remember(room, m)) fresh.push(m);
+        this._markDelivered(m);
+      }
+      hasMore = reply.has_more === true && page.length > 0;
+      if (page.length) after = page[page.length - 1].msg_id;
+      this._emit('chat.missed', { room: name, messages: fresh, has_more: hasMore });
+    }
+    room.catchUp = null;
+    this._releaseLive(room, run.buffer);
+  }
+
+  /** Hands over live messages held back during a catch-up: those not seen, in order. */
+  _releaseLive(room, buffer) {
+    buffer.sort((a, b) => a.msg_id - b.msg_id);
+    for (const m of buffer) {
+      if (this._remember(room, m)) this._emit('chat.message', m);
+    }
   }
 
   _onChatMessage(frame) {
     const room = this.rooms.get(frame.room);
     this._markDelivered(frame);
+    if (room?.catchUp) {
+      // Missed messages are still being fetched: this one waits its turn.
+      room.catchUp.buffer.push(frame);
+      return;
+    }
     if (room && !this._remember(room, frame)) return;
     this._emit('chat.message', frame);
   }
@@ -461,10 +545,24 @@ export class TertuliaClient {
   _roomState(name) {
     let room = this.rooms.get(name);
     if (!room) {
-      room = { lastMsgId: null, seen: new Set(), joined: false };
+      room = { lastMsgId: null, seen: new Set(), joined: false, catchUp: null };
       this.rooms.set(name, room);
     }
     return room;
+  }
+
+  /**
+   * Resolves once `room` has no catch-up running: every missed message has been handed over
+   * (as `room.joined` and `chat.missed`), or the catch-up stopped (a drop, an error).
+   */
+  async caughtUp(room) {
+    let run = this.rooms.get(room)?.catchUp;
+    while (run) {
+      await run.done;
+      const next = this.rooms.get(room)?.catchUp;
+      if (next === run) break;
+      run = next;
+    }
   }
 
   /** Records a message as seen; false when it had been seen already. */

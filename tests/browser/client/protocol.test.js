@@ -20,12 +20,17 @@ after(async () => {
   await server?.stop();
 });
 
-/** A connected client for a fresh user. */
+/**
+ * A connected client for a fresh user (on `options.server`, by default the file's server).
+ * `options.wrapSocket(ws)` may wrap its sockets (to hold frames back).
+ */
 async function connected(nickname, options = {}) {
-  const login = await server.user(nickname, options.user);
+  const srv = options.server || server;
+  const wrap = options.wrapSocket || ((ws) => ws);
+  const login = await srv.user(nickname, options.user);
   const client = new TertuliaClient({
-    url: server.wsUrl,
-    createSocket: (url) => new WebSocket(url, { headers: { Authorization: `Bearer ${login.token}` } }),
+    url: srv.wsUrl,
+    createSocket: (url) => wrap(new WebSocket(url, { headers: { Authorization: `Bearer ${login.token}` } })),
     backoff: { minMs: 100, maxMs: 1000 },
     ...options.client,
   });
@@ -150,6 +155,85 @@ describe('the protocol client', () => {
     await until(() => seen.length >= 3, 'missed messages after resume');
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(seen, ['antes', 'durante 1', 'durante 2']);
+  });
+
+  test('a client away for a thousand messages gets them all, in order, once, and the live ones after', async () => {
+    // A server of its own whose frame rate lets one connection send a thousand messages fast.
+    const fast = await startServer({ extraArgs: ['--ws-rate-per-sec', '100000', '--ws-rate-burst', '100000'] });
+    try {
+      // Bia's catch-up requests can be held back, so that a live message surely arrives
+      // while she is still fetching what she missed.
+      let gate = null;
+      const holdHistory = (ws) => {
+        const send = ws.send.bind(ws);
+        ws.send = (data) => {
+          if (!gate || !String(data).includes('"chat.history"')) return send(data);
+          gate.then(() => {
+            if (ws.readyState === 1) send(data);
+          });
+        };
+        return ws;
+      };
+      const a = await connected('ana_c12', { server: fast });
+      const b = await connected('bia_c12', {
+        server: fast,
+        wrapSocket: holdHistory,
+        // She reconnects when the test says so, not on a timer.
+        client: { backoff: { minMs: 600_000, maxMs: 600_000 } },
+      });
+      const room = directRoom(a.id, b.id);
+      await a.client.joinRoom(room);
+      await b.client.joinRoom(room);
+      // Everything Bia's app is handed, in the order it is handed over.
+      const got = [];
+      const missedPages = [];
+      b.client.on('room.joined', (f) => f.room === room && got.push(...f.messages));
+      b.client.on('chat.missed', (f) => {
+        if (f.room !== room) return;
+        missedPages.push(f);
+        got.push(...f.messages);
+      });
+      b.client.on('chat.message', (m) => m.room === room && got.push(m));
+      await a.client.sendChat(room, 'antes').delivered;
+      await until(() => got.length === 1, 'the first message');
+
+      b.client.reconnectNow();
+      await until(() => b.client.state === 'reconnecting', 'bia away');
+      const missed = Array.from({ length: 1000 }, (_, i) => `perdida ${i + 1}`);
+      for (let i = 0; i < missed.length; i += 100) {
+        await Promise.all(missed.slice(i, i + 100).map((text) => a.client.sendChat(room, text).delivered));
+      }
+
+      // Back: the resume join says there is more. While her pages are held back, Ana says
+      // something live, and it reaches Bia's socket in the middle of the catch-up.
+      let release;
+      gate = new Promise((r) => {
+        release = r;
+      });
+      const liveSeen = b.client.waitFor('frame', (f) => f.type === 'chat.message' && f.text === 'ao vivo', 20_000);
+      const resumed = b.client.waitFor('room.joined', (f) => f.room === room, 20_000);
+      b.client.reconnectNow();
+      const joined = await resumed;
+      assert.equal(joined.has_more, true);
+      assert.equal(joined.messages.length, 200);
+      await a.client.sendChat(room, 'ao vivo').delivered;
+      await liveSeen;
+      assert.ok(b.client.rooms.get(room).catchUp, 'the live message came during the catch-up');
+      release();
+      gate = null;
+      await b.client.caughtUp(room);
+      await until(() => got.length >= 1002, 'every message handed over', 20_000);
+      await new Promise((r) => setTimeout(r, 300));
+
+      assert.deepEqual(got.map((m) => m.text), ['antes', ...missed, 'ao vivo']);
+      const ids = got.map((m) => m.msg_id);
+      assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), 'strictly increasing msg_ids');
+      assert.equal(missedPages.at(-1).has_more, false);
+      assert.ok(missedPages.length >= 4, `${missedPages.length} pages after the join`);
+    } finally {
+      for (const c of clients.splice(0)) c.close();
+      await fast.stop();
+    }
   });
 
   test('a call rings, is accepted, and signaling reaches the other peer in the call room', async () => {

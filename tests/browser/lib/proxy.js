@@ -61,13 +61,19 @@ export class TcpProxy {
       upstream.resetAndDestroy();
     }
     this.pairs.clear();
-    setTimeout(() => {
-      this.refusing = false;
-    }, downMs);
+    clearTimeout(this.healTimer);
+    this.healTimer = setTimeout(() => this.heal(), downMs);
     return cut;
   }
 
+  /** Takes connections again at once (ends a `cut` before its `downMs`). */
+  heal() {
+    clearTimeout(this.healTimer);
+    this.refusing = false;
+  }
+
   stop() {
+    clearTimeout(this.healTimer);
     for (const { client, upstream } of this.pairs) {
       client.destroy();
       upstream.destroy();
