@@ -1,5 +1,5 @@
-//! Prometheus metrics, hand-written: a small registry of counters and gauges, the HTTP
-//! request statistics (by route pattern and status, with a latency histogram), and
+//! Prometheus metrics on the `prometheus` crate: a registry of counter and gauge families,
+//! the HTTP request statistics (by route pattern and status, with a latency histogram), and
 //! [`RecordMetrics`], the middleware that feeds them. `GET /metrics` renders it all in the
 //! Prometheus text format (version 0.0.4).
 //!
@@ -27,14 +27,10 @@
 //! date (the database pool) is a [`Metrics::gauge_fn`].
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    fmt::Write as _,
+    collections::HashMap,
     future::{ready, Ready},
     rc::Rc,
-    sync::{
-        atomic::{AtomicI64, AtomicU64, Ordering},
-        Arc, Mutex, RwLock,
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -44,6 +40,10 @@ use actix_web::{
     http::Method,
 };
 use futures_util::future::LocalBoxFuture;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
 
 /// Upper bounds, in seconds, of the HTTP latency histogram's buckets (`+Inf` is implicit).
 pub const LATENCY_BUCKETS_SECS: [f64; 12] = [
@@ -54,119 +54,102 @@ pub const LATENCY_BUCKETS_SECS: [f64; 12] = [
 /// for all of them, so scanning for random URLs cannot grow the registry.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// A monotonically increasing count; cheap to clone, lock-free to bump.
-#[derive(Debug, Clone, Default)]
-pub struct Counter(Arc<AtomicU64>);
+/// A monotonically increasing count; cheap to clone, lock-free to bump. The default is a
+/// detached counter (counts, but is not exported).
+#[derive(Debug, Clone)]
+pub struct Counter(IntCounter);
+
+impl Default for Counter {
+    fn default() -> Self {
+        // A constant, valid name: `new` cannot fail on it.
+        Counter(IntCounter::new("detached_total", "not exported").expect("a valid metric name"))
+    }
+}
 
 impl Counter {
     /// Adds one.
     pub fn inc(&self) {
-        self.add(1);
+        self.0.inc();
     }
 
     /// Adds `n`.
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
 
     /// The current count.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
-/// A value that goes up and down; cheap to clone, lock-free to change.
-#[derive(Debug, Clone, Default)]
-pub struct Gauge(Arc<AtomicI64>);
+/// A value that goes up and down; cheap to clone, lock-free to change. The default is a
+/// detached gauge (not exported).
+#[derive(Debug, Clone)]
+pub struct Gauge(IntGauge);
+
+impl Default for Gauge {
+    fn default() -> Self {
+        // A constant, valid name: `new` cannot fail on it.
+        Gauge(IntGauge::new("detached", "not exported").expect("a valid metric name"))
+    }
+}
 
 impl Gauge {
     /// Adds one.
     pub fn inc(&self) {
-        self.add(1);
+        self.0.inc();
     }
 
     /// Subtracts one.
     pub fn dec(&self) {
-        self.add(-1);
+        self.0.dec();
     }
 
     /// Adds `n` (negative to subtract).
     pub fn add(&self, n: i64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.add(n);
     }
 
     /// Replaces the value.
     pub fn set(&self, value: i64) {
-        self.0.store(value, Ordering::Relaxed);
+        self.0.set(value);
     }
 
     /// The current value.
     pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
 /// A function sampled at scrape time.
 type SampleFn = Box<dyn Fn() -> i64 + Send + Sync>;
 
-/// One labelled series of a family.
-enum Series {
-    Counter(Counter),
-    Gauge(Gauge),
-    Sampled(SampleFn),
+/// All series of one metric name, and the label names every one of them has.
+enum Family {
+    Counters(IntCounterVec, Vec<String>),
+    Gauges(IntGaugeVec, Vec<String>),
 }
 
-impl Series {
-    fn value(&self) -> i64 {
+impl Family {
+    fn kind(&self) -> &'static str {
         match self {
-            Series::Counter(c) => i64::try_from(c.get()).unwrap_or(i64::MAX),
-            Series::Gauge(g) => g.get(),
-            Series::Sampled(f) => f(),
+            Family::Counters(..) => "counter",
+            Family::Gauges(..) => "gauge",
         }
     }
-}
-
-/// Prometheus metric types this registry knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    Gauge,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        }
-    }
-}
-
-/// All series of one metric name, keyed by their rendered label set (`{a="x",b="y"}`).
-struct Family {
-    help: &'static str,
-    kind: Kind,
-    series: BTreeMap<String, Series>,
-}
-
-/// Latency and status counts of one (method, route pattern).
-#[derive(Default)]
-struct HttpSeries {
-    /// Cumulative-on-render bucket counts: `buckets[i]` counts requests in bucket `i` only.
-    buckets: [AtomicU64; LATENCY_BUCKETS_SECS.len()],
-    /// Requests slower than the last bucket.
-    overflow: AtomicU64,
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-    /// Responses by status code (a handful per route, so a small locked map).
-    statuses: Mutex<BTreeMap<u16, u64>>,
 }
 
 /// Every metric the server exports. Shared by the HTTP workers and the actors.
 pub struct Metrics {
-    /// Keyed by (method, route pattern).
-    http: RwLock<HashMap<(&'static str, String), Arc<HttpSeries>>>,
-    families: Mutex<BTreeMap<&'static str, Family>>,
+    registry: Registry,
+    /// The families registered through [`Metrics::counter`] and [`Metrics::gauge`], by name.
+    families: Mutex<HashMap<&'static str, Family>>,
+    /// Gauges set from their function just before each scrape, by name and label values.
+    sampled: Mutex<HashMap<(&'static str, Vec<String>), (Gauge, SampleFn)>>,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    uptime: IntGauge,
     started: Instant,
 }
 
@@ -183,11 +166,54 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// An empty registry.
+    /// A registry with the HTTP, uptime and build series.
     pub fn new() -> Self {
+        let registry = Registry::new();
+        // The names, help texts and buckets below are constants, valid and distinct, so
+        // creating and registering them cannot fail.
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "tertulia_http_requests_total",
+                "HTTP requests by method, route pattern and status.",
+            ),
+            &["method", "route", "status"],
+        )
+        .expect("valid HTTP counter");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tertulia_http_request_duration_seconds",
+                "Time to answer HTTP requests, by method and route pattern.",
+            )
+            .buckets(LATENCY_BUCKETS_SECS.to_vec()),
+            &["method", "route"],
+        )
+        .expect("valid HTTP histogram");
+        let uptime = IntGauge::new(
+            "tertulia_uptime_seconds",
+            "Seconds since the server started.",
+        )
+        .expect("valid uptime gauge");
+        let build = IntGaugeVec::new(
+            Opts::new("tertulia_build_info", "The running version."),
+            &["version"],
+        )
+        .expect("valid build gauge");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        for collector in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(uptime.clone()),
+            Box::new(build),
+        ] {
+            registry.register(collector).expect("distinct names");
+        }
         Metrics {
-            http: RwLock::new(HashMap::new()),
-            families: Mutex::new(BTreeMap::new()),
+            registry,
+            families: Mutex::new(HashMap::new()),
+            sampled: Mutex::new(HashMap::new()),
+            http_requests,
+            http_duration,
+            uptime,
             started: Instant::now(),
         }
     }
@@ -200,24 +226,24 @@ impl Metrics {
         help: &'static str,
         labels: &[(&str, &str)],
     ) -> Counter {
-        self.series(name, help, Kind::Counter, labels, |series| match series {
-            Series::Counter(c) => Some(c.clone()),
-            _ => None,
+        self.family(name, help, labels, true, |family, values| match family {
+            Family::Counters(vec, _) => vec.get_metric_with_label_values(values).ok().map(Counter),
+            Family::Gauges(..) => None,
         })
         .unwrap_or_default()
     }
 
     /// The gauge `name` with these labels, created at zero on first use.
     pub fn gauge(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Gauge {
-        self.series(name, help, Kind::Gauge, labels, |series| match series {
-            Series::Gauge(g) => Some(g.clone()),
-            _ => None,
+        self.family(name, help, labels, false, |family, values| match family {
+            Family::Gauges(vec, _) => vec.get_metric_with_label_values(values).ok().map(Gauge),
+            Family::Counters(..) => None,
         })
         .unwrap_or_default()
     }
 
     /// A gauge whose value `sample` computes at each scrape (it must be quick and must not
-    /// block: it runs while the registry is locked). Registering it again replaces it.
+    /// block: it runs while the scrape waits). Registering it again replaces it.
     pub fn gauge_fn(
         &self,
         name: &'static str,
@@ -225,54 +251,61 @@ impl Metrics {
         labels: &[(&str, &str)],
         sample: impl Fn() -> i64 + Send + Sync + 'static,
     ) {
-        let mut families = lock(&self.families);
-        let family = families.entry(name).or_insert_with(|| Family {
-            help,
-            kind: Kind::Gauge,
-            series: BTreeMap::new(),
-        });
-        if family.kind != Kind::Gauge {
-            log::error!("metric {name} is a {}, not a gauge", family.kind.as_str());
-            return;
-        }
-        family
-            .series
-            .insert(label_set(labels), Series::Sampled(Box::new(sample)));
+        let gauge = self.gauge(name, help, labels);
+        let values = labels.iter().map(|(_, v)| (*v).to_owned()).collect();
+        lock(&self.sampled).insert((name, values), (gauge, Box::new(sample)));
     }
 
-    /// Finds the series (creating it if new) and lets `pick` take a handle from it; `None`
-    /// when the name is already used by another kind of metric.
-    fn series<T>(
+    /// Finds the family `name` (registering it if new, as counters or gauges) and lets
+    /// `pick` take the series of these label values from it; `None`, logged, when the name
+    /// is already used by another kind of metric or other label names: a programming error,
+    /// for which the caller gets a detached handle and keeps working.
+    fn family<T>(
         &self,
         name: &'static str,
         help: &'static str,
-        kind: Kind,
         labels: &[(&str, &str)],
-        pick: impl FnOnce(&Series) -> Option<T>,
+        counters: bool,
+        pick: impl FnOnce(&Family, &[&str]) -> Option<T>,
     ) -> Option<T> {
+        let names: Vec<String> = labels.iter().map(|(k, _)| (*k).to_owned()).collect();
+        let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
         let mut families = lock(&self.families);
-        let family = families.entry(name).or_insert_with(|| Family {
-            help,
-            kind,
-            series: BTreeMap::new(),
-        });
-        if family.kind != kind {
-            // A programming error; the caller gets a detached handle and keeps working.
+        if !families.contains_key(name) {
+            let keys: Vec<&str> = names.iter().map(String::as_str).collect();
+            let opts = Opts::new(name, help);
+            let created = if counters {
+                IntCounterVec::new(opts, &keys).and_then(|vec| {
+                    self.registry.register(Box::new(vec.clone()))?;
+                    Ok(Family::Counters(vec, names.clone()))
+                })
+            } else {
+                IntGaugeVec::new(opts, &keys).and_then(|vec| {
+                    self.registry.register(Box::new(vec.clone()))?;
+                    Ok(Family::Gauges(vec, names.clone()))
+                })
+            };
+            match created {
+                Ok(family) => {
+                    families.insert(name, family);
+                }
+                Err(e) => {
+                    log::error!("metric {name} cannot be registered: {e}");
+                    return None;
+                }
+            }
+        }
+        let family = families.get(name)?;
+        let (Family::Counters(_, known) | Family::Gauges(_, known)) = family;
+        let wanted = if counters { "counter" } else { "gauge" };
+        if family.kind() != wanted || *known != names {
             log::error!(
-                "metric {name} is a {}, not a {}",
-                family.kind.as_str(),
-                kind.as_str()
+                "metric {name} is a {} labelled {known:?}, not a {wanted} labelled {names:?}",
+                family.kind()
             );
             return None;
         }
-        let series = family
-            .series
-            .entry(label_set(labels))
-            .or_insert_with(|| match kind {
-                Kind::Counter => Series::Counter(Counter::default()),
-                Kind::Gauge => Series::Gauge(Gauge::default()),
-            });
-        pick(series)
+        pick(family, &values)
     }
 
     /// Records one finished HTTP request. `route` is the matched route *pattern*
@@ -288,113 +321,28 @@ impl Metrics {
         let route = route
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
-        let key = (method, route);
-        let existing = self
-            .http
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .get(&key)
-            .cloned();
-        let series = match existing {
-            Some(series) => series,
-            None => Arc::clone(
-                self.http
-                    .write()
-                    .unwrap_or_else(|poison| poison.into_inner())
-                    .entry(key)
-                    .or_default(),
-            ),
-        };
-        let secs = elapsed.as_secs_f64();
-        match LATENCY_BUCKETS_SECS.iter().position(|&le| secs <= le) {
-            Some(i) => series.buckets[i].fetch_add(1, Ordering::Relaxed),
-            None => series.overflow.fetch_add(1, Ordering::Relaxed),
-        };
-        series.count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        series.sum_micros.fetch_add(micros, Ordering::Relaxed);
-        *lock(&series.statuses).entry(status).or_insert(0) += 1;
+        let mut status_text = itoa::Buffer::new();
+        self.http_requests
+            .with_label_values(&[method, &route, status_text.format(status)])
+            .inc();
+        self.http_duration
+            .with_label_values(&[method, &route])
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Everything, in the Prometheus text exposition format.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(8 * 1024);
-        self.render_http(&mut out);
-        let families = lock(&self.families);
-        for (name, family) in families.iter() {
-            let _ = writeln!(out, "# HELP {name} {}", escape_help(family.help));
-            let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_str());
-            for (labels, series) in &family.series {
-                let _ = writeln!(out, "{name}{labels} {}", series.value());
-            }
+        self.uptime
+            .set(i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX));
+        for (gauge, sample) in lock(&self.sampled).values() {
+            gauge.set(sample());
         }
-        let _ = writeln!(
-            out,
-            "# HELP tertulia_uptime_seconds Seconds since the server started.\n\
-             # TYPE tertulia_uptime_seconds gauge\n\
-             tertulia_uptime_seconds {}",
-            self.started.elapsed().as_secs()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tertulia_build_info The running version.\n\
-             # TYPE tertulia_build_info gauge\n\
-             tertulia_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        out
-    }
-
-    fn render_http(&self, out: &mut String) {
-        let http = self
-            .http
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let mut keys: Vec<_> = http.keys().collect();
-        keys.sort();
-        out.push_str(
-            "# HELP tertulia_http_requests_total HTTP requests by method, route pattern and status.\n\
-             # TYPE tertulia_http_requests_total counter\n",
-        );
-        for key in &keys {
-            let (method, route) = key;
-            let route = escape_value(route);
-            for (status, n) in lock(&http[*key].statuses).iter() {
-                let _ = writeln!(
-                    out,
-                    "tertulia_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-                );
-            }
+        let mut out = Vec::with_capacity(8 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::error!("cannot render the metrics: {e}");
         }
-        out.push_str(
-            "# HELP tertulia_http_request_duration_seconds Time to answer HTTP requests, by method and route pattern.\n\
-             # TYPE tertulia_http_request_duration_seconds histogram\n",
-        );
-        for key in &keys {
-            let (method, route) = key;
-            let route = escape_value(route);
-            let series = &http[*key];
-            let labels = format!("method=\"{method}\",route=\"{route}\"");
-            let mut cumulative = 0;
-            for (le, bucket) in LATENCY_BUCKETS_SECS.iter().zip(&series.buckets) {
-                cumulative += bucket.load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "tertulia_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let count = series.count.load(Ordering::Relaxed);
-            // Read separately from the buckets, so under load `+Inf` may lag by a request
-            // or two; Prometheus tolerates that, and it is never below the last bucket.
-            let inf = (cumulative + series.overflow.load(Ordering::Relaxed)).max(count);
-            let sum = series.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "tertulia_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {inf}\n\
-                 tertulia_http_request_duration_seconds_sum{{{labels}}} {sum}\n\
-                 tertulia_http_request_duration_seconds_count{{{labels}}} {inf}"
-            );
-        }
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
@@ -415,30 +363,6 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "OTHER",
     }
-}
-
-/// Renders labels as `{a="x",b="y"}` (empty for none), values escaped.
-fn label_set(labels: &[(&str, &str)]) -> String {
-    if labels.is_empty() {
-        return String::new();
-    }
-    let inner: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape_value(v)))
-        .collect();
-    format!("{{{}}}", inner.join(","))
-}
-
-/// Escapes a label value: backslash, double quote and newline.
-fn escape_value(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Escapes a help text: backslash and newline.
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 /// Middleware that times every request and counts it by route pattern and status.
@@ -539,7 +463,26 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(label_set(&[("a", "x\"y\\z\n")]), "{a=\"x\\\"y\\\\z\\n\"}");
+        let m = Metrics::new();
+        m.counter("esc_total", "e", &[("a", "x\"y\\z\n")]).inc();
+        assert!(
+            m.render().contains("esc_total{a=\"x\\\"y\\\\z\\n\"} 1"),
+            "{}",
+            m.render()
+        );
+    }
+
+    #[test]
+    fn a_sampled_gauge_is_read_at_each_scrape() {
+        let m = Metrics::new();
+        let n = Arc::new(std::sync::atomic::AtomicI64::new(3));
+        let seen = Arc::clone(&n);
+        m.gauge_fn("pool", "p", &[("state", "idle")], move || {
+            seen.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        assert!(m.render().contains("pool{state=\"idle\"} 3"));
+        n.store(5, std::sync::atomic::Ordering::Relaxed);
+        assert!(m.render().contains("pool{state=\"idle\"} 5"));
     }
 
     #[test]
