@@ -125,6 +125,9 @@ impl Gauge {
 /// A function sampled at scrape time.
 type SampleFn = Box<dyn Fn() -> i64 + Send + Sync>;
 
+/// A sampled gauge's key: its name and label values.
+type SampledKey = (&'static str, Vec<String>);
+
 /// All series of one metric name, and the label names every one of them has.
 enum Family {
     Counters(IntCounterVec, Vec<String>),
@@ -146,7 +149,7 @@ pub struct Metrics {
     /// The families registered through [`Metrics::counter`] and [`Metrics::gauge`], by name.
     families: Mutex<HashMap<&'static str, Family>>,
     /// Gauges set from their function just before each scrape, by name and label values.
-    sampled: Mutex<HashMap<(&'static str, Vec<String>), (Gauge, SampleFn)>>,
+    sampled: Mutex<HashMap<SampledKey, (Gauge, SampleFn)>>,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     uptime: IntGauge,
