@@ -393,3 +393,46 @@ async fn the_schemas_carry_the_rules_the_server_enforces() {
         assert_eq!(query_param(&doc, path, "page")["minimum"], 1, "{path}");
     }
 }
+
+#[actix_web::test]
+async fn the_document_says_which_operations_need_a_session_and_the_server_agrees() {
+    let app = spawn_app().await;
+    let doc = app.get("/api/openapi.json", None).await.body;
+    let mut public = Vec::new();
+    for (method, path, op) in operations(&doc) {
+        let needs_session = match op.get("security") {
+            Some(security) => security.as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|r| r.as_object().is_some_and(|r| !r.is_empty()))
+            }),
+            None => true,
+        };
+        let concrete = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        let body = matches!(method.as_str(), "post" | "put" | "patch").then(|| json!({}));
+        let res = app
+            .request(&method.to_uppercase(), &concrete, None, body)
+            .await;
+        if needs_session {
+            assert_eq!(
+                res.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} declares a session but answers without one: {}",
+                res.body
+            );
+        } else {
+            assert_ne!(
+                res.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} declares no session but refuses a request without one"
+            );
+            public.push(format!("{method} {path}"));
+        }
+    }
+    for must in ["post /api/register", "post /api/login", "get /api/themes"] {
+        assert!(public.contains(&must.to_owned()), "{must} in {public:?}");
+    }
+}
