@@ -114,6 +114,23 @@ async fn a_method_a_route_does_not_serve_is_a_405_that_lists_the_ones_it_does() 
 }
 
 #[actix_web::test]
+async fn the_web_app_is_still_served_with_get_and_head() {
+    let app = spawn_app().await;
+    for method in ["GET", "HEAD"] {
+        for path in ["/", "/index.html"] {
+            let res = app.request(method, path, None, None).await;
+            assert_eq!(res.status, StatusCode::OK, "{method} {path}");
+            let content_type = res
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            assert!(content_type.starts_with("text/html"), "{method} {path}");
+        }
+    }
+}
+
+#[actix_web::test]
 async fn an_unknown_path_stays_a_404_whatever_the_method() {
     let app = spawn_app().await;
     for method in ["TRACE", "PUT", "GET"] {
