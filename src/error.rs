@@ -122,12 +122,89 @@ pub struct ErrorDetail {
 
 /// Builds the JSON error response for a code and message (also used by extractor handlers).
 pub fn error_response(code: ErrorCode, message: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(code.status()).json(ErrorBody {
+    error_response_with_status(code.status(), code, message)
+}
+
+/// The JSON error response with a status more precise than its code's (415 and 405 are
+/// `bad_request` for programs; the status says which kind).
+pub fn error_response_with_status(
+    status: StatusCode,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> HttpResponse {
+    HttpResponse::build(status).json(ErrorBody {
         error: ErrorDetail {
             code,
             message: message.into(),
         },
     })
+}
+
+/// 405 for a method the route does not support, with the `Allow` header RFC 9110 asks for.
+pub fn method_not_allowed(method: &str, path: &str, allowed: &[&str]) -> HttpResponse {
+    let allow = allowed.join(", ");
+    let mut response = error_response_with_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BadRequest,
+        format!("{method} is not allowed on {path}; use {allow}"),
+    );
+    if let Ok(value) = allow.parse() {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
+}
+
+/// The error responses every operation shares, declared once for the OpenAPI document and
+/// listed in each `#[utoipa::path(responses(..))]` that can answer them. Only the document
+/// uses these types; the responses themselves are built by [`ApiError`] and the extractor
+/// error handlers in `startup.rs`.
+pub mod documented {
+    use super::ErrorBody;
+
+    /// For operations that take a JSON body: the extractor's three refusals, before the
+    /// handler runs, and the handler's own rule checks.
+    #[derive(utoipa::IntoResponses)]
+    pub enum JsonBodyErrors {
+        /// The body is not valid JSON for this operation, a path or query parameter is
+        /// malformed, or a rule is broken; the message says which.
+        #[response(status = 400)]
+        Invalid(ErrorBody),
+        /// The body is over the configured limit (`--max-body-bytes`).
+        #[response(status = 413)]
+        TooLarge(ErrorBody),
+        /// The `Content-Type` is not `application/json`.
+        #[response(status = 415)]
+        NotJson(ErrorBody),
+    }
+
+    /// For operations with path or query parameters and no body.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 400,
+        description = "a path or query parameter is malformed or out of range; the message says which"
+    )]
+    pub struct InvalidParams(pub ErrorBody);
+
+    /// For operations that need a session (cookie or bearer token).
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 401,
+        description = "no credential, or the session expired, was revoked or its account banned"
+    )]
+    pub struct NotLoggedIn(pub ErrorBody);
+
+    /// For the admin API: refused by its guard before the route, body or path is read.
+    #[derive(utoipa::IntoResponses)]
+    pub enum AdminDenied {
+        /// Not logged in, or the session expired, was revoked or its account banned.
+        #[response(status = 401)]
+        Unauthorized(ErrorBody),
+        /// Logged in, but not an admin.
+        #[response(status = 403)]
+        Forbidden(ErrorBody),
+    }
 }
 
 impl ResponseError for ApiError {

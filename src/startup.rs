@@ -8,6 +8,7 @@ use std::{io, net::TcpListener, sync::Arc, time::Duration};
 use actix_web::{
     dev::{Server, ServerHandle},
     error::{InternalError, JsonPayloadError, PathError, QueryPayloadError},
+    guard,
     middleware::{from_fn, DefaultHeaders, Logger},
     web, App, HttpRequest, HttpServer,
 };
@@ -16,7 +17,7 @@ use crate::{
     auth::TokenCache,
     config::Settings,
     db::{self, DbPool},
-    error::{error_response, ErrorCode},
+    error::{error_response, error_response_with_status, ErrorCode},
     http::{self, auth::Authenticated, ratelimit::RateLimiter, users::UserView},
     metrics::{Metrics, RecordMetrics},
     realtime::{
@@ -243,8 +244,13 @@ impl Application {
                 .service(
                     actix_files::Files::new("/", &app_settings.web_dir)
                         .index_file("index.html")
+                        // Files are served with GET and HEAD; any other method falls through
+                        // to the default service, a 405 with `Allow` (actix-files' own 405
+                        // has neither `Allow` nor the JSON body).
+                        .guard(guard::Any(guard::Get()).or(guard::Head()))
                         .default_handler(web::to(http::not_found)),
                 )
+                .default_service(web::to(http::not_found))
                 .wrap(from_fn(move |req, next| {
                     crate::tls::transport_security(https_port, req, next)
                 }))
@@ -435,8 +441,7 @@ fn json_config(settings: &Settings) -> web::JsonConfig {
             } else {
                 code.status()
             };
-            let mut response = error_response(code, message);
-            *response.status_mut() = status;
+            let response = error_response_with_status(status, code, message);
             InternalError::from_response(err, response).into()
         })
 }

@@ -22,9 +22,12 @@ use crate::{
         themes::ThemeChanges,
         users::DirectoryFilter,
     },
-    error::{ApiError, ApiResult},
+    error::{
+        documented::{AdminDenied, InvalidParams, JsonBodyErrors},
+        ApiError, ApiResult, ErrorBody,
+    },
     http::{
-        auth::{authenticate, request_token, Authenticated},
+        auth::{authenticate, request_token, trimmed_within, Authenticated},
         themes::ThemeView,
         users::{load_page, DirectoryQuery, UserPage, UserView},
     },
@@ -76,20 +79,6 @@ pub async fn require_admin(
         }
         Err(err) => Ok(req.error_response(err).map_into_right_body()),
     }
-}
-
-/// The refusals every admin endpoint documents: no valid session (401) or not an admin (403),
-/// both answered by [`require_admin`] before the handler runs. Only the OpenAPI document uses
-/// this type; the responses themselves are [`ApiError`]s.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // never built: it describes responses for the OpenAPI document
-enum AdminDenied {
-    /// Not logged in, or the session was revoked or expired.
-    #[response(status = 401, description = "no valid session")]
-    Unauthorized(crate::error::ErrorBody),
-    /// Logged in, but not an admin.
-    #[response(status = 403, description = "not an admin")]
-    Forbidden(crate::error::ErrorBody),
 }
 
 /// The admin making the request.
@@ -153,8 +142,10 @@ pub struct AdminUsersQuery {
     /// `true`: only banned users; `false`: only the others; absent: everyone.
     pub banned: Option<bool>,
     /// 1-based page number; default 1.
+    #[param(minimum = 1, maximum = 4294967295_i64, value_type = Option<i64>)]
     pub page: Option<u32>,
     /// Users per page, 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<u32>,
 }
 
@@ -166,7 +157,7 @@ pub struct AdminUsersQuery {
     params(AdminUsersQuery),
     responses(
         (status = 200, body = UserPage),
-        (status = 400, body = crate::error::ErrorBody),
+        (status = 400, body = ErrorBody, description = "unknown theme or capability, page or per_page out of range"),
         AdminDenied,
     )
 )]
@@ -238,8 +229,9 @@ pub struct UserDetail {
     params(("id" = i64, Path, description = "user id")),
     responses(
         (status = 200, body = UserDetail),
+        InvalidParams,
         AdminDenied,
-        (status = 404, body = crate::error::ErrorBody),
+        (status = 404, body = ErrorBody),
     )
 )]
 #[get("/users/{id}")]
@@ -291,9 +283,10 @@ async fn set_banned(state: &AppState, id: i64, banned: bool) -> ApiResult<UserVi
     params(("id" = i64, Path, description = "user id")),
     responses(
         (status = 200, body = UserView),
+        InvalidParams,
         AdminDenied,
-        (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody, description = "you cannot ban yourself"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "you cannot ban yourself"),
     )
 )]
 #[post("/users/{id}/ban")]
@@ -317,8 +310,9 @@ pub async fn ban_user(
     params(("id" = i64, Path, description = "user id")),
     responses(
         (status = 200, body = UserView),
+        InvalidParams,
         AdminDenied,
-        (status = 404, body = crate::error::ErrorBody),
+        (status = 404, body = ErrorBody),
     )
 )]
 #[post("/users/{id}/unban")]
@@ -340,10 +334,11 @@ pub async fn unban_user(
     tag = "admin",
     params(("id" = i64, Path, description = "user id")),
     responses(
-        (status = 204),
+        (status = 204, description = "deleted"),
+        InvalidParams,
         AdminDenied,
-        (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody, description = "you cannot delete yourself"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "you cannot delete yourself"),
     )
 )]
 #[delete("/users/{id}")]
@@ -379,10 +374,10 @@ pub struct RoleRequest {
     request_body = RoleRequest,
     responses(
         (status = 200, body = UserView),
-        (status = 400, body = crate::error::ErrorBody),
+        JsonBodyErrors,
         AdminDenied,
-        (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody, description = "you cannot demote yourself"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "you cannot demote yourself"),
     )
 )]
 #[put("/users/{id}/role")]
@@ -429,8 +424,9 @@ pub struct Kicked {
     params(("id" = i64, Path, description = "user id")),
     responses(
         (status = 200, body = Kicked),
+        InvalidParams,
         AdminDenied,
-        (status = 404, body = crate::error::ErrorBody),
+        (status = 404, body = ErrorBody),
     )
 )]
 #[delete("/users/{id}/sessions")]
@@ -453,11 +449,12 @@ pub async fn kick_user(
     Ok(web::Json(Kicked { revoked }))
 }
 
-/// Checks a theme name: trimmed, 1 to [`THEME_NAME_MAX`] characters, no control characters.
+/// Checks a theme name: at most [`THEME_NAME_MAX`] characters as sent, at least one once
+/// trimmed, no control characters.
 fn checked_theme_name(name: &str) -> ApiResult<&str> {
-    let name = name.trim();
-    let len = name.chars().count();
-    if !(1..=THEME_NAME_MAX).contains(&len) {
+    // Too long as sent, or blank: either way outside 1 to THEME_NAME_MAX.
+    let name = trimmed_within(name, THEME_NAME_MAX).unwrap_or_default();
+    if name.is_empty() {
         return Err(ApiError::BadRequest(format!(
             "theme name must be 1 to {THEME_NAME_MAX} characters long"
         )));
@@ -470,15 +467,13 @@ fn checked_theme_name(name: &str) -> ApiResult<&str> {
     Ok(name)
 }
 
-/// Checks a theme description: at most [`THEME_DESCRIPTION_MAX`] characters.
+/// Checks a theme description: at most [`THEME_DESCRIPTION_MAX`] characters as sent.
 fn checked_description(description: &str) -> ApiResult<&str> {
-    let description = description.trim();
-    if description.chars().count() > THEME_DESCRIPTION_MAX {
-        return Err(ApiError::BadRequest(format!(
+    trimmed_within(description, THEME_DESCRIPTION_MAX).ok_or_else(|| {
+        ApiError::BadRequest(format!(
             "theme description must be at most {THEME_DESCRIPTION_MAX} characters long"
-        )));
-    }
-    Ok(description)
+        ))
+    })
 }
 
 fn theme_name_taken(name: &str) -> ApiError {
@@ -503,8 +498,17 @@ fn theme_write_error(name: Option<&str>) -> impl FnOnce(diesel::result::Error) -
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateThemeRequest {
+    /// At most 48 characters as sent; trimmed, at least one, no control characters;
+    /// unique in any case.
+    #[schema(
+        min_length = 1,
+        max_length = 48,
+        pattern = r"^\s*[^\s\x00-\x1F\x7F-\x9F](?:[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F])?\s*$"
+    )]
     pub name: String,
+    /// At most 500 characters as sent; stored trimmed.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
 }
 
@@ -516,9 +520,9 @@ pub struct CreateThemeRequest {
     request_body = CreateThemeRequest,
     responses(
         (status = 201, body = ThemeView),
-        (status = 400, body = crate::error::ErrorBody),
+        JsonBodyErrors,
         AdminDenied,
-        (status = 409, body = crate::error::ErrorBody, description = "name taken (in any case)"),
+        (status = 409, body = ErrorBody, description = "name taken (in any case)"),
     )
 )]
 #[post("/themes")]
@@ -555,8 +559,14 @@ pub async fn create_theme(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateThemeRequest {
-    /// A new name (followers keep following the theme).
+    /// A new name (followers keep following the theme); the same rules as a new theme's.
+    #[schema(
+        min_length = 1,
+        max_length = 48,
+        pattern = r"^\s*[^\s\x00-\x1F\x7F-\x9F](?:[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F])?\s*$"
+    )]
     pub name: Option<String>,
+    #[schema(max_length = 500)]
     pub description: Option<String>,
 }
 
@@ -569,10 +579,10 @@ pub struct UpdateThemeRequest {
     request_body = UpdateThemeRequest,
     responses(
         (status = 200, body = ThemeView),
-        (status = 400, body = crate::error::ErrorBody),
+        JsonBodyErrors,
         AdminDenied,
-        (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody, description = "name taken"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "name taken"),
     )
 )]
 #[patch("/themes/{id}")]
@@ -645,9 +655,10 @@ fn views_of(conn: &mut diesel::SqliteConnection, user_ids: &[i64]) -> ApiResult<
     tag = "admin",
     params(("id" = i64, Path, description = "theme id")),
     responses(
-        (status = 204),
+        (status = 204, description = "deleted"),
+        InvalidParams,
         AdminDenied,
-        (status = 404, body = crate::error::ErrorBody),
+        (status = 404, body = ErrorBody),
     )
 )]
 #[delete("/themes/{id}")]

@@ -17,9 +17,12 @@ use crate::{
     auth,
     db::{
         self,
-        models::{Capabilities, NewSession, NewUser, Role, Session, User},
+        models::{Capabilities, Capability, NewSession, NewUser, Role, Session, User},
     },
-    error::{ApiError, ApiResult},
+    error::{
+        documented::{JsonBodyErrors, NotLoggedIn},
+        ApiError, ApiResult, ErrorBody,
+    },
     http::{self, users::UserView},
     startup::{AppState, Revoked},
 };
@@ -120,18 +123,36 @@ impl FromRequest for Authenticated {
     }
 }
 
-/// `POST /api/register` body.
+/// `POST /api/register` body. The schema's bounds are `crate::auth`'s rules (a test holds
+/// them equal): a nickname is trimmed, then 3 to 32 letters, digits, `_`, `-` or `.`,
+/// starting with a letter or digit; a password is 8 to 256 characters.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// Unique in any case; surrounding spaces are dropped.
+    #[schema(
+        min_length = 3,
+        max_length = 32,
+        pattern = r"^\s*[\p{L}\p{N}][\p{L}\p{N}_.-]*\s*$"
+    )]
     pub nickname: String,
+    /// Not the nickname itself.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
     /// Theme names (see `GET /api/themes`); case does not matter.
     #[serde(default)]
     pub themes: Vec<String>,
     /// Defaults to all three.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Capability>>, min_items = 1)]
     pub capabilities: Option<Capabilities>,
+}
+
+/// `value` without surrounding whitespace, or `None` if it is over `max` characters as sent:
+/// the documented `maxLength` bounds what a client sends, spaces included (a 40-character name
+/// padded to 60 is refused, not stored).
+pub(crate) fn trimmed_within(value: &str, max: usize) -> Option<&str> {
+    (value.chars().count() <= max).then(|| value.trim())
 }
 
 /// Checks the capabilities a user chose: at least one.
@@ -170,10 +191,11 @@ async fn hash_off_reactor(password: String) -> ApiResult<String> {
     path = "/api/register",
     tag = "accounts",
     request_body = RegisterRequest,
+    security(()),
     responses(
         (status = 201, body = UserView),
-        (status = 400, body = crate::error::ErrorBody, description = "a rule is broken; the message says which"),
-        (status = 409, body = crate::error::ErrorBody, description = "nickname taken"),
+        JsonBodyErrors,
+        (status = 409, body = ErrorBody, description = "nickname taken"),
     )
 )]
 #[post("/register")]
@@ -187,7 +209,15 @@ pub async fn register(
         themes,
         capabilities,
     } = body.into_inner();
-    let nickname = nickname.trim().to_owned();
+    let nickname = trimmed_within(&nickname, auth::NICKNAME_MAX)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "nickname must be {} to {} characters long",
+                auth::NICKNAME_MIN,
+                auth::NICKNAME_MAX
+            ))
+        })?;
     auth::validate_nickname(&nickname).map_err(ApiError::BadRequest)?;
     auth::validate_password(&password, &nickname).map_err(ApiError::BadRequest)?;
     let caps = checked_capabilities(capabilities.unwrap_or(Capabilities {
@@ -255,10 +285,14 @@ pub struct LoginResponse {
     path = "/api/login",
     tag = "accounts",
     request_body = LoginRequest,
+    security(()),
     responses(
         (status = 200, body = LoginResponse),
-        (status = 401, body = crate::error::ErrorBody, description = "wrong nickname or password (one answer for both)"),
-        (status = 429, body = crate::error::ErrorBody, description = "too many attempts; see Retry-After"),
+        JsonBodyErrors,
+        (status = 401, body = ErrorBody, description = "wrong nickname or password (one answer for both)"),
+        (status = 403, body = ErrorBody, description = "this account is banned"),
+        (status = 429, body = ErrorBody, description = "too many attempts; see Retry-After",
+            headers(("Retry-After" = u64, description = "seconds until the next attempt may succeed"))),
     )
 )]
 #[post("/login")]
@@ -394,7 +428,7 @@ fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
     post,
     path = "/api/logout",
     tag = "accounts",
-    responses((status = 204), (status = 401, body = crate::error::ErrorBody))
+    responses((status = 204, description = "logged out; the cookie is cleared"), NotLoggedIn)
 )]
 #[post("/logout")]
 pub async fn logout(state: web::Data<AppState>, who: Authenticated) -> ApiResult<HttpResponse> {
@@ -414,7 +448,7 @@ pub async fn logout(state: web::Data<AppState>, who: Authenticated) -> ApiResult
     get,
     path = "/api/me",
     tag = "accounts",
-    responses((status = 200, body = UserView), (status = 401, body = crate::error::ErrorBody))
+    responses((status = 200, body = UserView), NotLoggedIn)
 )]
 #[get("/me")]
 pub async fn me(state: web::Data<AppState>, who: Authenticated) -> ApiResult<web::Json<UserView>> {
@@ -431,9 +465,12 @@ pub async fn me(state: web::Data<AppState>, who: Authenticated) -> ApiResult<web
 pub struct UpdateMeRequest {
     /// Replace the themes you follow (names).
     pub themes: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<Capability>>, min_items = 1)]
     pub capabilities: Option<Capabilities>,
     /// Required with `new_password`.
     pub current_password: Option<String>,
+    /// 8 to 256 characters, not your nickname; ends your other sessions.
+    #[schema(min_length = 8, max_length = 256)]
     pub new_password: Option<String>,
 }
 
@@ -446,8 +483,9 @@ pub struct UpdateMeRequest {
     request_body = UpdateMeRequest,
     responses(
         (status = 200, body = UserView),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody, description = "current password wrong"),
+        JsonBodyErrors,
+        NotLoggedIn,
+        (status = 403, body = ErrorBody, description = "current password wrong"),
     )
 )]
 #[patch("/me")]

@@ -5,13 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     db::{self, models::CallState},
-    error::ApiResult,
+    error::{documented::NotLoggedIn, ApiError, ApiResult, ErrorBody},
     http::auth::Authenticated,
     startup::AppState,
 };
 
 /// Most entries one answer holds by default.
 const DEFAULT_LIMIT: i64 = 100;
+/// Most entries one answer may hold.
+pub const MAX_LIMIT: i64 = 500;
 
 /// Mounts `/api/calls`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -48,8 +50,10 @@ pub struct CallLog {
 
 /// `GET /api/calls` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallLogQuery {
-    /// 1-500, default 100.
+    /// 1 to 500, default 100; anything else is a 400.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -59,7 +63,11 @@ pub struct CallLogQuery {
     path = "/api/calls",
     tag = "realtime",
     params(CallLogQuery),
-    responses((status = 200, body = CallLog), (status = 401, body = crate::error::ErrorBody))
+    responses(
+        (status = 200, body = CallLog),
+        (status = 400, body = ErrorBody, description = "limit out of range"),
+        NotLoggedIn,
+    )
 )]
 #[get("/calls")]
 pub async fn call_log(
@@ -69,6 +77,11 @@ pub async fn call_log(
 ) -> ApiResult<web::Json<CallLog>> {
     let me = who.user.id;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {MAX_LIMIT}, not {limit}"
+        )));
+    }
     let rows = db::run(&state.pool, move |conn| {
         Ok(db::calls::log_with_names(conn, me, limit)?)
     })

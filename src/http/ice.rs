@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 
 use crate::{
-    error::{ApiError, ApiResult},
+    error::{documented::NotLoggedIn, ApiError, ApiResult},
     http::auth::Authenticated,
     startup::AppState,
 };
@@ -55,7 +55,7 @@ pub fn turn_credential(secret: &str, username: &str) -> ApiResult<String> {
     get,
     path = "/api/ice-servers",
     tag = "realtime",
-    responses((status = 200, body = IceServers), (status = 401, body = crate::error::ErrorBody))
+    responses((status = 200, body = IceServers), NotLoggedIn)
 )]
 #[get("/ice-servers")]
 pub async fn ice_servers(

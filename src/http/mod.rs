@@ -15,7 +15,7 @@ pub mod users;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::error::{error_response, ErrorCode};
+use crate::error::{error_response, method_not_allowed, ErrorCode};
 
 /// Mounts every API route under the scopes it belongs to.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -35,10 +35,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Unknown routes: a JSON 404, like every other error.
+/// Requests no route took: a method the path is not served with is a 405 listing the ones
+/// it is (`Allow`); an unknown path a 404. Both with the JSON error body.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    error_response(
-        ErrorCode::NotFound,
-        format!("no route for {} {}", req.method(), req.path()),
-    )
+    let method = req.method().as_str();
+    match openapi::allowed_methods(req.path()) {
+        Some(allowed) if !allowed.contains(&method) => {
+            method_not_allowed(method, req.path(), &allowed)
+        }
+        _ => error_response(
+            ErrorCode::NotFound,
+            format!("no route for {} {}", req.method(), req.path()),
+        ),
+    }
 }

@@ -2,8 +2,13 @@
 
 use actix_web::{get, web, HttpResponse};
 use diesel::{connection::SimpleConnection, RunQueryDsl};
+use serde::Serialize;
 
-use crate::{db, error::ApiResult, startup::AppState};
+use crate::{
+    db,
+    error::{ApiResult, ErrorBody},
+    startup::AppState,
+};
 
 /// Mounts `/healthz`, `/readyz` and `/metrics`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -25,11 +30,33 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(state.metrics.render())
 }
 
+/// `GET /healthz` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// `GET /readyz` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// Always `ready` (otherwise the answer is a 503 error).
+    pub status: &'static str,
+    /// Always `ok`: the database answered a query.
+    pub database: &'static str,
+}
+
 /// The process is up and serving.
-#[utoipa::path(get, path = "/healthz", tag = "ops", security(()), responses((status = 200)))]
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    security(()),
+    responses((status = 200, body = Health))
+)]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// The server can do its work: the database answers a query.
@@ -38,7 +65,10 @@ pub async fn healthz() -> HttpResponse {
     path = "/readyz",
     tag = "ops",
     security(()),
-    responses((status = 200), (status = 503, body = crate::error::ErrorBody))
+    responses(
+        (status = 200, body = Readiness),
+        (status = 503, body = ErrorBody, description = "the database does not answer"),
+    )
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -48,5 +78,8 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         Ok(())
     })
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "database": "ok"})))
+    Ok(HttpResponse::Ok().json(Readiness {
+        status: "ready",
+        database: "ok",
+    }))
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     db::{self, messages::Cursor},
-    error::{ApiError, ApiResult},
+    error::{documented::NotLoggedIn, ApiError, ApiResult, ErrorBody},
     http::auth::Authenticated,
     realtime::{
         history_page,
@@ -30,7 +30,8 @@ pub struct HistoryQuery {
     /// Only messages with a larger `msg_id` (newer): the page just after it, to catch up on
     /// what was missed. Not with `before`.
     pub after: Option<i64>,
-    /// 1-200, default 50.
+    /// 1 to 200, default 50; anything else is a 400.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
@@ -52,13 +53,18 @@ pub struct HistoryPage {
     get,
     path = "/api/rooms/{room}/messages",
     tag = "realtime",
-    params(("room" = String, Path, description = "room name: canal1, dm:3:7, call:c-…"), HistoryQuery),
+    params(
+        ("room" = String, Path, max_length = 64,
+            pattern = r"^(?:[A-Za-z0-9._-]+|dm:(?:0|-?[1-9][0-9]*):(?:0|-?[1-9][0-9]*)|call:[A-Za-z0-9._-]+)$",
+            description = "room name: canal1, dm:3:7 (the smaller id first), call:c-…"),
+        HistoryQuery
+    ),
     responses(
         (status = 200, body = HistoryPage, description = "a page, oldest first"),
-        (status = 400, body = crate::error::ErrorBody, description = "a bad room name, or both `before` and `after`"),
-        (status = 401, body = crate::error::ErrorBody, description = "no credential, or one revoked or expired"),
-        (status = 403, body = crate::error::ErrorBody, description = "a direct or call room that is not yours"),
-        (status = 404, body = crate::error::ErrorBody, description = "a direct room with a user who does not exist"),
+        (status = 400, body = ErrorBody, description = "a bad room name, limit out of range, or both `before` and `after`"),
+        NotLoggedIn,
+        (status = 403, body = ErrorBody, description = "a direct or call room you are not in"),
+        (status = 404, body = ErrorBody, description = "a direct room with a user who does not exist"),
     )
 )]
 #[get("/rooms/{room}/messages")]
@@ -74,6 +80,12 @@ pub async fn messages(
         after,
         limit,
     } = query.into_inner();
+    if let Some(limit) = limit.filter(|l| !(1..=db::messages::MAX_PAGE).contains(l)) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {}, not {limit}",
+            db::messages::MAX_PAGE
+        )));
+    }
     let cursor = Cursor::from_request(before, after).map_err(ApiError::BadRequest)?;
     let uid = UserId(who.user.id);
     let name = room.clone();

@@ -51,6 +51,7 @@ pub struct ThemeList {
     get,
     path = "/api/themes",
     tag = "directory",
+    security(()),
     responses((status = 200, body = ThemeList))
 )]
 #[get("/themes")]

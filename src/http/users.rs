@@ -11,7 +11,7 @@ use crate::{
         models::{Capabilities, Capability, Role, User},
         users::DirectoryFilter,
     },
-    error::{ApiError, ApiResult},
+    error::{documented::NotLoggedIn, ApiError, ApiResult, ErrorBody},
     http::auth::Authenticated,
     realtime::{presence::Statuses, protocol::Status},
     startup::AppState,
@@ -96,8 +96,11 @@ pub struct DirectoryQuery {
     /// `true`: only users with a live connection; `false`: only those without.
     pub online: Option<bool>,
     /// 1-based page number; default 1.
+    // Documented as int64: utoipa calls a u32 `int32`, which would put half its range out.
+    #[param(minimum = 1, maximum = 4294967295_i64, value_type = Option<i64>)]
     pub page: Option<u32>,
     /// Users per page, 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<u32>,
 }
 
@@ -187,8 +190,8 @@ pub async fn load_page(
     params(DirectoryQuery),
     responses(
         (status = 200, body = UserPage),
-        (status = 400, body = crate::error::ErrorBody, description = "unknown theme or capability, bad page"),
-        (status = 401, body = crate::error::ErrorBody),
+        (status = 400, body = ErrorBody, description = "unknown theme or capability, page or per_page out of range"),
+        NotLoggedIn,
     )
 )]
 #[get("/users")]
