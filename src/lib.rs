@@ -10,6 +10,8 @@
 //! - [`config`]: [`config::Settings`], every flag and `TERTULIA_*` variable with its default.
 //! - [`startup`]: [`startup::Application`] binds, migrates, starts the actors, mounts routes;
 //!   [`startup::AppState`] is what every handler shares (pool, settings, actor addresses).
+//! - [`domain`]: the vocabulary every layer speaks: ids, room names, capabilities, role,
+//!   presence status, call media, history cursors.
 //! - [`error`]: [`error::ApiError`], the one error type, and the client-facing codes.
 //! - [`auth`]: argon2id hashes, session tokens, nickname and password rules.
 //! - [`db`]: the pool and its pragmas, embedded migrations, one file of queries per table;
@@ -33,6 +35,7 @@ pub mod busy_poll;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;

@@ -10,6 +10,7 @@ use super::{
     models::{Message, NewMessage},
     schema::messages,
 };
+pub use crate::domain::Cursor;
 
 /// Most messages one history page may hold.
 pub const MAX_PAGE: i64 = 200;
@@ -104,29 +105,6 @@ pub fn insert(conn: &mut SqliteConnection, new: &NewMessage) -> QueryResult<(Mes
 /// How many messages are stored in all.
 pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
     messages::table.count().get_result(conn)
-}
-
-/// Where a history page starts, and which way it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cursor {
-    /// The latest messages, or those older than this `msg_id`: scrolling back.
-    Before(Option<i64>),
-    /// The messages newer than this `msg_id`: catching up on what was missed.
-    After(i64),
-}
-
-impl Cursor {
-    /// The cursor a request's `before` and `after` ask for: they exclude each other (a page
-    /// runs one way), and neither means the latest messages.
-    pub fn from_request(before: Option<i64>, after: Option<i64>) -> Result<Cursor, String> {
-        match (before, after) {
-            (Some(_), Some(_)) => {
-                Err("'before' and 'after' exclude each other: give one of them".to_owned())
-            }
-            (None, Some(after)) => Ok(Cursor::After(after)),
-            (before, None) => Ok(Cursor::Before(before)),
-        }
-    }
 }
 
 /// One page of a room's history, oldest first, and whether more messages remain beyond it

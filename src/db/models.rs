@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{sessions, themes, users};
+pub use crate::domain::{Capabilities, Capability, Role};
 
 /// A registered person, as stored (the hash never leaves the server: see [`crate::http::users::UserView`]).
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -49,114 +50,6 @@ pub struct NewUser<'a> {
     pub can_text: bool,
     pub role: &'a str,
     pub created_at: i64,
-}
-
-/// What a user may do in a conversation; on the wire a list such as `["video", "text"]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Capabilities {
-    pub video: bool,
-    pub audio: bool,
-    pub text: bool,
-}
-
-/// One capability, as clients name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Capability {
-    Video,
-    Audio,
-    Text,
-}
-
-impl Capabilities {
-    /// Collects a list of capabilities; duplicates are harmless.
-    pub fn from_list(list: &[Capability]) -> Self {
-        let mut caps = Capabilities::default();
-        for cap in list {
-            match cap {
-                Capability::Video => caps.video = true,
-                Capability::Audio => caps.audio = true,
-                Capability::Text => caps.text = true,
-            }
-        }
-        caps
-    }
-
-    /// The list form used on the wire, always in the order video, audio, text.
-    pub fn to_list(self) -> Vec<Capability> {
-        [
-            (self.video, Capability::Video),
-            (self.audio, Capability::Audio),
-            (self.text, Capability::Text),
-        ]
-        .into_iter()
-        .filter_map(|(on, cap)| on.then_some(cap))
-        .collect()
-    }
-
-    /// Whether this set includes `cap`.
-    pub fn has(self, cap: Capability) -> bool {
-        match cap {
-            Capability::Video => self.video,
-            Capability::Audio => self.audio,
-            Capability::Text => self.text,
-        }
-    }
-
-    /// Whether nothing at all is enabled (not allowed for an account).
-    pub fn is_empty(self) -> bool {
-        !(self.video || self.audio || self.text)
-    }
-}
-
-impl Serialize for Capabilities {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_list().serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Capabilities {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Vec::<Capability>::deserialize(d).map(|list| Capabilities::from_list(&list))
-    }
-}
-
-impl utoipa::PartialSchema for Capabilities {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::schema::ArrayBuilder::new()
-            .items(<Capability as utoipa::PartialSchema>::schema())
-            .description(Some("What the user can do: any of video, audio, text"))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Capabilities {}
-
-/// Who may do what on the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    /// The value stored in `users.role`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Reads a stored role; anything unknown is treated as the least privileged.
-    pub fn parse(s: &str) -> Role {
-        if s == "admin" {
-            Role::Admin
-        } else {
-            Role::User
-        }
-    }
 }
 
 /// A theme people can follow.
