@@ -27,6 +27,9 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test (unit + integration, including the diesel CLI checks)"
 TERTULIA_REQUIRE_DIESEL_CLI=1 cargo test --locked --all-targets
 
+step "Autobahn|Testsuite against the WebSocket echo route (SKIP without Python 2.7)"
+bash tests/autobahn/run.sh
+
 if [ -x tests/browser/run.sh ]; then
   step "browser tests (headless Chromium)"
   bash tests/browser/run.sh

@@ -177,6 +177,10 @@ pub struct Violation {
     /// Frames already queued go out before the close frame (the `rate_limited` errors that
     /// led to a 1008); otherwise they are dropped.
     pub flush: bool,
+    /// The connection is failed (RFC 6455 §7.1.7: the stream can no longer be trusted):
+    /// the TCP connection ends right after the close frame, without waiting for the
+    /// client's. Otherwise the close is an ordinary handshake.
+    pub fail: bool,
 }
 
 impl Violation {
@@ -185,18 +189,21 @@ impl Violation {
         code: CloseCode::Policy,
         reason: "rate limit exceeded",
         flush: true,
+        fail: false,
     };
     /// A frame, or a message put together from fragments, over `--ws-max-frame-bytes`.
     const TOO_LARGE: Violation = Violation {
         code: CloseCode::Size,
         reason: "frame too large",
         flush: false,
+        fail: false,
     };
     /// A text message that is not UTF-8 (RFC 6455 §8.1).
     const NOT_UTF8: Violation = Violation {
         code: CloseCode::Invalid,
         reason: "text is not valid UTF-8",
         flush: false,
+        fail: true,
     };
     /// Anything else RFC 6455 forbids (unmasked or reserved bits, bad opcodes, fragments out
     /// of order, a bad close frame).
@@ -204,6 +211,7 @@ impl Violation {
         code: CloseCode::Protocol,
         reason: "protocol error",
         flush: false,
+        fail: true,
     };
 }
 
@@ -455,7 +463,11 @@ impl Stream for InboundFrames {
             Ok(msg) => this.frame(msg, now),
             Err(e) => classify(e),
         };
-        if matches!(event, Event::Closed(_) | Event::Lost) {
+        // Nothing more is awaited from the client: its close frame came, its connection is
+        // gone, or it is failed (after a bad close frame, say, no other comes).
+        if matches!(event, Event::Closed(_) | Event::Lost)
+            || matches!(event, Event::Violation(v) if v.fail)
+        {
             this.handshake.finish();
         }
         Poll::Ready(Some(Inbound { now, event }))

@@ -34,14 +34,21 @@ WORK="$ROOT/target/autobahn"
 VENV="$WORK/venv"
 mkdir -p "$WORK"
 
-# virtualenv itself, for 2.7 (20.15.1 still runs there), installed beside the venv.
-if [ ! -x "$VENV/bin/wstest" ]; then
+# virtualenv itself, for 2.7 (20.15.1 still runs there) with what it needs, installed beside
+# the venv. The venv is made again whenever requirements.txt changes.
+VIRTUALENV_PACKAGES=(virtualenv==20.15.1 configparser==4.0.2 contextlib2==0.6.0.post1
+  distlib==0.4.4 filelock==3.2.1 importlib-metadata==2.1.3 importlib-resources==3.3.1
+  pathlib2==2.3.7.post1 platformdirs==2.0.2 scandir==1.10.0 singledispatch==3.7.0 six==1.17.0
+  typing==3.10.0.0 zipp==1.2.0)
+if ! cmp -s tests/autobahn/requirements.txt "$VENV/requirements.txt"; then
   echo "==> installing autobahntestsuite 0.8.2 in $VENV (Python $("$PY2" -c 'import platform; print(platform.python_version())'))"
   rm -rf "$VENV" "$WORK/virtualenv"
   "$PY2" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
-    --target "$WORK/virtualenv" virtualenv==20.15.1
+    --no-deps --target "$WORK/virtualenv" "${VIRTUALENV_PACKAGES[@]}"
   PYTHONPATH="$WORK/virtualenv" "$PY2" -m virtualenv --quiet "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/autobahn/requirements.txt
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+    -r tests/autobahn/requirements.txt
+  cp tests/autobahn/requirements.txt "$VENV/requirements.txt"
 fi
 
 step() { printf '==> %s\n' "$*"; }
