@@ -555,7 +555,120 @@ pub fn handle<A: Endpoint>(act: &mut A, inbound: Inbound, ctx: &mut Context<A>) 
 
 #[cfg(test)]
 mod tests {
+    use actix_web::{http::header, test::TestRequest, web, FromRequest};
+
     use super::*;
+
+    /// A client frame: final?, opcode, payload, masked as a client must.
+    fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mask = [1, 2, 3, 4];
+        let mut frame = vec![u8::from(fin) << 7 | opcode, 0x80 | payload.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        frame
+    }
+
+    /// What `InboundFrames` makes of `frames` (the whole input of one connection) under
+    /// `settings`, each event described in a word.
+    async fn events(frames: &[Vec<u8>], settings: &Settings) -> Vec<String> {
+        let (req, mut payload) = TestRequest::default()
+            .insert_header((header::UPGRADE, "websocket"))
+            .insert_header((header::CONNECTION, "upgrade"))
+            .insert_header((header::SEC_WEBSOCKET_VERSION, "13"))
+            .insert_header((header::SEC_WEBSOCKET_KEY, "x3JJHMbDL1EzLkh9GBhXDw=="))
+            .set_payload(frames.concat())
+            .to_http_parts();
+        let payload = web::Payload::from_request(&req, &mut payload)
+            .await
+            .unwrap();
+        let (response, _ws, stream) = actix_ws::handle(&req, payload).unwrap();
+        let (_response, inbound) = upgrade(response, stream, settings);
+        inbound
+            .map(|i| match i.event {
+                Event::Text(text) => format!("text {text}"),
+                Event::Binary(bytes) => format!("binary {bytes:?}"),
+                Event::Ping(_) => "ping".to_owned(),
+                Event::Heard => "heard".to_owned(),
+                Event::RateLimited => "rate_limited".to_owned(),
+                Event::Violation(v) => format!("close {}", u16::from(v.code)),
+                Event::Closed(_) => "closed".to_owned(),
+                Event::Lost => "lost".to_owned(),
+            })
+            .collect()
+            .await
+    }
+
+    /// Settings with a bucket of `burst` tokens that does not refill within a test.
+    fn bucket_of(burst: u32) -> Settings {
+        Settings {
+            ws_rate_per_sec: 0,
+            ws_rate_burst: burst,
+            ..Settings::default()
+        }
+    }
+
+    #[actix_web::test]
+    async fn every_kind_of_frame_takes_a_token_but_a_close_frame_always_passes() {
+        let frames = [
+            client_frame(true, 0x9, b"p"),
+            client_frame(true, 0xA, b"p"),
+            client_frame(true, 0x2, b"b"),
+            client_frame(true, 0x9, b"p"),
+            client_frame(true, 0x8, &1000u16.to_be_bytes()),
+        ];
+        let got = events(&frames, &bucket_of(3)).await;
+        assert_eq!(
+            got,
+            ["ping", "heard", "binary b\"b\"", "rate_limited", "closed"]
+        );
+    }
+
+    #[actix_web::test]
+    async fn fragments_take_a_token_each_and_one_refused_drops_its_whole_message() {
+        let frames = [
+            client_frame(false, 0x1, b"ca"),
+            client_frame(false, 0x0, b"f\xC3"),
+            client_frame(true, 0x0, b"\xA9"),
+            client_frame(false, 0x1, b"x"),
+            client_frame(false, 0x0, b"y"),
+            client_frame(true, 0x0, b"z"),
+        ];
+        let got = events(&frames, &bucket_of(4)).await;
+        assert_eq!(
+            got,
+            [
+                "heard",
+                "heard",
+                "text café",
+                "heard",
+                "rate_limited",
+                "rate_limited"
+            ]
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_message_put_together_past_the_frame_limit_closes_with_1009() {
+        let settings = Settings {
+            ws_max_frame_bytes: 8,
+            ..Settings::default()
+        };
+        let frames = [
+            client_frame(false, 0x2, b"12345"),
+            client_frame(true, 0x0, b"6789"),
+        ];
+        assert_eq!(events(&frames, &settings).await, ["heard", "close 1009"]);
+    }
+
+    #[actix_web::test]
+    async fn text_that_is_not_utf8_closes_with_1007_and_bad_framing_with_1002() {
+        let whole = [client_frame(true, 0x1, b"\xFF")];
+        assert_eq!(events(&whole, &Settings::default()).await, ["close 1007"]);
+        // A continuation with no message to continue.
+        let stray = [client_frame(true, 0x0, b"x")];
+        assert_eq!(events(&stray, &Settings::default()).await, ["close 1002"]);
+    }
 
     fn partial(bytes: &[u8]) -> Partial {
         Partial {
