@@ -215,8 +215,8 @@ impl Violation {
     };
 }
 
-/// Frames allowed per connection: `rate` per second with bursts up to `burst`. Rate and
-/// burst are passed in rather than kept in every bucket.
+/// Frames allowed per connection: `rate` per second with bursts up to `burst` (passed in by
+/// its [`InboundFrames`]).
 /// 8 bytes: an `f32` (exact for whole tokens up to 16 million) and a [`clock_ms`] time.
 struct TokenBucket {
     tokens: f32,
