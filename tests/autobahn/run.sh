@@ -99,7 +99,8 @@ rm -rf "$REPORT"
 sed -e "s|@PORT@|$PORT|" -e "s|@OUTDIR@|$REPORT|" tests/autobahn/fuzzingclient.json \
   >"$WORK/fuzzingclient.json"
 step "wstest -m fuzzingclient (cases: see tests/autobahn/fuzzingclient.json)"
-(cd "$WORK" && "$VENV/bin/wstest" -m fuzzingclient -s "$WORK/fuzzingclient.json") \
+# Bounded: about 30 s here (2 cores, the 9.* cases with 16 MiB messages included).
+(cd "$WORK" && timeout -k 10 600 "$VENV/bin/wstest" -m fuzzingclient -s "$WORK/fuzzingclient.json") \
   >"$WORK/wstest.log" 2>&1 || {
   tail -20 "$WORK/wstest.log"
   echo "wstest failed" >&2
