@@ -163,6 +163,12 @@ pub struct Settings {
     #[arg(long, env = "TERTULIA_PRESENCE_TICK_MS", default_value_t = 50)]
     pub presence_tick_ms: u64,
 
+    /// Mounts `GET /ws-echo`, a WebSocket echo without authentication that shares `/ws`'s
+    /// frame handling, for the Autobahn|Testsuite (`tests/autobahn/run.sh`). Never in
+    /// production: hidden, off by default.
+    #[arg(long, env = "TERTULIA_WS_ECHO_FOR_TESTS", hide = true)]
+    pub ws_echo_for_tests: bool,
+
     /// Most presence frames pushed per second over all connections (0: no limit). A push is
     /// one frame per connection, so in a lobby larger than this times the tick, pushes come
     /// less often than every tick (5,000 connections: every 200 ms), the changes between

@@ -256,6 +256,16 @@ impl Application {
                 }))
         })
         .tcp_nodelay(true)
+        // No lingering close: when a response ends before its request body did (every
+        // WebSocket), actix-http by default keeps reading until the client's FIN, or for 1 s,
+        // before it sends its own FIN; a WebSocket client waits for the server's FIN (RFC 6455
+        // §7.1.1), so every close reached the browser a second late. A WebSocket's body now
+        // ends right after the close handshake instead (`realtime::frames::upgrade`). A
+        // shorter timeout is no way out: actix-http dates the deadline by a clock it updates
+        // every 500 ms and never wakes for one already past, so a linger under ~0.5 s can
+        // leave the connection open until the client ends it (at 100 ms: no FIN in 15 s). An
+        // HTTP error sent before its request body was read (a 413) loses the linger too.
+        .client_disconnect_timeout(Duration::ZERO)
         .shutdown_timeout(5)
         .shutdown_signal(shutdown_signal(realtime, Arc::clone(&shutdown)));
         if settings.workers > 0 {

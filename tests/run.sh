@@ -30,6 +30,9 @@ TERTULIA_REQUIRE_DIESEL_CLI=1 cargo test --locked --all-targets
 step "schemathesis against /api/openapi.json (every response documented, no 5xx)"
 bash tests/schemathesis/run.sh
 
+step "Autobahn|Testsuite against the WebSocket echo route (SKIP without Python 2.7)"
+bash tests/autobahn/run.sh
+
 if [ -x tests/browser/run.sh ]; then
   step "browser tests (headless Chromium)"
   bash tests/browser/run.sh

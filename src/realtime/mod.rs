@@ -12,9 +12,15 @@
 //!   timeouts, participants, the call log).
 //! - [`store::ChatStore`], one: chat writes with group commit.
 //!
+//! Every connection's frames go through [`frames`] (limits, fragments, UTF-8, close codes)
+//! and out through its session's [`session::Outbox`]; the test-only [`echo::EchoActor`]
+//! (`/ws-echo`) shares both, for the Autobahn|Testsuite.
+//!
 //! Actors reach sessions only through [`Recipient`]s ([`SessionHandle`]) and talk only by
 //! typed messages, so a broker could later carry the same messages between nodes.
 
+pub mod echo;
+pub mod frames;
 pub mod hub;
 pub mod metrics;
 pub mod presence;
@@ -353,9 +359,37 @@ pub(crate) fn enter_room(
     }
 }
 
-/// Mounts `GET /ws`.
+/// Mounts `GET /ws`, and `GET /ws-echo` when `--ws-echo-for-tests` is on (otherwise the
+/// route never matches: the path is as unknown as any other).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(ws_route));
+    cfg.route("/ws", web::get().to(ws_route)).route(
+        "/ws-echo",
+        web::get()
+            .guard(actix_web::guard::fn_guard(|ctx| {
+                ctx.app_data::<web::Data<AppState>>()
+                    .is_some_and(|state| state.settings.ws_echo_for_tests)
+            }))
+            .to(ws_echo_route),
+    );
+}
+
+/// `GET /ws-echo` (test-only, see [`echo`]): no credential, no origin check, no per-user
+/// cap; every message comes back as it came.
+async fn ws_echo_route(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
+    let (response, stream) = frames::upgrade(response, stream, &state.settings);
+    echo::EchoActor::spawn(
+        &state.settings,
+        Arc::clone(&state.realtime.metrics),
+        session,
+        stream,
+    );
+    Ok(response)
 }
 
 /// Resolves an upgrade's credential to its live session, user and themes, from
@@ -425,10 +459,8 @@ pub async fn ws_route(
     };
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
-    let stream = stream
-        .max_frame_size(settings.ws_max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(settings.ws_max_frame_bytes);
+    // Frame size, fragments and rate are enforced by `frames::InboundFrames`.
+    let (response, stream) = frames::upgrade(response, stream, settings);
     session::SessionActor::spawn(Arc::clone(rt), who, themes, session, stream, slot);
     // The access log's line for this request (the logger middleware skips /ws).
     if log::log_enabled!(log::Level::Info) {

@@ -1,9 +1,9 @@
 //! [`SessionActor`]: one WebSocket connection.
 //!
-//! It owns the inbound [`actix_ws::AggregatedMessageStream`] (`ctx.add_stream`), parses every frame
-//! into the typed protocol at this boundary, enforces the limits (rate, frame size; the
-//! heartbeat is presence's sweep, see [`Outbox::ping`]) and forwards typed messages to the
-//! presence, hub, room and chat-store actors.
+//! It owns the connection's inbound frames (`ctx.add_stream` of an [`InboundFrames`], which
+//! enforces the transport's limits: rate, frame size, UTF-8; the heartbeat is presence's
+//! sweep, see [`Outbox::ping`]), parses every text message into the typed protocol at this
+//! boundary and forwards typed messages to the presence, hub, room and chat-store actors.
 //! Outbound frames go through its [`Outbox`] into the [`actix_ws::Session`], directly when
 //! the connection has room: when a client cannot keep up and frames pile up, the connection
 //! is closed (1013) rather than let memory grow or other clients wait.
@@ -22,12 +22,14 @@ use std::{
 
 use actix::prelude::*;
 use actix_web::web::Bytes;
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Item, Message, ProtocolError};
+use actix_ws::{CloseCode, CloseReason, Item, Message};
 use bytestring::ByteString;
 use futures_util::{task::AtomicWaker, FutureExt, Sink};
 
 use super::{
-    enter_room, history_page,
+    enter_room,
+    frames::{self, Endpoint, Inbound, InboundFrames},
+    history_page,
     hub::{CallAction, CallRequest, GetRoom},
     metrics::{RealtimeMetrics, CLOSE_LOST},
     presence::{Connect, Disconnect, SetStatus},
@@ -49,9 +51,6 @@ use crate::{
 /// How long a closing connection keeps trying to deliver the close frame (and, on a graceful
 /// close, what was queued before it) to a client that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-/// Window over which rejected (rate-limited) frames are counted towards closing with 1008,
-/// in milliseconds.
-const ABUSE_WINDOW_MS: u32 = 10_000;
 /// Messages sent in `room.joined` when the client gives no `since`.
 const JOIN_HISTORY: i64 = 50;
 /// Most rooms one connection may be in at once (each costs a room actor and a database row).
@@ -463,6 +462,29 @@ struct OutboxInner {
 }
 
 impl Outbox {
+    /// The outbox of `act`'s connection `ws`, its [`Drain`] running in `act`'s context: a
+    /// client too slow for `limit` frames is closed with 1013.
+    pub(super) fn open<A: Endpoint>(
+        ctx: &mut Context<A>,
+        ws: actix_ws::Session,
+        limit: usize,
+        metrics: Arc<RealtimeMetrics>,
+    ) -> Self {
+        let outbox = Outbox::new(ws, limit, metrics);
+        let drain = fut::wrap_future::<_, A>(Drain(outbox.clone()));
+        ctx.spawn(drain.map(|end, act, ctx| {
+            if end == DrainEnd::TooSlow {
+                act.close(
+                    ctx,
+                    CloseCode::Again,
+                    "too slow: outbound queue full",
+                    false,
+                );
+            }
+        }));
+        outbox
+    }
+
     fn new(ws: actix_ws::Session, limit: usize, metrics: Arc<RealtimeMetrics>) -> Self {
         let now = clock_ms();
         Outbox {
@@ -507,7 +529,7 @@ impl Outbox {
 
     /// Queues a frame of the session itself (never held). False: the connection is gone
     /// and the session must stop.
-    fn push_own(&self, frame: Message) -> bool {
+    pub(super) fn push_own(&self, frame: Message) -> bool {
         self.push_own_with(|q| {
             if let Message::Text(text) = &frame {
                 self.inner.metrics.frame_out(text.as_bytes());
@@ -599,7 +621,7 @@ impl Outbox {
     }
 
     /// The client was heard from at `now` ([`clock_ms`]).
-    fn heard(&self, now: u32) {
+    pub(super) fn heard(&self, now: u32) {
         self.inner.last_heard.store(now, Ordering::Relaxed);
     }
 
@@ -650,6 +672,24 @@ impl Outbox {
             .map(|b| std::mem::take(&mut b.held))
             .unwrap_or_default();
         self.queue(&mut q, held);
+    }
+
+    /// Ends the connection with a close frame carrying `code` and `reason` (see
+    /// [`Outbox::finish`]), counted under `code` in `/metrics`.
+    pub(super) fn close(&self, code: CloseCode, reason: &str, flush: bool) {
+        self.inner.metrics.close(code.into());
+        let reason = CloseReason {
+            code,
+            description: Some(reason.to_owned()),
+        };
+        self.finish(reason, flush);
+    }
+
+    /// The connection failed under the session (a reset, or the stream ended without a
+    /// close frame): counted as 1006 ([`CLOSE_LOST`]), and nothing more is sent.
+    pub(super) fn lose(&self) {
+        self.inner.metrics.close(CLOSE_LOST);
+        self.abandon();
     }
 
     /// The connection is gone under the session (reset or cut): nothing more is queued and
@@ -739,36 +779,6 @@ impl Future for Drain {
     }
 }
 
-/// Frames allowed per connection: `rate` per second with bursts up to `burst`. Rate and
-/// burst are the server's (`--ws-rate-*`), passed in rather than kept in every session.
-/// 8 bytes: an `f32` (exact for whole tokens up to 16 million) and a [`clock_ms`] time.
-struct TokenBucket {
-    tokens: f32,
-    last: u32,
-}
-
-impl TokenBucket {
-    fn new(burst: u32, now: u32) -> Self {
-        TokenBucket {
-            tokens: burst.max(1) as f32,
-            last: now,
-        }
-    }
-
-    /// Takes a token at `now` ([`clock_ms`], never earlier than the last call's).
-    fn take(&mut self, now: u32, rate: u32, burst: u32) -> bool {
-        let elapsed_ms = now.wrapping_sub(self.last) as f32;
-        self.last = now;
-        self.tokens = (self.tokens + elapsed_ms * (rate as f32 / 1000.0)).min(burst.max(1) as f32);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// A room this session has joined.
 struct Joined {
     addr: Addr<RoomActor>,
@@ -826,14 +836,11 @@ pub struct SessionActor {
     /// The close frame is on its way: a connection is closed once.
     closing: bool,
     /// The client closed the connection on purpose (its close frame said 1000, 1001 or no
-    /// code): its calls end at once. Anything else (a dropped network, our client's own
-    /// reconnect with 4000) is a blip its calls wait for.
+    /// code), or it was closed for breaking the protocol: its calls end at once. Anything
+    /// else (a dropped network, our client's own reconnect with 4000) is a blip its calls
+    /// wait for.
     left: bool,
     rooms: Rooms,
-    bucket: TokenBucket,
-    rejected: u32,
-    /// Since when rejected frames are counted ([`clock_ms`]).
-    rejected_since: u32,
 }
 
 /// A session's user, boxed (see [`SessionActor`]).
@@ -898,7 +905,7 @@ impl SessionActor {
         who: crate::http::auth::Authenticated,
         themes: Vec<String>,
         session: actix_ws::Session,
-        stream: actix_ws::AggregatedMessageStream,
+        stream: InboundFrames,
         slot: ConnectionSlot,
     ) -> Addr<SessionActor> {
         let settings = Arc::clone(&rt.settings);
@@ -915,18 +922,12 @@ impl SessionActor {
         let auth_session_id = who.session_id;
         SessionActor::create(move |ctx| {
             ctx.add_stream(stream);
-            let outbox = Outbox::new(session, settings.ws_outbound_queue, Arc::clone(&rt.metrics));
-            let drain = fut::wrap_future::<_, Self>(Drain(outbox.clone()));
-            ctx.spawn(drain.map(|end, act, ctx| {
-                if end == DrainEnd::TooSlow {
-                    act.close(
-                        ctx,
-                        CloseCode::Again,
-                        "too slow: outbound queue full",
-                        false,
-                    );
-                }
-            }));
+            let outbox = Outbox::open(
+                ctx,
+                session,
+                settings.ws_outbound_queue,
+                Arc::clone(&rt.metrics),
+            );
             // Queued before the handshake's response is written, so that both leave in one
             // write.
             outbox.push_own(Message::Text(welcome_frame(&id, &welcome, &settings)));
@@ -973,9 +974,6 @@ impl SessionActor {
                 closing: false,
                 left: false,
                 rooms: Rooms::default(),
-                bucket: TokenBucket::new(settings.ws_rate_burst, clock_ms()),
-                rejected: 0,
-                rejected_since: clock_ms(),
                 rt,
             }
         })
@@ -1017,12 +1015,7 @@ impl SessionActor {
     fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, flush: bool) {
         if !self.closing {
             self.closing = true;
-            self.rt.metrics.close(code.into());
-            let reason = CloseReason {
-                code,
-                description: Some(reason.to_owned()),
-            };
-            self.outbox.finish(reason, flush);
+            self.outbox.close(code, reason, flush);
         }
         ctx.stop();
     }
@@ -1034,32 +1027,13 @@ impl SessionActor {
     fn lost(&mut self, ctx: &mut Context<Self>) {
         if !self.closing {
             self.closing = true;
-            self.rt.metrics.close(CLOSE_LOST);
-            self.outbox.abandon();
+            self.outbox.lose();
         }
         ctx.stop();
     }
 
-    /// `now`: when it came ([`clock_ms`]).
-    fn on_text(&mut self, text: &str, now: u32, ctx: &mut Context<Self>) {
-        let settings = &self.rt.settings;
-        if !self
-            .bucket
-            .take(now, settings.ws_rate_per_sec, settings.ws_rate_burst)
-        {
-            if now.wrapping_sub(self.rejected_since) > ABUSE_WINDOW_MS {
-                self.rejected = 0;
-                self.rejected_since = now;
-            }
-            self.rejected += 1;
-            if self.rejected > self.rt.settings.ws_rate_burst.max(1) {
-                self.close(ctx, CloseCode::Policy, "rate limit exceeded", true);
-            } else {
-                let frame = error_frame(None, ErrorCode::RateLimited, "too many frames; slow down");
-                self.push(ctx, frame);
-            }
-            return;
-        }
+    /// A text frame within the limits (see [`InboundFrames`]): parsed once, here.
+    fn parse_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         match protocol::parse(text) {
             Ok(frame) => {
                 self.rt.metrics.frame_in(frame.msg.type_name());
@@ -1410,47 +1384,59 @@ impl Actor for SessionActor {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
-    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
-        let now = clock_ms();
-        self.outbox.heard(now);
+impl StreamHandler<Inbound> for SessionActor {
+    fn handle(&mut self, item: Inbound, ctx: &mut Self::Context) {
         crate::busy_poll::traffic(Duration::from_micros(self.rt.settings.busy_poll_us));
-        match item {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, now, ctx),
-            Ok(AggregatedMessage::Binary(_)) => {
-                let err = ApiError::BadRequest(
-                    "binary frames are not part of the protocol; send JSON text".to_owned(),
-                );
-                self.error(ctx, None, &err);
-            }
-            Ok(AggregatedMessage::Ping(bytes)) => self.enqueue(ctx, Message::Pong(bytes)),
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(reason)) => {
-                self.left =
-                    reason.is_none_or(|r| matches!(r.code, CloseCode::Normal | CloseCode::Away));
-                self.close(ctx, CloseCode::Normal, "bye", true)
-            }
-            Err(ProtocolError::Overflow) => {
-                self.close(ctx, CloseCode::Size, "frame too large", false)
-            }
-            Err(ProtocolError::Io(e)) if e.to_string().contains("continuation size") => {
-                self.close(ctx, CloseCode::Size, "frame too large", false)
-            }
-            Err(ProtocolError::Io(e)) => {
-                log::debug!("session {:?}: connection lost: {e}", self.id);
-                self.lost(ctx)
-            }
-            Err(e) => {
-                log::debug!("session {:?}: protocol error: {e}", self.id);
-                self.close(ctx, CloseCode::Protocol, "protocol error", false);
-            }
-        }
+        frames::handle(self, item, ctx);
     }
 
     /// The request stream ended: after a close frame the session is already closing;
     /// without one the connection was lost.
     fn finished(&mut self, ctx: &mut Self::Context) {
         self.lost(ctx);
+    }
+}
+
+impl Endpoint for SessionActor {
+    fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    fn enqueue(&mut self, ctx: &mut Context<Self>, frame: Message) {
+        SessionActor::enqueue(self, ctx, frame);
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, flush: bool) {
+        SessionActor::close(self, ctx, code, reason, flush);
+    }
+
+    fn lost(&mut self, ctx: &mut Context<Self>) {
+        SessionActor::lost(self, ctx);
+    }
+
+    fn on_text(&mut self, text: ByteString, _now: u32, ctx: &mut Context<Self>) {
+        self.parse_text(&text, ctx);
+    }
+
+    fn on_binary(&mut self, _bytes: Bytes, ctx: &mut Context<Self>) {
+        let err = ApiError::BadRequest(
+            "binary frames are not part of the protocol; send JSON text".to_owned(),
+        );
+        self.error(ctx, None, &err);
+    }
+
+    /// A close frame with 1000, 1001 or no code is the client leaving on purpose: its calls
+    /// end at once. Anything else (our browser client's own reconnect says 4000) is a blip
+    /// its calls wait for.
+    fn on_close_frame(&mut self, reason: Option<&CloseReason>) {
+        self.left = reason.is_none_or(|r| matches!(r.code, CloseCode::Normal | CloseCode::Away));
+    }
+
+    /// A connection closed for breaking the protocol is no network blip: the client that
+    /// broke it would break it again after reconnecting, so its calls end at once, as a
+    /// hang-up (docs/protocol.md, "Errors and closing").
+    fn on_violation(&mut self, _code: CloseCode) {
+        self.left = true;
     }
 }
 

@@ -24,6 +24,7 @@ mod ws_chat;
 #[allow(dead_code)]
 mod ws_client;
 mod ws_credentials;
+mod ws_frames;
 mod ws_http;
 mod ws_limits;
 mod ws_presence;
