@@ -385,3 +385,14 @@ impl Cursor {
         }
     }
 }
+
+/// Which of a user's sessions were just revoked, so their live sockets can be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// Exactly this session (logout).
+    One(i64),
+    /// Every session but this one (password change).
+    AllBut(i64),
+    /// Every session (ban, admin kick, delete).
+    All,
+}

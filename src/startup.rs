@@ -18,13 +18,10 @@ use crate::{
     config::Settings,
     db::{self, DbPool},
     error::{error_response, error_response_with_status, ErrorCode},
-    http::{self, auth::Authenticated, ratelimit::RateLimiter, users::UserView},
+    http::{self, ratelimit::RateLimiter},
     metrics::{Metrics, RecordMetrics},
-    realtime::{
-        presence::{ProfileChanged, RevokeSessions},
-        protocol::{SharedStr, UserId},
-        Realtime,
-    },
+    realtime::Realtime,
+    state::AppState,
 };
 
 /// How long a checked WebSocket credential is trusted without the database (see
@@ -34,67 +31,6 @@ use crate::{
 const WS_TOKEN_TTL: Duration = Duration::from_secs(60);
 /// Most credentials remembered at once (an entry is a few hundred bytes).
 const WS_TOKEN_CAPACITY: usize = 100_000;
-
-/// Which of a user's sessions were just revoked, so their live sockets can be closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Revoked {
-    /// Exactly this session (logout).
-    One(i64),
-    /// Every session but this one (password change).
-    AllBut(i64),
-    /// Every session (ban, admin kick, delete).
-    All,
-}
-
-/// Everything a request handler needs, shared by all workers (Lemmy's `LemmyContext`).
-pub struct AppState {
-    pub pool: DbPool,
-    pub settings: Arc<Settings>,
-    /// Failed logins per nickname (`--login-attempts`).
-    pub login_limiter: RateLimiter,
-    /// Failed logins per client address (`--login-ip-attempts`), behind trusted proxies the
-    /// client's own.
-    pub login_ip_limiter: RateLimiter,
-    /// Everything `/metrics` exports; actors keep a clone to add their own series.
-    pub metrics: Arc<Metrics>,
-    /// The realtime actors (presence, hub, chat store) and their counters; every WebSocket
-    /// session holds this one shared handle (a clone of `Realtime` would cost each
-    /// connection its own actor address senders).
-    pub realtime: Arc<Realtime>,
-    /// Credentials that recently opened a WebSocket, with the user's themes: a burst of
-    /// connections checks each token in the database once. The hooks below forget a user's
-    /// entries whenever a session is revoked or the user changes.
-    pub ws_tokens: TokenCache<(Authenticated, Vec<String>)>,
-    /// Login sessions just used whose `last_used_at` is stale, stored together.
-    pub session_touches: Arc<db::Touches>,
-}
-
-impl AppState {
-    /// Tells the live parts of the server that some of a user's sessions are gone.
-    pub fn sessions_revoked(&self, user_id: i64, which: Revoked) {
-        log::debug!("sessions of user {user_id} revoked: {which:?}");
-        // Before anything else: the next upgrade with a revoked token goes to the database.
-        self.ws_tokens.forget_user(user_id);
-        // Presence knows every socket and the login session that opened it: it closes the
-        // matching ones with 4001 at once.
-        self.realtime.presence.do_send(RevokeSessions {
-            user_id: UserId(user_id),
-            which,
-        });
-    }
-
-    /// Tells the live parts of the server that a user's profile changed.
-    pub fn profile_changed(&self, user: &UserView) {
-        log::debug!("profile of user {} changed", user.id);
-        self.ws_tokens.forget_user(user.id);
-        self.realtime.presence.do_send(ProfileChanged {
-            user_id: UserId(user.id),
-            nickname: SharedStr::from(user.nickname.as_str()),
-            capabilities: user.capabilities,
-            themes: user.themes.clone().into(),
-        });
-    }
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

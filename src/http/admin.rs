@@ -22,6 +22,7 @@ use crate::{
         themes::ThemeChanges,
         users::DirectoryFilter,
     },
+    domain::Revoked,
     error::{
         documented::{AdminDenied, InvalidParams, JsonBodyErrors},
         ApiError, ApiResult, ErrorBody,
@@ -31,7 +32,7 @@ use crate::{
         themes::ThemeView,
         users::{load_page, DirectoryQuery, UserPage, UserView},
     },
-    startup::{AppState, Revoked},
+    state::AppState,
 };
 
 /// Longest theme name, in characters.

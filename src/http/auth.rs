@@ -19,12 +19,13 @@ use crate::{
         self,
         models::{Capabilities, Capability, NewSession, NewUser, Role, Session, User},
     },
+    domain::Revoked,
     error::{
         documented::{JsonBodyErrors, NotLoggedIn},
         ApiError, ApiResult, ErrorBody,
     },
     http::{self, users::UserView},
-    startup::{AppState, Revoked},
+    state::AppState,
 };
 
 /// Name of the session cookie.

@@ -7,7 +7,7 @@ use crate::{
     db::{self, models::CallState},
     error::{documented::NotLoggedIn, ApiError, ApiResult, ErrorBody},
     http::auth::Authenticated,
-    startup::AppState,
+    state::AppState,
 };
 
 /// Most entries one answer holds by default.

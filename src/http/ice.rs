@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::{
     error::{documented::NotLoggedIn, ApiError, ApiResult},
     http::auth::Authenticated,
-    startup::AppState,
+    state::AppState,
 };
 
 /// Mounts `/api/ice-servers`.

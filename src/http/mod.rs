@@ -12,6 +12,7 @@ pub mod ratelimit;
 pub mod rooms;
 pub mod themes;
 pub mod users;
+pub mod ws;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -20,7 +21,7 @@ use crate::error::{error_response, method_not_allowed, ErrorCode};
 /// Mounts every API route under the scopes it belongs to.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(ops::configure)
-        .configure(crate::realtime::configure)
+        .configure(ws::configure)
         .service(
             web::scope("/api")
                 .configure(auth::configure)

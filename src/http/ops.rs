@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{
     db,
     error::{ApiResult, ErrorBody},
-    startup::AppState,
+    state::AppState,
 };
 
 /// Mounts `/healthz`, `/readyz` and `/metrics`.

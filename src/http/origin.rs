@@ -27,7 +27,7 @@ use crate::{
     config::Settings,
     error::{error_response, ErrorCode},
     http::client_ip,
-    startup::AppState,
+    state::AppState,
 };
 
 /// `Sec-Fetch-Site`: the browser's own word on who started the request.

@@ -12,7 +12,7 @@ use crate::{
         history_page,
         protocol::{ChatView, RoomName, UserId},
     },
-    startup::AppState,
+    state::AppState,
 };
 
 /// Mounts `/api/rooms/{room}/messages`.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::{
     db::{self, models::Theme},
     error::ApiResult,
-    startup::AppState,
+    state::AppState,
 };
 
 /// Mounts `/api/themes`.

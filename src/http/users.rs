@@ -14,7 +14,7 @@ use crate::{
     error::{documented::NotLoggedIn, ApiError, ApiResult, ErrorBody},
     http::auth::Authenticated,
     realtime::{presence::Statuses, protocol::Status},
-    startup::AppState,
+    state::AppState,
 };
 
 /// Users per page when the client does not say.

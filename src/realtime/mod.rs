@@ -36,7 +36,6 @@ use std::{
 };
 
 use actix::prelude::*;
-use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::CloseCode;
 use bytestring::ByteString;
 use diesel::SqliteConnection;
@@ -49,7 +48,6 @@ use self::{
     store::ChatStore,
 };
 use crate::{
-    auth,
     config::Settings,
     db::{
         self,
@@ -57,13 +55,7 @@ use crate::{
         models::{Room, RoomKind},
         DbPool,
     },
-    error::{error_response, ApiError, ErrorCode},
-    http::{
-        auth::{live_session, no_credential, request_token, Authenticated},
-        client_ip,
-        origin::origin_allowed,
-    },
-    startup::AppState,
+    error::{ApiError, ErrorCode},
 };
 
 /// How long shutdown waits for sockets to close after sending them 1001.
@@ -357,115 +349,4 @@ pub(crate) fn enter_room(
         Some(room) if db::rooms::may_enter(conn, &room, user.0)? => Ok(Some(room)),
         Some(_) => Err(forbidden()),
     }
-}
-
-/// Mounts `GET /ws`, and `GET /ws-echo` when `--ws-echo-for-tests` is on (otherwise the
-/// route never matches: the path is as unknown as any other).
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(ws_route)).route(
-        "/ws-echo",
-        web::get()
-            .guard(actix_web::guard::fn_guard(|ctx| {
-                ctx.app_data::<web::Data<AppState>>()
-                    .is_some_and(|state| state.settings.ws_echo_for_tests)
-            }))
-            .to(ws_echo_route),
-    );
-}
-
-/// `GET /ws-echo` (test-only, see [`echo`]): no credential, no origin check, no per-user
-/// cap; every message comes back as it came.
-async fn ws_echo_route(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
-    let (response, stream) = frames::upgrade(response, stream, &state.settings);
-    echo::EchoActor::spawn(
-        &state.settings,
-        Arc::clone(&state.realtime.metrics),
-        session,
-        stream,
-    );
-    Ok(response)
-}
-
-/// Resolves an upgrade's credential to its live session, user and themes, from
-/// [`AppState::ws_tokens`] when it was checked recently, else with one database round trip
-/// (the rule is `http::auth::live_session`'s, as for every other request).
-async fn authenticate_upgrade(
-    state: &AppState,
-    token: Option<String>,
-) -> Result<(Authenticated, Vec<String>), ApiError> {
-    let token = token.ok_or_else(no_credential)?;
-    let digest = auth::token_digest(&token);
-    if let Some(known) = state.ws_tokens.get(&digest, db::now_ms()) {
-        return Ok(known);
-    }
-    // Read before the database: a revocation meanwhile keeps this answer out of the cache.
-    let generation = state.ws_tokens.generation();
-    let hash = auth::digest_hex(&digest);
-    let (found, themes) = db::run(&state.pool, move |conn| {
-        let found = db::sessions::find_live(conn, &hash)?;
-        let themes = match &found {
-            Some((_, user)) => db::users::themes_of(conn, &[user.id])?
-                .remove(&user.id)
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
-        Ok((found, themes))
-    })
-    .await?;
-    let expires_at = found.as_ref().map(|(session, _)| session.expires_at);
-    let who = live_session(state, found)?;
-    if let Some(expires_at) = expires_at {
-        let known = (who.clone(), themes.clone());
-        state
-            .ws_tokens
-            .insert(digest, who.user.id, expires_at, known, generation);
-    }
-    Ok((who, themes))
-}
-
-/// `GET /ws`: checks origin, credential and connection count before the upgrade, then hands
-/// the connection to a new [`session::SessionActor`].
-pub async fn ws_route(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let settings = &state.settings;
-    if let Err(origin) = origin_allowed(&req, settings) {
-        return Err(ApiError::Forbidden(format!(
-            "origin '{origin}' may not open a WebSocket here"
-        )));
-    }
-    let (who, themes) = authenticate_upgrade(&state, request_token(&req)).await?;
-    let rt = &state.realtime;
-    let user_id = who.user.id;
-    let Some(slot) = rt
-        .connections
-        .admit(UserId(user_id), settings.ws_max_conns_per_user)
-    else {
-        return Ok(error_response(
-            ErrorCode::RateLimited,
-            format!(
-                "too many open connections (at most {} per user)",
-                settings.ws_max_conns_per_user
-            ),
-        ));
-    };
-    let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
-    // Frame size, fragments and rate are enforced by `frames::InboundFrames`.
-    let (response, stream) = frames::upgrade(response, stream, settings);
-    session::SessionActor::spawn(Arc::clone(rt), who, themes, session, stream, slot);
-    // The access log's line for this request (the logger middleware skips /ws).
-    if log::log_enabled!(log::Level::Info) {
-        let peer = client_ip::client_ip_string(&req, &settings.trusted_proxies);
-        log::info!("{peer} \"GET /ws\" 101: WebSocket of user {user_id}");
-    }
-    Ok(response)
 }

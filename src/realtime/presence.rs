@@ -35,7 +35,7 @@ use super::{
 use crate::{
     config::Settings,
     db::{self, models::Capabilities, DbPool, Touches},
-    startup::Revoked,
+    domain::Revoked,
 };
 
 /// How `presence.snapshot` begins, up to its first entry.

@@ -411,7 +411,7 @@ pub struct WelcomeUser {
     pub nickname: SharedStr,
     pub capabilities: Capabilities,
     pub themes: Vec<String>,
-    pub role: crate::db::models::Role,
+    pub role: crate::domain::Role,
 }
 
 /// The limits in `welcome`.

@@ -897,13 +897,24 @@ impl Rooms {
     }
 }
 
+/// Who a new connection belongs to, as the handshake established it (a plain value: the
+/// realtime core knows nothing of HTTP).
+pub struct Connecting {
+    /// The account, as stored.
+    pub user: db::models::User,
+    /// The login session (`sessions` row) whose credential opened the connection: revoking
+    /// it closes the connection.
+    pub auth_session_id: i64,
+    /// The names of the themes the user follows.
+    pub themes: Vec<String>,
+}
+
 impl SessionActor {
     /// Starts the actor for an upgraded connection: it reads `stream` and writes into
     /// `session` through its [`Outbox`].
     pub fn spawn(
         rt: Arc<Realtime>,
-        who: crate::http::auth::Authenticated,
-        themes: Vec<String>,
+        who: Connecting,
         session: actix_ws::Session,
         stream: InboundFrames,
         slot: ConnectionSlot,
@@ -915,11 +926,11 @@ impl SessionActor {
             id: UserId(user.id),
             nickname: nickname.clone(),
             capabilities: user.capabilities(),
-            themes,
-            role: crate::db::models::Role::parse(&user.role),
+            themes: who.themes,
+            role: crate::domain::Role::parse(&user.role),
         };
         let id = SessionId::random();
-        let auth_session_id = who.session_id;
+        let auth_session_id = who.auth_session_id;
         SessionActor::create(move |ctx| {
             ctx.add_stream(stream);
             let outbox = Outbox::open(

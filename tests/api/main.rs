@@ -12,6 +12,7 @@ mod tls;
 // Shared by every test file; not each of them uses every helper.
 #[allow(dead_code)]
 mod helpers;
+mod layers;
 mod metrics;
 mod migrations;
 mod openapi;
