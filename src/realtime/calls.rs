@@ -1359,6 +1359,7 @@ mod tests {
     /// When each test starts.
     const T0: Ms = 1_000_000;
 
+    /// A machine with the tests' timings and a room cap of 3.
     fn machine() -> CallMachine {
         CallMachine::new(
             Config {
@@ -1370,12 +1371,14 @@ mod tests {
         )
     }
 
+    /// Every capability.
     const ALL: Capabilities = Capabilities {
         video: true,
         audio: true,
         text: true,
     };
 
+    /// User `id`: 1 ana, 2 bia, 3 caio, 4 duda.
     fn user(id: i64) -> UserRef {
         let names = ["", "ana", "bia", "caio", "duda"];
         UserRef {
@@ -1384,6 +1387,7 @@ mod tests {
         }
     }
 
+    /// The connection called `name`.
     fn session(name: &str) -> SessionId {
         SessionId(SharedStr::from(name))
     }
@@ -1398,6 +1402,7 @@ mod tests {
         }
     }
 
+    /// User `id` online, as presence would describe them.
     fn online(id: i64, status: Status, capabilities: Capabilities) -> Callee {
         Callee::Online(OnlineInfo {
             nickname: user(id).nickname,
@@ -1406,10 +1411,12 @@ mod tests {
         })
     }
 
+    /// The call called `id`.
     fn call(id: &str) -> CallId {
         CallId(SharedStr::from(id))
     }
 
+    /// The room called `name`.
     fn room(name: &str) -> RoomName {
         RoomName::parse(name).expect("a valid room name").0
     }
@@ -1440,6 +1447,7 @@ mod tests {
         s
     }
 
+    /// Where a frame goes, in a word or three.
     fn to(t: &To) -> String {
         match t {
             To::Origin => "origin".to_owned(),
@@ -1516,6 +1524,7 @@ mod tests {
             .collect()
     }
 
+    /// A timer's key in words.
     fn timer_name(t: &Timer) -> String {
         match t {
             Timer::Ring(c) => format!("ring {}", c.0),
@@ -1528,10 +1537,13 @@ mod tests {
         show(&m.handle(T0 + at, event))
     }
 
+    /// `by` sends a call frame at `T0 + at`.
     fn request(m: &mut CallMachine, at: Ms, by: Requester, action: CallAction) -> Vec<String> {
         run(m, at, Event::Request(by, action))
     }
 
+    /// The lookup of an invitation's callee answered (`into`: a running call's room).
+    #[allow(clippy::too_many_arguments)]
     fn found(
         m: &mut CallMachine,
         at: Ms,
@@ -1574,14 +1586,17 @@ mod tests {
         run(m, at, Event::Stored { call_id: call(id) });
     }
 
+    /// `call.accept`.
     fn accept(call_id: &str) -> CallAction {
         CallAction::Accept(call_id.to_owned())
     }
 
+    /// `call.hangup`.
     fn hangup(call_id: &str) -> CallAction {
         CallAction::Hangup(call_id.to_owned())
     }
 
+    /// The ring timer of `call_id`, set for `T0 + at`, came.
     fn ring_deadline(call_id: &str, at: Ms) -> Event {
         Event::Deadline {
             timer: Timer::Ring(call(call_id)),
@@ -1589,6 +1604,7 @@ mod tests {
         }
     }
 
+    /// The grace timer of `user`, set for `T0 + at`, came.
     fn grace_deadline(user: i64, at: Ms) -> Event {
         Event::Deadline {
             timer: Timer::Grace(UserId(user)),
