@@ -171,13 +171,14 @@ impl Hub {
                 Origin::Connection(deliver) => deliver.do_send(Deliver(frame)),
                 Origin::Nobody | Origin::Answer => {}
             },
-            To::Session(session) => {
-                if let Some(deliver) = self.outboxes.get(&session) {
-                    deliver.do_send(Deliver(frame));
-                } else if let Origin::Request(req) = origin.filter_session(&session) {
-                    req.deliver.do_send(Deliver(frame));
+            To::Session(session) => match (self.outboxes.get(&session), origin) {
+                (Some(deliver), _) => deliver.do_send(Deliver(frame)),
+                (None, Origin::Request(req)) if req.session == session => {
+                    req.deliver.do_send(Deliver(frame))
                 }
-            }
+                // No live call refers to it any more: nobody is waiting for this.
+                _ => {}
+            },
             To::User { user, except } => self.presence.do_send(SendToUser {
                 user_id: user,
                 frame,
@@ -242,7 +243,8 @@ impl Hub {
                 }
             }
             Effect::SetTimer { timer, at } => {
-                let wait = Duration::from_millis(u64::try_from(at - now).unwrap_or(0));
+                let wait =
+                    Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0));
                 let key = timer.clone();
                 let handle = ctx.run_later(wait, move |act, ctx| {
                     act.timers.remove(&key);
@@ -385,16 +387,6 @@ impl Hub {
             };
             act.run(event, Origin::Connection(&deliver), ctx);
         }));
-    }
-}
-
-impl Origin<'_> {
-    /// This origin if it is the request of `session`, else [`Origin::Nobody`].
-    fn filter_session(self, session: &SessionId) -> Self {
-        match self {
-            Origin::Request(req) if req.session == *session => self,
-            _ => Origin::Nobody,
-        }
     }
 }
 
