@@ -16,13 +16,14 @@ pub fn create(conn: &mut SqliteConnection, new: &NewCall<'_>) -> QueryResult<Cal
         .get_result(conn)
 }
 
-/// Moves a call to `state`, stamping `answered_at` on accept and `ended_at` on any final state.
+/// Moves a call to `state` at `now` (ms), stamping `answered_at` on accept and `ended_at` on
+/// any final state.
 pub fn set_state(
     conn: &mut SqliteConnection,
     call_key: &str,
     state: CallState,
+    now: i64,
 ) -> QueryResult<usize> {
-    let now = now_ms();
     let target = calls::table.filter(calls::call_key.eq(call_key));
     match state {
         CallState::Ringing => diesel::update(target)
@@ -110,8 +111,14 @@ pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
     calls::table.count().get_result(conn)
 }
 
-/// Marks a ringing call missed; `seen` when the callee was told at once (they were online).
-pub fn set_missed(conn: &mut SqliteConnection, call_key: &str, seen: bool) -> QueryResult<usize> {
+/// Marks a ringing call missed at `now` (ms); `seen` when the callee was told at once (they
+/// were online).
+pub fn set_missed(
+    conn: &mut SqliteConnection,
+    call_key: &str,
+    seen: bool,
+    now: i64,
+) -> QueryResult<usize> {
     diesel::update(
         calls::table
             .filter(calls::call_key.eq(call_key))
@@ -119,7 +126,7 @@ pub fn set_missed(conn: &mut SqliteConnection, call_key: &str, seen: bool) -> Qu
     )
     .set((
         calls::state.eq(CallState::Missed.as_str()),
-        calls::ended_at.eq(Some(now_ms())),
+        calls::ended_at.eq(Some(now)),
         calls::seen_by_callee.eq(seen),
     ))
     .execute(conn)

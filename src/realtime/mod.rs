@@ -8,8 +8,10 @@
 //!   lobby fan-out (diffs coalesced per tick, serialized once).
 //! - [`room::RoomActor`], one per live room: its member sessions; signaling relay and chat
 //!   fan-out.
-//! - [`hub::Hub`], one: the registry of live rooms and every live call (invitations, ring
-//!   timeouts, participants, the call log).
+//! - [`hub::Hub`], one: the registry of live rooms, and the driver of every live call: it
+//!   runs the call lifecycle, [`calls::CallMachine`] (invitations, ring deadlines,
+//!   participants, the reconnect grace: a pure state machine, no actor), and carries out
+//!   what it answers (frames, timers, the call log).
 //! - [`store::ChatStore`], one: chat writes with group commit.
 //!
 //! Every connection's frames go through [`frames`] (limits, fragments, UTF-8, close codes)
@@ -19,6 +21,7 @@
 //! Actors reach sessions only through [`Recipient`]s ([`SessionHandle`]) and talk only by
 //! typed messages, so a broker could later carry the same messages between nodes.
 
+pub mod calls;
 pub mod echo;
 pub mod frames;
 pub mod hub;
