@@ -9,7 +9,7 @@ use crate::{
     error::{documented::NotLoggedIn, ApiError, ApiResult, ErrorBody},
     http::auth::Authenticated,
     realtime::{
-        history_page,
+        history::history_page,
         protocol::{ChatView, RoomName, UserId},
     },
     state::AppState,

@@ -14,7 +14,7 @@ use bytestring::ByteString;
 use super::{
     frames::{self, Endpoint, Inbound, InboundFrames},
     metrics::RealtimeMetrics,
-    session::Outbox,
+    outbox::Outbox,
 };
 use crate::config::Settings;
 

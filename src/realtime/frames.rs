@@ -36,8 +36,8 @@ use bytestring::ByteString;
 use futures_util::{task::AtomicWaker, Stream, StreamExt};
 
 use super::{
+    outbox::{clock_ms, Outbox},
     protocol::error_frame,
-    session::{clock_ms, Outbox},
 };
 use crate::{config::Settings, error::ErrorCode};
 

@@ -28,13 +28,13 @@ use super::{
         Timer, To,
     },
     metrics::RealtimeMetrics,
+    outbox::Outbox,
     presence::{CallParticipants, Lookup, PresenceActor, SendToUser},
     protocol::{
         error_frame, CallId, FrameId, Media, MissedView, RoomName, RoomRef, ServerMsg, SessionId,
         SharedStr, UserId, UserRef,
     },
     room::RoomActor,
-    session::Outbox,
     Deliver,
 };
 use crate::{

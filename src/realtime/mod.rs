@@ -24,8 +24,10 @@
 pub mod calls;
 pub mod echo;
 pub mod frames;
+pub mod history;
 pub mod hub;
 pub mod metrics;
+pub mod outbox;
 pub mod presence;
 pub mod protocol;
 pub mod room;
@@ -41,23 +43,17 @@ use std::{
 use actix::prelude::*;
 use actix_ws::CloseCode;
 use bytestring::ByteString;
-use diesel::SqliteConnection;
 
 use self::{
     hub::{Hub, Shutdown},
     metrics::RealtimeMetrics,
     presence::{CloseAll, CountSessions, Heartbeat, PresenceActor},
-    protocol::{ChatView, RoomName, RoomRef, SessionId, SharedStr, UserId},
+    protocol::{SessionId, SharedStr, UserId},
     store::ChatStore,
 };
 use crate::{
     config::Settings,
-    db::{
-        self,
-        messages::Cursor,
-        models::{Room, RoomKind},
-        DbPool,
-    },
+    db::DbPool,
     error::{ApiError, ErrorCode},
 };
 
@@ -84,7 +80,7 @@ pub struct CloseSession {
 pub struct SessionHandle {
     pub id: SessionId,
     /// Straight into the session's outbound queue (no hop through its mailbox).
-    pub deliver: session::Outbox,
+    pub deliver: outbox::Outbox,
     /// Weak, so that presence's entry for an idle session does not hold a sender of its
     /// mailbox (an allocation per connection); upgraded only to close it. A weak address
     /// rather than a weak recipient: one pointer, where a recipient boxes one.
@@ -254,102 +250,5 @@ pub(crate) fn ws_error(e: &ApiError) -> String {
         }
         ApiError::Pool(_) => e.public_message(),
         other => other.to_string(),
-    }
-}
-
-/// Default page size of chat history, over HTTP and WebSocket alike.
-pub(crate) const HISTORY_PAGE: i64 = 50;
-
-/// A history page as frames carry it: the messages (oldest first) and whether more remain
-/// in the page's direction (see [`db::messages::page`]).
-pub(crate) type HistoryPage = (Vec<ChatView>, bool);
-
-/// A page of `room`'s history at `cursor` (`limit` messages, [`HISTORY_PAGE`] by default)
-/// and whether more remain that way, under the same access rule as joining. A room never
-/// created yet has an empty history.
-pub(crate) fn history_page(
-    conn: &mut SqliteConnection,
-    room: &RoomName,
-    kind: RoomRef,
-    user: UserId,
-    cursor: Cursor,
-    limit: Option<i64>,
-) -> Result<HistoryPage, ApiError> {
-    let Some(row) = enter_room(conn, room.as_str(), kind, user, false)? else {
-        return Ok((Vec::new(), false));
-    };
-    Ok(room_page(
-        conn,
-        room,
-        row.id,
-        cursor,
-        limit.unwrap_or(HISTORY_PAGE),
-    )?)
-}
-
-/// A page of the stored room `room_id` (called `room`) as frames carry it: the one place
-/// stored rows become [`ChatView`]s, for `room.joined`, `chat.history` and the HTTP API
-/// alike. No access check: the caller has made it.
-pub(crate) fn room_page(
-    conn: &mut SqliteConnection,
-    room: &RoomName,
-    room_id: i64,
-    cursor: Cursor,
-    limit: i64,
-) -> diesel::QueryResult<HistoryPage> {
-    let (rows, has_more) = db::messages::page(conn, room_id, cursor, limit)?;
-    let names = db::messages::sender_names(conn, &rows)?;
-    let views = rows
-        .into_iter()
-        .map(|m| {
-            let nick = names.get(&m.sender_id).map_or("", String::as_str);
-            session::chat_view(room, m, nick)
-        })
-        .collect();
-    Ok((views, has_more))
-}
-
-/// Finds (and with `create`, creates) the room called `name` and checks that `user` may
-/// enter it: anyone a public channel, the pair their direct room, members a call room.
-/// `Ok(None)`: no such room and `create` is false.
-pub(crate) fn enter_room(
-    conn: &mut SqliteConnection,
-    name: &str,
-    kind: RoomRef,
-    user: UserId,
-    create: bool,
-) -> Result<Option<Room>, ApiError> {
-    let forbidden = || ApiError::Forbidden(format!("you may not enter room '{name}'"));
-    let room = match kind {
-        RoomRef::Public if create => Some(db::rooms::get_or_create(
-            conn,
-            name,
-            RoomKind::Public,
-            Some(user.0),
-        )?),
-        RoomRef::Direct(a, b) => {
-            if user != a && user != b {
-                return Err(forbidden());
-            }
-            let other = if user == a { b } else { a };
-            match db::users::find(conn, other.0)? {
-                Some(_) if create => Some(db::rooms::get_or_create(
-                    conn,
-                    name,
-                    RoomKind::Direct,
-                    Some(user.0),
-                )?),
-                Some(_) => db::rooms::find_by_name(conn, name)?,
-                None => return Err(ApiError::NotFound(format!("no user {}", other.0))),
-            }
-        }
-        RoomRef::Public | RoomRef::Call => db::rooms::find_by_name(conn, name)?,
-    };
-    match room {
-        // A call room that does not exist is as closed as one that does.
-        None if kind == RoomRef::Call => Err(forbidden()),
-        None => Ok(None),
-        Some(room) if db::rooms::may_enter(conn, &room, user.0)? => Ok(Some(room)),
-        Some(_) => Err(forbidden()),
     }
 }

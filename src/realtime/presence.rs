@@ -25,11 +25,12 @@ use bytestring::ByteString;
 use super::{
     hub::{Hub, UserOffline, UserOnline},
     metrics::RealtimeMetrics,
+    outbox::{clock_ms, Outbox, TextPieces},
     protocol::{
         ChosenStatus, PresenceView, RoomName, ServerMsg, SessionId, SharedStr, SnapshotUser,
         Status, UserId,
     },
-    session::{clock_ms, Outbox, SessionActor, TextPieces},
+    session::SessionActor,
     CloseSession, Deliver, SessionHandle,
 };
 use crate::{

@@ -11,12 +11,12 @@ use serde_json::value::RawValue;
 
 use super::{
     hub::{Hub, RoomEmpty},
+    outbox::Outbox,
     presence::{CallRoomUsers, PresenceActor},
     protocol::{
         error_frame, FrameId, PeerView, RoomName, RoomRef, ServerMsg, SessionId, SignalKind,
         UserId, UserRef,
     },
-    session::Outbox,
     Deliver,
 };
 use crate::error::{ApiError, ErrorCode};

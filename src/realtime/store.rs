@@ -19,10 +19,11 @@ use std::{collections::HashMap, sync::Arc};
 use actix::prelude::*;
 
 use super::{
+    history::chat_view_from,
     metrics::RealtimeMetrics,
+    outbox::Outbox,
     protocol::{error_frame, FrameId, RoomName, ServerMsg, UserRef},
     room::{ChatStored, Committed, RoomActor},
-    session::{chat_view_from, Outbox},
     ws_error, Deliver,
 };
 use crate::{
