@@ -11,7 +11,7 @@
 //! `rate_limited` errors, closes and their metrics) and hands it the messages.
 //!
 //! [`upgrade`] also holds the end of the upgrade's response until the close handshake is
-//! over, so that the TCP connection ends right after it (see [`CloseAfterHandshake`]).
+//! over, so that the TCP connection ends right after it (see `CloseAfterHandshake`).
 
 use std::{
     io,
@@ -49,7 +49,7 @@ const ABUSE_WINDOW_MS: u32 = 10_000;
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 
 /// Wraps an upgrade's response and inbound stream (from `actix_ws::handle`): the response's
-/// body ends only once the close handshake is over ([`CloseAfterHandshake`]), and the
+/// body ends only once the close handshake is over (`CloseAfterHandshake`), and the
 /// stream yields [`Inbound`] events under the limits in `settings`.
 pub fn upgrade(
     response: HttpResponse,
@@ -477,7 +477,7 @@ impl Stream for InboundFrames {
 impl Drop for InboundFrames {
     /// The endpoint is done (it has sent its close frame, or the connection is gone): until
     /// the client's close frame comes, what it sends is read and dropped, so that nothing
-    /// it sent is answered with a reset (see [`CloseAfterHandshake`]).
+    /// it sent is answered with a reset (see `CloseAfterHandshake`).
     fn drop(&mut self) {
         let Some(mut stream) = self.stream.take() else {
             return;

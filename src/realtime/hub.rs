@@ -5,7 +5,7 @@
 //! grace) is the pure [`CallMachine`]; the hub turns its messages into the machine's
 //! [`Event`]s, asks presence and the database what an event needs to know (is the callee
 //! online, may they take the call), and carries out the [`Effect`]s that come back: frames
-//! through presence or a session's [`Outbox`], timers with `run_later`, and the call log.
+//! through presence or a session's [`Delivery`], timers with `run_later`, and the call log.
 //!
 //! Everything it does to the call log goes through one ordered queue run on the blocking
 //! pool, so a call's log entry moves ringing → accepted → ended in that order and the hub's
@@ -28,14 +28,13 @@ use super::{
         Timer, To,
     },
     metrics::RealtimeMetrics,
-    outbox::Outbox,
     presence::{CallParticipants, Lookup, PresenceActor, SendToUser},
     protocol::{
         error_frame, CallId, FrameId, Media, MissedView, RoomName, RoomRef, ServerMsg, SessionId,
         SharedStr, UserId, UserRef,
     },
     room::RoomActor,
-    Deliver,
+    Deliver, Delivery,
 };
 use crate::{
     config::Settings,
@@ -58,7 +57,7 @@ enum Origin<'a> {
     /// A call frame from a session.
     Request(&'a CallRequest),
     /// A connection known only by its queue.
-    Connection(&'a Outbox),
+    Connection(&'a Delivery),
     /// The message is answered: a refusal for the origin is handed back.
     Answer,
 }
@@ -73,7 +72,7 @@ pub struct Hub {
     calls: CallMachine,
     /// How to reach the connections the live calls refer to (their callers' sessions),
     /// until the machine releases them.
-    outboxes: HashMap<SessionId, Outbox>,
+    outboxes: HashMap<SessionId, Delivery>,
     /// The machine's running timers, by key; replacing or cancelling one stops it.
     timers: HashMap<Timer, SpawnHandle>,
     db_jobs: Option<mpsc::UnboundedSender<DbJob>>,
@@ -333,7 +332,7 @@ impl Hub {
     fn store(
         &mut self,
         entry: NewCallEntry,
-        deliver: Outbox,
+        deliver: Delivery,
         reply: Option<FrameId>,
         ctx: &mut Context<Self>,
     ) {
@@ -486,7 +485,7 @@ pub struct CallRequest {
     pub user: UserRef,
     pub caps: Capabilities,
     pub session: SessionId,
-    pub deliver: Outbox,
+    pub deliver: Delivery,
     pub id: Option<FrameId>,
     pub action: CallAction,
 }
@@ -548,7 +547,7 @@ impl Handler<UserOffline> for Hub {
 #[rtype(result = "()")]
 pub struct UserOnline {
     pub user_id: UserId,
-    pub deliver: Outbox,
+    pub deliver: Delivery,
 }
 
 impl Handler<UserOnline> for Hub {
@@ -565,7 +564,7 @@ impl Handler<UserOnline> for Hub {
 fn tell_missed(
     conn: &mut SqliteConnection,
     user: UserId,
-    deliver: &Outbox,
+    deliver: &Delivery,
     hub: &Addr<Hub>,
 ) -> diesel::QueryResult<()> {
     if !deliver.is_open() {

@@ -15,11 +15,14 @@
 //! - [`store::ChatStore`], one: chat writes with group commit.
 //!
 //! Every connection's frames go through [`frames`] (limits, fragments, UTF-8, close codes)
-//! and out through its session's [`session::Outbox`]; the test-only [`echo::EchoActor`]
-//! (`/ws-echo`) shares both, for the Autobahn|Testsuite.
+//! and out through its session's [`outbox::Outbox`]; the test-only [`echo::EchoActor`]
+//! (`/ws-echo`) shares both, for the Autobahn|Testsuite. Who may enter a room and its
+//! history pages are in [`history`].
 //!
-//! Actors reach sessions only through [`Recipient`]s ([`SessionHandle`]) and talk only by
-//! typed messages, so a broker could later carry the same messages between nodes.
+//! Room, hub, presence and the chat store reach a session only through its [`Delivery`] (in
+//! [`SessionHandle`]): the one place where, with several nodes, a broker will deliver to
+//! sessions elsewhere. Actors talk only by typed messages, so the same messages can later
+//! cross nodes.
 
 pub mod calls;
 pub mod echo;
@@ -60,9 +63,40 @@ use crate::{
 /// How long shutdown waits for sockets to close after sending them 1001.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
 
-/// A frame (already serialized, shared) to write to one client, through its
-/// [`session::Outbox`].
+/// A frame (already serialized, shared) to write to one client, through its [`Delivery`].
 pub struct Deliver(pub ByteString);
+
+/// How every actor that fans frames out (room, hub, presence, chat store) reaches one
+/// session: the one seam between them and the connections. Today every session lives in this
+/// process and a delivery goes straight into its [`outbox::Outbox`], without a hop through the
+/// session's mailbox; with several nodes, a session on another node is reached through the
+/// broker behind this same type. One pointer, like the outbox it wraps.
+#[derive(Clone)]
+pub struct Delivery(outbox::Outbox);
+
+impl Delivery {
+    /// Queues `msg` for the session (dropped if it is closing or gone).
+    pub fn do_send(&self, msg: Deliver) {
+        self.0.do_send(msg);
+    }
+
+    /// Whether the session still takes frames.
+    pub fn is_open(&self) -> bool {
+        self.0.is_open()
+    }
+
+    /// The connection behind a session of this process: its heartbeat (presence's sweep)
+    /// is kept where the connection is.
+    pub(crate) fn connection(&self) -> &outbox::Outbox {
+        &self.0
+    }
+}
+
+impl From<outbox::Outbox> for Delivery {
+    fn from(outbox: outbox::Outbox) -> Self {
+        Delivery(outbox)
+    }
+}
 
 /// Tells a session to close its connection with `code`.
 #[derive(Message)]
@@ -79,8 +113,8 @@ pub struct CloseSession {
 #[derive(Clone)]
 pub struct SessionHandle {
     pub id: SessionId,
-    /// Straight into the session's outbound queue (no hop through its mailbox).
-    pub deliver: outbox::Outbox,
+    /// Frames for the session.
+    pub deliver: Delivery,
     /// Weak, so that presence's entry for an idle session does not hold a sender of its
     /// mailbox (an allocation per connection); upgraded only to close it. A weak address
     /// rather than a weak recipient: one pointer, where a recipient boxes one.

@@ -612,7 +612,7 @@ impl Outbox {
     }
 
     /// Whether the connection was opened less than `ms` milliseconds before `now`
-    /// ([`clock_ms`]); see [`opened_within`].
+    /// ([`clock_ms`]); see the free function `opened_within`.
     pub fn opened_within(&self, now: u32, ms: u32) -> bool {
         opened_within(self.inner.born, now, ms)
     }

@@ -25,13 +25,13 @@ use bytestring::ByteString;
 use super::{
     hub::{Hub, UserOffline, UserOnline},
     metrics::RealtimeMetrics,
-    outbox::{clock_ms, Outbox, TextPieces},
+    outbox::{clock_ms, TextPieces},
     protocol::{
         ChosenStatus, PresenceView, RoomName, ServerMsg, SessionId, SharedStr, SnapshotUser,
         Status, UserId,
     },
     session::SessionActor,
-    CloseSession, Deliver, SessionHandle,
+    CloseSession, Deliver, Delivery, SessionHandle,
 };
 use crate::{
     config::Settings,
@@ -138,7 +138,7 @@ struct SessionEntry {
     id: SessionId,
     /// The login session (`sessions.id`) whose credential opened this connection.
     auth_session_id: i64,
-    deliver: Outbox,
+    deliver: Delivery,
     close: actix::WeakAddr<SessionActor>,
 }
 
@@ -364,15 +364,15 @@ impl PresenceActor {
         self.swept = current;
         let young = self.heartbeat.every_ms / 2;
         for entry in self.all_sessions() {
-            let born = entry.deliver.born();
+            let born = entry.deliver.connection().born();
             if slices & (1 << ((born / step) % SWEEP_SLICES)) == 0 {
                 continue;
             }
-            if entry.deliver.silent_for(now) > self.heartbeat.timeout_ms {
+            if entry.deliver.connection().silent_for(now) > self.heartbeat.timeout_ms {
                 log::debug!("session {:?} timed out", entry.id);
                 entry.send_close(CloseCode::Normal, "timed out", false);
-            } else if !entry.deliver.opened_within(now, young) {
-                entry.deliver.ping();
+            } else if !entry.deliver.connection().opened_within(now, young) {
+                entry.deliver.connection().ping();
             }
         }
         ctx.run_later(Duration::from_millis(step.into()), |act, ctx| {

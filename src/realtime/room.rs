@@ -2,8 +2,8 @@
 //! chat fan-out.
 //!
 //! Created by the [`Hub`] on first join and stopped as soon as its last member leaves. It
-//! knows members only as [`Recipient`]s, so nothing here assumes a member lives in this
-//! process.
+//! knows members only by their [`Delivery`] handles, so nothing here assumes a member lives
+//! in this process.
 
 use actix::prelude::*;
 use bytestring::ByteString;
@@ -11,13 +11,12 @@ use serde_json::value::RawValue;
 
 use super::{
     hub::{Hub, RoomEmpty},
-    outbox::Outbox,
     presence::{CallRoomUsers, PresenceActor},
     protocol::{
         error_frame, FrameId, PeerView, RoomName, RoomRef, ServerMsg, SessionId, SignalKind,
         UserId, UserRef,
     },
-    Deliver,
+    Deliver, Delivery,
 };
 use crate::error::{ApiError, ErrorCode};
 
@@ -25,7 +24,7 @@ use crate::error::{ApiError, ErrorCode};
 struct Member {
     peer_id: SessionId,
     user: UserRef,
-    deliver: Outbox,
+    deliver: Delivery,
 }
 
 /// One live room: members, signaling relay and chat fan-out.
@@ -93,7 +92,7 @@ impl Actor for RoomActor {
 pub struct Join {
     pub peer_id: SessionId,
     pub user: UserRef,
-    pub deliver: Outbox,
+    pub deliver: Delivery,
 }
 
 impl Handler<Join> for RoomActor {
@@ -232,7 +231,7 @@ impl Handler<Signal> for RoomActor {
 /// One stored chat message of a commit, ready to go out.
 pub struct Committed {
     /// The sender's queue: gets the ack even if the sender has left the room meanwhile.
-    pub sender: Outbox,
+    pub sender: Delivery,
     pub ack: ByteString,
     /// `chat.message`, for every member; `None` for a retry (delivered the first time).
     pub message: Option<ByteString>,

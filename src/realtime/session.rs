@@ -27,7 +27,7 @@ use super::{
     },
     room::{Join, Leave, RoomActor, Signal, Typing},
     store::{ChatReply, StoreChat},
-    ws_error, CloseSession, ConnectionSlot, Realtime, SessionHandle,
+    ws_error, CloseSession, ConnectionSlot, Delivery, Realtime, SessionHandle,
 };
 use crate::{
     config::Settings,
@@ -209,7 +209,7 @@ impl SessionActor {
             let connect = rt.presence.send(Connect {
                 handle: SessionHandle {
                     id: id.clone(),
-                    deliver: outbox.clone(),
+                    deliver: Delivery::from(outbox.clone()),
                     close: ctx.address().downgrade(),
                 },
                 user_id: welcome.id,
@@ -323,7 +323,7 @@ impl SessionActor {
             user: self.who.user.clone(),
             caps: self.who.caps,
             session: self.id.clone(),
-            deliver: self.outbox.clone(),
+            deliver: Delivery::from(self.outbox.clone()),
             id,
             action,
         });
@@ -424,7 +424,7 @@ impl SessionActor {
         let uid = self.who.user.id;
         let peer_id = self.id.clone();
         let user = self.who.user.clone();
-        let deliver = self.outbox.clone();
+        let deliver = Delivery::from(self.outbox.clone());
         let name = room.clone();
         let work = async move {
             let lookup = name.as_str().to_owned();
@@ -549,7 +549,7 @@ impl SessionActor {
         };
         let reply = ChatReply {
             id,
-            sender: self.outbox.clone(),
+            sender: Delivery::from(self.outbox.clone()),
             from: self.who.user.clone(),
             room: joined.addr.clone(),
             room_name: room,

@@ -21,10 +21,9 @@ use actix::prelude::*;
 use super::{
     history::chat_view_from,
     metrics::RealtimeMetrics,
-    outbox::Outbox,
     protocol::{error_frame, FrameId, RoomName, ServerMsg, UserRef},
     room::{ChatStored, Committed, RoomActor},
-    ws_error, Deliver,
+    ws_error, Deliver, Delivery,
 };
 use crate::{
     db::{
@@ -49,7 +48,7 @@ pub struct ChatReply {
     /// The `chat.send` frame's id, echoed by its ack (or error).
     pub id: Option<FrameId>,
     /// The sender's queue: the ack reaches it even if the sender left the room meanwhile.
-    pub sender: Outbox,
+    pub sender: Delivery,
     /// The sender as `chat.message` shows them.
     pub from: UserRef,
     /// The room that delivers the message to its members.
