@@ -5,7 +5,26 @@
 // DOM-free: the call view listens to `onChange` and reads `peers`, `localStream`.
 
 /** How long a "disconnected" connection may stay so before we restart ICE, in ms. */
-const DISCONNECTED_GRACE_MS = 4000;
+const DISCONNECTED_GRACE_MS = 2000;
+
+/**
+ * How long a connected peer may send us nothing at all (no media, no RTCP, no ICE checks)
+ * before we take the path for dead and restart ICE, in ms. A live connection always
+ * carries something (audio frames every 20 ms, RTCP reports every second or so); the
+ * browser's own "disconnected" comes only some six seconds after a path dies, and a call
+ * should be back sooner than that (through TURN when the direct path is gone).
+ */
+const STALL_MS = 1500;
+
+/** How often the stall watchdog reads a connection's byte counter, in ms. */
+const WATCH_INTERVAL_MS = 250;
+
+/**
+ * Only a connection whose bytes grew at every reading for this long before they stopped
+ * counts as stalled, in ms: a call where nobody sends media (sparse RTCP and ICE checks
+ * only) must not restart ICE over and over.
+ */
+const STEADY_MS = 2000;
 
 /** How long the polite side waits for the other side's first offer before offering itself. */
 const FIRST_OFFER_WAIT_MS = 3000;
@@ -70,6 +89,14 @@ class Peer {
     this.queue = Promise.resolve();
     this.disconnectTimer = null;
     this.firstOfferTimer = null;
+    /** Nothing has arrived for STALL_MS on a connected path: shown as reconnecting. */
+    this.stalled = false;
+    this.lastReceived = -1;
+    this.lastReceivedAt = Date.now();
+    /** Since when every reading showed new bytes (null: the flow is not steady). */
+    this.steadySince = null;
+    this.watching = false;
+    this.watchTimer = setInterval(() => this.watch(), WATCH_INTERVAL_MS);
 
     const pc = new RTCPeerConnection({ iceServers: session.iceServers });
     this.pc = pc;
@@ -171,9 +198,79 @@ class Peer {
     }
   }
 
+  /**
+   * The stall watchdog: a connected peer from whom no byte arrived for STALL_MS lost its
+   * path; we say so (the tile shows reconnecting) and restart ICE at once, which finds
+   * another path (the TURN relay) while the old one may still come back. Bytes arriving
+   * again end the stall.
+   */
+  async watch() {
+    if (this.closed || this.watching) return;
+    this.watching = true;
+    try {
+      const stats = await this.pc.getStats();
+      let received = 0;
+      stats.forEach((s) => {
+        if (s.type === 'transport') received += s.bytesReceived || 0;
+      });
+      const now = Date.now();
+      if (received !== this.lastReceived) {
+        // Steady: new bytes at every reading since `steadySince`; a gap starts it anew.
+        if (this.steadySince === null || now - this.lastReceivedAt > WATCH_INTERVAL_MS * 2) this.steadySince = now;
+        this.lastReceived = received;
+        this.lastReceivedAt = now;
+        if (this.stalled) {
+          this.stalled = false;
+          this.state = this.pc.connectionState;
+          this.session.changed();
+          this.sendKeyFrame();
+        }
+      } else if (
+        !this.stalled &&
+        this.pc.connectionState === 'connected' &&
+        now - this.lastReceivedAt > STALL_MS &&
+        this.steadySince !== null &&
+        this.lastReceivedAt - this.steadySince >= STEADY_MS
+      ) {
+        this.steadySince = null;
+        this.stalled = true;
+        this.state = 'disconnected';
+        this.session.changed();
+        this.restartIce();
+      }
+    } catch (err) {
+      // A connection closed meanwhile: nothing to watch any more.
+      if (!this.closed) console.warn('stats failed', err);
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  /**
+   * Makes our video encoders start over with a key frame, by pausing and resuming each
+   * video encoding: after a dead path the other side cannot decode until it gets one, and
+   * its own request (sent every few seconds while it waits) may have been lost.
+   */
+  async sendKeyFrame() {
+    for (const sender of this.pc.getSenders()) {
+      if (sender.track?.kind !== 'video') continue;
+      try {
+        for (const active of [false, true]) {
+          const params = sender.getParameters();
+          if (!params.encodings?.length) break;
+          for (const encoding of params.encodings) encoding.active = active;
+          await sender.setParameters(params);
+        }
+      } catch (err) {
+        console.warn('key frame request failed', err);
+      }
+    }
+  }
+
   onConnectionState() {
     const state = this.pc.connectionState;
-    this.state = state;
+    // A stalled path stays "reconnecting" until bytes flow again (see watch()).
+    this.state = this.stalled && state === 'connected' ? 'disconnected' : state;
     clearTimeout(this.disconnectTimer);
     if (state === 'failed') {
       this.restartIce();
@@ -198,6 +295,7 @@ class Peer {
     clearTimeout(this.awayTimer);
     clearTimeout(this.disconnectTimer);
     clearTimeout(this.firstOfferTimer);
+    clearInterval(this.watchTimer);
     this.pc.onnegotiationneeded = this.pc.onicecandidate = this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
     this.pc.close();
