@@ -197,6 +197,9 @@ const en = {
   'check.ws.error': 'The live connection to the server could not be opened.',
   'call.unreachable': 'The call could not connect: no network path between you was found. The relay server (TURN) may be missing or unreachable.',
   'call.unreachable.check': 'Check your connection',
+  'call.unreachable.peer': 'Could not connect to {name}; the call goes on without them.',
+  'call.close': 'Close',
+  'peer.unreachable': 'Could not connect',
 };
 
 const pt = {
@@ -389,6 +392,9 @@ const pt = {
   'check.ws.error': 'Não foi possível abrir a conexão ao vivo com o servidor.',
   'call.unreachable': 'A chamada não conectou: não foi encontrado nenhum caminho de rede entre vocês. O servidor de retransmissão (TURN) pode estar ausente ou inalcançável.',
   'call.unreachable.check': 'Testar sua conexão',
+  'call.unreachable.peer': 'Não foi possível conectar com {name}; a chamada continua sem essa pessoa.',
+  'call.close': 'Fechar',
+  'peer.unreachable': 'Não conectou',
 };
 
 const DICTIONARIES = { en, 'pt-BR': pt };

@@ -3,7 +3,8 @@
 // their call connects host to host. Then the path dies: tertulia-r drops every forwarded
 // packet, silently, while TURN stays reachable. Nobody clicks anything: the pages show
 // "Reconnecting", restart ICE, find the relay and go on decoding video. The seconds from
-// the cut to frames flowing again through the relay are measured and printed.
+// the cut to frames flowing again through the relay are measured and printed. The TURN
+// credentials the call started with have expired by then: the restart fetches fresh ones.
 // Run by net/run.sh inside tertulia-r (`ip netns exec`), never alone.
 
 import { test, before, after } from 'node:test';
@@ -15,6 +16,8 @@ import { HOST_IP, NS_A, NS_B, SERVICES_IP, cutDirectPath, launchIn, openDirectPa
 
 const SECRET = 'turn-test-secret-03';
 const TURN_PORT = 3478;
+/** Lifetime of TURN credentials in this test, in seconds. */
+const TTL_SECS = 4;
 /** Generous bound on the recovery (the aim is 5 s; two busy cores can double it). */
 const RECOVERY_TIMEOUT_MS = 30_000;
 
@@ -35,6 +38,9 @@ before(async () => {
     extraArgs: [
       '--ice-urls', `turn:${SERVICES_IP}:${TURN_PORT}?transport=udp,turn:${SERVICES_IP}:${TURN_PORT}?transport=tcp`,
       '--turn-secret', SECRET,
+      // Short-lived credentials: the ones the call started with have expired by the cut,
+      // so the restart must fetch fresh ones (coturn refuses expired ones: see file 01).
+      '--turn-ttl-secs', String(TTL_SECS),
     ],
   });
   browsers = [await launchIn(NS_A, server.url), await launchIn(NS_B, server.url)];
@@ -61,6 +67,11 @@ async function startRecording(page) {
     };
     note();
     new MutationObserver(note).observe(tile, { attributes: true, attributeFilter: ['data-state'] });
+    window.__callStates = [document.getElementById('call-state').textContent];
+    new MutationObserver(() => {
+      const text = document.getElementById('call-state').textContent;
+      if (window.__callStates.at(-1) !== text) window.__callStates.push(text);
+    }).observe(document.getElementById('call-state'), { childList: true, characterData: true, subtree: true });
     window.__sampler = setInterval(async () => {
       const pc = window.__pcs.find((p) => p.connectionState !== 'closed');
       if (!pc) return;
@@ -84,9 +95,17 @@ async function startRecording(page) {
   });
 }
 
+/** The ICE username fragment of the page's open connection (an ICE restart changes it). */
+function iceUfrag(page) {
+  return page.evaluate(() => {
+    const pc = window.__pcs.find((p) => p.connectionState !== 'closed');
+    return /a=ice-ufrag:(\S+)/.exec(pc.localDescription.sdp)?.[1];
+  });
+}
+
 /** The page's recording so far. */
 function recording(page) {
-  return page.evaluate(() => ({ samples: window.__samples, tileStates: window.__tileStates }));
+  return page.evaluate(() => ({ samples: window.__samples, tileStates: window.__tileStates, callStates: window.__callStates }));
 }
 
 /**
@@ -115,8 +134,10 @@ test('a direct call whose path dies recovers through the TURN relay by ICE resta
     await page.locator('.tile.remote[data-state=connected]').waitFor();
   }
   await Promise.all([startRecording(ana), startRecording(bia)]);
-  // A call under way for a few seconds (bitrate ramped up), not one just started.
-  await new Promise((r) => setTimeout(r, 3000));
+  const ufragBefore = { ana: await iceUfrag(ana), bia: await iceUfrag(bia) };
+  // A call under way for a few seconds (bitrate ramped up), not one just started, and
+  // long enough for the TURN credentials it started with to have expired.
+  await new Promise((r) => setTimeout(r, (TTL_SECS + 2) * 1000));
 
   const cutAt = Date.now();
   cutDirectPath();
@@ -137,8 +158,10 @@ test('a direct call whose path dies recovers through the TURN relay by ICE resta
     await new Promise((r) => setTimeout(r, 200));
   }
   for (const [name, page] of [['ana', ana], ['bia', bia]]) {
-    const { tileStates } = await recording(page);
+    const { tileStates, callStates } = await recording(page);
     const states = tileStates.map((s) => s.state);
+    // What the person reads: Connected, Reconnecting, Connected.
+    assert.deepEqual(callStates.slice(callStates.indexOf('Reconnecting') - 1), ['Connected', 'Reconnecting', 'Connected'], `${name}: ${JSON.stringify(callStates)}`);
     // The tile said so while the path was down ("Reconnecting"), and is connected again.
     assert.ok(states.includes('disconnected') || states.includes('failed'), `${name}'s page showed the connection trouble: ${JSON.stringify(states)}`);
     await page.locator('.tile.remote[data-state=connected]').waitFor();
@@ -146,6 +169,7 @@ test('a direct call whose path dies recovers through the TURN relay by ICE resta
     const pairs = await selectedPairs(page);
     assert.equal(pairs.length, 1, `${name}: the same single connection, restarted`);
     assert.equal(pairs[0].local?.type, 'relay', `${name} now goes through the relay: ${JSON.stringify(pairs)}`);
+    assert.notEqual(await iceUfrag(page), ufragBefore[name], `${name}'s connection restarted ICE`);
     const secs = ((recovered[name] - cutAt) / 1000).toFixed(1);
     if (process.env.NET_DEBUG) {
       const { samples } = await recording(page);
