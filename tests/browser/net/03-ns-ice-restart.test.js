@@ -112,10 +112,10 @@ function recording(page) {
  * The first time after `since` when frames are decoded again through the relay: a sample
  * whose selected pair is local `relay` and whose frame count grew since the one before.
  */
-function recoveredAt(samples, since) {
+function recoveredAt(samples, since, counter = 'frames') {
   for (let i = 1; i < samples.length; i++) {
     const s = samples[i];
-    if (s.t > since && s.local === 'relay' && s.state === 'connected' && s.frames > samples[i - 1].frames) return s.t;
+    if (s.t > since && s.local === 'relay' && s.state === 'connected' && s[counter] > samples[i - 1][counter]) return s.t;
   }
   return null;
 }
@@ -171,11 +171,13 @@ test('a direct call whose path dies recovers through the TURN relay by ICE resta
     assert.equal(pairs[0].local?.type, 'relay', `${name} now goes through the relay: ${JSON.stringify(pairs)}`);
     assert.notEqual(await iceUfrag(page), ufragBefore[name], `${name}'s connection restarted ICE`);
     const secs = ((recovered[name] - cutAt) / 1000).toFixed(1);
+    const audioAt = recoveredAt((await recording(page)).samples, cutAt, 'audio');
+    const audioSecs = audioAt ? ((audioAt - cutAt) / 1000).toFixed(1) : '?';
     if (process.env.NET_DEBUG) {
       const { samples } = await recording(page);
       console.log(samples.filter((x) => x.t > cutAt - 300).map((x) => `${x.t - cutAt}:${x.frames}:${x.audio}:${x.encoded}:${x.local}`).join(' '));
     }
-    console.log(`MEASURED: ${name}: frames flowing again through the relay ${secs} s after the cut; tile states ${JSON.stringify(tileStates.map((s) => [s.state, s.t - cutAt]))}`);
+    console.log(`MEASURED: ${name}: frames flowing again through the relay ${secs} s after the cut (audio ${audioSecs} s); tile states ${JSON.stringify(tileStates.map((s) => [s.state, s.t - cutAt]))}`);
   }
   await screenshot(ana, 'net-03-recovered');
 });
