@@ -33,7 +33,7 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** A running server; `url` is `http://127.0.0.1:PORT`. */
+/** A running server; `url` is `http://HOST:PORT` (127.0.0.1 unless `host` says otherwise). */
 export class TestServer {
   /** `host`: the address to listen on (a namespace test's own, say), 127.0.0.1 by default. */
   constructor({ ringTimeoutMs = 4000, extraArgs = [], host = '127.0.0.1' } = {}) {
