@@ -33,6 +33,9 @@ bash tests/schemathesis/run.sh
 step "Autobahn|Testsuite against the WebSocket echo route (SKIP without Python 2.7)"
 bash tests/autobahn/run.sh
 
+step "calls across real networks (coturn, network namespaces, headless Chromium)"
+bash tests/browser/net/run.sh
+
 if [ -x tests/browser/run.sh ]; then
   step "browser tests (headless Chromium)"
   bash tests/browser/run.sh

@@ -5,7 +5,49 @@
 // DOM-free: the call view listens to `onChange` and reads `peers`, `localStream`.
 
 /** How long a "disconnected" connection may stay so before we restart ICE, in ms. */
-const DISCONNECTED_GRACE_MS = 4000;
+const DISCONNECTED_GRACE_MS = 2000;
+
+/**
+ * How long a connected peer may send us nothing at all (no media, no RTCP, no ICE checks)
+ * before we take the path for dead and restart ICE, in ms. A live connection always
+ * carries something (audio frames every 20 ms, RTCP reports every second or so); the
+ * browser's own "disconnected" comes only some six seconds after a path dies, and a call
+ * should be back sooner than that (through TURN when the direct path is gone).
+ */
+const STALL_MS = 1500;
+
+/** How often the stall watchdog reads a connection's byte counter, in ms. */
+const WATCH_INTERVAL_MS = 250;
+
+/**
+ * After a stall, the key frame goes as soon as the other side's media reaches us again, or
+ * this long after bytes came back when they send no media, in ms.
+ */
+const KEY_FRAME_FALLBACK_MS = 1500;
+
+/**
+ * Only a connection whose bytes grew at every reading for this long before they stopped
+ * counts as stalled, in ms: a call where nobody sends media (sparse RTCP and ICE checks
+ * only) must not restart ICE over and over.
+ */
+const STEADY_MS = 2000;
+
+/**
+ * How long a peer may take to connect for the first time before the call is said not to
+ * connect, in ms: ICE settles well within this once every path (host, server-reflexive,
+ * TURN over UDP and TCP) was tried, and a call screen must not wait forever.
+ */
+export const CONNECT_TIMEOUT_MS = 15000;
+
+/**
+ * A call that ended this long (or less) before CONNECT_TIMEOUT_MS without ever connecting
+ * is taken to have ended because it could not connect (the other side's timer fired
+ * first and hung up), in ms.
+ */
+const UNREACHABLE_MARGIN_MS = 5000;
+
+/** ICE servers (and their TURN credentials) younger than this are reused for a restart, in ms. */
+const ICE_REFRESH_MS = 5_000;
 
 /** How long the polite side waits for the other side's first offer before offering itself. */
 const FIRST_OFFER_WAIT_MS = 3000;
@@ -70,6 +112,21 @@ class Peer {
     this.queue = Promise.resolve();
     this.disconnectTimer = null;
     this.firstOfferTimer = null;
+    /** Nothing has arrived for STALL_MS on a connected path: shown as reconnecting. */
+    this.stalled = false;
+    this.lastReceived = -1;
+    this.lastReceivedAt = Date.now();
+    /** Since when every reading showed new bytes (null: the flow is not steady). */
+    this.steadySince = null;
+    /** A key frame is owed to the other side once the path is back (see watch()). */
+    this.keyFrameOwed = false;
+    this.lastMedia = 0;
+    this.stallEndedAt = 0;
+    this.watching = false;
+    this.watchTimer = setInterval(() => this.watch(), WATCH_INTERVAL_MS);
+    /** Whether this connection was ever up; if not within CONNECT_TIMEOUT_MS, it cannot be. */
+    this.everConnected = false;
+    this.connectTimer = setTimeout(() => session.connectTimedOut(this), CONNECT_TIMEOUT_MS);
 
     const pc = new RTCPeerConnection({ iceServers: session.iceServers });
     this.pc = pc;
@@ -171,9 +228,96 @@ class Peer {
     }
   }
 
+  /**
+   * The stall watchdog: a connected peer from whom no byte arrived for STALL_MS lost its
+   * path; we say so (the tile shows reconnecting) and restart ICE at once, which finds
+   * another path (the TURN relay) while the old one may still come back. Bytes arriving
+   * again end the stall.
+   */
+  async watch() {
+    if (this.closed || this.watching) return;
+    this.watching = true;
+    try {
+      const stats = await this.pc.getStats();
+      let received = 0;
+      let media = 0;
+      stats.forEach((s) => {
+        if (s.type === 'transport') received += s.bytesReceived || 0;
+        if (s.type === 'inbound-rtp') media += s.packetsReceived || 0;
+      });
+      const now = Date.now();
+      // Their media moved since the last reading (the counters may start over from zero
+      // after a renegotiation, so any change counts).
+      const mediaMoved = media > 0 && media !== this.lastMedia;
+      this.lastMedia = media;
+      // After a stall, a key frame once their media reaches us again (so the path carries
+      // media both ways: ICE checks come through a little earlier), or after a while.
+      if (this.keyFrameOwed && !this.stalled && (mediaMoved || now - this.stallEndedAt >= KEY_FRAME_FALLBACK_MS)) {
+        this.keyFrameOwed = false;
+        this.sendKeyFrame();
+      }
+      if (received !== this.lastReceived) {
+        // Steady: new bytes at every reading since `steadySince`; a gap starts it anew.
+        if (this.steadySince === null || now - this.lastReceivedAt > WATCH_INTERVAL_MS * 2) this.steadySince = now;
+        this.lastReceived = received;
+        this.lastReceivedAt = now;
+        if (this.stalled) {
+          this.stalled = false;
+          this.stallEndedAt = now;
+          this.state = this.pc.connectionState;
+          this.session.changed();
+        }
+      } else if (
+        !this.stalled &&
+        this.pc.connectionState === 'connected' &&
+        now - this.lastReceivedAt > STALL_MS &&
+        this.steadySince !== null &&
+        this.lastReceivedAt - this.steadySince >= STEADY_MS
+      ) {
+        this.steadySince = null;
+        this.stalled = true;
+        this.keyFrameOwed = true;
+        this.state = 'disconnected';
+        this.session.changed();
+        this.restartIce();
+      }
+    } catch (err) {
+      // A connection closed meanwhile: nothing to watch any more.
+      if (!this.closed) console.warn('stats failed', err);
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  /**
+   * Makes our video encoders start over with a key frame, by pausing and resuming each
+   * video encoding: after a dead path the other side cannot decode until it gets one, and
+   * its own request (sent every few seconds while it waits) may have been lost.
+   */
+  async sendKeyFrame() {
+    for (const sender of this.pc.getSenders()) {
+      if (sender.track?.kind !== 'video') continue;
+      try {
+        for (const active of [false, true]) {
+          const params = sender.getParameters();
+          if (!params.encodings?.length) break;
+          for (const encoding of params.encodings) encoding.active = active;
+          await sender.setParameters(params);
+        }
+      } catch (err) {
+        console.warn('key frame request failed', err);
+      }
+    }
+  }
+
   onConnectionState() {
     const state = this.pc.connectionState;
-    this.state = state;
+    // A stalled path stays "reconnecting" until bytes flow again (see watch()).
+    this.state = this.stalled && state === 'connected' ? 'disconnected' : state;
+    if (state === 'connected') {
+      this.everConnected = true;
+      clearTimeout(this.connectTimer);
+    }
     clearTimeout(this.disconnectTimer);
     if (state === 'failed') {
       this.restartIce();
@@ -185,8 +329,19 @@ class Peer {
     this.session.changed();
   }
 
-  restartIce() {
+  async restartIce() {
     if (this.closed) return;
+    // TURN credentials expire (--turn-ttl-secs): a restart an hour into a call needs fresh
+    // ones, or its new relay allocations are refused.
+    const iceServers = await this.session.freshIceServers();
+    if (this.closed) return;
+    if (iceServers) {
+      try {
+        this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+      } catch (err) {
+        console.warn('new ICE servers refused', err);
+      }
+    }
     // restartIce() makes the next offer carry new ICE credentials; negotiationneeded follows.
     this.gotOffer = true;
     this.pc.restartIce();
@@ -198,6 +353,8 @@ class Peer {
     clearTimeout(this.awayTimer);
     clearTimeout(this.disconnectTimer);
     clearTimeout(this.firstOfferTimer);
+    clearInterval(this.watchTimer);
+    clearTimeout(this.connectTimer);
     this.pc.onnegotiationneeded = this.pc.onicecandidate = this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
     this.pc.close();
@@ -217,15 +374,22 @@ class Peer {
  * is over.
  */
 export class CallSession {
-  constructor({ client, room, media, localStream, iceServers, onChange, onEmpty, onLost }) {
+  constructor({ client, room, media, localStream, iceServers, fetchIceServers, onChange, onEmpty, onLost, onUnreachable }) {
     this.client = client;
     this.room = room;
     this.media = media;
     this.localStream = localStream;
     this.iceServers = iceServers || [];
+    /** Asks the server for the ICE servers again (fresh TURN credentials), if given. */
+    this.fetchIceServers = fetchIceServers || null;
+    this.iceFetchedAt = Date.now();
     this.onChange = onChange || (() => {});
     this.onEmpty = onEmpty || (() => {});
     this.onLost = onLost || (() => {});
+    /** `{peer, all}`: a peer could not be reached; `all`: nobody in the call ever was. */
+    this.onUnreachable = onUnreachable || (() => {});
+    /** When the first peer was added (the call started trying to connect). */
+    this.firstPeerAt = null;
     /** peer_id → Peer */
     this.peers = new Map();
     this.connectedAt = null;
@@ -234,6 +398,25 @@ export class CallSession {
     /** Our own connection to the server is down (the call goes on meanwhile). */
     this.reconnecting = false;
     this._off = [];
+  }
+
+  /**
+   * The ICE servers with fresh TURN credentials, for an ICE restart: fetched again at most
+   * once per ICE_REFRESH_MS (several peers restarting at once share one request); null
+   * when they cannot be had (offline), and the connection keeps the ones it has.
+   */
+  async freshIceServers() {
+    if (!this.fetchIceServers) return null;
+    if (Date.now() - this.iceFetchedAt < ICE_REFRESH_MS) return this.iceServers;
+    this.iceFetch ??= this.fetchIceServers().finally(() => {
+      this.iceFetch = null;
+    });
+    const list = await this.iceFetch;
+    // An empty answer is a failed request as often as a server without TURN: keep ours.
+    if (!list?.length) return null;
+    this.iceServers = list;
+    this.iceFetchedAt = Date.now();
+    return list;
   }
 
   /** Whether `user` is us (our own other connections are nobody to call). */
@@ -301,6 +484,7 @@ export class CallSession {
       return existing;
     }
     const peer = new Peer(this, info, polite);
+    this.firstPeerAt ??= Date.now();
     this.peers.set(info.peer_id, peer);
     this.hadPeers = true;
     this.changed();
@@ -323,6 +507,34 @@ export class CallSession {
     peer.away = true;
     peer.awayTimer = setTimeout(() => this.removePeer(peerId), grace + AWAY_MARGIN_MS);
     this.changed();
+  }
+
+  /**
+   * `peer` did not connect within CONNECT_TIMEOUT_MS. With others connected (a group call)
+   * only that connection goes; when nobody ever connected, the whole call cannot.
+   */
+  connectTimedOut(peer) {
+    if (this.ended || peer.closed || peer.everConnected || peer.away) return;
+    const othersUp = [...this.peers.values()].some((p) => p !== peer && p.everConnected);
+    if (othersUp) {
+      this.removePeer(peer.peerId);
+      this.onUnreachable({ peer, all: false });
+    } else {
+      this.onUnreachable({ peer, all: true });
+    }
+  }
+
+  /**
+   * Whether this call tried to connect for about CONNECT_TIMEOUT_MS and never did: when it
+   * then ends, it ended because it could not connect.
+   */
+  neverConnected() {
+    return (
+      this.firstPeerAt !== null &&
+      !this.connectedAt &&
+      ![...this.peers.values()].some((p) => p.everConnected) &&
+      Date.now() - this.firstPeerAt >= CONNECT_TIMEOUT_MS - UNREACHABLE_MARGIN_MS
+    );
   }
 
   removePeer(peerId) {

@@ -407,6 +407,11 @@ export class CallController {
   onEnded(f) {
     const a = this.active;
     if (!a?.callIds.has(f.call_id)) return;
+    // The other side's connect timer fired before ours: the same failure, the same words.
+    if (a.session.neverConnected()) {
+      this.finish(t('call.unreachable'), { unreachable: true });
+      return;
+    }
     const name = f.by?.nickname;
     // `dropped`: they did not hang up, their connection did not come back in time.
     this.finish(name ? t(f.dropped ? 'call.ended.lost' : 'call.ended.by', { name }) : t('call.ended'));
@@ -439,6 +444,7 @@ export class CallController {
       media,
       localStream: local.stream,
       iceServers,
+      fetchIceServers,
       onChange: () => this.renderCall(),
       // Everyone left: wait a moment for the server's call.ended, which says who ended it.
       onEmpty: () => {
@@ -446,6 +452,10 @@ export class CallController {
         this.emptyTimer = setTimeout(() => this.finish(t('call.ended')), EMPTY_GRACE_MS);
       },
       onLost: () => this.finish(t('call.lost')),
+      onUnreachable: ({ peer, all }) => {
+        if (all) this.unreachable();
+        else this.app.toast(t('call.unreachable.peer', { name: peer.user?.nickname || '?' }));
+      },
     });
     this.active = { session, room, media, callIds: new Set([callId]), muted: false, cameraOff: false, missing: local.missing };
     this.showLocal(local.stream);
@@ -469,8 +479,26 @@ export class CallController {
     this.finish(t('call.ended'));
   }
 
-  /** Ends the call locally (after a hang-up by anyone) and shows why. */
-  finish(message) {
+  /**
+   * Nobody in the call could be reached (call.js gave up after CONNECT_TIMEOUT_MS): leave
+   * it — which ends a call of two for the other side too — and say why, with a link to
+   * the connection check page, on a screen that stays until closed.
+   */
+  unreachable() {
+    const a = this.active;
+    if (!a) return;
+    for (const id of a.callIds) {
+      if (this.app.client.state === 'open') this.app.client.hangup(id).catch(() => {});
+      else this.endOnResume.add(id);
+    }
+    this.finish(t('call.unreachable'), { unreachable: true });
+  }
+
+  /**
+   * Ends the call locally (after a hang-up by anyone) and shows why; `unreachable`: it
+   * could not connect, so the screen offers the connection check and stays until closed.
+   */
+  finish(message, { unreachable = false } = {}) {
     clearTimeout(this.emptyTimer);
     const a = this.active;
     if (!a) return;
@@ -480,7 +508,7 @@ export class CallController {
     this.invites.clear();
     this.renderInvites();
     this.toggleInvitePanel(false);
-    this.showEnd(message);
+    this.showEnd(message, { unreachable });
   }
 
   // ---- the view -------------------------------------------------------------------------
@@ -491,6 +519,7 @@ export class CallController {
     v.root.hidden = false;
     v.root.dataset.media = media;
     v.root.dataset.phase = 'setup';
+    delete v.root.dataset.ended;
     v.notice.hidden = true;
     v.timer.hidden = true;
     replaceChildren(v.grid);
@@ -509,7 +538,7 @@ export class CallController {
     this.app.focusMain();
   }
 
-  showEnd(message) {
+  showEnd(message, { unreachable = false } = {}) {
     const v = this.view;
     if (!message) {
       this.closeView();
@@ -519,6 +548,19 @@ export class CallController {
     this.setState(message);
     replaceChildren(v.controls);
     for (const video of v.grid.querySelectorAll('video')) video.srcObject = null;
+    if (unreachable) {
+      v.root.dataset.ended = 'unreachable';
+      for (const tile of this.tiles.values()) {
+        tile.el.dataset.state = 'unreachable';
+        tile.state.textContent = t('peer.unreachable');
+      }
+      replaceChildren(v.notice, h('a', { href: '/check.html', text: t('call.unreachable.check') }));
+      v.notice.hidden = false;
+      const close = h('button', { type: 'button', class: 'primary', dataset: { action: 'close' }, on: { click: () => this.closeView() } }, t('call.close'));
+      replaceChildren(v.controls, close);
+      close.focus();
+      return;
+    }
     this.app.toast(message);
     this.closeTimer = setTimeout(() => {
       if (!this.active && !this.outgoing && !this.pendingAccept) this.closeView();

@@ -33,32 +33,34 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** A running server; `url` is `http://127.0.0.1:PORT`. */
+/** A running server; `url` is `http://HOST:PORT` (127.0.0.1 unless `host` says otherwise). */
 export class TestServer {
-  constructor({ ringTimeoutMs = 4000, extraArgs = [] } = {}) {
+  /** `host`: the address to listen on (a namespace test's own, say), 127.0.0.1 by default. */
+  constructor({ ringTimeoutMs = 4000, extraArgs = [], host = '127.0.0.1' } = {}) {
     if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run cargo build first`);
     this.dir = mkdtempSync(join(tmpdir(), 'tertulia-browser-'));
     this.db = join(this.dir, 'test.db');
     this.ringTimeoutMs = ringTimeoutMs;
     this.extraArgs = extraArgs;
+    this.host = host;
     this.proc = null;
     this.port = null;
     this.log = [];
   }
 
   get url() {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   get wsUrl() {
-    return `ws://127.0.0.1:${this.port}/ws`;
+    return `ws://${this.host}:${this.port}/ws`;
   }
 
   async start() {
     if (!this.port) this.port = await freePort();
     const args = [
       'serve',
-      '--bind', `127.0.0.1:${this.port}`,
+      '--bind', `${this.host}:${this.port}`,
       '--database-url', this.db,
       '--web-dir', join(REPO, 'web'),
       '--workers', '2',
