@@ -71,26 +71,8 @@ impl Endpoint for EchoActor {
         &self.outbox
     }
 
-    fn enqueue(&mut self, ctx: &mut Context<Self>, frame: Message) {
-        if !self.closing && !self.outbox.push_own(frame) {
-            ctx.stop();
-        }
-    }
-
-    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, flush: bool) {
-        if !self.closing {
-            self.closing = true;
-            self.outbox.close(code, reason, flush);
-        }
-        ctx.stop();
-    }
-
-    fn lost(&mut self, ctx: &mut Context<Self>) {
-        if !self.closing {
-            self.closing = true;
-            self.outbox.lose();
-        }
-        ctx.stop();
+    fn closing(&mut self) -> &mut bool {
+        &mut self.closing
     }
 
     fn on_text(&mut self, text: ByteString, _now: u32, ctx: &mut Context<Self>) {

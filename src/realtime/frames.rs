@@ -506,15 +506,37 @@ pub trait Endpoint: Actor<Context = Context<Self>> {
     /// The connection's outbound queue.
     fn outbox(&self) -> &Outbox;
 
-    /// Queues a frame of the endpoint itself (nothing once closing; stops the actor if the
-    /// connection is gone).
-    fn enqueue(&mut self, ctx: &mut Context<Self>, frame: Message);
+    /// Whether the endpoint is closing (set once, by [`Endpoint::close`] or
+    /// [`Endpoint::lost`]).
+    fn closing(&mut self) -> &mut bool;
 
-    /// Ends the connection with `code`, once, counted under it; stops the actor.
-    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, flush: bool);
+    /// Queues a frame of the endpoint itself: nothing once closing, and the actor stops if
+    /// the connection is gone (the outbox closed itself, e.g. 1013 for a client too slow).
+    fn enqueue(&mut self, ctx: &mut Context<Self>, frame: Message) {
+        if !*self.closing() && !self.outbox().push_own(frame) {
+            ctx.stop();
+        }
+    }
 
-    /// The connection failed under the endpoint (counted as 1006); stops the actor.
-    fn lost(&mut self, ctx: &mut Context<Self>);
+    /// Ends the connection with `code`, once, counted under it (the outbox sends the close
+    /// frame); stops the actor.
+    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, flush: bool) {
+        if !std::mem::replace(self.closing(), true) {
+            self.outbox().close(code, reason, flush);
+        }
+        ctx.stop();
+    }
+
+    /// The client's side of the transport failed (a reset, or the stream ended without a
+    /// close frame): no close frame can reach anyone and it is no protocol error of theirs.
+    /// Counted as 1006 (RFC 6455's "closed abnormally", never sent on the wire); stops the
+    /// actor.
+    fn lost(&mut self, ctx: &mut Context<Self>) {
+        if !std::mem::replace(self.closing(), true) {
+            self.outbox().lose();
+        }
+        ctx.stop();
+    }
 
     /// A whole text message; `now` is when it came ([`clock_ms`]).
     fn on_text(&mut self, text: ByteString, now: u32, ctx: &mut Context<Self>);

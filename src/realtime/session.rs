@@ -255,18 +255,6 @@ impl SessionActor {
         self.enqueue(ctx, Message::Text(frame));
     }
 
-    /// Queues a frame for the connection, unless the client has shown it is too slow (1013:
-    /// the outbox has closed itself and the session's drain ends with `DrainEnd::TooSlow`).
-    fn enqueue(&mut self, ctx: &mut Context<Self>, frame: Message) {
-        if self.closing {
-            return;
-        }
-        // The connection is gone.
-        if !self.outbox.push_own(frame) {
-            ctx.stop();
-        }
-    }
-
     fn error(&mut self, ctx: &mut Context<Self>, id: Option<&FrameId>, err: &ApiError) {
         let frame = error_frame(id, err.code(), &ws_error(err));
         self.push(ctx, frame);
@@ -280,27 +268,6 @@ impl SessionActor {
         }
         .encode();
         self.push(ctx, frame);
-    }
-
-    /// Ends the connection with `code`, once; the outbox sends the close frame.
-    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, flush: bool) {
-        if !self.closing {
-            self.closing = true;
-            self.outbox.close(code, reason, flush);
-        }
-        ctx.stop();
-    }
-
-    /// The client's side of the transport failed (a reset, or the stream ended without a
-    /// close frame): no close frame can reach anyone and it is no protocol error of theirs.
-    /// Counted as 1006 (RFC 6455's "closed abnormally", never sent on the wire); the user's
-    /// calls are held as for any dropped connection.
-    fn lost(&mut self, ctx: &mut Context<Self>) {
-        if !self.closing {
-            self.closing = true;
-            self.outbox.lose();
-        }
-        ctx.stop();
     }
 
     /// A text frame within the limits (see [`InboundFrames`]): parsed once, here.
@@ -652,16 +619,8 @@ impl Endpoint for SessionActor {
         &self.outbox
     }
 
-    fn enqueue(&mut self, ctx: &mut Context<Self>, frame: Message) {
-        SessionActor::enqueue(self, ctx, frame);
-    }
-
-    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, flush: bool) {
-        SessionActor::close(self, ctx, code, reason, flush);
-    }
-
-    fn lost(&mut self, ctx: &mut Context<Self>) {
-        SessionActor::lost(self, ctx);
+    fn closing(&mut self) -> &mut bool {
+        &mut self.closing
     }
 
     fn on_text(&mut self, text: ByteString, _now: u32, ctx: &mut Context<Self>) {
