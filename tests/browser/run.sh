@@ -19,27 +19,10 @@ npm ci --no-audit --no-fund --loglevel=error || exit 1
 export TERTULIA_BIN="$ROOT/target/debug/tertulia"
 
 rm -rf artifacts && mkdir -p artifacts
-passed=0
-failed=0
-failed_files=()
+. lib/tally.sh
 for file in client/*.test.js scenarios/*.test.js; do
   [ -n "${1:-}" ] && [[ "$file" != *"$1"* ]] && continue
   printf '\n--- %s\n' "$file"
-  log="artifacts/$(basename "$file" .test.js).log"
-  timeout -k 10 120 node --test --test-reporter=spec --test-concurrency=1 "$file" 2>&1 | tee "$log"
-  status=${PIPESTATUS[0]}
-  p=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$log" | tail -1)
-  f=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$log" | tail -1)
-  passed=$((passed + ${p:-0}))
-  failed=$((failed + ${f:-0}))
-  if [ "$status" -ne 0 ]; then
-    # A timeout or crash may leave no summary: count the file as one failure at least.
-    [ "${f:-0}" -eq 0 ] && failed=$((failed + 1))
-    failed_files+=("$file (exit $status)")
-  fi
+  run_node_test "$file" "artifacts/$(basename "$file" .test.js).log" 120
 done
-
-printf '\n'
-for f in "${failed_files[@]}"; do echo "FAILED: $f"; done
-echo "browser: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "${#failed_files[@]}" -eq 0 ]
+report browser

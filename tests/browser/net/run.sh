@@ -35,9 +35,7 @@ fi
 trap 'bash net/netns.sh down' EXIT
 
 mkdir -p artifacts
-passed=0
-failed=0
-failed_files=()
+. lib/tally.sh
 for file in net/*.test.js; do
   [ -n "${1:-}" ] && [[ "$file" != *"$1"* ]] && continue
   printf '\n--- %s\n' "$file"
@@ -49,24 +47,10 @@ for file in net/*.test.js; do
     fi
     # Fresh namespaces for every file; the driver runs beside the services in tertulia-r.
     bash net/netns.sh up || { failed_files+=("$file (netns setup)"); continue; }
-    timeout -k 10 240 ip netns exec tertulia-r node --test --test-reporter=spec --test-concurrency=1 "$file" 2>&1 | tee "$log"
-    status=${PIPESTATUS[0]}
+    run_node_test "$file" "$log" 240 ip netns exec tertulia-r
     bash net/netns.sh down
   else
-    timeout -k 10 120 node --test --test-reporter=spec --test-concurrency=1 "$file" 2>&1 | tee "$log"
-    status=${PIPESTATUS[0]}
-  fi
-  p=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$log" | tail -1)
-  f=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$log" | tail -1)
-  passed=$((passed + ${p:-0}))
-  failed=$((failed + ${f:-0}))
-  if [ "$status" -ne 0 ]; then
-    [ "${f:-0}" -eq 0 ] && failed=$((failed + 1))
-    failed_files+=("$file (exit $status)")
+    run_node_test "$file" "$log" 120
   fi
 done
-
-printf '\n'
-for f in "${failed_files[@]}"; do echo "FAILED: $f"; done
-echo "net: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "${#failed_files[@]}" -eq 0 ]
+report net
