@@ -1,16 +1,16 @@
 //! The `tertulia` binary itself: `migrate`, `admin create`, and what `serve` writes to its log.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::Write,
     process::{Command, Output, Stdio},
-    sync::{mpsc, Arc, Mutex},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use actix_web::http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, PASSWORD};
+use crate::helpers::{collect_served_output, spawn_app_with, PASSWORD};
 
 /// The binary Cargo built for these tests.
 const BIN: &str = env!("CARGO_BIN_EXE_tertulia");
@@ -179,26 +179,7 @@ impl Served {
             .spawn()
             .expect("server starts");
         let output = Arc::new(Mutex::new(String::new()));
-        let (port_tx, port_rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
-            let output = Arc::clone(&output);
-            let port_tx = port_tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(rest) = line.split("serving http://127.0.0.1:").nth(1) {
-                        if let Ok(port) = rest.trim_end_matches('/').parse::<u16>() {
-                            let _ = port_tx.send(port);
-                        }
-                    }
-                    let mut all = output.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-        }
+        let port_rx = collect_served_output(&mut child, &output);
         let port = match port_rx.recv_timeout(START_TIMEOUT) {
             Ok(port) => port,
             Err(_) => {

@@ -13,10 +13,9 @@
 use std::{
     cell::{Cell, RefCell},
     collections::{HashMap, HashSet},
-    io::{BufRead, BufReader, Read},
     os::unix::process::ExitStatusExt,
     process::{Child, Command, Stdio},
-    sync::{mpsc, Arc, Mutex},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -35,7 +34,7 @@ use tokio_tungstenite::{
     WebSocketStream,
 };
 
-use crate::helpers::PASSWORD;
+use crate::helpers::{collect_served_output, PASSWORD};
 
 /// The binary Cargo built for these tests: the real server, killed for real.
 const BIN: &str = env!("CARGO_BIN_EXE_tertulia");
@@ -124,26 +123,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("server starts");
-        let (port_tx, port_rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
-            let log = Arc::clone(log);
-            let port_tx = port_tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(rest) = line.split("serving http://127.0.0.1:").nth(1) {
-                        if let Ok(port) = rest.trim_end_matches('/').parse::<u16>() {
-                            let _ = port_tx.send(port);
-                        }
-                    }
-                    let mut all = log.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-        }
+        let port_rx = collect_served_output(&mut child, log);
         let mut server = Server { child, port };
         match port_rx.recv_timeout(START_TIMEOUT) {
             Ok(served) => server.port = served,

@@ -243,3 +243,33 @@ impl TestApp {
         user
     }
 }
+
+/// Collects a `tertulia serve` child's stdout and stderr into `log`, line by line, and
+/// sends the port of every `serving http://127.0.0.1:PORT` line it prints (one per start).
+pub fn collect_served_output(
+    child: &mut std::process::Child,
+    log: &std::sync::Arc<std::sync::Mutex<String>>,
+) -> std::sync::mpsc::Receiver<u16> {
+    use std::io::{BufRead, BufReader, Read};
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout piped");
+    let stderr = child.stderr.take().expect("stderr piped");
+    for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+        let log = std::sync::Arc::clone(log);
+        let port_tx = port_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("serving http://127.0.0.1:").nth(1) {
+                    if let Ok(port) = rest.trim_end_matches('/').parse::<u16>() {
+                        let _ = port_tx.send(port);
+                    }
+                }
+                let mut all = log.lock().unwrap_or_else(|p| p.into_inner());
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+    }
+    port_rx
+}
