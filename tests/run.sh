@@ -27,6 +27,9 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test (unit + integration, including the diesel CLI checks)"
 TERTULIA_REQUIRE_DIESEL_CLI=1 cargo test --locked --all-targets
 
+step "cargo fuzz (WebSocket frames and JSON bodies, bounded; SKIP without nightly)"
+bash tests/fuzz.sh
+
 if [ -x tests/browser/run.sh ]; then
   step "browser tests (headless Chromium)"
   bash tests/browser/run.sh
