@@ -6,6 +6,7 @@
 #
 # Usage: bash tests/fuzz.sh
 #   TERTULIA_FUZZ_SECONDS    seconds per target (default 45)
+#   TERTULIA_FUZZ_PROFILE    dev (default: the shorter build) or release (the faster fuzzer)
 #   TERTULIA_FUZZ_SANITIZER  none (default) or address: ASan finds memory errors in unsafe
 #                            code (tertulia has none; its C dependencies are not reached by
 #                            these targets) and makes libFuzzer's -malloc_limit_mb effective,
@@ -20,9 +21,16 @@ CARGO_FUZZ_VERSION=0.13.2
 TARGETS=(ws_frame json_bodies)
 SECONDS_PER_TARGET="${TERTULIA_FUZZ_SECONDS:-45}"
 SANITIZER="${TERTULIA_FUZZ_SANITIZER:-none}"
-# Build flags, the same for `build` and `run` (else `run` builds again). 16 codegen units
-# instead of cargo-fuzz's 1: a much shorter build for slightly slower code.
-FLAGS=(--sanitizer "$SANITIZER" --codegen-units 16)
+PROFILE="${TERTULIA_FUZZ_PROFILE:-dev}"
+# Build flags, the same for `build` and `run` (else `run` builds again). The dev profile
+# (unoptimised) takes about 4 CPU-minutes to build from scratch where release takes 10 (with
+# 16 codegen units instead of cargo-fuzz's 1), and runs about ten times fewer inputs a
+# second: the better trade for a short run in the test command, the worse for a long one.
+if [ "$PROFILE" = release ]; then
+  FLAGS=(--release --codegen-units 16 --sanitizer "$SANITIZER")
+else
+  FLAGS=(--dev --sanitizer "$SANITIZER")
+fi
 # The server's largest WebSocket frame and JSON body (64 KiB each, src/config.rs).
 MAX_LEN=65536
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -45,7 +53,7 @@ if ! cmp -s fuzz/Cargo.lock fuzz/Cargo.lock.before; then
   echo "FAIL: fuzz/Cargo.lock is out of date (the build changed it); commit the new one"
   exit 1
 fi
-echo "fuzz targets built in $(($(date +%s) - started)) s (sanitizer: $SANITIZER)"
+echo "fuzz targets built in $(($(date +%s) - started)) s ($PROFILE, sanitizer: $SANITIZER)"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"; rm -f fuzz/Cargo.lock.before' EXIT
@@ -60,9 +68,12 @@ for target in "${TARGETS[@]}"; do
     -max_total_time="$SECONDS_PER_TARGET" -max_len="$MAX_LEN" \
     -rss_limit_mb=512 -malloc_limit_mb=64 -timeout=10 \
     -dict="fuzz/dict/$target.dict" -print_final_stats=1 >"$log" 2>&1; then
-    tail -n 60 "$log"
+    grep -m 1 -A 2 "panicked at" "$log" || true
+    grep -E "ERROR: libFuzzer|SUMMARY|Slow unit|out-of-memory|malloc\(" "$log" || true
     reproducer=$(sed -n 's/.*Test unit written to \([^ ]*\).*/\1/p' "$log" | tail -n 1)
-    echo "FAIL: fuzz target $target: reproducer ${reproducer:-(none written; see the log above)}"
+    cp "$log" "fuzz/artifacts/$target/failed-run.log"
+    echo "(whole log: fuzz/artifacts/$target/failed-run.log)"
+    echo "FAIL: fuzz target $target: reproducer ${reproducer:-(none written; see the log)}"
     if [ -n "$reproducer" ]; then
       echo "  replay it: cargo +nightly fuzz run ${FLAGS[*]} $target $reproducer"
     fi
