@@ -27,7 +27,9 @@ PROFILE="${TERTULIA_FUZZ_PROFILE:-dev}"
 # 16 codegen units instead of cargo-fuzz's 1), and runs about ten times fewer inputs a
 # second: the better trade for a short run in the test command, the worse for a long one.
 if [ "$PROFILE" = release ]; then
-  FLAGS=(--release --codegen-units 16 --sanitizer "$SANITIZER")
+  # Not `--release`: cargo-fuzz's default is release with debug assertions and overflow
+  # checks, which `--release` would turn off.
+  FLAGS=(--codegen-units 16 --sanitizer "$SANITIZER")
 else
   FLAGS=(--dev --sanitizer "$SANITIZER")
 fi

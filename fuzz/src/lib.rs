@@ -9,6 +9,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// The largest text frame the server accepts (`--ws-max-frame-bytes`' default, 64 KiB) and
 /// its JSON body limit (`--max-body-bytes`, the same): `-max_len` in `tests/fuzz.sh`.
@@ -73,6 +74,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// Whether [`checked`] prints each input's heap growth (`TERTULIA_FUZZ_PEAK` set).
+static SHOW_PEAK: OnceLock<bool> = OnceLock::new();
+
 /// The most one input of `len` bytes may make the heap grow: 32 bytes per input byte (the
 /// parsed strings, serde's buffered values, the error message and the answer built from
 /// them are each a small multiple of the input) plus 256 KiB. For the largest frame that is
@@ -86,12 +90,19 @@ pub fn budget(len: usize) -> usize {
 /// reproducer) if the heap grew by more than [`budget`] at any moment, or if `work` did not
 /// free all it allocated. A run that leaves memory behind is run once more: a value built
 /// once and kept (a lazily initialised static) passes; a leak leaves memory behind again.
+///
+/// With `TERTULIA_FUZZ_PEAK` set, each input's growth is printed (to see how close inputs
+/// come to the budget: `ws_frame -runs=0 <files>` runs just those files).
 pub fn checked<R>(len: usize, mut work: impl FnMut() -> R) {
+    let show = *SHOW_PEAK.get_or_init(|| std::env::var_os("TERTULIA_FUZZ_PEAK").is_some());
     for attempt in 0..2 {
         let before = LIVE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
         drop(work());
         let peak = PEAK.load(Ordering::Relaxed) - before;
+        if show && attempt == 0 {
+            eprintln!("heap growth: {peak} bytes for {len} input bytes");
+        }
         assert!(
             peak <= budget(len),
             "an input of {len} bytes made the heap grow by {peak} bytes (budget {})",
