@@ -41,12 +41,12 @@ if ! cargo +nightly --version >/dev/null 2>&1; then
   echo "SKIP: cargo fuzz (no nightly toolchain)"
   exit 0
 fi
+started=$(date +%s)
 if ! cargo fuzz --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
   echo "installing cargo-fuzz $CARGO_FUZZ_VERSION"
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
 
-started=$(date +%s)
 # The lock file is committed: a build that would change it fails instead.
 cp fuzz/Cargo.lock fuzz/Cargo.lock.before
 trap 'rm -f fuzz/Cargo.lock.before' EXIT
@@ -55,7 +55,7 @@ if ! cmp -s fuzz/Cargo.lock fuzz/Cargo.lock.before; then
   echo "FAIL: fuzz/Cargo.lock is out of date (the build changed it); commit the new one"
   exit 1
 fi
-echo "fuzz targets built in $(($(date +%s) - started)) s ($PROFILE, sanitizer: $SANITIZER)"
+echo "fuzz targets ready in $(($(date +%s) - started)) s ($PROFILE, sanitizer: $SANITIZER)"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"; rm -f fuzz/Cargo.lock.before' EXIT
@@ -85,4 +85,4 @@ for target in "${TARGETS[@]}"; do
   final=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
   echo "  $target: ${runs:-?} inputs, no failure; last status: $final"
 done
-echo "fuzzing done in $(($(date +%s) - started)) s, build included"
+echo "fuzzing done in $(($(date +%s) - started)) s, cargo-fuzz install and build included"
