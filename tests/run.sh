@@ -36,6 +36,9 @@ bash tests/autobahn/run.sh
 step "calls across real networks (coturn, network namespaces, headless Chromium)"
 bash tests/browser/net/run.sh
 
+step "cargo fuzz (WebSocket frames and JSON bodies, bounded; SKIP without nightly)"
+bash tests/fuzz.sh
+
 if [ -x tests/browser/run.sh ]; then
   step "browser tests (headless Chromium)"
   bash tests/browser/run.sh

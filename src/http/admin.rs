@@ -513,6 +513,17 @@ pub struct CreateThemeRequest {
     pub description: String,
 }
 
+impl CreateThemeRequest {
+    /// The name and description `create_theme` stores: trimmed and checked before any work.
+    /// One function, so that the fuzz target `json_bodies` runs exactly these checks.
+    pub fn checked(&self) -> ApiResult<(String, String)> {
+        Ok((
+            checked_theme_name(&self.name)?.to_owned(),
+            checked_description(&self.description)?.to_owned(),
+        ))
+    }
+}
+
 /// Adds a theme.
 #[utoipa::path(
     post,
@@ -532,9 +543,7 @@ pub async fn create_theme(
     admin: Admin,
     body: web::Json<CreateThemeRequest>,
 ) -> ApiResult<HttpResponse> {
-    let CreateThemeRequest { name, description } = body.into_inner();
-    let name = checked_theme_name(&name)?.to_owned();
-    let description = checked_description(&description)?.to_owned();
+    let (name, description) = body.checked()?;
     let theme = db::run(&state.pool, move |conn| {
         db::themes::create(
             conn,
@@ -571,6 +580,32 @@ pub struct UpdateThemeRequest {
     pub description: Option<String>,
 }
 
+impl UpdateThemeRequest {
+    /// The new name and description `update_theme` stores (at least one): trimmed and checked
+    /// before any work. One function, so that the fuzz target `json_bodies` runs exactly these
+    /// checks.
+    pub fn checked(&self) -> ApiResult<(Option<String>, Option<String>)> {
+        if self.name.is_none() && self.description.is_none() {
+            return Err(ApiError::BadRequest(
+                "nothing to change: give a name, a description or both".to_owned(),
+            ));
+        }
+        let name = self
+            .name
+            .as_deref()
+            .map(checked_theme_name)
+            .transpose()?
+            .map(str::to_owned);
+        let description = self
+            .description
+            .as_deref()
+            .map(checked_description)
+            .transpose()?
+            .map(str::to_owned);
+        Ok((name, description))
+    }
+}
+
 /// Renames and/or redescribes a theme.
 #[utoipa::path(
     patch,
@@ -594,22 +629,7 @@ pub async fn update_theme(
     body: web::Json<UpdateThemeRequest>,
 ) -> ApiResult<web::Json<ThemeView>> {
     let id = path.into_inner();
-    let UpdateThemeRequest { name, description } = body.into_inner();
-    if name.is_none() && description.is_none() {
-        return Err(ApiError::BadRequest(
-            "nothing to change: give a name, a description or both".to_owned(),
-        ));
-    }
-    let name = name
-        .as_deref()
-        .map(checked_theme_name)
-        .transpose()?
-        .map(str::to_owned);
-    let description = description
-        .as_deref()
-        .map(checked_description)
-        .transpose()?
-        .map(str::to_owned);
+    let (name, description) = body.checked()?;
     let renamed = name.is_some();
     let (view, followers) = db::run(&state.pool, move |conn| {
         conn.immediate_transaction(|conn| {

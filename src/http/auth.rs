@@ -156,6 +156,52 @@ pub(crate) fn trimmed_within(value: &str, max: usize) -> Option<&str> {
     (value.chars().count() <= max).then(|| value.trim())
 }
 
+/// A registration that passed every rule `register` checks before it hashes the password or
+/// touches the database.
+#[derive(Debug)]
+pub struct Registration {
+    /// Trimmed.
+    pub nickname: String,
+    pub password: String,
+    pub themes: Vec<String>,
+    pub capabilities: Capabilities,
+}
+
+impl RegisterRequest {
+    /// The checks `register` runs before any work: nickname and password rules, at least one
+    /// capability. One function, so that the fuzz target `json_bodies` runs exactly these.
+    pub fn checked(self) -> ApiResult<Registration> {
+        let RegisterRequest {
+            nickname,
+            password,
+            themes,
+            capabilities,
+        } = self;
+        let nickname = trimmed_within(&nickname, auth::NICKNAME_MAX)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "nickname must be {} to {} characters long",
+                    auth::NICKNAME_MIN,
+                    auth::NICKNAME_MAX
+                ))
+            })?;
+        auth::validate_nickname(&nickname).map_err(ApiError::BadRequest)?;
+        auth::validate_password(&password, &nickname).map_err(ApiError::BadRequest)?;
+        let capabilities = checked_capabilities(capabilities.unwrap_or(Capabilities {
+            video: true,
+            audio: true,
+            text: true,
+        }))?;
+        Ok(Registration {
+            nickname,
+            password,
+            themes,
+            capabilities,
+        })
+    }
+}
+
 /// Checks the capabilities a user chose: at least one.
 fn checked_capabilities(caps: Capabilities) -> ApiResult<Capabilities> {
     if caps.is_empty() {
@@ -204,28 +250,12 @@ pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<RegisterRequest>,
 ) -> ApiResult<HttpResponse> {
-    let RegisterRequest {
+    let Registration {
         nickname,
         password,
         themes,
-        capabilities,
-    } = body.into_inner();
-    let nickname = trimmed_within(&nickname, auth::NICKNAME_MAX)
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "nickname must be {} to {} characters long",
-                auth::NICKNAME_MIN,
-                auth::NICKNAME_MAX
-            ))
-        })?;
-    auth::validate_nickname(&nickname).map_err(ApiError::BadRequest)?;
-    auth::validate_password(&password, &nickname).map_err(ApiError::BadRequest)?;
-    let caps = checked_capabilities(capabilities.unwrap_or(Capabilities {
-        video: true,
-        audio: true,
-        text: true,
-    }))?;
+        capabilities: caps,
+    } = body.into_inner().checked()?;
     let hash = hash_off_reactor(password).await?;
     let view = db::run(&state.pool, move |conn| {
         let ids = theme_ids(conn, &themes)?;
@@ -475,6 +505,53 @@ pub struct UpdateMeRequest {
     pub new_password: Option<String>,
 }
 
+/// What a `PATCH /api/me` asks for, once the rules checked before any work have passed.
+#[derive(Debug)]
+pub struct MeChanges {
+    pub themes: Option<Vec<String>>,
+    /// At least one, when given.
+    pub capabilities: Option<Capabilities>,
+    /// `(new, current)`: the new password follows the rules; the current one is still to be
+    /// verified against the stored hash.
+    pub password: Option<(String, String)>,
+}
+
+impl UpdateMeRequest {
+    /// The checks `update_me` runs before any work, for the user named `nickname`. One
+    /// function, so that the fuzz target `json_bodies` runs exactly these.
+    pub fn checked(self, nickname: &str) -> ApiResult<MeChanges> {
+        let UpdateMeRequest {
+            themes,
+            capabilities,
+            current_password,
+            new_password,
+        } = self;
+        let capabilities = capabilities.map(checked_capabilities).transpose()?;
+        let password = match (new_password, current_password) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "current_password given without new_password".to_owned(),
+                ))
+            }
+            (Some(_), None) => {
+                return Err(ApiError::BadRequest(
+                    "current_password is required to set a new password".to_owned(),
+                ))
+            }
+            (Some(new), Some(current)) => {
+                auth::validate_password(&new, nickname).map_err(ApiError::BadRequest)?;
+                Some((new, current))
+            }
+        };
+        Ok(MeChanges {
+            themes,
+            capabilities,
+            password,
+        })
+    }
+}
+
 /// Changes your themes, capabilities or password (the current one is required); a new
 /// password ends your other sessions.
 #[utoipa::path(
@@ -495,27 +572,14 @@ pub async fn update_me(
     who: Authenticated,
     body: web::Json<UpdateMeRequest>,
 ) -> ApiResult<web::Json<UserView>> {
-    let UpdateMeRequest {
+    let MeChanges {
         themes,
-        capabilities,
-        current_password,
-        new_password,
-    } = body.into_inner();
-    let caps = capabilities.map(checked_capabilities).transpose()?;
-    let new_hash = match (new_password, current_password) {
-        (None, None) => None,
-        (None, Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "current_password given without new_password".to_owned(),
-            ))
-        }
-        (Some(_), None) => {
-            return Err(ApiError::BadRequest(
-                "current_password is required to set a new password".to_owned(),
-            ))
-        }
-        (Some(new), Some(current)) => {
-            auth::validate_password(&new, &who.user.nickname).map_err(ApiError::BadRequest)?;
+        capabilities: caps,
+        password,
+    } = body.into_inner().checked(&who.user.nickname)?;
+    let new_hash = match password {
+        None => None,
+        Some((new, current)) => {
             let phc = who.user.password_hash.clone();
             if !web::block(move || auth::verify_password(&current, &phc)).await? {
                 return Err(ApiError::Forbidden("current password is wrong".to_owned()));
