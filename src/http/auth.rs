@@ -142,6 +142,7 @@ pub struct RegisterRequest {
     pub password: String,
     /// Theme names (see `GET /api/themes`); case does not matter.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub themes: Vec<String>,
     /// Defaults to all three.
     #[serde(default)]
@@ -188,6 +189,7 @@ impl RegisterRequest {
             })?;
         auth::validate_nickname(&nickname).map_err(ApiError::BadRequest)?;
         auth::validate_password(&password, &nickname).map_err(ApiError::BadRequest)?;
+        checked_theme_count(&themes)?;
         let capabilities = checked_capabilities(capabilities.unwrap_or(Capabilities {
             video: true,
             audio: true,
@@ -200,6 +202,21 @@ impl RegisterRequest {
             capabilities,
         })
     }
+}
+
+/// Most theme names one request may list: far more than anyone follows, and a bound on the
+/// lookups (and on the "unknown theme(s)" message) a single request can cause.
+pub const MAX_THEMES_PER_REQUEST: usize = 100;
+
+/// Refuses a list of more than [`MAX_THEMES_PER_REQUEST`] theme names.
+fn checked_theme_count(names: &[String]) -> ApiResult<()> {
+    if names.len() > MAX_THEMES_PER_REQUEST {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_THEMES_PER_REQUEST} themes, not {}",
+            names.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the capabilities a user chose: at least one.
@@ -298,6 +315,7 @@ pub struct LoginRequest {
     pub password: String,
     /// Optionally replace the themes you follow as you log in.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub themes: Option<Vec<String>>,
 }
 
@@ -338,6 +356,9 @@ pub async fn login(
         themes,
     } = body.into_inner();
     let nickname = nickname.trim().to_owned();
+    if let Some(names) = &themes {
+        checked_theme_count(names)?;
+    }
     // Counted before the password is checked, taken back if it is right: only failures use
     // up the window, and parallel guesses cannot all slip in before the first failure.
     let ip = http::client_ip::client_ip_string(&req, &state.settings.trusted_proxies);
@@ -495,6 +516,7 @@ pub async fn me(state: web::Data<AppState>, who: Authenticated) -> ApiResult<web
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// Replace the themes you follow (names).
+    #[schema(max_items = 100)]
     pub themes: Option<Vec<String>>,
     #[schema(value_type = Option<Vec<Capability>>, min_items = 1)]
     pub capabilities: Option<Capabilities>,
@@ -526,6 +548,9 @@ impl UpdateMeRequest {
             current_password,
             new_password,
         } = self;
+        if let Some(names) = &themes {
+            checked_theme_count(names)?;
+        }
         let capabilities = capabilities.map(checked_capabilities).transpose()?;
         let password = match (new_password, current_password) {
             (None, None) => None,

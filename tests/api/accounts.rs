@@ -254,6 +254,38 @@ async fn forwarding_headers_from_an_untrusted_peer_do_not_choose_its_address() {
 }
 
 #[actix_web::test]
+async fn a_list_of_more_themes_than_anyone_follows_is_refused_before_any_lookup() {
+    let app = spawn_app().await;
+    let many: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
+    let reg = app
+        .register(json!({"nickname": "muitos", "password": PASSWORD, "themes": many}))
+        .await;
+    assert_eq!(reg.status, StatusCode::BAD_REQUEST);
+    assert!(reg.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 100 themes"));
+    let user = app.user("poucos").await;
+    let patch = app
+        .request(
+            "PATCH",
+            "/api/me",
+            Some(&user.token),
+            Some(json!({"themes": many})),
+        )
+        .await;
+    assert_eq!(patch.status, StatusCode::BAD_REQUEST);
+    let login = app
+        .post(
+            "/api/login",
+            None,
+            json!({"nickname": "poucos", "password": PASSWORD, "themes": many}),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::BAD_REQUEST);
+}
+
+#[actix_web::test]
 async fn logout_revokes_the_token_everywhere() {
     let app = spawn_app().await;
     let user = app.user("hugo").await;
