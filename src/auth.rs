@@ -42,7 +42,7 @@ fn argon2() -> Argon2<'static> {
 }
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub(crate) fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
     argon2()
         .hash_password(password.as_bytes(), &salt)
@@ -51,7 +51,7 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 }
 
 /// Checks a password against a stored PHC string; a malformed hash never matches.
-pub fn verify_password(password: &str, phc: &str) -> bool {
+pub(crate) fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
         .map(|parsed| {
             argon2()
@@ -63,7 +63,7 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 
 /// A hash of a random password, verified against when a nickname is unknown so that an
 /// unknown nickname costs the same time as a wrong password.
-pub fn dummy_hash() -> &'static str {
+pub(crate) fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DUMMY.get_or_init(|| {
         let mut secret = [0u8; 16];
@@ -73,22 +73,22 @@ pub fn dummy_hash() -> &'static str {
 }
 
 /// A fresh session token: what the client holds, never stored.
-pub fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; TOKEN_BYTES];
     OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A token's SHA-256: what [`TokenCache`] is keyed by.
-pub type TokenDigest = [u8; 32];
+pub(crate) type TokenDigest = [u8; 32];
 
 /// A token's SHA-256 (the database stores it hex-encoded: [`token_hash`]).
-pub fn token_digest(token: &str) -> TokenDigest {
+pub(crate) fn token_digest(token: &str) -> TokenDigest {
     Sha256::digest(token.as_bytes()).into()
 }
 
 /// Hex-encodes a token digest as the database stores it.
-pub fn digest_hex(digest: &TokenDigest) -> String {
+pub(crate) fn digest_hex(digest: &TokenDigest) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(2 * digest.len());
     for b in digest {

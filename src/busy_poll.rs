@@ -45,7 +45,7 @@ thread_local! {
 /// zero window (busy polling off) does nothing, not even read the clock. Must be called on
 /// an actix/tokio worker thread (inside its runtime), which is where sessions handle their
 /// frames.
-pub fn traffic(window: Duration) {
+pub(crate) fn traffic(window: Duration) {
     if window.is_zero() {
         return;
     }

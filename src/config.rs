@@ -195,12 +195,12 @@ impl Default for Settings {
 
 impl Settings {
     /// Whether the server terminates TLS itself.
-    pub fn tls_enabled(&self) -> bool {
+    pub(crate) fn tls_enabled(&self) -> bool {
         self.tls_cert.is_some() || self.tls_self_signed
     }
 
     /// How long a login session lives.
-    pub fn session_ttl(&self) -> Duration {
+    pub(crate) fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_hours * 3600)
     }
 }

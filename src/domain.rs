@@ -246,7 +246,7 @@ impl Media {
     }
 
     /// Whether someone with `caps` can take part in a call of this media.
-    pub fn allowed_by(self, caps: Capabilities) -> bool {
+    pub(crate) fn allowed_by(self, caps: Capabilities) -> bool {
         match self {
             Media::Video => caps.video,
             Media::Audio => caps.audio,
@@ -274,7 +274,7 @@ pub enum Capability {
 
 impl Capabilities {
     /// Collects a list of capabilities; duplicates are harmless.
-    pub fn from_list(list: &[Capability]) -> Self {
+    pub(crate) fn from_list(list: &[Capability]) -> Self {
         let mut caps = Capabilities::default();
         for cap in list {
             match cap {
@@ -287,7 +287,7 @@ impl Capabilities {
     }
 
     /// The list form used on the wire, always in the order video, audio, text.
-    pub fn to_list(self) -> Vec<Capability> {
+    pub(crate) fn to_list(self) -> Vec<Capability> {
         [
             (self.video, Capability::Video),
             (self.audio, Capability::Audio),
@@ -375,7 +375,7 @@ pub enum Cursor {
 impl Cursor {
     /// The cursor a request's `before` and `after` ask for: they exclude each other (a page
     /// runs one way), and neither means the latest messages.
-    pub fn from_request(before: Option<i64>, after: Option<i64>) -> Result<Cursor, String> {
+    pub(crate) fn from_request(before: Option<i64>, after: Option<i64>) -> Result<Cursor, String> {
         match (before, after) {
             (Some(_), Some(_)) => {
                 Err("'before' and 'after' exclude each other: give one of them".to_owned())
@@ -388,7 +388,7 @@ impl Cursor {
 
 /// Which of a user's sessions were just revoked, so their live sockets can be closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Revoked {
+pub(crate) enum Revoked {
     /// Exactly this session (logout).
     One(i64),
     /// Every session but this one (password change).

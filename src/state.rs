@@ -43,7 +43,7 @@ pub struct AppState {
 
 impl AppState {
     /// Tells the live parts of the server that some of a user's sessions are gone.
-    pub fn sessions_revoked(&self, user_id: i64, which: Revoked) {
+    pub(crate) fn sessions_revoked(&self, user_id: i64, which: Revoked) {
         log::debug!("sessions of user {user_id} revoked: {which:?}");
         // Before anything else: the next upgrade with a revoked token goes to the database.
         self.ws_tokens.forget_user(user_id);
@@ -56,7 +56,7 @@ impl AppState {
     }
 
     /// Tells the live parts of the server that a user's profile changed.
-    pub fn profile_changed(&self, user: &UserView) {
+    pub(crate) fn profile_changed(&self, user: &UserView) {
         log::debug!("profile of user {} changed", user.id);
         self.ws_tokens.forget_user(user.id);
         self.realtime.presence.do_send(ProfileChanged {

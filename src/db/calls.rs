@@ -18,7 +18,7 @@ pub fn create(conn: &mut SqliteConnection, new: &NewCall<'_>) -> QueryResult<Cal
 
 /// Moves a call to `state` at `now` (ms), stamping `answered_at` on accept and `ended_at` on
 /// any final state.
-pub fn set_state(
+pub(crate) fn set_state(
     conn: &mut SqliteConnection,
     call_key: &str,
     state: CallState,
@@ -45,7 +45,7 @@ pub fn set_state(
 }
 
 /// Missed calls the callee has not been told about yet, oldest first.
-pub fn unseen_missed(conn: &mut SqliteConnection, callee_id: i64) -> QueryResult<Vec<Call>> {
+pub(crate) fn unseen_missed(conn: &mut SqliteConnection, callee_id: i64) -> QueryResult<Vec<Call>> {
     calls::table
         .filter(calls::callee_id.eq(callee_id))
         .filter(calls::state.eq(CallState::Missed.as_str()))
@@ -56,7 +56,7 @@ pub fn unseen_missed(conn: &mut SqliteConnection, callee_id: i64) -> QueryResult
 }
 
 /// Every user with missed calls they have not been told about.
-pub fn callees_with_unseen_missed(conn: &mut SqliteConnection) -> QueryResult<Vec<i64>> {
+pub(crate) fn callees_with_unseen_missed(conn: &mut SqliteConnection) -> QueryResult<Vec<i64>> {
     calls::table
         .filter(calls::state.eq(CallState::Missed.as_str()))
         .filter(calls::seen_by_callee.eq(false))
@@ -66,14 +66,18 @@ pub fn callees_with_unseen_missed(conn: &mut SqliteConnection) -> QueryResult<Ve
 }
 
 /// Records that the callee has been told about these calls.
-pub fn mark_seen(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<usize> {
+pub(crate) fn mark_seen(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<usize> {
     diesel::update(calls::table.filter(calls::id.eq_any(ids)))
         .set(calls::seen_by_callee.eq(true))
         .execute(conn)
 }
 
 /// A user's calls, made or received, newest first.
-pub fn log_for(conn: &mut SqliteConnection, user_id: i64, limit: i64) -> QueryResult<Vec<Call>> {
+pub(crate) fn log_for(
+    conn: &mut SqliteConnection,
+    user_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<Call>> {
     calls::table
         .filter(
             calls::caller_id
@@ -87,7 +91,7 @@ pub fn log_for(conn: &mut SqliteConnection, user_id: i64, limit: i64) -> QueryRe
 }
 
 /// After a restart no call can still be live: ringing ones were missed, accepted ones ended.
-pub fn close_dangling(conn: &mut SqliteConnection) -> QueryResult<usize> {
+pub(crate) fn close_dangling(conn: &mut SqliteConnection) -> QueryResult<usize> {
     let ringing = set_state_where(conn, CallState::Ringing, CallState::Missed)?;
     let accepted = set_state_where(conn, CallState::Accepted, CallState::Ended)?;
     Ok(ringing + accepted)
@@ -113,7 +117,7 @@ pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
 
 /// Marks a ringing call missed at `now` (ms); `seen` when the callee was told at once (they
 /// were online).
-pub fn set_missed(
+pub(crate) fn set_missed(
     conn: &mut SqliteConnection,
     call_key: &str,
     seen: bool,
@@ -133,7 +137,7 @@ pub fn set_missed(
 }
 
 /// A user's call log with the other party's nickname, newest first.
-pub fn log_with_names(
+pub(crate) fn log_with_names(
     conn: &mut SqliteConnection,
     user_id: i64,
     limit: i64,
@@ -159,7 +163,7 @@ pub fn log_with_names(
 
 /// Unseen missed calls of a user with the caller's nickname, marked seen in the same
 /// transaction (so they are announced once).
-pub fn take_unseen_missed(
+pub(crate) fn take_unseen_missed(
     conn: &mut SqliteConnection,
     callee_id: i64,
 ) -> QueryResult<Vec<(Call, String)>> {

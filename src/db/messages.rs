@@ -145,7 +145,7 @@ pub fn page(
 }
 
 /// The nicknames of the senders of `messages`.
-pub fn sender_names(
+pub(crate) fn sender_names(
     conn: &mut SqliteConnection,
     messages: &[Message],
 ) -> QueryResult<std::collections::HashMap<i64, String>> {

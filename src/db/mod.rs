@@ -26,7 +26,7 @@ pub use touches::Touches;
 use crate::error::{ApiError, ApiResult};
 
 /// The migrations in `migrations/`, compiled into the binary.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How long a connection waits on a locked database before giving up.
 const BUSY_TIMEOUT_MS: u32 = 5_000;
@@ -103,7 +103,7 @@ pub fn build_pool(url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolErro
 }
 
 /// [`build_pool`] with the given [`Durability`].
-pub fn build_pool_with(
+pub(crate) fn build_pool_with(
     url: &str,
     size: u32,
     durability: Durability,
@@ -117,7 +117,7 @@ pub fn build_pool_with(
 }
 
 /// Applies every pending migration; returns the versions applied.
-pub fn run_migrations(conn: &mut SqliteConnection) -> Result<Vec<String>, String> {
+pub(crate) fn run_migrations(conn: &mut SqliteConnection) -> Result<Vec<String>, String> {
     conn.run_pending_migrations(MIGRATIONS)
         .map(|done| done.iter().map(ToString::to_string).collect())
         .map_err(|e| e.to_string())

@@ -25,7 +25,7 @@ pub struct User {
 
 impl User {
     /// Whether this user may use the admin API.
-    pub fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         self.role == Role::Admin.as_str()
     }
 

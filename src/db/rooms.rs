@@ -9,19 +9,19 @@ use super::{
 };
 
 /// The wire name of the direct room of two users: the same whoever asks.
-pub fn direct_room_name(a: i64, b: i64) -> String {
+pub(crate) fn direct_room_name(a: i64, b: i64) -> String {
     format!("dm:{}:{}", a.min(b), a.max(b))
 }
 
 /// The two users of a direct room's name, if it is one.
-pub fn direct_room_users(name: &str) -> Option<(i64, i64)> {
+pub(crate) fn direct_room_users(name: &str) -> Option<(i64, i64)> {
     let rest = name.strip_prefix("dm:")?;
     let (a, b) = rest.split_once(':')?;
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 /// Finds a room by its wire name.
-pub fn find_by_name(conn: &mut SqliteConnection, name: &str) -> QueryResult<Option<Room>> {
+pub(crate) fn find_by_name(conn: &mut SqliteConnection, name: &str) -> QueryResult<Option<Room>> {
     rooms::table
         .filter(rooms::name.eq(name))
         .select(Room::as_select())
@@ -51,7 +51,11 @@ pub fn get_or_create(
 }
 
 /// Makes `user_id` a member of the room (no-op if already one).
-pub fn add_member(conn: &mut SqliteConnection, room_id: i64, user_id: i64) -> QueryResult<()> {
+pub(crate) fn add_member(
+    conn: &mut SqliteConnection,
+    room_id: i64,
+    user_id: i64,
+) -> QueryResult<()> {
     diesel::insert_or_ignore_into(room_members::table)
         .values((
             room_members::room_id.eq(room_id),
@@ -63,7 +67,11 @@ pub fn add_member(conn: &mut SqliteConnection, room_id: i64, user_id: i64) -> Qu
 }
 
 /// Whether `user_id` is a member of the room.
-pub fn is_member(conn: &mut SqliteConnection, room_id: i64, user_id: i64) -> QueryResult<bool> {
+pub(crate) fn is_member(
+    conn: &mut SqliteConnection,
+    room_id: i64,
+    user_id: i64,
+) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         room_members::table
             .filter(room_members::room_id.eq(room_id))
@@ -83,7 +91,11 @@ pub fn members(conn: &mut SqliteConnection, room_id: i64) -> QueryResult<Vec<i64
 
 /// Whether `user_id` may read and enter `room`: anyone for a public channel, the pair for a
 /// direct room, members for a call room.
-pub fn may_enter(conn: &mut SqliteConnection, room: &Room, user_id: i64) -> QueryResult<bool> {
+pub(crate) fn may_enter(
+    conn: &mut SqliteConnection,
+    room: &Room,
+    user_id: i64,
+) -> QueryResult<bool> {
     match room.kind() {
         RoomKind::Public => Ok(true),
         RoomKind::Direct => {

@@ -22,7 +22,7 @@ pub fn create(conn: &mut SqliteConnection, new: &NewSession<'_>) -> QueryResult<
 
 /// The live (unexpired) session with this token hash, and its user. Reads only: the caller
 /// stores `last_used_at` when [`touch_due`] (batched, through [`super::Touches`]).
-pub fn find_live(
+pub(crate) fn find_live(
     conn: &mut SqliteConnection,
     token_hash: &str,
 ) -> QueryResult<Option<(Session, User)>> {
@@ -38,29 +38,37 @@ pub fn find_live(
 }
 
 /// Whether `session`'s `last_used_at` is stale enough to be stored again now.
-pub fn touch_due(session: &Session) -> bool {
+pub(crate) fn touch_due(session: &Session) -> bool {
     now_ms() - session.last_used_at > TOUCH_EVERY_MS
 }
 
 /// Sets `last_used_at` of these sessions to `now` (one statement; see [`super::Touches`]).
-pub fn touch(conn: &mut SqliteConnection, session_ids: &[i64], now: i64) -> QueryResult<usize> {
+pub(crate) fn touch(
+    conn: &mut SqliteConnection,
+    session_ids: &[i64],
+    now: i64,
+) -> QueryResult<usize> {
     diesel::update(sessions::table.filter(sessions::id.eq_any(session_ids)))
         .set(sessions::last_used_at.eq(now))
         .execute(conn)
 }
 
 /// Ends one session.
-pub fn revoke(conn: &mut SqliteConnection, session_id: i64) -> QueryResult<usize> {
+pub(crate) fn revoke(conn: &mut SqliteConnection, session_id: i64) -> QueryResult<usize> {
     diesel::delete(sessions::table.find(session_id)).execute(conn)
 }
 
 /// Ends every session of a user; returns how many there were.
-pub fn revoke_all(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<usize> {
+pub(crate) fn revoke_all(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
 }
 
 /// Ends every session of a user except `keep`; returns how many there were.
-pub fn revoke_others(conn: &mut SqliteConnection, user_id: i64, keep: i64) -> QueryResult<usize> {
+pub(crate) fn revoke_others(
+    conn: &mut SqliteConnection,
+    user_id: i64,
+    keep: i64,
+) -> QueryResult<usize> {
     diesel::delete(
         sessions::table
             .filter(sessions::user_id.eq(user_id))
@@ -70,12 +78,12 @@ pub fn revoke_others(conn: &mut SqliteConnection, user_id: i64, keep: i64) -> Qu
 }
 
 /// Removes expired sessions; returns how many.
-pub fn purge_expired(conn: &mut SqliteConnection) -> QueryResult<usize> {
+pub(crate) fn purge_expired(conn: &mut SqliteConnection) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.le(now_ms()))).execute(conn)
 }
 
 /// A user's live sessions, newest first.
-pub fn live_for(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<Vec<Session>> {
+pub(crate) fn live_for(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<Vec<Session>> {
     sessions::table
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::expires_at.gt(now_ms()))
@@ -85,7 +93,7 @@ pub fn live_for(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<Vec<Se
 }
 
 /// How many live sessions there are.
-pub fn count_live(conn: &mut SqliteConnection) -> QueryResult<i64> {
+pub(crate) fn count_live(conn: &mut SqliteConnection) -> QueryResult<i64> {
     sessions::table
         .filter(sessions::expires_at.gt(now_ms()))
         .count()

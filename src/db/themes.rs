@@ -8,7 +8,7 @@ use super::{
 };
 
 /// Every theme with how many users follow it, by name.
-pub fn list_with_counts(conn: &mut SqliteConnection) -> QueryResult<Vec<(Theme, i64)>> {
+pub(crate) fn list_with_counts(conn: &mut SqliteConnection) -> QueryResult<Vec<(Theme, i64)>> {
     themes::table
         .left_join(user_themes::table)
         .group_by(themes::id)
@@ -21,7 +21,7 @@ pub fn list_with_counts(conn: &mut SqliteConnection) -> QueryResult<Vec<(Theme, 
 }
 
 /// Looks up themes by name (ignoring case); returns them and the names that matched nothing.
-pub fn resolve_names(
+pub(crate) fn resolve_names(
     conn: &mut SqliteConnection,
     names: &[String],
 ) -> QueryResult<(Vec<Theme>, Vec<String>)> {
@@ -43,7 +43,10 @@ pub fn resolve_names(
 }
 
 /// One theme and how many users follow it.
-pub fn find_with_count(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<(Theme, i64)>> {
+pub(crate) fn find_with_count(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> QueryResult<Option<(Theme, i64)>> {
     themes::table
         .left_join(user_themes::table)
         .filter(themes::id.eq(id))

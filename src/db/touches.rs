@@ -46,7 +46,7 @@ impl Touches {
 
     /// Records that row `id` was used now; it is stored shortly, on the blocking pool, never
     /// on the caller's thread. Call it on an actix thread (it may spawn the writer there).
-    pub fn touch(self: &Arc<Self>, id: i64) {
+    pub(crate) fn touch(self: &Arc<Self>, id: i64) {
         {
             let mut pending = self.lock();
             pending.ids.push(id);

@@ -43,7 +43,11 @@ fn link_themes(conn: &mut SqliteConnection, user_id: i64, theme_ids: &[i64]) -> 
 }
 
 /// Replaces the set of themes a user follows.
-pub fn set_themes(conn: &mut SqliteConnection, user_id: i64, theme_ids: &[i64]) -> QueryResult<()> {
+pub(crate) fn set_themes(
+    conn: &mut SqliteConnection,
+    user_id: i64,
+    theme_ids: &[i64],
+) -> QueryResult<()> {
     conn.transaction(|conn| {
         diesel::delete(user_themes::table.filter(user_themes::user_id.eq(user_id)))
             .execute(conn)?;
@@ -52,7 +56,10 @@ pub fn set_themes(conn: &mut SqliteConnection, user_id: i64, theme_ids: &[i64]) 
 }
 
 /// Finds a user by nickname, ignoring case.
-pub fn find_by_nickname(conn: &mut SqliteConnection, nickname: &str) -> QueryResult<Option<User>> {
+pub(crate) fn find_by_nickname(
+    conn: &mut SqliteConnection,
+    nickname: &str,
+) -> QueryResult<Option<User>> {
     // The column is COLLATE NOCASE, so `=` already ignores (ASCII) case and uses the index.
     users::table
         .filter(users::nickname.eq(nickname))
@@ -71,7 +78,7 @@ pub fn find(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<User>> {
 }
 
 /// The users with these ids (unknown ids are skipped), by id.
-pub fn find_many(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<Vec<User>> {
+pub(crate) fn find_many(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<Vec<User>> {
     users::table
         .filter(users::id.eq_any(ids))
         .select(User::as_select())
@@ -80,7 +87,7 @@ pub fn find_many(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<Vec<Us
 }
 
 /// The theme names each of `user_ids` follows, sorted by name.
-pub fn themes_of(
+pub(crate) fn themes_of(
     conn: &mut SqliteConnection,
     user_ids: &[i64],
 ) -> QueryResult<HashMap<i64, Vec<String>>> {
@@ -98,7 +105,7 @@ pub fn themes_of(
 }
 
 /// Updates what a user can do.
-pub fn set_capabilities(
+pub(crate) fn set_capabilities(
     conn: &mut SqliteConnection,
     user_id: i64,
     caps: Capabilities,
@@ -114,7 +121,11 @@ pub fn set_capabilities(
 }
 
 /// Stores a new password hash.
-pub fn set_password_hash(conn: &mut SqliteConnection, user_id: i64, hash: &str) -> QueryResult<()> {
+pub(crate) fn set_password_hash(
+    conn: &mut SqliteConnection,
+    user_id: i64,
+    hash: &str,
+) -> QueryResult<()> {
     diesel::update(users::table.find(user_id))
         .set(users::password_hash.eq(hash))
         .execute(conn)
@@ -122,7 +133,7 @@ pub fn set_password_hash(conn: &mut SqliteConnection, user_id: i64, hash: &str) 
 }
 
 /// Sets `last_seen_at` of these users to `now` (one statement; see [`super::Touches`]).
-pub fn touch_last_seen(
+pub(crate) fn touch_last_seen(
     conn: &mut SqliteConnection,
     user_ids: &[i64],
     now: i64,

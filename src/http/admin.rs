@@ -41,7 +41,7 @@ pub const THEME_NAME_MAX: usize = 48;
 pub const THEME_DESCRIPTION_MAX: usize = 500;
 
 /// Mounts the `/admin` scope (inside `/api`), guarded by [`require_admin`].
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
             .wrap(from_fn(require_admin))
@@ -135,7 +135,7 @@ fn theme_not_found(id: i64) -> ApiError {
 /// `GET /api/admin/users` query: the directory's, plus a banned filter.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct AdminUsersQuery {
+pub(crate) struct AdminUsersQuery {
     /// Only followers of this theme (its name, any case).
     pub theme: Option<String>,
     /// Only users who can do this.
@@ -163,7 +163,7 @@ pub struct AdminUsersQuery {
     )
 )]
 #[get("/users")]
-pub async fn list_users(
+pub(crate) async fn list_users(
     state: web::Data<AppState>,
     _admin: Admin,
     query: web::Query<AdminUsersQuery>,
@@ -191,7 +191,7 @@ pub async fn list_users(
 
 /// A session as the admin API shows it (never its token or hash).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SessionView {
+pub(crate) struct SessionView {
     pub id: i64,
     /// Unix milliseconds.
     pub created_at: i64,
@@ -216,7 +216,7 @@ impl From<Session> for SessionView {
 
 /// `GET /api/admin/users/{id}` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserDetail {
+pub(crate) struct UserDetail {
     pub user: UserView,
     /// Live sessions, newest first.
     pub sessions: Vec<SessionView>,
@@ -236,7 +236,7 @@ pub struct UserDetail {
     )
 )]
 #[get("/users/{id}")]
-pub async fn user_detail(
+pub(crate) async fn user_detail(
     state: web::Data<AppState>,
     _admin: Admin,
     path: web::Path<i64>,
@@ -291,7 +291,7 @@ async fn set_banned(state: &AppState, id: i64, banned: bool) -> ApiResult<UserVi
     )
 )]
 #[post("/users/{id}/ban")]
-pub async fn ban_user(
+pub(crate) async fn ban_user(
     state: web::Data<AppState>,
     admin: Admin,
     path: web::Path<i64>,
@@ -317,7 +317,7 @@ pub async fn ban_user(
     )
 )]
 #[post("/users/{id}/unban")]
-pub async fn unban_user(
+pub(crate) async fn unban_user(
     state: web::Data<AppState>,
     admin: Admin,
     path: web::Path<i64>,
@@ -343,7 +343,7 @@ pub async fn unban_user(
     )
 )]
 #[delete("/users/{id}")]
-pub async fn delete_user(
+pub(crate) async fn delete_user(
     state: web::Data<AppState>,
     admin: Admin,
     path: web::Path<i64>,
@@ -412,7 +412,7 @@ pub async fn set_role(
 
 /// `DELETE /api/admin/users/{id}/sessions` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Kicked {
+pub(crate) struct Kicked {
     /// How many sessions ended.
     pub revoked: usize,
 }
@@ -431,7 +431,7 @@ pub struct Kicked {
     )
 )]
 #[delete("/users/{id}/sessions")]
-pub async fn kick_user(
+pub(crate) async fn kick_user(
     state: web::Data<AppState>,
     admin: Admin,
     path: web::Path<i64>,
@@ -538,7 +538,7 @@ impl CreateThemeRequest {
     )
 )]
 #[post("/themes")]
-pub async fn create_theme(
+pub(crate) async fn create_theme(
     state: web::Data<AppState>,
     admin: Admin,
     body: web::Json<CreateThemeRequest>,
@@ -622,7 +622,7 @@ impl UpdateThemeRequest {
     )
 )]
 #[patch("/themes/{id}")]
-pub async fn update_theme(
+pub(crate) async fn update_theme(
     state: web::Data<AppState>,
     admin: Admin,
     path: web::Path<i64>,
@@ -683,7 +683,7 @@ fn views_of(conn: &mut diesel::SqliteConnection, user_ids: &[i64]) -> ApiResult<
     )
 )]
 #[delete("/themes/{id}")]
-pub async fn delete_theme(
+pub(crate) async fn delete_theme(
     state: web::Data<AppState>,
     admin: Admin,
     path: web::Path<i64>,

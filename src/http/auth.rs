@@ -29,10 +29,10 @@ use crate::{
 };
 
 /// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "tertulia_session";
+pub(crate) const SESSION_COOKIE: &str = "tertulia_session";
 
 /// Mounts `/api/register`, `/api/login`, `/api/logout` and `/api/me`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(register)
         .service(login)
         .service(logout)
@@ -60,7 +60,7 @@ impl Authenticated {
 }
 
 /// The token a request carries: the bearer header wins over the cookie.
-pub fn request_token(req: &HttpRequest) -> Option<String> {
+pub(crate) fn request_token(req: &HttpRequest) -> Option<String> {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -71,7 +71,10 @@ pub fn request_token(req: &HttpRequest) -> Option<String> {
 }
 
 /// Resolves a token to its live session and user; banned users are refused.
-pub async fn authenticate(state: &AppState, token: Option<String>) -> ApiResult<Authenticated> {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    token: Option<String>,
+) -> ApiResult<Authenticated> {
     let token = token.ok_or_else(no_credential)?;
     let hash = auth::token_hash(&token);
     let found = db::run(&state.pool, move |conn| {
@@ -82,14 +85,17 @@ pub async fn authenticate(state: &AppState, token: Option<String>) -> ApiResult<
 }
 
 /// The error for a request that carries no credential at all.
-pub fn no_credential() -> ApiError {
+pub(crate) fn no_credential() -> ApiError {
     ApiError::Unauthorized("log in first".to_owned())
 }
 
 /// The rule on a token's lookup (`db::sessions::find_live`): a live session of a user who is
 /// not banned. The token was just used, so its session's `last_used_at` is stored if stale
 /// (written behind, see [`db::Touches`]).
-pub fn live_session(state: &AppState, found: Option<(Session, User)>) -> ApiResult<Authenticated> {
+pub(crate) fn live_session(
+    state: &AppState,
+    found: Option<(Session, User)>,
+) -> ApiResult<Authenticated> {
     if let Some((session, _)) = &found {
         if db::sessions::touch_due(session) {
             state.session_touches.touch(session.id);
@@ -206,7 +212,7 @@ impl RegisterRequest {
 
 /// Most theme names one request may list: far more than anyone follows, and a bound on the
 /// lookups (and on the "unknown theme(s)" message) a single request can cause.
-pub const MAX_THEMES_PER_REQUEST: usize = 100;
+pub(crate) const MAX_THEMES_PER_REQUEST: usize = 100;
 
 /// Refuses a list of more than [`MAX_THEMES_PER_REQUEST`] theme names.
 fn checked_theme_count(names: &[String]) -> ApiResult<()> {
@@ -592,7 +598,7 @@ impl UpdateMeRequest {
     )
 )]
 #[patch("/me")]
-pub async fn update_me(
+pub(crate) async fn update_me(
     state: web::Data<AppState>,
     who: Authenticated,
     body: web::Json<UpdateMeRequest>,

@@ -16,20 +16,20 @@ const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 500;
 
 /// Mounts `/api/calls`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(call_log);
 }
 
 /// The other party of a call.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CallParty {
+pub(crate) struct CallParty {
     pub id: i64,
     pub nickname: String,
 }
 
 /// One entry of the call log.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CallEntry {
+pub(crate) struct CallEntry {
     pub call_id: String,
     /// `outgoing` (you called) or `incoming`.
     pub direction: &'static str,
@@ -44,14 +44,14 @@ pub struct CallEntry {
 
 /// `GET /api/calls` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CallLog {
+pub(crate) struct CallLog {
     pub calls: Vec<CallEntry>,
 }
 
 /// `GET /api/calls` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct CallLogQuery {
+pub(crate) struct CallLogQuery {
     /// 1 to 500, default 100; anything else is a 400.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -70,7 +70,7 @@ pub struct CallLogQuery {
     )
 )]
 #[get("/calls")]
-pub async fn call_log(
+pub(crate) async fn call_log(
     state: web::Data<AppState>,
     who: Authenticated,
     query: web::Query<CallLogQuery>,

@@ -52,7 +52,7 @@ pub fn client(req: &HttpRequest, trusted: &[IpNet]) -> Client {
 }
 
 /// The client's address as a string for logs and limiter keys (`-` when unknown).
-pub fn client_ip_string(req: &HttpRequest, trusted: &[IpNet]) -> String {
+pub(crate) fn client_ip_string(req: &HttpRequest, trusted: &[IpNet]) -> String {
     client(req, trusted)
         .ip
         .map_or_else(|| "-".to_owned(), |ip| ip.to_string())

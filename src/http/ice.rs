@@ -16,13 +16,13 @@ use crate::{
 };
 
 /// Mounts `/api/ice-servers`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(ice_servers);
 }
 
 /// One entry of `RTCConfiguration.iceServers`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct IceServer {
+pub(crate) struct IceServer {
     pub urls: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -32,7 +32,7 @@ pub struct IceServer {
 
 /// `GET /api/ice-servers` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct IceServers {
+pub(crate) struct IceServers {
     pub ice_servers: Vec<IceServer>,
     /// Seconds the TURN credentials stay valid (when there are any).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -19,7 +19,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::error::{error_response, method_not_allowed, ErrorCode};
 
 /// Mounts every API route under the scopes it belongs to.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(ops::configure)
         .configure(ws::configure)
         .service(

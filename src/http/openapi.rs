@@ -17,7 +17,7 @@ use utoipa::{
 use crate::http::{admin, auth, calls, ice, ops, rooms, themes, users};
 
 /// Mounts `/api/openapi.json`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(openapi_json);
 }
 
@@ -196,7 +196,7 @@ pub fn allowed_methods(path: &str) -> Option<Vec<&'static str>> {
     responses((status = 200, description = "the OpenAPI 3.1 document", content_type = "application/json"))
 )]
 #[get("/openapi.json")]
-pub async fn openapi_json() -> HttpResponse {
+pub(crate) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(document())

@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// Mounts `/healthz`, `/readyz` and `/metrics`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
 }
 
@@ -32,14 +32,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /healthz` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Health {
+pub(crate) struct Health {
     /// Always `ok`.
     pub status: &'static str,
 }
 
 /// `GET /readyz` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// Always `ready` (otherwise the answer is a 503 error).
     pub status: &'static str,
     /// Always `ok`: the database answered a query.

@@ -32,7 +32,7 @@ impl RateLimiter {
     }
 
     /// Records one attempt for `key`; `Err(seconds)` says how long until it may try again.
-    pub fn hit(&self, key: &str) -> Result<(), u64> {
+    pub(crate) fn hit(&self, key: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut slots = self
             .slots

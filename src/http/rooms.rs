@@ -16,14 +16,14 @@ use crate::{
 };
 
 /// Mounts `/api/rooms/{room}/messages`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(messages);
 }
 
 /// `GET /api/rooms/{room}/messages` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
+pub(crate) struct HistoryQuery {
     /// Only messages with a smaller `msg_id` (older): the page just before it. Not with
     /// `after`.
     pub before: Option<i64>,

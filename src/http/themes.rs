@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// Mounts `/api/themes`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_themes);
 }
 
@@ -41,7 +41,7 @@ impl ThemeView {
 
 /// `GET /api/themes` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ThemeList {
+pub(crate) struct ThemeList {
     /// By name.
     pub themes: Vec<ThemeView>,
 }
@@ -55,7 +55,7 @@ pub struct ThemeList {
     responses((status = 200, body = ThemeList))
 )]
 #[get("/themes")]
-pub async fn list_themes(state: web::Data<AppState>) -> ApiResult<web::Json<ThemeList>> {
+pub(crate) async fn list_themes(state: web::Data<AppState>) -> ApiResult<web::Json<ThemeList>> {
     let themes = db::run(&state.pool, |conn| Ok(db::themes::list_with_counts(conn)?)).await?;
     Ok(web::Json(ThemeList {
         themes: themes

@@ -18,12 +18,12 @@ use crate::{
 };
 
 /// Users per page when the client does not say.
-pub const DEFAULT_PER_PAGE: u32 = 50;
+pub(crate) const DEFAULT_PER_PAGE: u32 = 50;
 /// Most users one page may hold.
 pub const MAX_PER_PAGE: u32 = 200;
 
 /// Mounts `/api/users`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_users);
 }
 
@@ -72,7 +72,7 @@ impl UserView {
     }
 
     /// Loads the themes of many users at once and builds their views, in order.
-    pub fn load_many(
+    pub(crate) fn load_many(
         conn: &mut SqliteConnection,
         users: &[User],
     ) -> diesel::QueryResult<Vec<Self>> {
@@ -88,7 +88,7 @@ impl UserView {
 /// `GET /api/users` query: filters and the page wanted.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DirectoryQuery {
+pub(crate) struct DirectoryQuery {
     /// Only followers of this theme (its name, any case).
     pub theme: Option<String>,
     /// Only users who can do this.
@@ -133,7 +133,7 @@ pub struct UserPage {
 
 /// Loads one page of users matching `query` and `filter` (the theme name is resolved here;
 /// an unknown one is a 400).
-pub async fn load_page(
+pub(crate) async fn load_page(
     state: &AppState,
     query: DirectoryQuery,
     mut filter: DirectoryFilter,
@@ -195,7 +195,7 @@ pub async fn load_page(
     )
 )]
 #[get("/users")]
-pub async fn list_users(
+pub(crate) async fn list_users(
     state: web::Data<AppState>,
     who: Authenticated,
     query: web::Query<DirectoryQuery>,

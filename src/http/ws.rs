@@ -26,7 +26,7 @@ use crate::{
 
 /// Mounts `GET /ws`, and `GET /ws-echo` when `--ws-echo-for-tests` is on (otherwise the
 /// route never matches: the path is as unknown as any other).
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws_route)).route(
         "/ws-echo",
         web::get()
@@ -96,7 +96,7 @@ async fn authenticate_upgrade(
 
 /// `GET /ws`: checks origin, credential and connection count before the upgrade, then hands
 /// the connection to a new [`SessionActor`].
-pub async fn ws_route(
+pub(crate) async fn ws_route(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,

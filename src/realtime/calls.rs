@@ -37,7 +37,7 @@ use bytestring::ByteString;
 
 /// A time, in milliseconds on the driver's clock (the hub uses the wall clock, which the
 /// call log stores).
-pub type Ms = i64;
+pub(crate) type Ms = i64;
 
 /// The settings the lifecycle depends on.
 #[derive(Debug, Clone, Copy)]
@@ -496,7 +496,7 @@ impl CallMachine {
 
     /// Whether a live call still refers to `session` (it sent the invitation, or a crossing
     /// one waiting for it): the driver keeps a way to reach it meanwhile.
-    pub fn refers_to(&self, session: &SessionId) -> bool {
+    pub(crate) fn refers_to(&self, session: &SessionId) -> bool {
         self.calls.values().any(|c| {
             c.caller_session == *session
                 || c.crossing.as_ref().is_some_and(|x| x.session == *session)

@@ -422,7 +422,7 @@ impl Actor for Hub {
 /// enters it is back in the call (the reconnect grace stops).
 #[derive(Message)]
 #[rtype(result = "Result<Addr<RoomActor>, ApiError>")]
-pub struct GetRoom {
+pub(crate) struct GetRoom {
     pub name: RoomName,
     pub kind: RoomRef,
     /// Who wants to enter (checked against a call room's participants).
@@ -462,7 +462,7 @@ impl Handler<GetRoom> for Hub {
 /// A room's last member left; it has stopped.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RoomEmpty {
+pub(crate) struct RoomEmpty {
     pub name: RoomName,
     pub addr: Addr<RoomActor>,
 }
@@ -481,7 +481,7 @@ impl Handler<RoomEmpty> for Hub {
 /// A call frame from one session; the hub answers that session directly.
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
-pub struct CallRequest {
+pub(crate) struct CallRequest {
     pub user: UserRef,
     pub caps: Capabilities,
     pub session: SessionId,
@@ -520,7 +520,7 @@ impl Handler<CallRequest> for Hub {
 /// grace of 0, they leave at once.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct UserOffline {
+pub(crate) struct UserOffline {
     pub user_id: UserId,
     /// The client closed its connection on purpose (a close frame with 1000, 1001 or no code).
     pub left: bool,
@@ -545,7 +545,7 @@ impl Handler<UserOffline> for Hub {
 /// room: see [`GetRoom`].)
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct UserOnline {
+pub(crate) struct UserOnline {
     pub user_id: UserId,
     pub deliver: Delivery,
 }
@@ -608,7 +608,7 @@ impl Handler<MissedUnseen> for Hub {
 /// ended); answers when that is stored.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Shutdown;
+pub(crate) struct Shutdown;
 
 impl Handler<Shutdown> for Hub {
     type Result = ResponseFuture<()>;
@@ -635,7 +635,7 @@ impl Handler<Shutdown> for Hub {
 /// Live rooms and calls, for stats.
 #[derive(Message)]
 #[rtype(result = "(usize, usize)")]
-pub struct HubStats;
+pub(crate) struct HubStats;
 
 impl Handler<HubStats> for Hub {
     type Result = MessageResult<HubStats>;

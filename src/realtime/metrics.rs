@@ -8,7 +8,7 @@ use crate::metrics::{Counter, Gauge, Metrics};
 
 /// The code a connection is counted under when it was lost without a close frame (a reset,
 /// or the client's side ended without one): RFC 6455's 1006, which is never sent on the wire.
-pub const CLOSE_LOST: u16 = 1006;
+pub(crate) const CLOSE_LOST: u16 = 1006;
 
 /// Close codes counted one by one; anything else is counted as `other`.
 const CLOSE_CODES: [u16; 10] = [
@@ -94,17 +94,17 @@ impl RealtimeMetrics {
     }
 
     /// Sets the number of open connections.
-    pub fn connections_open(&self, n: usize) {
+    pub(crate) fn connections_open(&self, n: usize) {
         self.connections.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the number of live rooms.
-    pub fn rooms_live(&self, n: usize) {
+    pub(crate) fn rooms_live(&self, n: usize) {
         self.rooms.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the number of live (ringing or accepted) calls.
-    pub fn calls_live(&self, n: usize) {
+    pub(crate) fn calls_live(&self, n: usize) {
         self.calls.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
@@ -146,14 +146,14 @@ impl RealtimeMetrics {
     }
 
     /// Counts one committed chat transaction that carried `messages`.
-    pub fn chat_commit(&self, messages: usize) {
+    pub(crate) fn chat_commit(&self, messages: usize) {
         self.chat_commits.inc();
         self.chat_committed
             .add(u64::try_from(messages).unwrap_or(u64::MAX));
     }
 
     /// Live connections, rooms and calls.
-    pub fn gauges(&self) -> (i64, i64, i64) {
+    pub(crate) fn gauges(&self) -> (i64, i64, i64) {
         (self.connections.get(), self.rooms.get(), self.calls.get())
     }
 }

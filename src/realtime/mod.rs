@@ -64,7 +64,7 @@ use crate::{
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
 
 /// A frame (already serialized, shared) to write to one client, through its [`Delivery`].
-pub struct Deliver(pub ByteString);
+pub(crate) struct Deliver(pub ByteString);
 
 /// How every actor that fans frames out (room, hub, presence, chat store) reaches one
 /// session: the one seam between them and the connections. Today every session lives in this
@@ -76,12 +76,12 @@ pub struct Delivery(outbox::Outbox);
 
 impl Delivery {
     /// Queues `msg` for the session (dropped if it is closing or gone).
-    pub fn do_send(&self, msg: Deliver) {
+    pub(crate) fn do_send(&self, msg: Deliver) {
         self.0.do_send(msg);
     }
 
     /// Whether the session still takes frames.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.0.is_open()
     }
 
@@ -101,7 +101,7 @@ impl From<outbox::Outbox> for Delivery {
 /// Tells a session to close its connection with `code`.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CloseSession {
+pub(crate) struct CloseSession {
     pub code: CloseCode,
     pub reason: &'static str,
     /// Frames already queued go out before the close frame (false: they are dropped, as for

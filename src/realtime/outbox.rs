@@ -485,7 +485,7 @@ impl Outbox {
     }
 
     /// Queues a frame from another actor (held while the session waits for a reply).
-    pub fn do_send(&self, msg: Deliver) {
+    pub(crate) fn do_send(&self, msg: Deliver) {
         let mut q = self.lock();
         if q.closed {
             return;
@@ -602,18 +602,18 @@ impl Outbox {
 
     /// How long the client has been silent as of `now` ([`clock_ms`]), in milliseconds
     /// (0 if it was heard after `now` was read).
-    pub fn silent_for(&self, now: u32) -> u32 {
+    pub(crate) fn silent_for(&self, now: u32) -> u32 {
         span(self.inner.last_heard.load(Ordering::Relaxed), now)
     }
 
     /// When the connection was opened ([`clock_ms`]).
-    pub fn born(&self) -> u32 {
+    pub(crate) fn born(&self) -> u32 {
         self.inner.born
     }
 
     /// Whether the connection was opened less than `ms` milliseconds before `now`
     /// ([`clock_ms`]); see the free function `opened_within`.
-    pub fn opened_within(&self, now: u32, ms: u32) -> bool {
+    pub(crate) fn opened_within(&self, now: u32, ms: u32) -> bool {
         opened_within(self.inner.born, now, ms)
     }
 
@@ -625,7 +625,7 @@ impl Outbox {
 
     /// Whether frames are still taken (the session is not closing and the connection is
     /// not gone).
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         !self.lock().closed
     }
 

@@ -61,7 +61,7 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// The heartbeat the server's settings ask for.
-    pub fn from_settings(settings: &Settings) -> Self {
+    pub(crate) fn from_settings(settings: &Settings) -> Self {
         Heartbeat {
             every_ms: u32::try_from(settings.heartbeat_ms.clamp(1, u64::from(u32::MAX / 4)))
                 .unwrap_or(u32::MAX / 4),
@@ -566,7 +566,7 @@ impl Handler<Connect> for PresenceActor {
 /// A session ended.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Disconnect {
+pub(crate) struct Disconnect {
     pub session_id: SessionId,
     /// Whose session it was.
     pub user_id: UserId,
@@ -585,7 +585,7 @@ impl Handler<Disconnect> for PresenceActor {
 /// A user chose a status (`presence.set`).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetStatus {
+pub(crate) struct SetStatus {
     pub user_id: UserId,
     pub status: ChosenStatus,
 }
@@ -608,7 +608,7 @@ impl Handler<SetStatus> for PresenceActor {
 /// A user's nickname, capabilities or themes changed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ProfileChanged {
+pub(crate) struct ProfileChanged {
     pub user_id: UserId,
     pub nickname: SharedStr,
     pub capabilities: Capabilities,
@@ -632,7 +632,7 @@ impl Handler<ProfileChanged> for PresenceActor {
 /// Some of a user's login sessions were revoked: close the connections they opened (4001).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RevokeSessions {
+pub(crate) struct RevokeSessions {
     pub user_id: UserId,
     pub which: Revoked,
 }
@@ -660,7 +660,7 @@ impl Handler<RevokeSessions> for PresenceActor {
 /// Closes every connection (server shutdown: 1001); answers how many there were.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct CloseAll {
+pub(crate) struct CloseAll {
     pub code: CloseCode,
     pub reason: &'static str,
 }
@@ -679,7 +679,7 @@ impl Handler<CloseAll> for PresenceActor {
 /// How many connections are open (shutdown waits for none).
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct CountSessions;
+pub(crate) struct CountSessions;
 
 impl Handler<CountSessions> for PresenceActor {
     type Result = usize;
@@ -692,7 +692,7 @@ impl Handler<CountSessions> for PresenceActor {
 /// Delivers a frame to every session of a user (but `except`); answers how many got it.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct SendToUser {
+pub(crate) struct SendToUser {
     pub user_id: UserId,
     pub frame: ByteString,
     pub except: Option<SessionId>,
@@ -728,7 +728,7 @@ pub struct OnlineInfo {
 /// Looks up an online user.
 #[derive(Message)]
 #[rtype(result = "Option<OnlineInfo>")]
-pub struct Lookup {
+pub(crate) struct Lookup {
     pub user_id: UserId,
 }
 
@@ -747,7 +747,7 @@ impl Handler<Lookup> for PresenceActor {
 /// Every online user's status (for the HTTP directory and admin stats).
 #[derive(Message)]
 #[rtype(result = "HashMap<i64, Status>")]
-pub struct Statuses;
+pub(crate) struct Statuses;
 
 impl Handler<Statuses> for PresenceActor {
     type Result = MessageResult<Statuses>;
@@ -765,7 +765,7 @@ impl Handler<Statuses> for PresenceActor {
 /// A call room's distinct users changed; users sharing one with someone else are `in_call`.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CallRoomUsers {
+pub(crate) struct CallRoomUsers {
     pub room: RoomName,
     pub users: Vec<UserId>,
 }
@@ -782,7 +782,7 @@ impl Handler<CallRoomUsers> for PresenceActor {
 /// connection dropped is still in it during the reconnect grace). Empty: the call is over.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CallParticipants {
+pub(crate) struct CallParticipants {
     pub room: RoomName,
     pub users: Vec<UserId>,
 }

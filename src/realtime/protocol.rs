@@ -143,7 +143,7 @@ pub const CLIENT_TYPES: [&str; 13] = [
 ];
 
 /// Every server `type`, in a fixed order (metrics index frames by it).
-pub const SERVER_TYPES: [&str; 24] = [
+pub(crate) const SERVER_TYPES: [&str; 24] = [
     "welcome",
     "presence.snapshot",
     "presence.update",

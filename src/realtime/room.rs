@@ -146,7 +146,7 @@ impl Handler<Join> for RoomActor {
 /// A session leaves the room (or has gone).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Leave {
+pub(crate) struct Leave {
     pub peer_id: SessionId,
     /// The session's connection ended (not a `room.leave`): told to the others as
     /// `dropped`, since a call's participant may come back.
@@ -272,7 +272,7 @@ impl Handler<ChatStored> for RoomActor {
 /// A typing indicator from one member, for the others.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Typing {
+pub(crate) struct Typing {
     pub from: SessionId,
     pub user: UserRef,
 }

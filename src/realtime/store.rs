@@ -44,7 +44,7 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 const GATHER_UP_TO: usize = 64;
 
 /// Where the outcome of storing one message goes.
-pub struct ChatReply {
+pub(crate) struct ChatReply {
     /// The `chat.send` frame's id, echoed by its ack (or error).
     pub id: Option<FrameId>,
     /// The sender's queue: the ack reaches it even if the sender left the room meanwhile.
@@ -69,7 +69,7 @@ impl ChatReply {
 /// goes to `reply.sender`.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StoreChat {
+pub(crate) struct StoreChat {
     pub new: NewMessage,
     pub reply: ChatReply,
 }
