@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     db::{self, models::CallState},
-    error::{documented::NotLoggedIn, ApiError, ApiResult, ErrorBody},
+    error::{documented::NotLoggedIn, ApiResult, ErrorBody},
     http::auth::Authenticated,
     state::AppState,
 };
@@ -76,12 +76,8 @@ pub(crate) async fn call_log(
     query: web::Query<CallLogQuery>,
 ) -> ApiResult<web::Json<CallLog>> {
     let me = who.user.id;
+    super::check_limit(query.limit, MAX_LIMIT)?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1 to {MAX_LIMIT}, not {limit}"
-        )));
-    }
     let rows = db::run(&state.pool, move |conn| {
         Ok(db::calls::log_with_names(conn, me, limit)?)
     })

@@ -36,6 +36,17 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// Refuses a `limit` outside 1 to `max` with a 400 that names the range (never clamped: the
+/// documented maximum is what the server does).
+pub(crate) fn check_limit(limit: Option<i64>, max: i64) -> crate::error::ApiResult<()> {
+    match limit {
+        Some(limit) if !(1..=max).contains(&limit) => Err(crate::error::ApiError::BadRequest(
+            format!("limit must be 1 to {max}, not {limit}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Requests no route took: a method the path is not served with is a 405 listing the ones
 /// it is (`Allow`); an unknown path a 404. Both with the JSON error body.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {

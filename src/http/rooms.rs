@@ -80,12 +80,7 @@ pub async fn messages(
         after,
         limit,
     } = query.into_inner();
-    if let Some(limit) = limit.filter(|l| !(1..=db::messages::MAX_PAGE).contains(l)) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1 to {}, not {limit}",
-            db::messages::MAX_PAGE
-        )));
-    }
+    super::check_limit(limit, db::messages::MAX_PAGE)?;
     let cursor = Cursor::from_request(before, after).map_err(ApiError::BadRequest)?;
     let uid = UserId(who.user.id);
     let name = room.clone();

@@ -1542,6 +1542,18 @@ mod tests {
         run(m, at, Event::Request(by, action))
     }
 
+    /// The lookup of a video invitation's callee answered, for a call of its own.
+    fn found_video(
+        m: &mut CallMachine,
+        at: Ms,
+        from: Requester,
+        to: i64,
+        callee: Callee,
+        call_id: &str,
+    ) -> Vec<String> {
+        found(m, at, from, to, Media::Video, None, callee, call_id)
+    }
+
     /// The lookup of an invitation's callee answered (`into`: a running call's room).
     #[allow(clippy::too_many_arguments)]
     fn found(
@@ -1632,16 +1644,7 @@ mod tests {
         );
         let callee = online(2, Status::Online, ALL);
         assert_eq!(
-            found(
-                &mut m,
-                5,
-                by(1, "s-a1", 7),
-                2,
-                Media::Video,
-                None,
-                callee,
-                "c-1"
-            ),
+            found_video(&mut m, 5, by(1, "s-a1", 7), 2, callee, "c-1"),
             ["store c-1 call:c-1 Call 1->2 video @5"]
         );
         assert_eq!(m.live_calls(), 1);
@@ -1973,16 +1976,7 @@ mod tests {
         ring(&mut m, 0, by(1, "s-a1", 1), 2, Media::Video, "c-1");
         let callee = online(1, Status::Online, ALL);
         assert_eq!(
-            found(
-                &mut m,
-                100,
-                by(2, "s-b1", 8),
-                1,
-                Media::Video,
-                None,
-                callee,
-                "c-2"
-            ),
+            found_video(&mut m, 100, by(2, "s-b1", 8), 1, callee, "c-2"),
             [
                 "cancel ring c-1",
                 "participants call:c-1 [1, 2]",
@@ -2026,28 +2020,9 @@ mod tests {
     fn glare_while_the_first_call_is_being_stored_is_answered_the_moment_it_rings() {
         let mut m = machine();
         let callee = online(2, Status::Online, ALL);
-        found(
-            &mut m,
-            0,
-            by(1, "s-a1", 1),
-            2,
-            Media::Video,
-            None,
-            callee,
-            "c-1",
-        );
+        found_video(&mut m, 0, by(1, "s-a1", 1), 2, callee, "c-1");
         let callee = online(1, Status::Online, ALL);
-        assert!(found(
-            &mut m,
-            1,
-            by(2, "s-b1", 8),
-            1,
-            Media::Video,
-            None,
-            callee,
-            "c-2"
-        )
-        .is_empty());
+        assert!(found_video(&mut m, 1, by(2, "s-b1", 8), 1, callee, "c-2").is_empty());
         assert!(m.refers_to(&session("s-b1")));
         assert_eq!(
             run(
@@ -2076,27 +2051,9 @@ mod tests {
     fn a_failed_store_refuses_the_invitation_and_any_crossing_one_and_forgets_the_call() {
         let mut m = machine();
         let callee = online(2, Status::Online, ALL);
-        found(
-            &mut m,
-            0,
-            by(1, "s-a1", 1),
-            2,
-            Media::Video,
-            None,
-            callee,
-            "c-1",
-        );
+        found_video(&mut m, 0, by(1, "s-a1", 1), 2, callee, "c-1");
         let callee = online(1, Status::Online, ALL);
-        found(
-            &mut m,
-            1,
-            by(2, "s-b1", 8),
-            1,
-            Media::Video,
-            None,
-            callee,
-            "c-2",
-        );
+        found_video(&mut m, 1, by(2, "s-b1", 8), 1, callee, "c-2");
         let failed = Event::StoreFailed {
             call_id: call("c-1"),
             reply: Some(FrameId::Num(1)),
@@ -2126,16 +2083,7 @@ mod tests {
     fn invitations_are_refused_for_the_callees_status_capabilities_or_absence() {
         let mut m = machine();
         let mut refused = |callee: Callee| {
-            let mut effects = found(
-                &mut m,
-                0,
-                by(1, "s-a1", 1),
-                2,
-                Media::Video,
-                None,
-                callee,
-                "c-1",
-            );
+            let mut effects = found_video(&mut m, 0, by(1, "s-a1", 1), 2, callee, "c-1");
             assert_eq!(effects.len(), 1, "{effects:?}");
             effects.remove(0)
         };
@@ -2418,16 +2366,7 @@ mod tests {
     fn a_call_still_being_stored_is_not_announced_and_is_cancelled_if_its_caller_goes() {
         let mut m = machine();
         let callee = online(2, Status::Online, ALL);
-        found(
-            &mut m,
-            0,
-            by(1, "s-a1", 1),
-            2,
-            Media::Video,
-            None,
-            callee,
-            "c-1",
-        );
+        found_video(&mut m, 0, by(1, "s-a1", 1), 2, callee, "c-1");
         assert!(run(&mut m, 1, Event::Connected { user: UserId(2) }).is_empty());
         let left = Event::Disconnected {
             user: UserId(1),
