@@ -59,15 +59,21 @@ impl Authenticated {
     }
 }
 
-/// The token a request carries: the bearer header wins over the cookie.
-pub(crate) fn request_token(req: &HttpRequest) -> Option<String> {
-    let bearer = req
-        .headers()
+/// The token of an `Authorization: Bearer` header, when it carries one.
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").map(str::trim).map(str::to_owned))
-        .filter(|t| !t.is_empty());
-    bearer.or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()))
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The token a request carries: the bearer header wins over the cookie.
+pub(crate) fn request_token(req: &HttpRequest) -> Option<String> {
+    bearer_token(req)
+        .map(str::to_owned)
+        .or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()))
 }
 
 /// Resolves a token to its live session and user; banned users are refused.

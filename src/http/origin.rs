@@ -26,7 +26,7 @@ use actix_web::{
 use crate::{
     config::Settings,
     error::{error_response, ErrorCode},
-    http::client_ip,
+    http::{auth, client_ip},
     state::AppState,
 };
 
@@ -77,12 +77,8 @@ fn write_allowed(req: &HttpRequest, settings: &Settings) -> Result<(), String> {
     ) {
         return Ok(());
     }
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer "));
-    if bearer {
+    // Authenticated by the bearer token then, not the cookie (`request_token`).
+    if auth::bearer_token(req).is_some() {
         return Ok(());
     }
     let site = req
