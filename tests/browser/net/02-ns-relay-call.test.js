@@ -6,47 +6,21 @@
 // its default ("all"): the relay wins because no direct path exists.
 // Run by net/run.sh inside tertulia-r (`ip netns exec`), never alone.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newPage, registerViaUi, screenshot, videoCall } from '../lib/browser.js';
-import { startServer } from '../lib/server.js';
-import { startCoturn } from './lib/coturn.js';
-import { HOST_IP, NS_A, NS_B, SERVICES_IP, allowTurnUdp, dropTurnUdp, launchIn, routes, selectedPairs } from './lib/netns.js';
+import { HOST_IP, NS_A, NS_B, SERVICES_IP, allowTurnUdp, dropTurnUdp, relayWorld, routes, selectedPairs } from './lib/netns.js';
 
 const SECRET = 'turn-test-secret-02';
 const TURN_PORT = 3478;
 
-let server;
-let coturn;
-let browsers = [];
-before(async () => {
-  coturn = await startCoturn({
-    listen: [SERVICES_IP],
-    relay: SERVICES_IP,
-    port: TURN_PORT,
-    secret: SECRET,
-    extra: ['--denied-peer-ip', '10.213.1.0-10.213.2.255'],
-  });
-  server = await startServer({
-    host: SERVICES_IP,
-    extraArgs: [
-      '--ice-urls', `turn:${SERVICES_IP}:${TURN_PORT}?transport=udp,turn:${SERVICES_IP}:${TURN_PORT}?transport=tcp`,
-      '--turn-secret', SECRET,
-    ],
-  });
-  browsers = [await launchIn(NS_A, server.url), await launchIn(NS_B, server.url)];
-});
-after(async () => {
-  for (const b of browsers) await b.close();
-  await server?.stop();
-  await coturn?.stop();
-});
+const world = relayWorld({ port: TURN_PORT, secret: SECRET });
 
 /** Ana (in tertulia-a) and Bia (in tertulia-b) in a video call; resolves with both pages. */
 async function callAcross(anaName, biaName, theme) {
-  const ana = await newPage(browsers[0], server);
+  const ana = await newPage(world.browsers[0], world.server);
   await registerViaUi(ana, anaName, { themes: [theme] });
-  const bia = await newPage(browsers[1], server);
+  const bia = await newPage(world.browsers[1], world.server);
   await registerViaUi(bia, biaName, { themes: [theme] });
   await videoCall(ana, bia, theme, biaName);
   return [ana, bia];

@@ -7,12 +7,10 @@
 // credentials the call started with have expired by then: the restart fetches fresh ones.
 // Run by net/run.sh inside tertulia-r (`ip netns exec`), never alone.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newPage, registerViaUi, screenshot, videoCall } from '../lib/browser.js';
-import { startServer } from '../lib/server.js';
-import { startCoturn } from './lib/coturn.js';
-import { HOST_IP, NS_A, NS_B, SERVICES_IP, cutDirectPath, launchIn, openDirectPath, routes, selectedPairs } from './lib/netns.js';
+import { HOST_IP, NS_A, NS_B, SERVICES_IP, cutDirectPath, openDirectPath, relayWorld, routes, selectedPairs } from './lib/netns.js';
 
 const SECRET = 'turn-test-secret-03';
 const TURN_PORT = 3478;
@@ -21,34 +19,14 @@ const TTL_SECS = 4;
 /** Generous bound on the recovery (the aim is 5 s; two busy cores can double it). */
 const RECOVERY_TIMEOUT_MS = 30_000;
 
-let server;
-let coturn;
-let browsers = [];
-before(async () => {
-  openDirectPath();
-  coturn = await startCoturn({
-    listen: [SERVICES_IP],
-    relay: SERVICES_IP,
-    port: TURN_PORT,
-    secret: SECRET,
-    extra: ['--denied-peer-ip', '10.213.1.0-10.213.2.255'],
-  });
-  server = await startServer({
-    host: SERVICES_IP,
-    extraArgs: [
-      '--ice-urls', `turn:${SERVICES_IP}:${TURN_PORT}?transport=udp,turn:${SERVICES_IP}:${TURN_PORT}?transport=tcp`,
-      '--turn-secret', SECRET,
-      // Short-lived credentials: the ones the call started with have expired by the cut,
-      // so the restart must fetch fresh ones (coturn refuses expired ones: see file 01).
-      '--turn-ttl-secs', String(TTL_SECS),
-    ],
-  });
-  browsers = [await launchIn(NS_A, server.url), await launchIn(NS_B, server.url)];
-});
-after(async () => {
-  for (const b of browsers) await b.close();
-  await server?.stop();
-  await coturn?.stop();
+const world = relayWorld({
+  port: TURN_PORT,
+  secret: SECRET,
+  // Short-lived credentials: the ones the call started with have expired by the cut, so the
+  // restart must fetch fresh ones (coturn refuses expired ones: see file 01).
+  serverArgs: ['--turn-ttl-secs', String(TTL_SECS)],
+  // The direct path exists when the call starts.
+  beforeStart: openDirectPath,
 });
 
 /**
@@ -122,9 +100,9 @@ function recoveredAt(samples, since, counter = 'frames') {
 
 test('a direct call whose path dies recovers through the TURN relay by ICE restart', async () => {
   assert.equal(routes(NS_A, HOST_IP[NS_B]), true, 'the direct path exists at first');
-  const ana = await newPage(browsers[0], server);
+  const ana = await newPage(world.browsers[0], world.server);
   await registerViaUi(ana, 'ana', { themes: ['Livros'] });
-  const bia = await newPage(browsers[1], server);
+  const bia = await newPage(world.browsers[1], world.server);
   await registerViaUi(bia, 'bia', { themes: ['Livros'] });
   await videoCall(ana, bia, 'Livros', 'bia');
   for (const page of [ana, bia]) {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { newPage, registerViaUi, screenshot } from '../lib/browser.js';
 import { startServer } from '../lib/server.js';
 import { startCoturn } from './lib/coturn.js';
-import { NS_A, SERVICES_IP, launchIn } from './lib/netns.js';
+import { NS_A, SERVICES_IP, launchIn, turnUrls } from './lib/netns.js';
 
 const SECRET = 'turn-test-secret-04';
 const TURN_PORT = 3478;
@@ -19,8 +19,6 @@ const TURN_PORT = 3478;
 const DEAD_PORT = 3479;
 /** The check waits up to 10 s for ICE gathering; allow for busy cores. */
 const VERDICT_TIMEOUT_MS = 30_000;
-
-const turnUrls = (port) => `turn:${SERVICES_IP}:${port}?transport=udp,turn:${SERVICES_IP}:${port}?transport=tcp`;
 
 let coturn;
 const servers = {};

@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { newPage, personIn, registerViaUi, screenshot } from '../lib/browser.js';
 import { startServer } from '../lib/server.js';
-import { HOST_IP, NS_A, NS_B, launchIn, routes } from './lib/netns.js';
+import { HOST_IP, NS_A, NS_B, SERVICES_IP, launchIn, routes } from './lib/netns.js';
 
 /** The app gives up after 15 s (CONNECT_TIMEOUT_MS in call.js); allow for busy cores. */
 const GIVE_UP_TIMEOUT_MS = 40_000;
@@ -18,7 +18,7 @@ const UNREACHABLE_TEXT = 'The call could not connect: no network path between yo
 let server;
 let browsers = [];
 before(async () => {
-  server = await startServer({ host: '10.213.9.1' });
+  server = await startServer({ host: SERVICES_IP });
   browsers = [await launchIn(NS_A, server.url), await launchIn(NS_B, server.url)];
 });
 after(async () => {

@@ -4,9 +4,12 @@
 // Tertulia server and coturn, so Playwright's pipe reaches browsers in the other two.
 
 import { spawnSync } from 'node:child_process';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS } from '../../lib/browser.js';
+import { startServer } from '../../lib/server.js';
+import { startCoturn } from './coturn.js';
 
 /** The namespace of the services (and of the test driver). */
 export const NS_R = 'tertulia-r';
@@ -97,4 +100,43 @@ export async function selectedPairs(page) {
     }
     return out;
   });
+}
+
+/** Both browsers' networks (10.213.1.0/24 and 10.213.2.0/24), as coturn writes a range. */
+export const BROWSER_NETWORKS = '10.213.1.0-10.213.2.255';
+
+/** The `--ice-urls` of coturn on the services' address at `port`, over UDP and TCP. */
+export const turnUrls = (port) => `turn:${SERVICES_IP}:${port}?transport=udp,turn:${SERVICES_IP}:${port}?transport=tcp`;
+
+/**
+ * One file's world for calls between the two networks: coturn on the services' address
+ * (`port`, `secret`; it never relays to the browsers' own addresses, as a deployment's
+ * `denied-peer-ip` keeps it off private ranges), a Tertulia server handing out its
+ * credentials (with `serverArgs` besides), and a browser in each of `tertulia-a` and
+ * `tertulia-b`, started before the file's tests (after `beforeStart`) and stopped after
+ * them. Read `server` and `browsers` inside a test.
+ */
+export function relayWorld({ port, secret, serverArgs = [], beforeStart = () => {} }) {
+  const world = { server: undefined, coturn: undefined, browsers: [] };
+  before(async () => {
+    beforeStart();
+    world.coturn = await startCoturn({
+      listen: [SERVICES_IP],
+      relay: SERVICES_IP,
+      port,
+      secret,
+      extra: ['--denied-peer-ip', BROWSER_NETWORKS],
+    });
+    world.server = await startServer({
+      host: SERVICES_IP,
+      extraArgs: ['--ice-urls', turnUrls(port), '--turn-secret', secret, ...serverArgs],
+    });
+    world.browsers = [await launchIn(NS_A, world.server.url), await launchIn(NS_B, world.server.url)];
+  });
+  after(async () => {
+    for (const b of world.browsers) await b.close();
+    await world.server?.stop();
+    await world.coturn?.stop();
+  });
+  return world;
 }
