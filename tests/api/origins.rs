@@ -6,7 +6,7 @@
 use actix_web::http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, TestUser, PASSWORD};
+use crate::helpers::{spawn_app, spawn_app_with, Reply, TestApp, TestUser, PASSWORD};
 
 /// Logs `nickname` in and returns the `Cookie` header value the browser would send.
 async fn cookie_of(app: &TestApp, nickname: &str) -> String {
@@ -29,6 +29,17 @@ async fn admin_and_victim(app: &TestApp) -> (TestUser, String, TestUser) {
     (admin, cookie, victim)
 }
 
+/// `POST /api/admin/users/{victim}/ban` with `headers`, as a browser or client sends it.
+async fn post_ban(app: &TestApp, victim: &TestUser, headers: &[(&str, &str)]) -> Reply {
+    app.request_with(
+        "POST",
+        &format!("/api/admin/users/{}/ban", victim.id),
+        headers,
+        None,
+    )
+    .await
+}
+
 async fn banned(app: &TestApp, admin: &TestUser, victim: &TestUser) -> bool {
     let res = app
         .get(
@@ -44,18 +55,16 @@ async fn a_ban_posted_by_a_page_on_another_port_of_the_same_host_is_refused_and_
     let app = spawn_app().await;
     let (admin, cookie, victim) = admin_and_victim(&app).await;
     let other_port = format!("http://127.0.0.1:{}", app.port + 1);
-    let res = app
-        .request_with(
-            "POST",
-            &format!("/api/admin/users/{}/ban", victim.id),
-            &[
-                ("Cookie", &cookie),
-                ("Origin", &other_port),
-                ("Sec-Fetch-Site", "same-site"),
-            ],
-            None,
-        )
-        .await;
+    let res = post_ban(
+        &app,
+        &victim,
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &other_port),
+            ("Sec-Fetch-Site", "same-site"),
+        ],
+    )
+    .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
     assert_eq!(res.error_code(), "forbidden");
     assert!(!banned(&app, &admin, &victim).await);
@@ -65,16 +74,8 @@ async fn a_ban_posted_by_a_page_on_another_port_of_the_same_host_is_refused_and_
 async fn an_older_browser_that_only_sends_origin_is_judged_by_it() {
     let app = spawn_app().await;
     let (admin, cookie, victim) = admin_and_victim(&app).await;
-    let path = format!("/api/admin/users/{}/ban", victim.id);
     let sibling = "http://blog.localhost";
-    let res = app
-        .request_with(
-            "POST",
-            &path,
-            &[("Cookie", &cookie), ("Origin", sibling)],
-            None,
-        )
-        .await;
+    let res = post_ban(&app, &victim, &[("Cookie", &cookie), ("Origin", sibling)]).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
     assert!(res.body["error"]["message"]
         .as_str()
@@ -82,14 +83,12 @@ async fn an_older_browser_that_only_sends_origin_is_judged_by_it() {
         .contains(sibling));
     assert!(!banned(&app, &admin, &victim).await);
 
-    let res = app
-        .request_with(
-            "POST",
-            &path,
-            &[("Cookie", &cookie), ("Origin", &app.address)],
-            None,
-        )
-        .await;
+    let res = post_ban(
+        &app,
+        &victim,
+        &[("Cookie", &cookie), ("Origin", &app.address)],
+    )
+    .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert!(banned(&app, &admin, &victim).await);
 }
@@ -98,18 +97,16 @@ async fn an_older_browser_that_only_sends_origin_is_judged_by_it() {
 async fn the_apps_own_page_still_changes_things_with_its_cookie() {
     let app = spawn_app().await;
     let (admin, cookie, victim) = admin_and_victim(&app).await;
-    let res = app
-        .request_with(
-            "POST",
-            &format!("/api/admin/users/{}/ban", victim.id),
-            &[
-                ("Cookie", &cookie),
-                ("Origin", &app.address),
-                ("Sec-Fetch-Site", "same-origin"),
-            ],
-            None,
-        )
-        .await;
+    let res = post_ban(
+        &app,
+        &victim,
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &app.address),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+    )
+    .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert!(banned(&app, &admin, &victim).await);
     let out = app
@@ -176,18 +173,16 @@ async fn bearer_clients_are_not_affected_by_origin() {
     let admin = app.admin("chefe").await;
     let victim = app.user("vitima").await;
     let bearer = format!("Bearer {}", admin.token);
-    let res = app
-        .request_with(
-            "POST",
-            &format!("/api/admin/users/{}/ban", victim.id),
-            &[
-                ("Authorization", &bearer),
-                ("Origin", "https://elsewhere.example"),
-                ("Sec-Fetch-Site", "cross-site"),
-            ],
-            None,
-        )
-        .await;
+    let res = post_ban(
+        &app,
+        &victim,
+        &[
+            ("Authorization", &bearer),
+            ("Origin", "https://elsewhere.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+    )
+    .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
 }
 
@@ -195,18 +190,16 @@ async fn bearer_clients_are_not_affected_by_origin() {
 async fn an_origin_listed_in_allowed_origins_may_change_things() {
     let app = spawn_app_with(|s| s.allowed_origins = vec!["https://app.uni.example".into()]).await;
     let (admin, cookie, victim) = admin_and_victim(&app).await;
-    let res = app
-        .request_with(
-            "POST",
-            &format!("/api/admin/users/{}/ban", victim.id),
-            &[
-                ("Cookie", &cookie),
-                ("Origin", "https://app.uni.example"),
-                ("Sec-Fetch-Site", "cross-site"),
-            ],
-            None,
-        )
-        .await;
+    let res = post_ban(
+        &app,
+        &victim,
+        &[
+            ("Cookie", &cookie),
+            ("Origin", "https://app.uni.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+    )
+    .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert!(banned(&app, &admin, &victim).await);
 }
