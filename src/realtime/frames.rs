@@ -218,6 +218,8 @@ impl Violation {
 /// Frames allowed per connection: `rate` per second with bursts up to `burst` (passed in by
 /// its [`InboundFrames`]).
 /// 8 bytes: an `f32` (exact for whole tokens up to 16 million) and a [`clock_ms`] time.
+/// Not `governor`: its direct limiter is 72 bytes per connection and costs about three times
+/// as much per frame (docs/benchmarks.md, *Session 8*).
 struct TokenBucket {
     tokens: f32,
     last: u32,
