@@ -330,11 +330,12 @@ class App {
       for (const c of f.calls || []) this.addMissed(c);
     });
     client.on('revoked', () => this.leave(t('conn.revoked')));
+    this.calls.attach(client);
+    // After the call prompt's own title change, so the count goes in front of it.
     client.on('call.incoming', (f) => this.notifier.call(f.from, f.media));
     client.on('chat.message', (m) => {
       if (m.from && m.from.id !== this.me?.id) this.notifier.message(m.from, m.text || '');
     });
-    this.calls.attach(client);
     await Promise.all([this.loadThemes(), this.refreshDirectory()]);
     this.renderFilters();
     this.queueRender();

@@ -596,7 +596,9 @@ export class CallController {
     let text = '';
     if (missing.includes('video') && missing.includes('audio')) text = t('call.nomedia');
     else if (missing.includes('video') && v.root.dataset.media === 'video') text = t('call.nocamera');
-    else if (missing.includes('audio')) text = t('call.nomic');
+    // No microphone at all, or none chosen (they can talk only by video): say so, or their
+    // calls are silent with no word why.
+    else if (missing.includes('audio') || !(this.app.me.capabilities || []).includes('audio')) text = t('call.nomic');
     v.notice.textContent = text;
     v.notice.hidden = !text;
   }

@@ -1,4 +1,4 @@
-// Scenario 12 (issue 20): axe-core finds no violation on any page and state a person goes
+// Scenario 20 (issue 20): axe-core finds no violation on any page and state a person goes
 // through (start page, registration, a refused registration, lobby, profile, chat, call,
 // connection check page, a phone-sized lobby); a refused registration says why in the
 // page's language beside the field; on a phone the lobby shows people before one scrolls;
