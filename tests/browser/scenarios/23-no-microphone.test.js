@@ -1,7 +1,7 @@
 // Scenario 23 (issue 20, point 5): someone who talks by video but not by voice is told, in
 // the call, that the others cannot hear them (not just a greyed-out microphone), and the
 // others see it on that person's tile; a chat open in a call stays beside the
-// videos instead of covering one's own tile.
+// videos instead of covering one's own tile; who speaks is marked on their tile.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,6 +35,13 @@ test('a video-only caller is told nobody hears them, the others see why, and the
   await ana.locator('.tile.local .tile-note', { hasText: 'No microphone' }).waitFor();
   // Bia sees it on Ana's tile.
   await bia.locator('.tile.remote', { hasText: 'ana' }).locator('.tile-note', { hasText: 'No microphone' }).waitFor();
+
+  // Bia's fake microphone beeps: her tile is marked speaking, on her screen and on Ana's;
+  // Ana, without a microphone, never is.
+  await ana.locator('.tile.remote[data-speaking=true]', { hasText: 'bia' }).waitFor();
+  await bia.locator('.tile.local[data-speaking=true]').waitFor();
+  assert.notEqual(await ana.locator('.tile.local').getAttribute('data-speaking'), 'true');
+  assert.notEqual(await bia.locator('.tile.remote', { hasText: 'ana' }).getAttribute('data-speaking'), 'true');
 
   // A chat opened in the call sits beside the videos.
   await ana.locator('#call-controls').getByRole('button', { name: 'Open the chat' }).click();
