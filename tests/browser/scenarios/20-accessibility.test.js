@@ -2,24 +2,16 @@
 // through (start page, registration, a refused registration, lobby, profile, chat, call,
 // connection check page, a phone-sized lobby); a refused registration says why in the
 // page's language beside the field; on a phone the lobby shows people before one scrolls;
-// one's own theme cards count oneself.
+// one's own theme cards count oneself. The screenshots in docs/screenshots/ are copies of
+// this scenario's and 21-23's artifacts.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { REPO } from '../lib/server.js';
-import { newPage, personIn, registerViaUi, scenarioSetup, screenshot, videoCall } from '../lib/browser.js';
+import { loginViaUi, newPage, personIn, registerViaUi, scenarioSetup, screenshot, videoCall } from '../lib/browser.js';
 import { assertAccessible } from '../lib/axe.js';
 
 const world = scenarioSetup();
 
-/** Screenshots the README shows (docs/screenshots/). */
-async function docShot(page, name) {
-  const dir = join(REPO, 'docs', 'screenshots');
-  mkdirSync(dir, { recursive: true });
-  await page.screenshot({ path: join(dir, `${name}.png`) });
-}
 
 test('a refused registration says why beside the field, in Portuguese, and announces it', async () => {
   const { server, browser } = world;
@@ -47,7 +39,7 @@ test('a refused registration says why beside the field, in Portuguese, and annou
   assert.ok(Math.abs(errorBox.y - (fieldBox.y + fieldBox.height)) < 40, `the error sits right under the field: ${JSON.stringify({ fieldBox, errorBox })}`);
   assert.equal(await page.locator('#register-error').textContent(), '', 'not at the bottom of the form');
   await assertAccessible(page, 'a refused registration');
-  await docShot(page, 'registration-error-pt');
+  await screenshot(page, 'registration-error-pt');
 
   // A too-short password: the password field says so, the nickname error is gone.
   await nickname.fill('carla');
@@ -84,7 +76,7 @@ test('every page and state passes axe, and the lobby works on a phone', async ()
   const box = await anaAtBia.boundingBox();
   assert.ok(box.y + box.height <= 844, `ana's row is on the first screen: ${JSON.stringify(box)}`);
   await assertAccessible(bia, 'the lobby on a phone');
-  await docShot(bia, 'lobby-phone');
+  await screenshot(bia, 'lobby-phone');
 
   // A chat.
   await personIn(ana, 'Livros', 'bia').getByRole('button', { name: 'Chat with bia' }).click();
@@ -98,7 +90,7 @@ test('every page and state passes axe, and the lobby works on a phone', async ()
 
   // A call, with the invite dialog open.
   const bia2 = await newPage(browser, server);
-  await (await import('../lib/browser.js')).loginViaUi(bia2, 'bia');
+  await loginViaUi(bia2, 'bia');
   await videoCall(ana, bia2, 'Livros', 'bia');
   await assertAccessible(ana, 'a call');
   await ana.getByRole('button', { name: 'Add someone' }).click();
@@ -119,7 +111,7 @@ test('every page and state passes axe, and the lobby works on a phone', async ()
     const audio = senders.find((s) => s.track?.kind === 'audio');
     return audio?.track.getSettings().deviceId === id;
   }, chosen);
-  await screenshot(ana, '12-call');
+  await screenshot(ana, '20-call-devices');
   await ana.getByRole('button', { name: 'Hang up' }).click();
 
   // The connection check page.

@@ -5,10 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { REPO } from '../lib/server.js';
-import { newPage, registerViaUi, scenarioSetup, videoCall, waitForMedia } from '../lib/browser.js';
+import { newPage, registerViaUi, scenarioSetup, screenshot, videoCall, waitForMedia } from '../lib/browser.js';
 
 const world = scenarioSetup();
 
@@ -48,9 +45,7 @@ test('a screen shared in a three-way call is seen by the other two, and stopping
     assert.equal(await page.locator('.tile.remote:not(.screen)', { hasText: 'bia' }).count(), 1);
     assert.equal(await page.locator('#call-view').getAttribute('data-sharing'), 'true');
   }
-  const dir = join(REPO, 'docs', 'screenshots');
-  mkdirSync(dir, { recursive: true });
-  await caio.screenshot({ path: join(dir, 'screen-share.png') });
+  await screenshot(caio, 'screen-share');
 
   // She stops: the screen tiles go everywhere; the call and its cameras go on.
   await bia.getByRole('button', { name: 'Stop sharing your screen' }).click();

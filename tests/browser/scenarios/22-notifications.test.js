@@ -9,10 +9,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { REPO } from '../lib/server.js';
-import { newPage, personIn, registerViaUi, scenarioSetup } from '../lib/browser.js';
+import { newPage, personIn, registerViaUi, scenarioSetup, screenshot } from '../lib/browser.js';
 
 // Calls ring long enough for the steps between ringing and answering.
 const world = scenarioSetup({ ringTimeoutMs: 30_000 });
@@ -87,9 +84,7 @@ test('a call to a hidden tab shows a notification and a count in the title; clic
   await bia.evaluate(() => window.__setHidden(false));
   await bia.waitForFunction(() => !/^\(\d+\) /.test(document.title));
   await bia.getByRole('alertdialog').getByText('ana is calling you — video call').waitFor();
-  const dir = join(REPO, 'docs', 'screenshots');
-  mkdirSync(dir, { recursive: true });
-  await bia.screenshot({ path: join(dir, 'incoming-call.png') });
+  await screenshot(bia, 'incoming-call');
   await bia.getByRole('alertdialog').getByRole('button', { name: 'Decline' }).click();
 
   // Point 4 of the issue: the caller's screen says what happened and can be closed at once.

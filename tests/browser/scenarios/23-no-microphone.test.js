@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, personIn, registerViaUi, scenarioSetup, waitForMedia } from '../lib/browser.js';
+import { newPage, personIn, registerViaUi, scenarioSetup, screenshot, waitForMedia } from '../lib/browser.js';
 
 const world = scenarioSetup({ ringTimeoutMs: 30_000 });
 
@@ -50,5 +50,5 @@ test('a video-only caller is told nobody hears them, the others see why, and the
   const self = await ana.locator('.tile.local').boundingBox();
   const chatBox = await chat.boundingBox();
   assert.ok(!overlap(self, chatBox), `self-view ${JSON.stringify(self)} and chat ${JSON.stringify(chatBox)} do not overlap`);
-  await ana.screenshot({ path: new URL('../../../docs/screenshots/call-no-microphone.png', import.meta.url).pathname });
+  await screenshot(ana, 'call-no-microphone');
 });
