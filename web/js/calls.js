@@ -643,6 +643,7 @@ export class CallController {
         ? screenOf === 'local' ? !a.session.screenStream : !a.session.peers.get(screenOf)?.sharing
         : !a.session.peers.has(key);
       if (gone) {
+        this.levels?.unwatch(key);
         tile.video.srcObject = null;
         tile.el.remove();
         this.tiles.delete(key);
