@@ -58,6 +58,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    theme_descriptions (theme_id, language) {
+        theme_id -> BigInt,
+        language -> Text,
+        description -> Text,
+    }
+}
+
+diesel::table! {
     themes (id) {
         id -> BigInt,
         name -> Text,
@@ -95,6 +103,7 @@ diesel::joinable!(room_members -> rooms (room_id));
 diesel::joinable!(room_members -> users (user_id));
 diesel::joinable!(rooms -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(theme_descriptions -> themes (theme_id));
 diesel::joinable!(user_themes -> themes (theme_id));
 diesel::joinable!(user_themes -> users (user_id));
 
@@ -104,6 +113,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     room_members,
     rooms,
     sessions,
+    theme_descriptions,
     themes,
     user_themes,
     users,

@@ -7,7 +7,10 @@ import { ChatDock } from './chat.js';
 import { CallController } from './calls.js';
 import { TertuliaClient } from './client.js';
 import { byId, h, replaceChildren } from './dom.js';
+import { clearErrors, explain, showError } from './errors.js';
 import { icon } from './icons.js';
+import { Notifier } from './notify.js';
+import { registerServiceWorker } from './pwa.js';
 import { LANGUAGES, formatDateTime, language, onLanguageChange, setLanguage, t, translatePage } from './i18n.js';
 
 /** Capabilities, in display order. */
@@ -28,6 +31,11 @@ const MISSED_MAX = 10;
 /** After this many failed reconnects, check whether the session is still valid. */
 const CHECK_SESSION_AFTER = 2;
 
+/** A theme's description in the page's language (the neutral one when it has none). */
+function describeTheme(theme) {
+  return theme?.descriptions?.[language()] || theme?.description || '';
+}
+
 class App {
   constructor() {
     this.me = null;
@@ -42,6 +50,7 @@ class App {
     /** Missed calls shown in the lobby, newest first, and the ids the user dismissed. */
     this.missed = [];
     this.dismissed = new Set();
+    this.notifier = new Notifier();
   }
 
   // ---- boot -----------------------------------------------------------------------------
@@ -56,6 +65,8 @@ class App {
     });
     this.wireAuth();
     this.wireLobby();
+    this.wireNotifications();
+    registerServiceWorker();
     try {
       const me = await api('GET', '/api/me');
       await this.enter(me);
@@ -90,6 +101,20 @@ class App {
   focusMain() {
     const lobby = byId('lobby-view');
     if (!lobby.hidden) byId('lobby-heading').focus?.();
+  }
+
+  /**
+   * Notifications: permission is asked the first time the person starts a call, answers
+   * one or writes a message (their own gesture, never on load); calls and messages that
+   * arrive while the tab is hidden are notified (see enter()).
+   */
+  wireNotifications() {
+    document.addEventListener('click', (e) => {
+      if (e.target.closest?.('.action, #incoming-accept, .chat-form .send, [data-action=callback]')) this.notifier.askOnce();
+    }, true);
+    document.addEventListener('submit', (e) => {
+      if (e.target.closest?.('.chat-form')) this.notifier.askOnce();
+    }, true);
   }
 
   // ---- log in and register --------------------------------------------------------------
@@ -168,7 +193,7 @@ class App {
             h('input', { type: 'checkbox', id: inputId, name: 'themes', value: theme.name, checked: chosen.has(theme.name), 'aria-describedby': descId }),
             h('label', { for: inputId },
               h('span', { class: 'choice-name', text: theme.name }),
-              h('span', { class: 'choice-desc', id: descId, text: theme.description }),
+              h('span', { class: 'choice-desc', id: descId, text: describeTheme(theme) }),
               theme.followers !== null ? h('span', { class: 'choice-count', text: t('auth.followers', { n: theme.followers }) }) : null,
             ),
           ),
@@ -205,17 +230,19 @@ class App {
     return [...byId(fieldsetId).querySelectorAll('input:checked')].map((i) => i.value);
   }
 
-  async withForm(form, errorEl, work) {
+  /**
+   * Runs a form's `work`; an error is shown beside the field it is about (errors.js), in
+   * the page's language. `values` ({form, nickname, password}) help say which rule broke.
+   */
+  async withForm(form, errorEl, work, values = () => ({})) {
     const button = form.querySelector('button[type=submit]');
-    errorEl.textContent = '';
+    clearErrors(form, errorEl);
     button.disabled = true;
     form.setAttribute('aria-busy', 'true');
     try {
       await work();
     } catch (err) {
-      errorEl.textContent = err.code === 'network' ? t('error.network') : err.message;
-      const invalid = form.querySelector('input');
-      invalid?.focus();
+      showError(form, errorEl, form.id.replace(/-form$/, ''), explain(err, values()));
     } finally {
       button.disabled = false;
       form.removeAttribute('aria-busy');
@@ -230,21 +257,21 @@ class App {
       const res = await api('POST', '/api/login', body);
       byId('login-password').value = '';
       await this.enter(res.user);
-    });
+    }, () => ({ form: 'login' }));
   }
 
   async register() {
     const form = byId('register-form');
     await this.withForm(form, byId('register-error'), async () => {
       const capabilities = this.checked('register-caps');
-      if (!capabilities.length) throw new Error(t('error.caps'));
+      if (!capabilities.length) throw Object.assign(new Error(t('error.caps')), { field: 'capabilities' });
       const nickname = byId('register-nickname').value.trim();
       const password = byId('register-password').value;
       await api('POST', '/api/register', { nickname, password, themes: this.checked('register-themes'), capabilities });
       const res = await api('POST', '/api/login', { nickname, password });
       byId('register-password').value = '';
       await this.enter(res.user);
-    });
+    }, () => ({ form: 'register', nickname: byId('register-nickname').value, password: byId('register-password').value }));
   }
 
   async logout() {
@@ -304,6 +331,11 @@ class App {
     });
     client.on('revoked', () => this.leave(t('conn.revoked')));
     this.calls.attach(client);
+    // After the call prompt's own title change, so the count goes in front of it.
+    client.on('call.incoming', (f) => this.notifier.call(f.from, f.media));
+    client.on('chat.message', (m) => {
+      if (m.from && m.from.id !== this.me?.id) this.notifier.message(m.from, m.text || '');
+    });
     await Promise.all([this.loadThemes(), this.refreshDirectory()]);
     this.renderFilters();
     this.queueRender();
@@ -334,8 +366,11 @@ class App {
     byId('lobby-heading').tabIndex = -1;
     const pb = byId('profile-button');
     replaceChildren(pb, icon('user'), h('span', { text: t('nav.profile') }));
+    // Phones show only the icons: the name must not depend on the visible text.
+    pb.setAttribute('aria-label', t('nav.profile'));
     const lb = byId('logout-button');
     replaceChildren(lb, icon('logout'), h('span', { text: t('nav.logout') }));
+    lb.setAttribute('aria-label', t('nav.logout'));
     const status = this.statusOf(me.id);
     byId('my-status-dot').dataset.status = status;
     const select = byId('my-status');
@@ -461,18 +496,23 @@ class App {
     });
     const themeNames = this.themes.map((th) => th.name);
     for (const u of people) for (const th of u.themes || []) if (!themeNames.includes(th)) themeNames.push(th);
-    const describe = (name) => this.themes.find((th) => th.name === name)?.description || '';
+    const describe = (name) => describeTheme(this.themes.find((th) => th.name === name));
+    const filtered = Boolean(f.search || f.cap || f.avail !== 'all');
     const card = (name, description, members, key) => {
-      const online = members.filter((u) => u.status !== 'offline').length;
+      // One's own themes count oneself (online, as one is here).
+      const self = mine.has(name) ? 1 : 0;
+      const online = members.filter((u) => u.status !== 'offline').length + self;
+      const total = members.length + self;
+      const empty = filtered ? 'lobby.card.empty.filtered' : self ? 'lobby.card.only_you' : 'lobby.card.empty';
       return h('article', { class: `theme-card${mine.has(name) ? ' mine' : ''}`, dataset: { theme: key }, 'aria-labelledby': `card-${key}` },
         h('header', {},
           h('h3', { id: `card-${key}`, text: name }),
           description ? h('p', { class: 'theme-desc', text: description }) : null,
-          h('p', { class: 'theme-count', text: t(members.length === 1 ? 'lobby.card.count.one' : 'lobby.card.count', { online, total: members.length }) }),
+          h('p', { class: 'theme-count', text: t(total === 1 ? 'lobby.card.count.one' : 'lobby.card.count', { online, total }) }),
         ),
         members.length
           ? h('ul', { class: 'people' }, members.map((u) => this.personRow(u, key)))
-          : h('p', { class: 'empty', text: t('lobby.card.empty') }),
+          : h('p', { class: 'empty', text: t(empty) }),
       );
     };
     const cardKey = (name) => name.replace(/[^\w-]/g, '_');

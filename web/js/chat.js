@@ -48,8 +48,9 @@ class ChatWindow {
     this.closeButton = h('button', { type: 'button', class: 'icon-button', on: { click: () => this.dock.close(this.room) } }, icon('close'));
     this.olderButton = h('button', { type: 'button', class: 'link-button older', on: { click: () => this.loadOlder() } });
     this.beginning = h('p', { class: 'chat-beginning', hidden: true });
-    this.list = h('ol', { class: 'messages', role: 'log', 'aria-live': 'polite' });
-    this.scroller = h('div', { class: 'chat-scroll', on: { scroll: () => this.onScroll() } }, this.olderButton, this.beginning, this.list);
+    this.list = h('ol', { class: 'messages' });
+    // The log role on the scroller: an <ol> given another role is no list for its <li>s.
+    this.scroller = h('div', { class: 'chat-scroll', role: 'log', 'aria-live': 'polite', on: { scroll: () => this.onScroll() } }, this.olderButton, this.beginning, this.list);
     this.notice = h('p', { class: 'chat-notice', hidden: true });
     this.typingLine = h('p', { class: 'typing', 'aria-live': 'polite' });
     this.input = h('textarea', { rows: '1', class: 'chat-input', maxlength: '4000', id: `chat-in-${this.peer.id}`, on: { keydown: (e) => this.onKey(e), input: () => this.onInput() } });
