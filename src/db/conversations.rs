@@ -138,19 +138,25 @@ pub fn mark_read(
     })
 }
 
-/// After a commit: each sender has read their own new message (their position moves to it).
+/// After a commit: each sender has read their own new message (their position moves to it),
+/// `sent` being (room, sender, msg_id); all in one transaction (one commit for the batch).
 pub fn sent(conn: &mut SqliteConnection, sent: &[(i64, i64, i64)]) -> QueryResult<()> {
-    for &(room_id, user_id, msg_id) in sent {
-        diesel::update(
-            room_members::table
-                .filter(room_members::room_id.eq(room_id))
-                .filter(room_members::user_id.eq(user_id))
-                .filter(room_members::last_read_msg_id.lt(msg_id)),
-        )
-        .set(room_members::last_read_msg_id.eq(msg_id))
-        .execute(conn)?;
+    if sent.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    conn.immediate_transaction(|conn| {
+        for &(room_id, user_id, msg_id) in sent {
+            diesel::update(
+                room_members::table
+                    .filter(room_members::room_id.eq(room_id))
+                    .filter(room_members::user_id.eq(user_id))
+                    .filter(room_members::last_read_msg_id.lt(msg_id)),
+            )
+            .set(room_members::last_read_msg_id.eq(msg_id))
+            .execute(conn)?;
+        }
+        Ok(())
+    })
 }
 
 /// The member ids of each of `room_ids` (conversation rooms; others have none listed here).

@@ -896,7 +896,39 @@ mod tests {
     }
 
     #[test]
-    fn room_names_take_only_three_shapes() {
+    fn chat_invitations_are_refused_and_conversation_frames_take_conversations_only() {
+        let err = parse(r#"{"type":"call.invite","id":1,"to":3,"media":"chat"}"#).unwrap_err();
+        assert_eq!(err.id, Some(FrameId::Num(1)));
+        assert!(err.message.contains("conversations"), "{}", err.message);
+        assert!(parse(r#"{"type":"call.invite","to":3,"media":"video"}"#).is_ok());
+        let frame = parse(r#"{"type":"conversation.read","room":"group:g-1a","msg_id":4}"#)
+            .expect("parses");
+        assert!(matches!(
+            frame.msg,
+            ClientMsg::ConversationRead { msg_id: 4, .. }
+        ));
+        let err =
+            parse(r#"{"type":"conversation.read","id":2,"room":"canal1","msg_id":4}"#).unwrap_err();
+        assert!(
+            err.message.contains("not a conversation"),
+            "{}",
+            err.message
+        );
+        let frame =
+            parse(r#"{"type":"conversation.invite","room":"dm:3:7","user":9}"#).expect("parses");
+        assert!(matches!(
+            frame.msg,
+            ClientMsg::ConversationInvite {
+                kind: RoomRef::Direct(UserId(3), UserId(7)),
+                user: UserId(9),
+                ..
+            }
+        ));
+        assert!(parse(r#"{"type":"conversation.invite","room":"call:c-1","user":9}"#).is_err());
+    }
+
+    #[test]
+    fn room_names_take_only_four_shapes() {
         assert_eq!(RoomName::parse("canal1").unwrap().1, RoomRef::Public);
         assert_eq!(
             RoomName::parse("dm:3:7").unwrap().1,
@@ -905,6 +937,9 @@ mod tests {
         assert!(RoomName::parse("dm:7:3").is_err());
         assert!(RoomName::parse("dm:03:7").is_err());
         assert_eq!(RoomName::parse("call:c-12ab").unwrap().1, RoomRef::Call);
+        assert_eq!(RoomName::parse("group:g-12ab").unwrap().1, RoomRef::Group);
+        assert!(RoomName::parse("group:").is_err());
+        assert!(RoomName::parse("group:a b").is_err());
         assert!(RoomName::parse("a b").is_err());
         assert!(RoomName::parse("").is_err());
         assert!(RoomName::parse(&"x".repeat(65)).is_err());

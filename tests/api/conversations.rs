@@ -296,6 +296,16 @@ async fn a_third_person_invited_into_a_conversation_makes_a_group_up_to_the_room
             }
         }
     }
+    // Its history over HTTP: for its members only.
+    let page = app
+        .get(&format!("/api/rooms/{group}/messages"), Some(&bia.token))
+        .await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.body);
+    assert_eq!(page.body["messages"][0]["text"], "cheguei");
+    let page = app
+        .get(&format!("/api/rooms/{group}/messages"), Some(&dora.token))
+        .await;
+    assert_eq!(page.status.as_u16(), 403, "{}", page.body);
     // The direct conversation goes on as it was, for its two people.
     assert_eq!(list(&mut a, 5).await.len(), 2);
     // Full at the room cap; someone already in it is no news.

@@ -407,6 +407,29 @@ export class ChatDock {
     this.windows = new Map();
   }
 
+  /** Where the open windows are remembered for this tab, so a reload reopens them. */
+  storageKey() {
+    return `tertulia.open-chats.${this.app.me?.id}`;
+  }
+
+  /** Remembers which conversations are open (this tab only: sessionStorage). */
+  save() {
+    try {
+      sessionStorage.setItem(this.storageKey(), JSON.stringify([...this.windows.keys()]));
+    } catch {
+      // Not remembered across reloads; nothing else changes.
+    }
+  }
+
+  /** The conversations open before a reload of this tab. */
+  saved() {
+    try {
+      return JSON.parse(sessionStorage.getItem(this.storageKey()) || '[]');
+    } catch {
+      return [];
+    }
+  }
+
   /** Opens (or focuses) the chat with `peer` ({id, nickname}); returns its window. */
   async open(peer, { focus = true } = {}) {
     const room = directRoom(this.app.me.id, peer.id);
@@ -416,6 +439,7 @@ export class ChatDock {
       this.windows.set(room, win);
       this.container.append(win.el);
       while (this.windows.size > MAX_WINDOWS) this.close(this.windows.keys().next().value);
+      this.save();
       await win.open();
     }
     if (focus) win.focus();
@@ -430,6 +454,7 @@ export class ChatDock {
       this.windows.set(room, win);
       this.container.append(win.el);
       while (this.windows.size > MAX_WINDOWS) this.close(this.windows.keys().next().value);
+      this.save();
       await win.open();
     }
     if (focus) win.focus();
@@ -441,16 +466,18 @@ export class ChatDock {
     return this.windows.get(room);
   }
 
-  close(room) {
+  close(room, { forget = true } = {}) {
     const win = this.windows.get(room);
     if (!win) return;
     this.windows.delete(room);
+    if (forget) this.save();
     win.destroy();
     this.app.chatClosed(win.peer, win.callIds);
   }
 
+  /** Closes every window (leaving the page: logout, revoked); a reload still reopens them. */
   closeAll() {
-    for (const room of [...this.windows.keys()]) this.close(room);
+    for (const room of [...this.windows.keys()]) this.close(room, { forget: false });
   }
 
   /** Presence changed: refresh the status dots. */

@@ -27,6 +27,7 @@ export class ConversationList {
   attach(client) {
     this.detach();
     this.byRoom.clear();
+    this.restored = false;
     this.render();
     this._off.push(
       client.on('welcome', () => this.load()),
@@ -61,6 +62,13 @@ export class ConversationList {
     // What an open window shows is read by now.
     for (const room of this.byRoom.keys()) if (this.app.chats.get(room)) this.markRead(room);
     this.render();
+    if (!this.restored) {
+      // After a reload, the conversations that were open in this tab open again.
+      this.restored = true;
+      for (const room of this.app.chats.saved()) {
+        if (this.byRoom.has(room) && !this.app.chats.get(room)) this.open(room, { focus: false });
+      }
+    }
   }
 
   isConversation(room) {
@@ -141,10 +149,12 @@ export class ConversationList {
   }
 
   /** Opens the conversation's window (and marks it read). */
-  async open(room) {
+  async open(room, { focus = true } = {}) {
     const c = this.byRoom.get(room);
     if (!c) return null;
-    const win = c.kind === 'direct' ? await this.app.chats.open(this.others(c)[0] || this.app.me) : await this.app.chats.openGroup(room, this.title(c), c.members);
+    const win = c.kind === 'direct'
+      ? await this.app.chats.open(this.others(c)[0] || this.app.me, { focus })
+      : await this.app.chats.openGroup(room, this.title(c), c.members, { focus });
     this.markRead(room);
     return win;
   }

@@ -2,7 +2,8 @@
 // person without an accept step and shows as unread in the conversation list of each of
 // their tabs; reading it in one tab clears it in the other; the list survives a reload.
 // Chat changes nobody's presence; from a conversation to a video call and back, with the
-// chat kept beside the call; a third person brought in makes a group conversation.
+// chat kept beside the call; a third person brought in makes a group conversation. An open
+// conversation opens again after a reload.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,6 +32,8 @@ test('a direct message arrives without an accept step and is unread in every tab
   await anaChat.getByRole('textbox').press('Enter');
   await anaChat.locator('.msg.mine[data-state=delivered]').waitFor();
   const room = await anaChat.getAttribute('data-room');
+  // Nobody was "invited to open this conversation": there is no such line.
+  assert.equal(await anaChat.locator('.chat-notice').isVisible(), false);
 
   // Both of Bia's tabs: a notice and an unread conversation, no prompt to accept.
   for (const page of [bia, bia2]) {
@@ -57,6 +60,10 @@ test('a direct message arrives without an accept step and is unread in every tab
   await bia2.reload();
   await entry(bia2, room).and(bia2.locator('[data-unread="0"]')).waitFor();
   await entry(bia2, room).getByText('Oi Bia, tudo bem?').waitFor();
+
+  // The conversation open in a tab opens again after that tab reloads.
+  await bia.reload();
+  await biaChat.locator('.msg.theirs .msg-text', { hasText: 'Oi Bia, tudo bem?' }).waitFor();
 
   // Bia answers; Ana, with the window open, reads it as it comes.
   await biaChat.getByRole('textbox').fill('Tudo ótimo!');
