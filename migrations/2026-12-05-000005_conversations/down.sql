@@ -1,6 +1,8 @@
--- Group conversations go with their messages; direct rooms keep their (now unused) members.
+-- Group conversations go with their messages; direct rooms had no members before.
 PRAGMA foreign_keys = OFF;
 BEGIN;
+
+DELETE FROM room_members WHERE room_id IN (SELECT id FROM rooms WHERE kind = 'direct');
 
 DELETE FROM messages WHERE room_id IN (SELECT id FROM rooms WHERE kind = 'group');
 DELETE FROM room_members WHERE room_id IN (SELECT id FROM rooms WHERE kind = 'group');
@@ -17,6 +19,8 @@ CREATE TABLE rooms_old (
 );
 INSERT INTO rooms_old (id, name, kind, created_by, created_at)
     SELECT id, name, kind, created_by, created_at FROM rooms;
+UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'rooms')
+    WHERE name = 'rooms_old' AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'rooms');
 DROP TABLE rooms;
 ALTER TABLE rooms_old RENAME TO rooms;
 

@@ -1,7 +1,7 @@
 -- Conversations (protocol revision 1.3): direct rooms and group rooms are conversations
 -- whose members are listed in room_members, each with the newest message they have read.
 --
--- PostgreSQL port: the rebuild below is
+-- PostgreSQL port: the rebuild below (with its sqlite_sequence line) is
 --   ALTER TABLE rooms DROP CONSTRAINT rooms_kind_check,
 --     ADD CONSTRAINT rooms_kind_check CHECK (kind IN ('public', 'direct', 'call', 'group'));
 -- and the rest is the same SQL.
@@ -19,6 +19,9 @@ CREATE TABLE rooms_new (
 );
 INSERT INTO rooms_new (id, name, kind, created_by, created_at)
     SELECT id, name, kind, created_by, created_at FROM rooms;
+-- AUTOINCREMENT: ids of rooms deleted at the top are never given out again.
+UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'rooms')
+    WHERE name = 'rooms_new' AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'rooms');
 DROP TABLE rooms;
 ALTER TABLE rooms_new RENAME TO rooms;
 

@@ -331,3 +331,39 @@ async fn a_third_person_invited_into_a_conversation_makes_a_group_up_to_the_room
         .await;
     assert_eq!(unknown["code"], "not_found", "{unknown}");
 }
+
+#[actix_web::test]
+async fn a_direct_chat_from_before_conversations_is_in_both_lists_after_the_upgrade() {
+    use diesel::{connection::SimpleConnection, Connection, SqliteConnection};
+    use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+
+    let app = spawn_app().await;
+    let (ana, bia, _) = three(&app).await;
+    let mut a = connect(&app, &ana).await;
+    let room = dm(&ana, &bia);
+    a.join(&room).await;
+    say(&mut a, 1, &room, "de antes").await;
+    a.close_and_wait().await;
+    app.stop().await;
+    // Back to the schema of the release before revision 1.3 (its migration reverted: direct
+    // rooms without members, no read positions); the restart applies it again.
+    {
+        let mut conn = SqliteConnection::establish(&app.settings.database_url).unwrap();
+        conn.batch_execute("PRAGMA busy_timeout = 10000;").unwrap();
+        let migrations =
+            FileBasedMigrations::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+                .unwrap();
+        let reverted = conn.revert_last_migration(migrations).unwrap();
+        assert!(reverted.to_string().contains("000005"), "{reverted}");
+    }
+    let app = app.restart().await;
+    // Both people have the conversation, its history read (they saw it in the old chat).
+    for (user, id) in [(&bia, 2), (&ana, 3)] {
+        let mut client = connect(&app, user).await;
+        let convs = list(&mut client, id).await;
+        assert_eq!(convs.len(), 1, "{convs:?}");
+        assert_eq!(convs[0]["room"], room);
+        assert_eq!(convs[0]["unread"], 0);
+        assert_eq!(convs[0]["last_message"]["text"], "de antes");
+    }
+}
