@@ -367,3 +367,27 @@ async fn a_direct_chat_from_before_conversations_is_in_both_lists_after_the_upgr
         assert_eq!(convs[0]["last_message"]["text"], "de antes");
     }
 }
+
+#[actix_web::test]
+async fn a_conversation_opens_on_every_device_of_its_people_beyond_the_session_cap() {
+    let app = spawn_app_with(|s| s.room_member_cap = 2).await;
+    let (ana, bia, _) = three(&app).await;
+    let room = dm(&ana, &bia);
+    let mut devices = Vec::new();
+    for user in [&ana, &ana, &bia, &bia] {
+        let mut client = connect(&app, user).await;
+        client.join(&room).await;
+        devices.push(client);
+    }
+    let msg_id = say(&mut devices[0], 1, &room, "em todo lugar").await;
+    for device in &mut devices[1..] {
+        assert_eq!(device.recv_type("chat.message").await["msg_id"], msg_id);
+    }
+    // A public channel still holds `--room-member-cap` sessions.
+    devices[0].join("canal1").await;
+    devices[1].join("canal1").await;
+    let full = devices[2]
+        .request(2, json!({"type": "room.join", "room": "canal1"}))
+        .await;
+    assert_eq!(full["code"], "conflict", "{full}");
+}
