@@ -76,7 +76,7 @@ class ChatWindow {
     this.el = h(
       'section',
       { class: 'chat-window', 'aria-labelledby': `chat-h-${this.key}`, dataset: this.group ? { room: this.room, kind: 'group' } : { room: this.room, peerId: String(this.peer.id), kind: 'direct' } },
-      h('header', { class: 'chat-head' }, this.group ? null : this.status, this.heading, this.statusText, this.group ? null : [this.videoButton, this.audioButton], this.addButton, this.closeButton),
+      h('header', { class: 'chat-head' }, this.group ? null : this.status, this.heading, this.statusText, this.videoButton, this.audioButton, this.addButton, this.closeButton),
       this.people,
       this.scroller,
       this.notice,
@@ -106,7 +106,14 @@ class ChatWindow {
   }
 
   updateStatus() {
-    if (this.group) return;
+    if (this.group) {
+      // A group call rings whoever of them is online and able; the button needs the means.
+      const me = this.app.me?.capabilities || [];
+      this.videoButton.hidden = !me.includes('video');
+      this.audioButton.hidden = !me.includes('audio');
+      for (const b of [this.videoButton, this.audioButton]) b.disabled = this.app.calls.busy;
+      return;
+    }
     const status = this.app.statusOf(this.peer.id);
     this.status.dataset.status = status;
     this.statusText.textContent = t(`status.${status}`);
@@ -119,8 +126,47 @@ class ChatWindow {
     }
   }
 
-  startCall(media) {
-    this.app.calls.start(this.peer, media);
+  async startCall(media) {
+    if (!this.group) {
+      this.app.calls.start(this.peer, media);
+      return;
+    }
+    // A group: call the first of them who can take it, then bring the others into the call
+    // once it runs (as the call's own "invite" does).
+    const users = this.app.client?.users;
+    const able = this.group.members
+      .filter((m) => m.id !== this.app.me.id)
+      .map((m) => users?.get(m.id))
+      .filter((u) => u && u.status === 'online' && (u.capabilities || []).includes(media));
+    if (!able.length) {
+      this.setNotice(t('conv.call.nobody'));
+      return;
+    }
+    const [first, ...rest] = able;
+    const c = this.app.client;
+    const off = [];
+    const stop = () => off.splice(0).forEach((f) => f());
+    off.push(
+      c.on('call.accepted', (f) => {
+        off.push(c.on('room.joined', (j) => {
+          if (j.room !== f.room) return;
+          stop();
+          for (const u of rest) this.app.calls.inviteIntoCall(u);
+        }));
+      }),
+      ...['call.declined', 'call.missed', 'call.cancelled'].map((type) => c.on(type, stop)),
+    );
+    setTimeout(stop, (c.welcome?.limits?.ring_timeout_ms || 30_000) + 10_000);
+    await this.app.calls.start(first, media);
+  }
+
+  /** A group's members changed (someone was brought in). */
+  setMembers(members, title) {
+    if (!this.group) return;
+    this.group.members = members;
+    this.group.title = title;
+    this.peer.nickname = title;
+    this.translate();
   }
 
   /** The people who can be brought into this conversation: online, can chat, not in it. */
@@ -148,9 +194,7 @@ class ChatWindow {
     try {
       const updated = await this.app.client.inviteToConversation(this.room, user.id);
       this.app.conversations.onUpdated(updated);
-      if (this.group) {
-        this.group.members = updated.members;
-      } else {
+      if (!this.group) {
         await this.app.conversations.open(updated.room);
       }
     } catch (err) {

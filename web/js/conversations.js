@@ -145,6 +145,7 @@ export class ConversationList {
     c.kind = f.kind;
     this.byRoom.set(f.room, c);
     this.render();
+    this.app.chats.get(f.room)?.setMembers(f.members, this.title(c));
     if (f.by?.id !== this.app.me?.id) this.notify(c, null, t('conv.added', { name: f.by?.nickname || '', names: this.title(c) }));
   }
 

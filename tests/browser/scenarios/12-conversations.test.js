@@ -2,8 +2,8 @@
 // person without an accept step and shows as unread in the conversation list of each of
 // their tabs; reading it in one tab clears it in the other; the list survives a reload.
 // Chat changes nobody's presence; from a conversation to a video call and back, with the
-// chat kept beside the call; a third person brought in makes a group conversation. An open
-// conversation opens again after a reload.
+// chat kept beside the call; a third person brought in makes a group conversation, from
+// which a video call reaches all three. An open conversation opens again after a reload.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -130,4 +130,11 @@ test('from a conversation to a video call and back, with the chat kept beside th
   }
   await caio.locator('#conversation-list .conversation[data-kind=group]').getByRole('button').click();
   await caio.locator('.chat-window[data-kind=group] .msg.theirs', { hasText: 'Oi, Caio!' }).waitFor();
+
+  // A video call from the group rings one of them, then brings the other in.
+  await group.getByRole('button', { name: 'Video call lia, caio' }).click();
+  await lia.getByRole('alertdialog').getByRole('button', { name: 'Accept' }).click();
+  await caio.getByRole('alertdialog').getByRole('button', { name: 'Accept' }).click();
+  await Promise.all([waitForMedia(rui, { count: 2 }), waitForMedia(lia, { count: 2 }), waitForMedia(caio, { count: 2 })]);
+  await group.waitFor({ state: 'visible' });
 });
