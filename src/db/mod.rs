@@ -4,6 +4,7 @@
 //! One file per table holds that table's queries; [`models`] holds the rows.
 
 pub mod calls;
+pub mod conversations;
 pub mod messages;
 pub mod models;
 pub mod rooms;

@@ -90,7 +90,7 @@ pub fn members(conn: &mut SqliteConnection, room_id: i64) -> QueryResult<Vec<i64
 }
 
 /// Whether `user_id` may read and enter `room`: anyone for a public channel, the pair for a
-/// direct room, members for a call room.
+/// direct room, members for a call room or a group conversation.
 pub(crate) fn may_enter(
     conn: &mut SqliteConnection,
     room: &Room,
@@ -101,6 +101,6 @@ pub(crate) fn may_enter(
         RoomKind::Direct => {
             Ok(direct_room_users(&room.name).is_some_and(|(a, b)| a == user_id || b == user_id))
         }
-        RoomKind::Call => is_member(conn, room.id, user_id),
+        RoomKind::Call | RoomKind::Group => is_member(conn, room.id, user_id),
     }
 }

@@ -32,6 +32,7 @@ diesel::table! {
         room_id -> BigInt,
         user_id -> BigInt,
         joined_at -> BigInt,
+        last_read_msg_id -> BigInt,
     }
 }
 

@@ -25,6 +25,7 @@
 //! cross nodes.
 
 pub mod calls;
+pub mod conversations;
 pub mod echo;
 pub mod frames;
 pub mod history;
@@ -233,7 +234,7 @@ impl Realtime {
             Arc::clone(&metrics),
             unseen_missed.into_iter().map(UserId).collect(),
         ));
-        let store = ChatStore::new(pool.clone(), Arc::clone(&metrics)).start();
+        let store = ChatStore::new(pool.clone(), presence.clone(), Arc::clone(&metrics)).start();
         Realtime {
             presence,
             hub,

@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 mod bench_smoke;
 mod cli;
+mod conversations;
 mod crash;
 mod database;
 mod directory;

@@ -6,6 +6,7 @@ import { api, ApiError, fetchDirectory, fetchThemes } from './api.js';
 import { ChatDock } from './chat.js';
 import { CallController } from './calls.js';
 import { TertuliaClient } from './client.js';
+import { ConversationList } from './conversations.js';
 import { byId, h, replaceChildren } from './dom.js';
 import { clearErrors, explain, showError } from './errors.js';
 import { icon } from './icons.js';
@@ -46,6 +47,7 @@ class App {
     this.renderQueued = false;
     this.chats = new ChatDock(this, byId('chat-dock'));
     this.calls = new CallController(this);
+    this.conversations = new ConversationList(this);
     this.filters = { search: '', theme: '', cap: '', avail: 'all' };
     /** Missed calls shown in the lobby, newest first, and the ids the user dismissed. */
     this.missed = [];
@@ -86,6 +88,7 @@ class App {
       this.renderMissed();
       this.queueRender();
       this.chats.translate();
+      this.conversations.translate();
       this.calls.translate();
       this.renderConn();
     }
@@ -298,6 +301,7 @@ class App {
   leave(message) {
     this.calls.hangup();
     this.chats.closeAll();
+    this.conversations.detach();
     this.client?.close();
     this.client = null;
     this.me = null;
@@ -336,6 +340,7 @@ class App {
     client.on('chat.message', (m) => {
       if (m.from && m.from.id !== this.me?.id) this.notifier.message(m.from, m.text || '');
     });
+    this.conversations.attach(client);
     await Promise.all([this.loadThemes(), this.refreshDirectory()]);
     this.renderFilters();
     this.queueRender();
@@ -578,7 +583,7 @@ class App {
       }, icon(iconName));
     if (both('video')) actions.push(action('video', 'video', t('action.video', { name }), () => this.calls.start(u, 'video'), available && !this.calls.busy));
     if (both('audio')) actions.push(action('audio', 'phone', t('action.audio', { name }), () => this.calls.start(u, 'audio'), available && !this.calls.busy));
-    if (both('text')) actions.push(action('chat', 'text', t('action.chat', { name }), () => this.openChat(u, true), true));
+    if (both('text')) actions.push(action('chat', 'text', t('action.chat', { name }), () => this.openChat(u), true));
     return h('li', { class: 'person', dataset: { userId: String(u.id), status: u.status, nickname: name } },
       h('span', { class: 'status-dot', dataset: { status: u.status }, 'aria-hidden': 'true' }),
       h('span', { class: 'person-main' },
@@ -594,22 +599,13 @@ class App {
 
   // ---- chat -----------------------------------------------------------------------------
 
-  /** Opens the chat with `user`; `ask`: also invite them to open it (when they can). */
-  async openChat(user, ask = false) {
+  /**
+   * Opens the conversation with `user` (protocol 1.3: no invitation; what is written reaches
+   * them at once, wherever they are, and waits for them if they are offline).
+   */
+  async openChat(user) {
     const win = await this.chats.open(user);
-    if (!ask) return win;
-    const status = this.statusOf(user.id);
-    if (status === 'offline') {
-      win.setNotice(t('chat.offline', { name: user.nickname }));
-      return win;
-    }
-    try {
-      await this.client.invite(user.id, 'chat');
-      win.setNotice(t('chat.notified', { name: user.nickname }));
-      setTimeout(() => win.setNotice(''), TOAST_MS);
-    } catch {
-      // Busy or in a call: the chat still works, they will see it when they open it.
-    }
+    if (this.statusOf(user.id) === 'offline') win.setNotice(t('chat.offline', { name: user.nickname }));
     return win;
   }
 
@@ -675,7 +671,7 @@ class App {
         const dismiss = () => this.dismissMissed([c.call_id]);
         const callBack = () => {
           dismiss();
-          if (c.media === 'chat') this.openChat(c.from, true);
+          if (c.media === 'chat') this.openChat(c.from);
           else this.calls.start(c.from, c.media);
         };
         return h('li', { dataset: { callId: c.call_id } },

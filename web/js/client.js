@@ -34,6 +34,9 @@
 //   chat.pending     {room, client_msg_id, text} a message waiting for the server
 //   chat.delivered   {room, client_msg_id, msg_id, created_at} the server stored it
 //   chat.failed      {room, client_msg_id, error} the server refused it (will not be resent)
+//   conversation.read     {room, msg_id, unread} this user read a conversation (another tab's
+//                    read, or the reply to markRead)
+//   conversation.updated  {room, kind, members, by} a group conversation was made or grown
 //   revoked          {code} the session was revoked (close 4001): no reconnect
 //   frame            every frame received, for debugging and extensions
 
@@ -738,5 +741,22 @@ export class TertuliaClient {
       if (state) for (const m of reply.messages || []) state.seen.add(m.msg_id);
       return reply;
     });
+  }
+
+  // ---- conversations (protocol revision 1.3) --------------------------------------------
+
+  /** One's conversations, newest first: resolves with `conversations.list`. */
+  conversations() {
+    return this.request({ type: 'conversations.list' });
+  }
+
+  /** Marks `room` read up to `msgId`; resolves with `conversation.read` {msg_id, unread}. */
+  markRead(room, msgId) {
+    return this.request({ type: 'conversation.read', room, msg_id: msgId });
+  }
+
+  /** Brings `userId` into the conversation `room` (a direct one becomes a new group). */
+  inviteToConversation(room, userId) {
+    return this.request({ type: 'conversation.invite', room, user: userId });
   }
 }
