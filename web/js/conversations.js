@@ -192,16 +192,21 @@ export class ConversationList {
         const name = this.title(c);
         const last = c.last_message;
         const preview = last ? `${last.from?.id === this.app.me?.id ? `${t('call.you')}: ` : c.kind === 'group' ? `${last.from?.nickname}: ` : ''}${last.text}` : '';
-        const label = [name, c.unread ? t('conv.unread', { count: c.unread }) : '', preview].filter(Boolean).join(' · ');
+        const time = last ? formatTime(last.created_at) : '';
+        // Named by its own text (what one sees is what a screen reader says), and the unread
+        // count the badge shows, in words.
         return h('li', { class: 'conversation', dataset: { room: c.room, kind: c.kind, unread: String(c.unread || 0) } },
-          h('button', { type: 'button', class: 'conversation-open', 'aria-label': label, on: { click: () => this.open(c.room) } },
+          h('button', { type: 'button', class: 'conversation-open', on: { click: () => this.open(c.room) } },
             icon(c.kind === 'group' ? 'user-plus' : 'text'),
             h('span', { class: 'conversation-main' },
               h('span', { class: 'conversation-name', text: name }),
+              preview ? h('span', { class: 'visually-hidden', text: ' · ' }) : null,
               h('span', { class: 'conversation-last', text: preview }),
             ),
-            last ? h('time', { class: 'conversation-time', text: formatTime(last.created_at) }) : null,
+            last ? h('span', { class: 'visually-hidden', text: ' · ' }) : null,
+            last ? h('time', { class: 'conversation-time', text: time }) : null,
             c.unread ? h('span', { class: 'unread-badge', 'aria-hidden': 'true', text: String(c.unread) }) : null,
+            c.unread ? h('span', { class: 'visually-hidden', text: ` · ${t('conv.unread', { count: c.unread })}` }) : null,
           ),
         );
       }),
