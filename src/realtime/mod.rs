@@ -36,6 +36,7 @@ pub mod protocol;
 pub mod room;
 pub mod session;
 pub mod store;
+pub mod stream;
 
 use std::{
     collections::HashMap,
@@ -200,6 +201,8 @@ pub struct Realtime {
     pub metrics: Arc<RealtimeMetrics>,
     /// Open connections per user (`--ws-max-conns-per-user`).
     pub connections: Arc<ConnectionCounts>,
+    /// The open event streams of the HTTP transport, where their POSTs find them.
+    pub streams: Arc<stream::Streams>,
     pub(crate) pool: DbPool,
     pub(crate) settings: Arc<Settings>,
 }
@@ -240,6 +243,7 @@ impl Realtime {
             store,
             metrics,
             connections: Arc::default(),
+            streams: Arc::default(),
             pool,
             settings,
         }
