@@ -219,7 +219,9 @@ impl Application {
                 actix_web::rt::spawn(crate::tls::reload_on_sighup(tls.resolver)?);
                 server.listen_rustls_0_23(listener, tls.config)?
             }
-            None => server.listen(listener)?,
+            // HTTP/1.1, and HTTP/2 with prior knowledge (h2c) for clients that speak it (the
+            // HTTP transport of tertulia-bench); browsers speak HTTP/2 only over TLS.
+            None => server.listen_auto_h2c(listener)?,
         };
         if let Some(redirect) = redirect_listener {
             server = server.listen(redirect)?;

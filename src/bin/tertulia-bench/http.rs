@@ -36,6 +36,8 @@ static NEXT_SOURCE: AtomicU32 = AtomicU32::new(0);
 pub struct Target {
     /// `host:port`, for connecting and for the `Host` header.
     pub authority: String,
+    /// What the protocol's connections run over (`--transport`).
+    pub transport: crate::Transport,
 }
 
 impl Target {
@@ -56,7 +58,10 @@ impl Target {
         } else {
             format!("{authority}:80")
         };
-        Ok(Target { authority })
+        Ok(Target {
+            authority,
+            transport: crate::Transport::WebSocket,
+        })
     }
 
     /// Opens a TCP connection to the server; to a server on loopback, from the next of
