@@ -190,4 +190,21 @@ impl EventsLink {
         }
         Ok(())
     }
+
+    /// Leaves on purpose (`DELETE`, the close frame with 1000: calls end at once); errors
+    /// are ignored, the run is over.
+    pub async fn leave(&mut self) {
+        let Ok(request) = http::Request::delete(&self.post_uri)
+            .header("authorization", &self.bearer)
+            .body(())
+        else {
+            return;
+        };
+        let Ok(mut ready) = self.send.clone().ready().await else {
+            return;
+        };
+        if let Ok((response, _)) = ready.send_request(request, true) {
+            let _ = response.await;
+        }
+    }
 }

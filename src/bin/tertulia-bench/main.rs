@@ -166,7 +166,14 @@ fn main() -> ExitCode {
         };
     }
     match runtime.block_on(run(&cli)) {
-        Ok(report) => {
+        Ok(mut report) => {
+            report.add(
+                "transport",
+                match cli.transport {
+                    Transport::WebSocket => "ws",
+                    Transport::Http => "http",
+                },
+            );
             if !cli.json_only {
                 print!("{}", report.table());
             }

@@ -271,8 +271,11 @@ impl Conn {
 
     /// Closes politely (errors ignored: the run is over).
     pub async fn close(self) {
-        if let Link::Ws(mut ws) = self.ws {
-            let _ = (*ws).close(None).await;
+        match self.ws {
+            Link::Ws(mut ws) => {
+                let _ = (*ws).close(None).await;
+            }
+            Link::Http(mut link) => link.leave().await,
         }
     }
 }
