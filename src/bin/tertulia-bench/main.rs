@@ -20,7 +20,7 @@
 //!
 //! ## Layout
 //!
-//! - `http`: a minimal HTTP/1.1 client for the few JSON calls (register, login, me).
+//! - `http`: where the server is, and the few JSON calls (register, login, me) over h2c.
 //! - `users`: creating, logging in and caching the bench users.
 //! - `ws`: opening an authenticated connection and reading the protocol's frames.
 //! - `events`: the HTTP transport's connection (`--transport http`: h2c, the `h2` crate).
