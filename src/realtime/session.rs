@@ -176,7 +176,7 @@ impl SessionActor {
     pub fn spawn(
         rt: Arc<Realtime>,
         who: Connecting,
-        session: actix_ws::Session,
+        session: impl Into<super::outbox::Wire>,
         stream: InboundFrames,
         slot: ConnectionSlot,
     ) -> Addr<SessionActor> {

@@ -29,5 +29,6 @@ mod ws_credentials;
 mod ws_frames;
 mod ws_http;
 mod ws_limits;
+mod ws_over_http;
 mod ws_presence;
 mod ws_rooms;

@@ -330,6 +330,14 @@ class App {
       this.renderHeader();
     });
     client.on('presence', (p) => this.onPresence(p));
+    client.on('transport', ({ transport }) => {
+      // Which way the live connection goes: a WebSocket, or the HTTP fallback.
+      const badge = byId('transport-badge');
+      badge.textContent = transport === 'http' ? 'HTTP' : 'WS';
+      badge.dataset.transport = transport;
+      badge.title = transport === 'http' ? 'Server-Sent Events + POST' : 'WebSocket';
+      badge.hidden = false;
+    });
     client.on('calls.missed', (f) => {
       for (const c of f.calls || []) this.addMissed(c);
     });
