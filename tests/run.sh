@@ -27,6 +27,9 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test (unit + integration, including the diesel CLI checks)"
 TERTULIA_REQUIRE_DIESEL_CLI=1 cargo test --locked --all-targets
 
+step "the protocol's integration tests again over the HTTP transport (SSE + POST)"
+TERTULIA_TEST_TRANSPORT=http cargo test --locked --test api -- ws_ sessions:: conversations::
+
 step "schemathesis against /api/openapi.json (every response documented, no 5xx)"
 bash tests/schemathesis/run.sh
 
