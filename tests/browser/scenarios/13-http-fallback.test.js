@@ -55,18 +55,18 @@ test('with WebSocket blocked the app falls back to HTTP: lobby, chat, resume and
   await bia.locator('#my-status').selectOption('online');
   await personIn(ana, 'Música', 'bia').and(ana.locator('[data-status=online]')).waitFor();
 
-  // Chat both ways.
+  // Chat both ways: Ana writes, Bia finds the conversation in her list (no accept step).
   await personIn(ana, 'Música', 'bia').getByRole('button', { name: 'Chat with bia' }).click();
-  await bia.getByRole('alertdialog').getByRole('button', { name: 'Open chat' }).click();
   const anaChat = ana.locator('.chat-window').filter({ has: ana.getByRole('heading', { name: 'bia' }) });
   const biaChat = bia.locator('.chat-window').filter({ has: bia.getByRole('heading', { name: 'ana' }) });
-  await biaChat.waitFor();
+  await anaChat.waitFor();
   const say = async (chat, text) => {
     await chat.getByRole('textbox').fill(text);
     await chat.getByRole('textbox').press('Enter');
   };
   await say(anaChat, 'olá por HTTP');
   await anaChat.locator('.msg.mine[data-state=delivered]', { hasText: 'olá por HTTP' }).waitFor();
+  await bia.locator('#conversation-list').getByRole('button', { name: /^ana · olá por HTTP/ }).click();
   await biaChat.locator('.msg-text', { hasText: 'olá por HTTP' }).waitFor();
   await say(biaChat, 'recebido');
   await anaChat.locator('.msg-text', { hasText: 'recebido' }).waitFor();
@@ -86,11 +86,11 @@ test('with WebSocket blocked the app falls back to HTTP: lobby, chat, resume and
   assert.deepEqual(await biaChat.locator('.msg-text').allTextContents(), expected);
   assert.deepEqual(await anaChat.locator('.msg-text').allTextContents(), expected);
   await ana.locator('#transport-badge[data-transport=http]').waitFor();
-  await screenshot(ana, '12-http-chat');
+  await screenshot(ana, '13-http-chat');
 
   // A video call, its signaling over the event stream and posts.
   await videoCall(ana, bia, 'Música', 'bia');
-  await screenshot(ana, '12-http-call');
+  await screenshot(ana, '13-http-call');
   await bia.getByRole('button', { name: 'Hang up' }).click();
   await ana.getByText('bia ended the call.').first().waitFor();
 });
