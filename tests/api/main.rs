@@ -30,3 +30,4 @@ mod ws_http;
 mod ws_limits;
 mod ws_presence;
 mod ws_rooms;
+mod ws_subscriptions;
