@@ -1,11 +1,22 @@
 //! `lobby`: users arriving at a steady rate, each watching the lobby.
 //!
-//! Every client keeps the set of bench users its lobby shows online (from
-//! `presence.snapshot`, `presence.update` and `presence.batch`). The figure that matters is
-//! how long after the last arrival every client's set is complete — every bench user, all
-//! online — and what each client had to receive to get there (frames and bytes).
+//! The users follow 2 or 3 of `--themes` themes each. Since protocol revision 1.2 a
+//! connection is sent a window of each of its themes (the first 50 people online, available
+//! first, then by name) and every theme's count, not everyone: every client keeps its
+//! windows and counts (from `presence.snapshot`, `presence.batch` with a `theme` and
+//! `presence.counts`). The figure that matters is how long after the last arrival every
+//! client's lobby is right — each of its windows holds exactly the theme's first 50 bench
+//! users, and every count is the theme's number of users — and what each client had to
+//! receive to get there (frames and bytes). With a very high `--rate` it is a connection
+//! storm: `arrivals_per_sec` is then the rate the server took them at.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use serde_json::Value;
 
 use tokio::{
     sync::{mpsc, watch},
@@ -15,7 +26,6 @@ use tokio::{
 use crate::{
     http::Target,
     report::{Latency, Report},
-    scan::{self, Kind},
     server_rss_kib, users, ws, BenchError, BenchResult, Cli, CpuMeter,
 };
 
@@ -55,79 +65,145 @@ struct ClientResult {
     complete_at: Option<Instant>,
     /// The connection closed before the end (counted in `dropped`, not as incomplete).
     dropped: bool,
-    /// Bench users this client saw online at the end.
-    seen: usize,
+    /// Entries of its windows and counts this client had wrong at the end.
+    wrong: usize,
     frames: u64,
     bytes: u64,
 }
 
-/// Which bench users one client sees online: a bit per bench user.
-struct OnlineSet {
-    bits: Vec<u64>,
-    count: usize,
+/// People a theme's window shows (the server's `presence.snapshot` windows, revision 1.2).
+const WINDOW: usize = 50;
+
+/// What every lobby must show at the end: each theme's first [`WINDOW`] users by nickname
+/// (all online, so all available) and each theme's count.
+struct Truth {
+    windows: HashMap<String, HashSet<i64>>,
+    counts: HashMap<String, i64>,
 }
 
-impl OnlineSet {
-    fn new(users: usize) -> Self {
-        OnlineSet {
-            bits: vec![0; users.div_ceil(64)],
-            count: 0,
+impl Truth {
+    fn of(users: &[users::BenchUser]) -> Self {
+        let mut members: HashMap<String, Vec<(&str, i64)>> = HashMap::new();
+        for user in users {
+            for theme in &user.themes {
+                members
+                    .entry(theme.clone())
+                    .or_default()
+                    .push((&user.nickname, user.id));
+            }
+        }
+        let mut windows = HashMap::new();
+        let mut counts = HashMap::new();
+        for (theme, mut people) in members {
+            people.sort();
+            counts.insert(theme.clone(), people.len() as i64);
+            windows.insert(
+                theme,
+                people.iter().take(WINDOW).map(|(_, id)| *id).collect(),
+            );
+        }
+        Truth { windows, counts }
+    }
+}
+
+/// One client's lobby: the windows of its themes and every count.
+struct LobbyView {
+    windows: HashMap<String, HashSet<i64>>,
+    counts: HashMap<String, i64>,
+}
+
+impl LobbyView {
+    fn new(themes: &[String]) -> Self {
+        LobbyView {
+            windows: themes.iter().map(|t| (t.clone(), HashSet::new())).collect(),
+            counts: HashMap::new(),
         }
     }
 
-    fn set(&mut self, index: usize, online: bool) {
-        let (word, bit) = (index / 64, 1u64 << (index % 64));
-        let was = self.bits[word] & bit != 0;
-        match (was, online) {
-            (false, true) => {
-                self.bits[word] |= bit;
-                self.count += 1;
+    /// Applies one frame; answers whether it was presence.
+    fn apply(&mut self, text: &str) -> Result<bool, String> {
+        if !text.starts_with(r#"{"type":"presence."#) {
+            return Ok(false);
+        }
+        let frame: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let counts = |frame: &Value| -> HashMap<String, i64> {
+            frame["counts"]
+                .as_object()
+                .map(|c| {
+                    c.iter()
+                        .map(|(t, n)| (t.clone(), n.as_i64().unwrap_or(-1)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        match frame["type"].as_str() {
+            Some("presence.snapshot") => {
+                self.counts = counts(&frame);
+                for (theme, window) in &mut self.windows {
+                    window.clear();
+                    for id in frame["windows"][theme.as_str()]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        window.extend(id.as_i64());
+                    }
+                }
             }
-            (true, false) => {
-                self.bits[word] &= !bit;
-                self.count -= 1;
+            Some("presence.counts") => self.counts = counts(&frame),
+            Some("presence.batch") => {
+                let Some(window) = frame["theme"]
+                    .as_str()
+                    .and_then(|t| self.windows.get_mut(t))
+                else {
+                    return Ok(true);
+                };
+                for update in frame["updates"].as_array().into_iter().flatten() {
+                    let Some(id) = update["user_id"].as_i64() else {
+                        continue;
+                    };
+                    if update["status"] == "offline" {
+                        window.remove(&id);
+                    } else {
+                        window.insert(id);
+                    }
+                }
+                for id in frame["left"].as_array().into_iter().flatten() {
+                    if let Some(id) = id.as_i64() {
+                        window.remove(&id);
+                    }
+                }
             }
             _ => {}
         }
-    }
-}
-
-/// Bench user id → its bit in an [`OnlineSet`]: a table over the ids' span (the users are
-/// rows of one table, so their ids are close), looked up for every entry of every presence
-/// frame, millions of times a run.
-struct UserIndex {
-    first_id: i64,
-    /// `bits[id - first_id]`; [`UserIndex::NONE`] for ids that are not bench users.
-    bits: Vec<u32>,
-}
-
-impl UserIndex {
-    const NONE: u32 = u32::MAX;
-    /// The widest id span indexed (64 MiB of table).
-    const MAX_SPAN: i64 = 1 << 24;
-
-    fn new(ids: impl Iterator<Item = i64> + Clone) -> BenchResult<Self> {
-        let first_id = ids.clone().min().unwrap_or(0);
-        let span = ids.clone().max().unwrap_or(0) - first_id + 1;
-        if span > Self::MAX_SPAN {
-            return Err(BenchError::Protocol(format!(
-                "bench user ids span {span} (more than {}): use a fresh database",
-                Self::MAX_SPAN
-            )));
-        }
-        let mut bits = vec![Self::NONE; span as usize];
-        for (bit, id) in ids.enumerate() {
-            bits[(id - first_id) as usize] = bit as u32;
-        }
-        Ok(UserIndex { first_id, bits })
+        Ok(true)
     }
 
-    fn bit(&self, id: i64) -> Option<usize> {
-        let slot = usize::try_from(id.checked_sub(self.first_id)?).ok()?;
-        match self.bits.get(slot) {
-            Some(&bit) if bit != Self::NONE => Some(bit as usize),
-            _ => None,
-        }
+    /// Whether this lobby shows the truth.
+    fn is_right(&self, truth: &Truth) -> bool {
+        self.counts == truth.counts
+            && self
+                .windows
+                .iter()
+                .all(|(theme, window)| truth.windows.get(theme) == Some(window))
+    }
+
+    /// How many entries this lobby has wrong (windows and counts).
+    fn wrong(&self, truth: &Truth) -> usize {
+        let windows: usize = self
+            .windows
+            .iter()
+            .map(|(theme, window)| match truth.windows.get(theme) {
+                Some(right) => window.symmetric_difference(right).count(),
+                None => window.len(),
+            })
+            .sum();
+        let counts = truth
+            .counts
+            .iter()
+            .filter(|(theme, n)| self.counts.get(*theme) != Some(n))
+            .count();
+        windows + counts
     }
 }
 
@@ -138,27 +214,28 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             "--users and --rate must be positive".to_owned(),
         ));
     }
+    if cli.themes == 0 {
+        return Err(BenchError::Protocol(
+            "lobby needs --themes (since protocol 1.2 a lobby is its themes' windows)".to_owned(),
+        ));
+    }
     let users = users::prepare(cli, target, args.users).await?;
-    let index = Arc::new(UserIndex::new(users.iter().map(|u| u.id))?);
+    let truth = Arc::new(Truth::of(&users));
     let total = users.len();
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
-    // How many bench users will not be online (never arrived, or dropped): a lobby is
-    // complete when it shows everyone else.
-    let (gone_tx, gone_rx) = watch::channel(0usize);
     let rss_before = server_rss_kib(cli.server_pid);
     let start = Instant::now() + Duration::from_millis(50);
     let cpu = CpuMeter::start(cli.server_pid);
     let mut tasks = Vec::with_capacity(total);
     for (i, user) in users.into_iter().enumerate() {
         let at = start + Duration::from_secs_f64(i as f64 / args.rate);
-        let (target, index, events, mut stop, mut gone) = (
+        let (target, truth, events, mut stop) = (
             target.clone(),
-            Arc::clone(&index),
+            Arc::clone(&truth),
             events_tx.clone(),
             stop.clone(),
-            gone_rx.clone(),
         );
         tasks.push(tokio::spawn(async move {
             sleep_until(at).await;
@@ -170,7 +247,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                 }
             };
             let _ = events.send(Event::Arrived(Instant::now()));
-            let mut seen = OnlineSet::new(total);
+            let mut view = LobbyView::new(&user.themes);
             let mut complete_at = None;
             let mut dropped = false;
             loop {
@@ -178,26 +255,19 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                     // Once the run is over, no frame changes this client's verdict.
                     biased;
                     _ = stop.changed() => break,
-                    text = conn.next_text() => Some(text),
-                    // Someone will never be online: complete may now mean one user fewer.
-                    _ = gone.changed() => None,
+                    text = conn.next_text() => text,
                 };
-                let gone_changed = text.is_none();
-                let scanned = match text {
-                    None => Ok(Kind::Other),
-                    Some(Ok(Some(text))) => scan::scan(&text, |id, online| {
-                        if let Some(bit) = index.bit(id) {
-                            seen.set(bit, online);
-                        }
-                    })
-                    .map_err(|e| format!("unreadable presence frame ({e}): {text:.200}")),
-                    Some(Ok(None)) => Err("connection closed".to_owned()),
-                    Some(Err(e)) => Err(e.to_string()),
+                let applied = match text {
+                    Ok(Some(text)) => view
+                        .apply(&text)
+                        .map_err(|e| format!("unreadable presence frame ({e}): {text:.200}")),
+                    Ok(None) => Err("connection closed".to_owned()),
+                    Err(e) => Err(e.to_string()),
                 };
-                match scanned {
-                    // Not presence: the lobby did not change (a `gone` change is checked).
-                    Ok(Kind::Other) if !gone_changed => continue,
-                    Ok(_) => {}
+                match applied {
+                    // Not presence: the lobby did not change.
+                    Ok(false) => continue,
+                    Ok(true) => {}
                     Err(why) => {
                         if complete_at.is_some() {
                             let _ = events.send(Event::Complete(false));
@@ -207,8 +277,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                         break;
                     }
                 }
-                let expected = total - *gone.borrow();
-                let complete = seen.count == expected;
+                let complete = view.is_right(&truth);
                 if complete != complete_at.is_some() {
                     complete_at = complete.then(Instant::now);
                     let _ = events.send(Event::Complete(complete));
@@ -217,7 +286,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             let result = ClientResult {
                 complete_at,
                 dropped,
-                seen: seen.count,
+                wrong: view.wrong(&truth),
                 frames: conn.frames_in,
                 bytes: conn.bytes_in,
             };
@@ -256,7 +325,6 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             Some(Event::Failed(why)) => {
                 failed += 1;
                 first_failure.get_or_insert(why);
-                let _ = gone_tx.send(failed + dropped);
                 if arrived + failed == total {
                     give_up = last_arrival + Duration::from_secs_f64(args.timeout_secs);
                 }
@@ -264,7 +332,6 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             Some(Event::Dropped(why)) => {
                 dropped += 1;
                 first_failure.get_or_insert(why);
-                let _ = gone_tx.send(failed + dropped);
             }
             None => break,
         }
@@ -301,8 +368,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             None if result.dropped => {}
             None => {
                 incomplete += 1;
-                let expected = total - failed - dropped;
-                missing_max = missing_max.max(expected.abs_diff(result.seen));
+                missing_max = missing_max.max(result.wrong);
             }
         }
         frames.push(result.frames);
@@ -317,6 +383,10 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         .add("users", total)
         .add("arrival_rate_per_sec", args.rate)
         .add("arrived", arrived)
+        .add(
+            "arrivals_per_sec",
+            arrived as f64 / last_arrival.duration_since(start).as_secs_f64().max(1e-9),
+        )
         .add_target("failed", failed, "0")
         .add_target("dropped", dropped, "0")
         .add_target("incomplete_lobbies", incomplete, "0")
