@@ -390,11 +390,15 @@ impl PresenceActor {
                     (limit, frame)
                 })
                 .collect();
-            for watcher in lobby.watchers.values() {
-                let diff = diffs.iter().find(|(limit, _)| *limit == watcher.limit);
-                if let Some((_, Some(frame))) = diff {
-                    watcher.deliver.do_send(Deliver(frame.clone()));
-                    frames += 1;
+            // Most pushes change no window of a large theme (an arrival far down its list):
+            // its watchers are then not even visited.
+            if diffs.iter().any(|(_, frame)| frame.is_some()) {
+                for watcher in lobby.watchers.values() {
+                    let diff = diffs.iter().find(|(limit, _)| *limit == watcher.limit);
+                    if let Some((_, Some(frame))) = diff {
+                        watcher.deliver.do_send(Deliver(frame.clone()));
+                        frames += 1;
+                    }
                 }
             }
             lobby.shown = now;

@@ -46,6 +46,15 @@ pub struct LobbyArgs {
     /// once the frames in flight are written.
     #[arg(long, default_value_t = 5.0)]
     pub hold_secs: f64,
+    /// A reconnect storm: once every lobby is right, run this shell command (it should
+    /// restart the server on the same address), then time how long until every client has
+    /// reconnected (each after a random wait of up to a second, as the browser app does) and
+    /// every lobby is right again.
+    #[arg(long)]
+    pub restart_cmd: Option<String>,
+    /// Seconds the storm may take before the run gives up on it.
+    #[arg(long, default_value_t = 60.0)]
+    pub storm_timeout_secs: f64,
 }
 
 /// What the clients tell the coordinator as it happens.
@@ -58,6 +67,10 @@ enum Event {
     Failed(String),
     /// The connection closed after arriving: this user leaves the lobby.
     Dropped(String),
+    /// The connection closed and the client is reconnecting (`--restart-cmd`).
+    Lost,
+    /// The client is welcomed again after losing its connection.
+    Back,
 }
 
 /// One client's figures at the end.
@@ -69,6 +82,14 @@ struct ClientResult {
     wrong: usize,
     frames: u64,
     bytes: u64,
+}
+
+/// A fixed 64-bit mix (splitmix64's finalizer): a shuffle that every run repeats.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 /// People a theme's window shows (the server's `presence.snapshot` windows, revision 1.2).
@@ -229,14 +250,24 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
     let start = Instant::now() + Duration::from_millis(50);
     let cpu = CpuMeter::start(cli.server_pid);
     let mut tasks = Vec::with_capacity(total);
+    let rand_seed = mix(std::process::id().into());
+    // People do not arrive in the order of their names: a fixed shuffle, so that arrivals
+    // land anywhere in their themes' lists (the windows are each theme's first names).
+    let mut order: Vec<usize> = (0..total).collect();
+    order.sort_by_key(|&i| mix(i as u64));
+    let mut slot = vec![0usize; total];
+    for (pos, &i) in order.iter().enumerate() {
+        slot[i] = pos;
+    }
     for (i, user) in users.into_iter().enumerate() {
-        let at = start + Duration::from_secs_f64(i as f64 / args.rate);
+        let at = start + Duration::from_secs_f64(slot[i] as f64 / args.rate);
         let (target, truth, events, mut stop) = (
             target.clone(),
             Arc::clone(&truth),
             events_tx.clone(),
             stop.clone(),
         );
+        let reconnect = args.restart_cmd.is_some();
         tasks.push(tokio::spawn(async move {
             sleep_until(at).await;
             let mut conn = match ws::connect(&target, &user).await {
@@ -257,6 +288,32 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                     _ = stop.changed() => break,
                     text = conn.next_text() => text,
                 };
+                if reconnect && !matches!(text, Ok(Some(_))) {
+                    if complete_at.take().is_some() {
+                        let _ = events.send(Event::Complete(false));
+                    }
+                    let _ = events.send(Event::Lost);
+                    let (frames, bytes) = (conn.frames_in, conn.bytes_in);
+                    let mut wait = Duration::from_millis(mix(rand_seed ^ i as u64) % 1000);
+                    conn = loop {
+                        tokio::select! {
+                            biased;
+                            _ = stop.changed() => return None,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                        match ws::connect(&target, &user).await {
+                            Ok(conn) => break conn,
+                            Err(_) => {
+                                wait =
+                                    Duration::from_millis(250 + mix(wait.as_nanos() as u64) % 500)
+                            }
+                        }
+                    };
+                    conn.frames_in += frames;
+                    conn.bytes_in += bytes;
+                    let _ = events.send(Event::Back);
+                    continue;
+                }
                 let applied = match text {
                     Ok(Some(text)) => view
                         .apply(&text)
@@ -333,6 +390,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                 dropped += 1;
                 first_failure.get_or_insert(why);
             }
+            Some(Event::Lost | Event::Back) => {}
             None => break,
         }
         if arrived + failed == total && complete == arrived - dropped {
@@ -340,6 +398,58 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         }
     }
     let cpu = cpu.stop();
+    // The storm: the server restarts under everyone; how long until all are back and right.
+    let mut storm: Option<(f64, f64, usize, usize)> = None;
+    if let Some(cmd) = &args.restart_cmd {
+        let t0 = Instant::now();
+        // Off the runtime: the clients keep reading (and answer the server's close) meanwhile.
+        let cmd = cmd.clone();
+        let status = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("sh").arg("-c").arg(cmd).status()
+        })
+        .await
+        .map_err(|e| BenchError::Protocol(format!("--restart-cmd: {e}")))??;
+        if !status.success() {
+            return Err(BenchError::Protocol(format!(
+                "--restart-cmd failed: {status}"
+            )));
+        }
+        let (mut lost, mut back, mut all_back, mut right) = (0usize, 0usize, None, None);
+        let give_up = t0 + Duration::from_secs_f64(args.storm_timeout_secs);
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = sleep_until(give_up) => break,
+            };
+            match event {
+                Some(Event::Lost) => lost += 1,
+                Some(Event::Back) => {
+                    back += 1;
+                    if back == arrived - dropped {
+                        all_back = Some(t0.elapsed().as_secs_f64());
+                    }
+                }
+                Some(Event::Complete(true)) => complete += 1,
+                Some(Event::Complete(false)) => complete -= 1,
+                Some(Event::Dropped(why)) => {
+                    dropped += 1;
+                    first_failure.get_or_insert(why);
+                }
+                Some(_) => {}
+                None => break,
+            }
+            if lost == back && back == arrived - dropped && complete == arrived - dropped {
+                right = Some(t0.elapsed().as_secs_f64());
+                break;
+            }
+        }
+        storm = Some((
+            all_back.unwrap_or(f64::NAN),
+            right.unwrap_or(f64::NAN),
+            back,
+            complete,
+        ));
+    }
     let rss_after = server_rss_kib(cli.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
     let rss_held = server_rss_kib(cli.server_pid);
@@ -411,6 +521,13 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         .map(|&f| u32::try_from(f).unwrap_or(u32::MAX))
         .collect();
     report.add("frames_per_client_p99", Latency::of(&mut frames32).p99);
+    if let Some((all_back, right, back, complete)) = storm {
+        report
+            .add("storm_reconnected", back)
+            .add("storm_all_back_s", all_back)
+            .add("storm_lobbies_right", complete)
+            .add_target("storm_every_lobby_right_s", right, "<= 10");
+    }
     if let Some(why) = first_failure {
         report.add("first_failure", why);
     }
