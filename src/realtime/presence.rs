@@ -1348,6 +1348,77 @@ mod tests {
         assert_eq!(next_push_in(tick, 5_000, 0), tick);
     }
 
+    fn online(name: &str) -> OnlineUser {
+        OnlineUser {
+            nickname: SharedStr::from(name),
+            sort_name: SharedStr::from(name),
+            capabilities: Capabilities::default(),
+            themes: Arc::from(vec!["Jogos".to_owned()]),
+            chosen: ChosenStatus::Online,
+            in_calls: 0,
+            sessions: Vec::new(),
+            fragment: None,
+        }
+    }
+
+    #[test]
+    fn a_window_diff_has_newcomers_changes_and_departures_and_names_who_was_pushed_out() {
+        let ids = |list: &[i64]| list.iter().map(|&i| UserId(i)).collect::<Vec<_>>();
+        let mut users: HashMap<UserId, OnlineUser> = HashMap::new();
+        for (id, name) in [(1, "ana"), (2, "bia"), (3, "carla"), (5, "aaron")] {
+            users.insert(UserId(id), online(name));
+        }
+        let mut departed = HashMap::new();
+        let mut gone = online("dora").view(UserId(4));
+        gone.status = Status::Offline;
+        departed.insert(UserId(4), gone);
+        let dirty: HashSet<UserId> = [UserId(2), UserId(4), UserId(5)].into();
+        // Window of 3: [ana, bia, dora] became [aaron, ana, bia]; carla, fourth, was pushed
+        // out of a window of 4.
+        let before = ids(&[1, 2, 4, 3]);
+        let after = ids(&[5, 1, 2, 3]);
+        let frame = window_diff("Jogos", &before, &after, 3, &dirty, &users, &departed)
+            .expect("the window changed");
+        let frame: serde_json::Value = serde_json::from_str(&frame).expect("JSON");
+        assert_eq!(frame["theme"], "Jogos");
+        let updates: Vec<(i64, &str)> = frame["updates"]
+            .as_array()
+            .expect("updates")
+            .iter()
+            .map(|u| {
+                (
+                    u["user_id"].as_i64().unwrap(),
+                    u["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        // aaron entered, bia changed, dora went offline; ana did not change.
+        assert_eq!(updates, [(5, "online"), (2, "online"), (4, "offline")]);
+        assert!(frame.get("left").is_none());
+        let wider = window_diff(
+            "Jogos",
+            &before,
+            &ids(&[5, 1, 2, 6]),
+            4,
+            &HashSet::new(),
+            &users,
+            &departed,
+        )
+        .expect("changed");
+        let wider: serde_json::Value = serde_json::from_str(&wider).expect("JSON");
+        assert_eq!(wider["left"], serde_json::json!([3]));
+        assert!(window_diff(
+            "Jogos",
+            &before,
+            &before,
+            4,
+            &HashSet::new(),
+            &users,
+            &departed
+        )
+        .is_none());
+    }
+
     #[test]
     fn a_cached_snapshot_entry_is_what_serde_makes_of_the_snapshot() {
         let mut user = OnlineUser {
