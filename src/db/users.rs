@@ -177,6 +177,8 @@ pub struct DirectoryFilter {
     pub only_ids: Option<Vec<i64>>,
     /// Not these users (e.g. `online=false`: everyone presence does not know).
     pub except_ids: Option<Vec<i64>>,
+    /// Only nicknames containing this text (ASCII letters in any case).
+    pub nickname_contains: Option<String>,
 }
 
 /// The users matching `filter`, as a boxed query (shared by the page and its count).
@@ -205,6 +207,14 @@ fn filtered(filter: &DirectoryFilter) -> users::BoxedQuery<'_, diesel::sqlite::S
     }
     if let Some(ids) = &filter.except_ids {
         query = query.filter(users::id.ne_all(ids));
+    }
+    if let Some(text) = &filter.nickname_contains {
+        // LIKE's own characters stand for themselves; SQLite's LIKE ignores ASCII case.
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        query = query.filter(users::nickname.like(format!("%{escaped}%")).escape('\\'));
     }
     query
 }

@@ -181,6 +181,7 @@ pub(crate) async fn list_users(
         theme,
         capability,
         online: None,
+        q: None,
         page,
         per_page,
     };

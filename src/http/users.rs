@@ -95,6 +95,10 @@ pub(crate) struct DirectoryQuery {
     pub capability: Option<Capability>,
     /// `true`: only users with a live connection; `false`: only those without.
     pub online: Option<bool>,
+    /// Only users whose nickname contains this text (letters in any case), 1-32
+    /// characters: how the lobby searches everyone (it is not sent everyone's presence).
+    #[param(min_length = 1, max_length = 32)]
+    pub q: Option<String>,
     /// 1-based page number; default 1.
     // Documented as int64: utoipa calls a u32 `int32`, which would put half its range out.
     #[param(minimum = 1, maximum = 4294967295_i64, value_type = Option<i64>)]
@@ -140,6 +144,15 @@ pub(crate) async fn load_page(
 ) -> ApiResult<UserPage> {
     let (page, per_page) = query.paging()?;
     filter.capability = filter.capability.or(query.capability);
+    if let Some(q) = &query.q {
+        let chars = q.chars().count();
+        if chars == 0 || chars > 32 {
+            return Err(ApiError::BadRequest(
+                "q must be 1 to 32 characters".to_owned(),
+            ));
+        }
+        filter.nickname_contains = Some(q.clone());
+    }
     // Presence is the one owner of who is online: ask it once for this page.
     let statuses = state
         .realtime

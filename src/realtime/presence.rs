@@ -2,9 +2,27 @@
 //!
 //! It owns the lobby: every connected session is registered here, so it is also the one
 //! place that can reach all of a user's sessions (calls ring every device; revocation closes
-//! the matching ones). Status changes are collected in a dirty set and pushed once per tick
-//! (less often in large lobbies: see `next_push_in`), serialized once and shared by every
-//! session, so a thousand arrivals cost each lobby session a frame or two, not a thousand.
+//! the matching ones).
+//!
+//! # Presence by subscription (protocol revision 1.2)
+//!
+//! A connection is not sent everyone. It watches a *window* of each theme it subscribes to
+//! (its user's own themes from the start, another theme's card once opened): the first
+//! `limit` people of that theme online, available first, then by name. Each theme keeps its
+//! people in that order ([`ThemeLobby::order`]) and the sessions watching it
+//! ([`ThemeLobby::watchers`]), so a change reaches only the watchers of the changed user's
+//! themes, and only those whose window it changes. A connection also follows its own user
+//! and everyone it shares a room with (a conversation, a call), and gets `presence.counts`:
+//! how many are online in every theme.
+//!
+//! Changes are collected (`dirty`, `touched`) and pushed once per tick (less often in large
+//! lobbies: see `next_push_in`): per theme, one diff of each window size against what its
+//! watchers were last told ([`ThemeLobby::shown`]), serialized once and shared. An arrival
+//! therefore costs the server a few ordered-set updates, its own snapshot (its windows, at
+//! most [`PRESENCE_WINDOW`] entries a theme, cached between pushes) and a share of the next
+//! push to the watchers whose window it enters: with windows of a fixed size, the chance
+//! that an arrival enters one shrinks as the theme grows, so the cost of an arrival stays
+//! flat as the lobby grows rather than growing with everyone online.
 //!
 //! It also runs every session's heartbeat: one sweep over the sessions pings each once per
 //! `--heartbeat-ms` and closes those silent for longer than `--client-timeout-ms`, instead of
@@ -12,9 +30,9 @@
 //! connected, so an idle server's presence thread sleeps.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use actix::prelude::*;
@@ -27,8 +45,8 @@ use super::{
     metrics::RealtimeMetrics,
     outbox::{clock_ms, TextPieces},
     protocol::{
-        ChosenStatus, PresenceView, RoomName, ServerMsg, SessionId, SharedStr, SnapshotUser,
-        Status, UserId,
+        error_frame, ChosenStatus, FrameId, PresenceView, RoomName, ServerMsg, SessionId,
+        SharedStr, SnapshotUser, Status, UserId, PRESENCE_WINDOW,
     },
     session::SessionActor,
     CloseSession, Deliver, Delivery, SessionHandle,
@@ -37,12 +55,21 @@ use crate::{
     config::Settings,
     db::{self, models::Capabilities, DbPool, Touches},
     domain::Revoked,
+    error::ErrorCode,
 };
 
 /// How `presence.snapshot` begins, up to its first entry.
 const SNAPSHOT_OPEN: &str = r#"{"type":"presence.snapshot","users":["#;
-/// How `presence.snapshot` ends, after its last entry.
+/// How `presence.snapshot` ends, after its last entry, in a lobby without counts or windows.
+#[cfg(test)]
 const SNAPSHOT_CLOSE: &str = "]}";
+/// `presence.counts` goes out at most this often (counts change with every arrival).
+const COUNTS_EVERY: Duration = Duration::from_secs(1);
+/// ... and takes at most this share (one in `COUNTS_SHARE`) of `--presence-frames-per-sec`:
+/// a count push is a frame to every connection.
+const COUNTS_SHARE: u32 = 5;
+/// Most themes one connection may watch at once (its own and the cards it opened).
+const MAX_WATCHED_THEMES: usize = 64;
 /// The heartbeat sweep visits a tenth of the sessions every tenth of `--heartbeat-ms` (a
 /// *step*), so that 15,000 pings are spread out rather than sent at once. A session's slice
 /// is the step it connected in, so it is visited about one heartbeat after connecting, and
@@ -82,6 +109,8 @@ impl Heartbeat {
 /// One online user and their sessions.
 struct OnlineUser {
     nickname: SharedStr,
+    /// The nickname as themes order people (lower case).
+    sort_name: SharedStr,
     capabilities: Capabilities,
     themes: Arc<[String]>,
     /// What the user chose (`presence.set`); shown unless they are in a call.
@@ -122,6 +151,15 @@ impl OnlineUser {
         self.fragment.as_deref().unwrap_or_default()
     }
 
+    /// Where this user stands in each of their themes' lists.
+    fn place(&self, id: UserId) -> Place {
+        Place {
+            unavailable: self.status() != Status::Online,
+            name: self.sort_name.clone(),
+            id,
+        }
+    }
+
     fn view(&self, user_id: UserId) -> PresenceView {
         PresenceView {
             user_id,
@@ -140,6 +178,8 @@ struct SessionEntry {
     auth_session_id: i64,
     deliver: Delivery,
     close: actix::WeakAddr<SessionActor>,
+    /// The themes whose window this session watches.
+    watching: Vec<SharedStr>,
 }
 
 impl SessionEntry {
@@ -182,8 +222,61 @@ pub struct PresenceActor {
     departed: HashMap<UserId, PresenceView>,
     /// Who is in each live call room, from its room and from the hub.
     call_rooms: HashMap<RoomName, CallRoomUsersSeen>,
-    /// The `presence.snapshot` of this tick, shared by its arrivals (see [`TickSnapshot`]).
-    snapshot: Option<TickSnapshot>,
+    /// Each theme's people online and the sessions watching it.
+    themes: HashMap<SharedStr, ThemeLobby>,
+    /// Themes whose list changed (or one of whose people did) since the last push.
+    touched: HashSet<SharedStr>,
+    /// The users in each live room (any kind): people sharing one follow each other.
+    rooms: HashMap<RoomName, Vec<UserId>>,
+    /// The rooms each user is in (the other way round).
+    rooms_of: HashMap<UserId, Vec<RoomName>>,
+    /// The counts last pushed (`presence.counts`), also in every snapshot.
+    counts: BTreeMap<SharedStr, usize>,
+    /// `counts`, serialized.
+    counts_json: String,
+    /// Some theme's count may have changed since the last count push.
+    counts_changed: bool,
+    /// When the next count push may go out.
+    counts_due: Instant,
+}
+
+/// Where a person stands in a theme's list: available first, then by name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Place {
+    unavailable: bool,
+    name: SharedStr,
+    id: UserId,
+}
+
+/// One theme: its people online, in order, and who watches them.
+#[derive(Default)]
+struct ThemeLobby {
+    /// Everyone online who follows the theme, available first, then by name.
+    order: BTreeSet<Place>,
+    /// The sessions watching a window of it.
+    watchers: HashMap<SessionId, Watcher>,
+    /// The first [`MAX_PRESENCE_WINDOW`] people as of the last push: what every watcher's
+    /// window was (its first `limit` of these) after that push. The next push sends each
+    /// window's difference from it.
+    ///
+    /// [`MAX_PRESENCE_WINDOW`]: super::protocol::MAX_PRESENCE_WINDOW
+    shown: Vec<UserId>,
+    /// The entries of the first [`PRESENCE_WINDOW`] of `shown`, each after a comma, and
+    /// their ids as a JSON list: what snapshots list for this theme until the next push.
+    page: Option<(Bytes, String)>,
+}
+
+impl ThemeLobby {
+    fn is_idle(&self) -> bool {
+        self.order.is_empty() && self.watchers.is_empty()
+    }
+}
+
+/// A session watching a theme's window.
+struct Watcher {
+    /// How many people its window shows.
+    limit: u16,
+    deliver: Delivery,
 }
 
 /// One call room's users as two actors see them; `in_call` is derived from both.
@@ -214,54 +307,6 @@ impl CallRoomUsersSeen {
     }
 }
 
-/// The `presence.snapshot` every arrival of one tick starts from, serialized once.
-///
-/// It is everyone online when it was built, plus each user who arrived since (appended, so
-/// a new connection always sees itself). Later status changes and departures are not
-/// written into it: they are in `dirty` and reach every session registered by then —
-/// including each arrival holding this snapshot — at the end of the tick, after the
-/// snapshot. The flush that sends them therefore drops it, so snapshot and the diffs that
-/// follow always compose to the truth.
-///
-/// A frame is two pieces sent as one fragmented message ([`TextPieces`]): the snapshot as
-/// built, shared by every arrival of the tick, and the entries appended since with the
-/// frame's close. Joining them copied the whole snapshot (hundreds of KB in a large lobby)
-/// for every arrival, into freshly mapped pages.
-struct TickSnapshot {
-    /// The frame up to the last entry of the users online when it was built.
-    base: Bytes,
-    /// The entries of users who arrived since, each after a comma where one is due.
-    added: String,
-    /// Whose entry is in `base` or `added`.
-    listed: HashSet<UserId>,
-}
-
-impl TickSnapshot {
-    /// Adds `user_id`'s entry (`fragment`) unless it is listed already.
-    fn append(&mut self, user_id: UserId, fragment: &str) {
-        list(&mut self.listed, &mut self.added, user_id, fragment);
-    }
-
-    /// The frame as it stands, in two pieces.
-    fn frame(&self) -> TextPieces {
-        let mut rest = String::with_capacity(self.added.len() + SNAPSHOT_CLOSE.len());
-        rest.push_str(&self.added);
-        rest.push_str(SNAPSHOT_CLOSE);
-        TextPieces(vec![self.base.clone(), Bytes::from(rest)])
-    }
-}
-
-/// Writes `user_id`'s entry (`fragment`) into `out` unless `listed` has it, after a comma
-/// unless it is the snapshot's first.
-fn list(listed: &mut HashSet<UserId>, out: &mut String, user_id: UserId, fragment: &str) {
-    if listed.insert(user_id) {
-        if listed.len() > 1 {
-            out.push(',');
-        }
-        out.push_str(fragment);
-    }
-}
-
 impl PresenceActor {
     /// A presence actor pushing diffs every `tick`, or less often when the pushes would
     /// exceed `frames_per_sec` (0: no limit).
@@ -289,36 +334,152 @@ impl PresenceActor {
             dirty: HashSet::new(),
             departed: HashMap::new(),
             call_rooms: HashMap::new(),
-            snapshot: None,
+            themes: HashMap::new(),
+            touched: HashSet::new(),
+            rooms: HashMap::new(),
+            rooms_of: HashMap::new(),
+            counts: BTreeMap::new(),
+            counts_json: "{}".to_owned(),
+            counts_changed: false,
+            counts_due: Instant::now(),
         }
     }
 
-    /// Pushes the changes collected since the last push to every session, serialized once;
-    /// answers how many frames that was.
+    /// Pushes the changes collected since the last push to the sessions they concern,
+    /// serialized once per window size and theme; answers how many frames that was.
     fn flush(&mut self) -> usize {
-        if self.dirty.is_empty() {
-            return 0;
+        let mut frames = 0;
+        if !self.touched.is_empty() || !self.dirty.is_empty() {
+            frames += self.push_windows();
+            frames += self.push_follows();
+            self.dirty.clear();
+            self.departed.clear();
         }
-        // Arrivals after this flush do not get these changes: their snapshot must have them.
-        self.snapshot = None;
-        let mut updates: Vec<PresenceView> = Vec::with_capacity(self.dirty.len());
-        for user_id in self.dirty.drain() {
-            if let Some(user) = self.users.get(&user_id) {
-                updates.push(user.view(user_id));
-            } else if let Some(view) = self.departed.remove(&user_id) {
-                updates.push(view);
+        frames + self.push_counts()
+    }
+
+    /// Each touched theme's windows: to each watcher, what changed in its window since the
+    /// last push (one frame per window size, shared), if anything did.
+    fn push_windows(&mut self) -> usize {
+        let mut frames = 0;
+        for theme in std::mem::take(&mut self.touched) {
+            let Some(lobby) = self.themes.get_mut(theme.as_str()) else {
+                continue;
+            };
+            let now: Vec<UserId> = lobby
+                .order
+                .iter()
+                .take(usize::from(super::protocol::MAX_PRESENCE_WINDOW))
+                .map(|p| p.id)
+                .collect();
+            let mut limits: Vec<u16> = lobby.watchers.values().map(|w| w.limit).collect();
+            limits.sort_unstable();
+            limits.dedup();
+            let diffs: Vec<(u16, Option<ByteString>)> = limits
+                .into_iter()
+                .map(|limit| {
+                    let frame = window_diff(
+                        &theme,
+                        &lobby.shown,
+                        &now,
+                        usize::from(limit),
+                        &self.dirty,
+                        &self.users,
+                        &self.departed,
+                    );
+                    (limit, frame)
+                })
+                .collect();
+            // Most pushes change no window of a large theme (an arrival far down its list):
+            // its watchers are then not even visited.
+            if diffs.iter().any(|(_, frame)| frame.is_some()) {
+                for watcher in lobby.watchers.values() {
+                    let diff = diffs.iter().find(|(limit, _)| *limit == watcher.limit);
+                    if let Some((_, Some(frame))) = diff {
+                        watcher.deliver.do_send(Deliver(frame.clone()));
+                        frames += 1;
+                    }
+                }
+            }
+            lobby.shown = now;
+            lobby.page = None;
+            if lobby.is_idle() {
+                self.themes.remove(theme.as_str());
             }
         }
-        self.departed.clear();
-        updates.sort_by_key(|v| v.user_id);
-        let frame = match updates.as_slice() {
-            [] => return 0,
-            [one] => ServerMsg::PresenceUpdate(one).encode(),
-            many => ServerMsg::PresenceBatch { updates: many }.encode(),
-        };
+        frames
+    }
+
+    /// Each changed user, to their own sessions and to those of everyone who shares a room
+    /// with them: one frame per recipient user, shared by their sessions.
+    fn push_follows(&mut self) -> usize {
+        let mut to: HashMap<UserId, Vec<PresenceView>> = HashMap::new();
+        for id in &self.dirty {
+            let view = match self.users.get(id) {
+                Some(user) => user.view(*id),
+                None => match self.departed.get(id) {
+                    Some(view) => view.clone(),
+                    None => continue,
+                },
+            };
+            for room in self.rooms_of.get(id).into_iter().flatten() {
+                for other in self.rooms.get(room).into_iter().flatten() {
+                    if other != id {
+                        to.entry(*other).or_default().push(view.clone());
+                    }
+                }
+            }
+            to.entry(*id).or_default().push(view);
+        }
+        let mut frames = 0;
+        for (recipient, mut views) in to {
+            let Some(user) = self.users.get(&recipient) else {
+                continue;
+            };
+            views.sort_by_key(|v| v.user_id);
+            views.dedup_by_key(|v| v.user_id);
+            let frame = updates_frame(&views);
+            for entry in &user.sessions {
+                entry.deliver.do_send(Deliver(frame.clone()));
+                frames += 1;
+            }
+        }
+        frames
+    }
+
+    /// `presence.counts` to every session, when a count changed and the last push is long
+    /// enough ago (see [`COUNTS_EVERY`], [`COUNTS_SHARE`]).
+    fn push_counts(&mut self) -> usize {
+        let now = Instant::now();
+        if !self.counts_changed || now < self.counts_due {
+            return 0;
+        }
+        self.counts_changed = false;
+        let counts: BTreeMap<SharedStr, usize> = self
+            .themes
+            .iter()
+            .filter(|(_, lobby)| !lobby.order.is_empty())
+            .map(|(name, lobby)| (name.clone(), lobby.order.len()))
+            .collect();
+        if counts == self.counts {
+            return 0;
+        }
+        self.counts_json = serde_json::to_string(&counts).unwrap_or_else(|_| "{}".to_owned());
+        self.counts = counts;
+        let frame = ServerMsg::PresenceCounts {
+            counts: &self.counts,
+        }
+        .encode();
         for entry in self.all_sessions() {
             entry.deliver.do_send(Deliver(frame.clone()));
         }
+        let budget = (self.frames_per_sec / COUNTS_SHARE).max(1);
+        let spacing = if self.frames_per_sec == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(self.connections as f64 / f64::from(budget))
+        };
+        self.counts_due = now + COUNTS_EVERY.max(spacing);
         self.connections
     }
 
@@ -397,47 +558,119 @@ impl PresenceActor {
         }
     }
 
-    /// The `presence.snapshot` frame for a connection of `user_id` (who is online): this
-    /// tick's [`TickSnapshot`], built from the users' cached entries on the tick's first
-    /// arrival, with `user_id` appended if it is not listed yet.
-    fn snapshot(&mut self, user_id: UserId) -> TextPieces {
-        let snapshot = match &mut self.snapshot {
-            Some(snapshot) => snapshot,
-            None => {
-                let mut ids: Vec<UserId> = self.users.keys().copied().collect();
-                ids.sort_unstable();
-                let mut open = String::with_capacity(48 + ids.len() * 128);
-                open.push_str(SNAPSHOT_OPEN);
-                let mut listed = HashSet::with_capacity(ids.len());
-                for id in ids {
-                    if let Some(user) = self.users.get_mut(&id) {
-                        list(&mut listed, &mut open, id, user.fragment(id));
-                    }
-                }
-                self.snapshot.insert(TickSnapshot {
-                    base: Bytes::from(open),
-                    added: String::new(),
-                    listed,
-                })
-            }
-        };
-        if !snapshot.listed.contains(&user_id) {
-            if let Some(user) = self.users.get_mut(&user_id) {
-                snapshot.append(user_id, user.fragment(user_id));
-            }
+    /// The `presence.snapshot` frame for a new connection of `user_id` (who is online) that
+    /// watches `themes`: the user, each theme's window as of the last push, the counts as
+    /// last pushed, and which ids each window holds. The next push sends the differences, so
+    /// snapshot and the frames after it compose to the truth. Sent in pieces, the windows'
+    /// entries shared with every other snapshot until the next push.
+    fn snapshot(&mut self, user_id: UserId, themes: &[SharedStr]) -> TextPieces {
+        let mut head = String::from(SNAPSHOT_OPEN);
+        if let Some(user) = self.users.get_mut(&user_id) {
+            head.push_str(user.fragment(user_id));
         }
-        snapshot.frame()
+        let mut pieces = vec![Bytes::from(head)];
+        let mut tail = String::with_capacity(64 + self.counts_json.len());
+        tail.push_str(r#"],"counts":"#);
+        tail.push_str(&self.counts_json);
+        tail.push_str(r#","windows":{"#);
+        for (i, theme) in themes.iter().enumerate() {
+            let (entries, ids) = self.page(theme);
+            if !entries.is_empty() {
+                pieces.push(entries);
+            }
+            if i > 0 {
+                tail.push(',');
+            }
+            tail.push_str(&serde_json::to_string(theme.as_str()).unwrap_or_default());
+            tail.push(':');
+            tail.push_str(&ids);
+        }
+        tail.push_str("}}");
+        pieces.push(Bytes::from(tail));
+        TextPieces(pieces)
+    }
+
+    /// `theme`'s window of [`PRESENCE_WINDOW`] as of the last push: its entries (each after a
+    /// comma) and their ids as a JSON list; cached until the next push.
+    fn page(&mut self, theme: &SharedStr) -> (Bytes, String) {
+        let Some(lobby) = self.themes.get_mut(theme.as_str()) else {
+            return (Bytes::new(), "[]".to_owned());
+        };
+        if lobby.page.is_none() {
+            let (entries, ids) = window_entries(
+                &mut self.users,
+                &lobby.shown,
+                usize::from(PRESENCE_WINDOW),
+                true,
+            );
+            lobby.page = Some((Bytes::from(entries), ids));
+        }
+        lobby.page.clone().unwrap_or_default()
+    }
+
+    /// The theme's lobby, made if it has none.
+    fn lobby(&mut self, theme: &str) -> &mut ThemeLobby {
+        if !self.themes.contains_key(theme) {
+            self.themes
+                .insert(SharedStr::from(theme), ThemeLobby::default());
+        }
+        // Inserted just above if it was missing.
+        self.themes.get_mut(theme).expect("theme lobby")
+    }
+
+    /// Marks `theme` for the next push.
+    fn touch(&mut self, theme: &str) {
+        if !self.touched.contains(theme) {
+            self.touched.insert(SharedStr::from(theme));
+        }
+    }
+
+    /// Takes `user_id` out of their themes' lists (`place`: where they stood).
+    fn unlist(&mut self, place: &Place, themes: &[String]) {
+        for theme in themes {
+            if let Some(lobby) = self.themes.get_mut(theme.as_str()) {
+                lobby.order.remove(place);
+            }
+            self.touch(theme);
+        }
+        self.counts_changed = true;
+    }
+
+    /// Puts `user_id` (online) into their themes' lists.
+    fn enlist(&mut self, user_id: UserId) {
+        let Some(user) = self.users.get(&user_id) else {
+            return;
+        };
+        let (place, themes) = (user.place(user_id), Arc::clone(&user.themes));
+        for theme in themes.iter() {
+            self.lobby(theme).order.insert(place.clone());
+            self.touch(theme);
+        }
+        self.counts_changed = true;
+    }
+
+    /// Changes an online user (status, profile), moving them in their themes' lists; marks
+    /// them dirty if `dirty` says their visible presence changed.
+    fn change_user(&mut self, user_id: UserId, change: impl FnOnce(&mut OnlineUser) -> bool) {
+        let Some(user) = self.users.get_mut(&user_id) else {
+            return;
+        };
+        let (place, themes) = (user.place(user_id), Arc::clone(&user.themes));
+        let dirty = change(user);
+        user.fragment = None;
+        if dirty {
+            self.unlist(&place, &themes);
+            self.enlist(user_id);
+            self.dirty.insert(user_id);
+        }
     }
 
     fn set_in_call(&mut self, user_id: UserId, delta: i32) {
-        if let Some(user) = self.users.get_mut(&user_id) {
+        self.change_user(user_id, |user| {
             let before = user.status();
             user.in_calls = user.in_calls.saturating_add_signed(delta);
-            user.fragment = None;
-            if user.status() != before {
-                self.dirty.insert(user_id);
-            }
-        }
+            user.status() != before
+        });
     }
 
     /// Changes what is known of one call room's users and moves `in_call` accordingly.
@@ -457,6 +690,17 @@ impl PresenceActor {
         }
     }
 
+    /// `session_id` stops watching `theme`; a theme nobody follows or watches any more is
+    /// forgotten once its last change is pushed.
+    fn unwatch(&mut self, theme: &str, session_id: &SessionId) {
+        if let Some(lobby) = self.themes.get_mut(theme) {
+            lobby.watchers.remove(session_id);
+            if lobby.is_idle() && !self.touched.contains(theme) {
+                self.themes.remove(theme);
+            }
+        }
+    }
+
     /// `left`: the connection was closed on purpose (not dropped).
     fn remove_session(&mut self, session_id: &SessionId, user_id: UserId, left: bool) {
         let Some(user) = self.users.get_mut(&user_id) else {
@@ -465,15 +709,20 @@ impl PresenceActor {
         let Some(at) = user.sessions.iter().position(|s| s.id == *session_id) else {
             return;
         };
-        user.sessions.remove(at);
+        let entry = user.sessions.remove(at);
         if user.sessions.len() * 4 < user.sessions.capacity() {
             // A user's connections are usually few: what a burst of them grew is handed back.
             user.sessions.shrink_to(user.sessions.len() * 2);
         }
+        let last = user.sessions.is_empty();
         self.connections -= 1;
         self.metrics.connections_open(self.connections);
-        if user.sessions.is_empty() {
+        for theme in &entry.watching {
+            self.unwatch(theme, session_id);
+        }
+        if last {
             if let Some(user) = self.users.remove(&user_id) {
+                self.unlist(&user.place(user_id), &user.themes);
                 let mut view = user.view(user_id);
                 view.status = Status::Offline;
                 self.departed.insert(user_id, view);
@@ -482,6 +731,100 @@ impl PresenceActor {
             self.hub.do_send(UserOffline { user_id, left });
             self.last_seen.touch(user_id.0);
         }
+    }
+}
+
+/// What changed in a window of `limit` people of `theme` between `before` and `after` (the
+/// theme's first people at the last push and now), as a `presence.batch` for its watchers:
+/// everyone in the window now who is new to it or changed (`dirty`), everyone who left it
+/// by going offline (as offline), and in `left` those who left it but are still online.
+/// `None` when the window is as it was.
+fn window_diff(
+    theme: &str,
+    before: &[UserId],
+    after: &[UserId],
+    limit: usize,
+    dirty: &HashSet<UserId>,
+    users: &HashMap<UserId, OnlineUser>,
+    departed: &HashMap<UserId, PresenceView>,
+) -> Option<ByteString> {
+    let before = &before[..before.len().min(limit)];
+    let after = &after[..after.len().min(limit)];
+    let sorted = |ids: &[UserId]| {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids
+    };
+    let (was, is) = (sorted(before), sorted(after));
+    let mut updates = Vec::new();
+    for id in after {
+        if dirty.contains(id) || was.binary_search(id).is_err() {
+            if let Some(user) = users.get(id) {
+                updates.push(user.view(*id));
+            }
+        }
+    }
+    let mut left = Vec::new();
+    for id in before {
+        if is.binary_search(id).is_ok() {
+            continue;
+        }
+        if users.contains_key(id) {
+            left.push(*id);
+        } else if let Some(view) = departed.get(id) {
+            updates.push(view.clone());
+        }
+    }
+    if updates.is_empty() && left.is_empty() {
+        return None;
+    }
+    Some(
+        ServerMsg::PresenceBatch {
+            theme: Some(theme),
+            updates: &updates,
+            left: &left,
+        }
+        .encode(),
+    )
+}
+
+/// The entries (each after a comma if `leading_commas`, else between commas) of the first
+/// `limit` of `ids` who are online, and their ids as a JSON list.
+fn window_entries(
+    users: &mut HashMap<UserId, OnlineUser>,
+    ids: &[UserId],
+    limit: usize,
+    leading_commas: bool,
+) -> (String, String) {
+    let mut entries = String::new();
+    let mut list = String::from("[");
+    for id in ids.iter().take(limit) {
+        let Some(user) = users.get_mut(id) else {
+            continue;
+        };
+        if leading_commas || !entries.is_empty() {
+            entries.push(',');
+        }
+        entries.push_str(user.fragment(*id));
+        if list.len() > 1 {
+            list.push(',');
+        }
+        list.push_str(&id.0.to_string());
+    }
+    list.push(']');
+    (entries, list)
+}
+
+/// `presence.update` for one change, `presence.batch` for several.
+fn updates_frame(views: &[PresenceView]) -> ByteString {
+    match views {
+        [one] => ServerMsg::PresenceUpdate(one).encode(),
+        many => ServerMsg::PresenceBatch {
+            theme: None,
+            updates: many,
+            left: &[],
+        }
+        .encode(),
     }
 }
 
@@ -529,6 +872,7 @@ impl Handler<Connect> for PresenceActor {
             close,
         } = msg.handle;
         let user = self.users.entry(msg.user_id).or_insert_with(|| OnlineUser {
+            sort_name: SharedStr::from(msg.nickname.to_lowercase()),
             nickname: msg.nickname.clone(),
             capabilities: msg.capabilities,
             themes: Arc::clone(&msg.themes),
@@ -542,24 +886,42 @@ impl Handler<Connect> for PresenceActor {
             sessions: Vec::new(),
             fragment: None,
         });
-        if user.sessions.is_empty() {
+        let arrived = user.sessions.is_empty();
+        // A new session watches its user's themes (as they are now).
+        let watching: Vec<SharedStr> = user
+            .themes
+            .iter()
+            .map(|t| SharedStr::from(t.as_str()))
+            .collect();
+        user.sessions.push(SessionEntry {
+            id: session_id.clone(),
+            auth_session_id: msg.auth_session_id,
+            deliver: deliver.clone(),
+            close,
+            watching: watching.clone(),
+        });
+        if arrived {
             self.dirty.insert(msg.user_id);
             self.departed.remove(&msg.user_id);
             self.last_seen.touch(msg.user_id.0);
+            self.enlist(msg.user_id);
         }
         self.hub.do_send(UserOnline {
             user_id: msg.user_id,
             deliver: deliver.clone(),
         });
-        user.sessions.push(SessionEntry {
-            id: session_id,
-            auth_session_id: msg.auth_session_id,
-            deliver,
-            close,
-        });
+        for theme in &watching {
+            self.lobby(theme).watchers.insert(
+                session_id.clone(),
+                Watcher {
+                    limit: PRESENCE_WINDOW,
+                    deliver: deliver.clone(),
+                },
+            );
+        }
         self.connections += 1;
         self.metrics.connections_open(self.connections);
-        MessageResult(self.snapshot(msg.user_id))
+        MessageResult(self.snapshot(msg.user_id, &watching))
     }
 }
 
@@ -594,14 +956,11 @@ impl Handler<SetStatus> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: SetStatus, _: &mut Self::Context) {
-        if let Some(user) = self.users.get_mut(&msg.user_id) {
+        self.change_user(msg.user_id, |user| {
             let before = user.status();
             user.chosen = msg.status;
-            user.fragment = None;
-            if user.status() != before {
-                self.dirty.insert(msg.user_id);
-            }
-        }
+            user.status() != before
+        });
     }
 }
 
@@ -619,13 +978,15 @@ impl Handler<ProfileChanged> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: ProfileChanged, _: &mut Self::Context) {
-        if let Some(user) = self.users.get_mut(&msg.user_id) {
+        // The user's sessions keep watching what they watch: a client that wants its new
+        // themes' windows subscribes to them (the browser app does).
+        self.change_user(msg.user_id, |user| {
+            user.sort_name = SharedStr::from(msg.nickname.to_lowercase());
             user.nickname = msg.nickname;
             user.capabilities = msg.capabilities;
             user.themes = msg.themes;
-            user.fragment = None;
-            self.dirty.insert(msg.user_id);
-        }
+            true
+        });
     }
 }
 
@@ -795,6 +1156,182 @@ impl Handler<CallParticipants> for PresenceActor {
     }
 }
 
+/// A session watches the first `limit` people of `theme` (`presence.subscribe`): it is sent
+/// that window now (`presence.window`, or an `error`), and what changes in it afterwards.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Subscribe {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    /// The frame's `id`, echoed on the reply.
+    pub id: Option<FrameId>,
+    pub theme: String,
+    pub limit: u16,
+}
+
+impl Handler<Subscribe> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) {
+        let Some(entry) = self
+            .users
+            .get_mut(&msg.user_id)
+            .and_then(|u| u.sessions.iter_mut().find(|s| s.id == msg.session_id))
+        else {
+            return;
+        };
+        let deliver = entry.deliver.clone();
+        if !entry.watching.iter().any(|t| t.as_str() == msg.theme) {
+            if entry.watching.len() >= MAX_WATCHED_THEMES {
+                let message = format!(
+                    "a connection may watch at most {MAX_WATCHED_THEMES} themes; unsubscribe from one first"
+                );
+                deliver.do_send(Deliver(error_frame(
+                    msg.id.as_ref(),
+                    ErrorCode::Conflict,
+                    &message,
+                )));
+                return;
+            }
+            entry.watching.push(SharedStr::from(msg.theme.as_str()));
+        }
+        let lobby = self.lobby(&msg.theme);
+        lobby.watchers.insert(
+            msg.session_id,
+            Watcher {
+                limit: msg.limit,
+                deliver: deliver.clone(),
+            },
+        );
+        let online = lobby.order.len();
+        let shown = lobby.shown.clone();
+        // As of the last push, like a snapshot: the next push sends what changed since.
+        let (entries, _) = window_entries(&mut self.users, &shown, usize::from(msg.limit), false);
+        let mut frame = String::with_capacity(entries.len() + 128);
+        frame.push_str(r#"{"type":"presence.window","#);
+        if let Some(id) = &msg.id {
+            frame.push_str(r#""id":"#);
+            frame.push_str(&serde_json::to_string(id).unwrap_or_default());
+            frame.push(',');
+        }
+        frame.push_str(r#""theme":"#);
+        frame.push_str(&serde_json::to_string(&msg.theme).unwrap_or_default());
+        frame.push_str(&format!(
+            r#","limit":{},"online":{online},"users":["#,
+            msg.limit
+        ));
+        frame.push_str(&entries);
+        frame.push_str("]}");
+        deliver.do_send(Deliver(ByteString::from(frame)));
+    }
+}
+
+/// A session stops watching `theme` (`presence.unsubscribe`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Unsubscribe {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub theme: String,
+}
+
+impl Handler<Unsubscribe> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) {
+        let Some(entry) = self
+            .users
+            .get_mut(&msg.user_id)
+            .and_then(|u| u.sessions.iter_mut().find(|s| s.id == msg.session_id))
+        else {
+            return;
+        };
+        entry.watching.retain(|t| t.as_str() != msg.theme);
+        self.unwatch(&msg.theme, &msg.session_id);
+    }
+}
+
+/// The users in a live room (any kind) changed: people who share a room follow each
+/// other's presence. Empty: the room is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct RoomUsers {
+    pub room: RoomName,
+    /// Distinct, sorted.
+    pub users: Vec<UserId>,
+}
+
+impl Handler<RoomUsers> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoomUsers, _: &mut Self::Context) {
+        let before = if msg.users.is_empty() {
+            self.rooms.remove(&msg.room)
+        } else {
+            self.rooms.insert(msg.room.clone(), msg.users.clone())
+        }
+        .unwrap_or_default();
+        let added: Vec<UserId> = msg
+            .users
+            .iter()
+            .filter(|u| !before.contains(u))
+            .copied()
+            .collect();
+        let gone: Vec<UserId> = before
+            .iter()
+            .filter(|u| !msg.users.contains(u))
+            .copied()
+            .collect();
+        for user in &added {
+            self.rooms_of
+                .entry(*user)
+                .or_default()
+                .push(msg.room.clone());
+        }
+        for user in &gone {
+            if let Some(rooms) = self.rooms_of.get_mut(user) {
+                rooms.retain(|r| *r != msg.room);
+                if rooms.is_empty() {
+                    self.rooms_of.remove(user);
+                }
+            }
+        }
+        // Newcomers learn how the others are, and the others how the newcomers are; those
+        // who left are shown as they are now (offline, if that is why they left).
+        let view_of = |id: &UserId| -> Option<PresenceView> {
+            self.users
+                .get(id)
+                .map(|u| u.view(*id))
+                .or_else(|| self.departed.get(id).cloned())
+        };
+        let mut to: Vec<(UserId, Vec<PresenceView>)> = Vec::new();
+        for user in &added {
+            let views: Vec<PresenceView> = msg
+                .users
+                .iter()
+                .filter(|u| *u != user)
+                .filter_map(view_of)
+                .collect();
+            to.push((*user, views));
+        }
+        let news: Vec<PresenceView> = added.iter().chain(&gone).filter_map(view_of).collect();
+        for user in msg.users.iter().filter(|u| !added.contains(u)) {
+            to.push((*user, news.clone()));
+        }
+        for (recipient, views) in to {
+            if views.is_empty() {
+                continue;
+            }
+            if let Some(user) = self.users.get(&recipient) {
+                let frame = updates_frame(&views);
+                for entry in &user.sessions {
+                    entry.deliver.do_send(Deliver(frame.clone()));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,6 +1348,77 @@ mod tests {
         assert_eq!(next_push_in(tick, 5_000, 0), tick);
     }
 
+    fn online(name: &str) -> OnlineUser {
+        OnlineUser {
+            nickname: SharedStr::from(name),
+            sort_name: SharedStr::from(name),
+            capabilities: Capabilities::default(),
+            themes: Arc::from(vec!["Jogos".to_owned()]),
+            chosen: ChosenStatus::Online,
+            in_calls: 0,
+            sessions: Vec::new(),
+            fragment: None,
+        }
+    }
+
+    #[test]
+    fn a_window_diff_has_newcomers_changes_and_departures_and_names_who_was_pushed_out() {
+        let ids = |list: &[i64]| list.iter().map(|&i| UserId(i)).collect::<Vec<_>>();
+        let mut users: HashMap<UserId, OnlineUser> = HashMap::new();
+        for (id, name) in [(1, "ana"), (2, "bia"), (3, "carla"), (5, "aaron")] {
+            users.insert(UserId(id), online(name));
+        }
+        let mut departed = HashMap::new();
+        let mut gone = online("dora").view(UserId(4));
+        gone.status = Status::Offline;
+        departed.insert(UserId(4), gone);
+        let dirty: HashSet<UserId> = [UserId(2), UserId(4), UserId(5)].into();
+        // Window of 3: [ana, bia, dora] became [aaron, ana, bia]; carla, fourth, was pushed
+        // out of a window of 4.
+        let before = ids(&[1, 2, 4, 3]);
+        let after = ids(&[5, 1, 2, 3]);
+        let frame = window_diff("Jogos", &before, &after, 3, &dirty, &users, &departed)
+            .expect("the window changed");
+        let frame: serde_json::Value = serde_json::from_str(&frame).expect("JSON");
+        assert_eq!(frame["theme"], "Jogos");
+        let updates: Vec<(i64, &str)> = frame["updates"]
+            .as_array()
+            .expect("updates")
+            .iter()
+            .map(|u| {
+                (
+                    u["user_id"].as_i64().unwrap(),
+                    u["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        // aaron entered, bia changed, dora went offline; ana did not change.
+        assert_eq!(updates, [(5, "online"), (2, "online"), (4, "offline")]);
+        assert!(frame.get("left").is_none());
+        let wider = window_diff(
+            "Jogos",
+            &before,
+            &ids(&[5, 1, 2, 6]),
+            4,
+            &HashSet::new(),
+            &users,
+            &departed,
+        )
+        .expect("changed");
+        let wider: serde_json::Value = serde_json::from_str(&wider).expect("JSON");
+        assert_eq!(wider["left"], serde_json::json!([3]));
+        assert!(window_diff(
+            "Jogos",
+            &before,
+            &before,
+            4,
+            &HashSet::new(),
+            &users,
+            &departed
+        )
+        .is_none());
+    }
+
     #[test]
     fn a_cached_snapshot_entry_is_what_serde_makes_of_the_snapshot() {
         let mut user = OnlineUser {
@@ -821,6 +1429,7 @@ mod tests {
                 text: true,
             },
             themes: Arc::from(vec!["Jogos".to_owned()]),
+            sort_name: SharedStr::from("ana"),
             chosen: ChosenStatus::Busy,
             in_calls: 0,
             sessions: Vec::new(),

@@ -57,6 +57,10 @@ pub enum ClientMsg {
     Ping,
     /// `presence.set`
     PresenceSet { status: ChosenStatus },
+    /// `presence.subscribe` (revision 1.2): watch a theme's first `limit` people.
+    PresenceSubscribe { theme: String, limit: Option<u16> },
+    /// `presence.unsubscribe` (revision 1.2): stop watching a theme.
+    PresenceUnsubscribe { theme: String },
     /// `call.invite`
     CallInvite {
         to: UserId,
@@ -121,6 +125,8 @@ impl ClientMsg {
         match self {
             ClientMsg::Ping => "ping",
             ClientMsg::PresenceSet { .. } => "presence.set",
+            ClientMsg::PresenceSubscribe { .. } => "presence.subscribe",
+            ClientMsg::PresenceUnsubscribe { .. } => "presence.unsubscribe",
             ClientMsg::CallInvite { .. } => "call.invite",
             ClientMsg::CallAccept { .. } => "call.accept",
             ClientMsg::CallDecline { .. } => "call.decline",
@@ -140,9 +146,11 @@ impl ClientMsg {
 }
 
 /// Every client `type`, in a fixed order (metrics index frames by it).
-pub const CLIENT_TYPES: [&str; 16] = [
+pub const CLIENT_TYPES: [&str; 18] = [
     "ping",
     "presence.set",
+    "presence.subscribe",
+    "presence.unsubscribe",
     "call.invite",
     "call.accept",
     "call.decline",
@@ -160,11 +168,13 @@ pub const CLIENT_TYPES: [&str; 16] = [
 ];
 
 /// Every server `type`, in a fixed order (metrics index frames by it).
-pub(crate) const SERVER_TYPES: [&str; 27] = [
+pub(crate) const SERVER_TYPES: [&str; 29] = [
     "welcome",
     "presence.snapshot",
     "presence.update",
     "presence.batch",
+    "presence.window",
+    "presence.counts",
     "calls.missed",
     "call.ringing",
     "call.incoming",
@@ -210,6 +220,35 @@ struct Head<'a> {
 #[derive(Deserialize)]
 struct PresenceSetIn {
     status: ChosenStatus,
+}
+
+#[derive(Deserialize)]
+struct PresenceSubscribeIn {
+    theme: String,
+    #[serde(default)]
+    limit: Option<u16>,
+}
+
+#[derive(Deserialize)]
+struct ThemeIn {
+    theme: String,
+}
+
+/// How many people of a theme a connection watches unless it asks for another number
+/// (revision 1.2): its own themes from the start, another theme's card when opened.
+pub const PRESENCE_WINDOW: u16 = 50;
+/// The most people of one theme a connection may watch (`presence.subscribe` `limit`).
+pub const MAX_PRESENCE_WINDOW: u16 = 200;
+/// Most characters in a theme name a client may name (`presence.subscribe`).
+pub const MAX_THEME_CHARS: usize = 64;
+
+/// Checks a theme name a client sent.
+fn theme_name(name: String) -> Result<String, String> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_THEME_CHARS {
+        return Err(format!("'theme' must be 1-{MAX_THEME_CHARS} characters"));
+    }
+    Ok(name)
 }
 
 #[derive(Deserialize)]
@@ -350,6 +389,22 @@ fn parse_body(kind: &str, text: &str) -> Result<ClientMsg, String> {
         "presence.set" => {
             let f: PresenceSetIn = fields(kind, text)?;
             ClientMsg::PresenceSet { status: f.status }
+        }
+        "presence.subscribe" => {
+            let f: PresenceSubscribeIn = fields(kind, text)?;
+            if f.limit.is_some_and(|l| l == 0 || l > MAX_PRESENCE_WINDOW) {
+                return Err(format!("'limit' must be 1-{MAX_PRESENCE_WINDOW}"));
+            }
+            ClientMsg::PresenceSubscribe {
+                theme: theme_name(f.theme)?,
+                limit: f.limit,
+            }
+        }
+        "presence.unsubscribe" => {
+            let f: ThemeIn = fields(kind, text)?;
+            ClientMsg::PresenceUnsubscribe {
+                theme: theme_name(f.theme)?,
+            }
         }
         "call.invite" => {
             let f: CallInviteIn = fields(kind, text)?;
@@ -574,7 +629,20 @@ pub enum ServerMsg<'a> {
     #[serde(rename = "presence.update")]
     PresenceUpdate(&'a PresenceView),
     #[serde(rename = "presence.batch")]
-    PresenceBatch { updates: &'a [PresenceView] },
+    PresenceBatch {
+        /// Revision 1.2: the theme whose window these changes are (absent: people followed).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        theme: Option<&'a str>,
+        updates: &'a [PresenceView],
+        /// Revision 1.2: people still online who left the theme's window.
+        #[serde(skip_serializing_if = "<[UserId]>::is_empty")]
+        left: &'a [UserId],
+    },
+    /// Revision 1.2: how many people are online in each theme (themes not listed: none).
+    #[serde(rename = "presence.counts")]
+    PresenceCounts {
+        counts: &'a std::collections::BTreeMap<SharedStr, usize>,
+    },
     #[serde(rename = "calls.missed")]
     CallsMissed { calls: &'a [MissedView] },
     #[serde(rename = "call.ringing")]

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use super::{
     hub::{Hub, RoomEmpty},
-    presence::{CallRoomUsers, PresenceActor},
+    presence::{CallRoomUsers, PresenceActor, RoomUsers},
     protocol::{
         error_frame, FrameId, PeerView, RoomName, RoomRef, ServerMsg, SessionId, SignalKind,
         UserId, UserRef,
@@ -72,6 +72,18 @@ impl RoomActor {
                 m.deliver.do_send(Deliver(frame.clone()));
             }
         }
+    }
+
+    /// Tells presence who is in this room: people sharing a room follow each other's
+    /// presence (protocol revision 1.2).
+    fn report_users(&self) {
+        let mut users: Vec<UserId> = self.members.iter().map(|m| m.user.id).collect();
+        users.sort_unstable();
+        users.dedup();
+        self.presence.do_send(RoomUsers {
+            room: self.name.clone(),
+            users,
+        });
     }
 
     /// Tells presence who is in this call room (`in_call` is derived from it).
@@ -146,6 +158,7 @@ impl Handler<Join> for RoomActor {
             deliver: msg.deliver,
         });
         self.report_call_users();
+        self.report_users();
         Ok(peers)
     }
 }
@@ -177,6 +190,7 @@ impl Handler<Leave> for RoomActor {
         .encode();
         self.broadcast(&frame, None);
         self.report_call_users();
+        self.report_users();
         if self.members.is_empty() {
             self.hub.do_send(RoomEmpty {
                 name: self.name.clone(),

@@ -21,7 +21,7 @@ use super::{
     history::{enter_room, history_page, room_page, HISTORY_PAGE},
     hub::{CallAction, CallRequest, GetRoom},
     outbox::Outbox,
-    presence::{Connect, Disconnect, SetStatus},
+    presence::{Connect, Disconnect, SetStatus, Subscribe, Unsubscribe},
     protocol::{
         self, error_frame, ChatView, ClientFrame, ClientMsg, FrameId, Limits, RoomName, RoomRef,
         ServerMsg, SessionId, UserId, UserRef, WelcomeUser,
@@ -312,6 +312,25 @@ impl SessionActor {
                 self.rt.presence.do_send(SetStatus {
                     user_id: self.who.user.id,
                     status,
+                });
+                self.ack(ctx, id.as_ref());
+            }
+            ClientMsg::PresenceSubscribe { theme, limit } => {
+                // Presence answers (`presence.window`), so that the window comes before the
+                // changes to it.
+                self.rt.presence.do_send(Subscribe {
+                    user_id: self.who.user.id,
+                    session_id: self.id.clone(),
+                    id,
+                    theme,
+                    limit: limit.unwrap_or(protocol::PRESENCE_WINDOW),
+                });
+            }
+            ClientMsg::PresenceUnsubscribe { theme } => {
+                self.rt.presence.do_send(Unsubscribe {
+                    user_id: self.who.user.id,
+                    session_id: self.id.clone(),
+                    theme,
                 });
                 self.ack(ctx, id.as_ref());
             }

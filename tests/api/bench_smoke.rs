@@ -222,10 +222,14 @@ async fn connect_opens_every_connection_and_reads_the_server_memory() {
 }
 
 #[actix_web::test]
-async fn lobby_sees_every_arrival_online_in_every_lobby() {
+async fn lobby_gets_every_window_and_count_right_in_every_lobby() {
     let app = bench_server().await;
-    let r = bench(&app, &["lobby", "--users", "5", "--rate", "50"]).await;
-    assert_eq!(r["arrived"], 5, "{r}");
+    let r = bench(
+        &app,
+        &["lobby", "--users", "12", "--rate", "50", "--themes", "3"],
+    )
+    .await;
+    assert_eq!(r["arrived"], 12, "{r}");
     assert_eq!(r["failed"], 0, "{r}");
     assert_eq!(r["dropped"], 0, "{r}");
     assert_eq!(r["incomplete_lobbies"], 0, "{r}");

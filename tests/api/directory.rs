@@ -140,3 +140,31 @@ async fn bad_directory_filters_and_pages_are_explained_400s() {
         assert!(message.contains(needle), "{query}: {message}");
     }
 }
+
+#[actix_web::test]
+async fn the_directory_searches_online_nicknames_in_any_case_and_takes_like_characters_literally() {
+    let app = spawn_app().await;
+    let viewer = app.user("viewer").await;
+    let mariana = app.user("Mariana").await;
+    app.user("mario_b").await;
+    app.user("ana").await;
+    let mut online = crate::ws_client::connect(&app, &mariana).await;
+    // Presence has her once her own arrival is pushed back to her.
+    online.presence_of(mariana.id).await;
+    let token = Some(viewer.token.as_str());
+
+    let found = app.get("/api/users?q=MARI", token).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    assert_eq!(nicknames(&found.body), ["Mariana", "mario_b"]);
+    let online_only = app.get("/api/users?q=mari&online=true", token).await;
+    assert_eq!(nicknames(&online_only.body), ["Mariana"]);
+    assert_eq!(online_only.body["users"][0]["status"], "online");
+    // `_` is a character, not LIKE's "any one character".
+    let literal = app.get("/api/users?q=o_b", token).await;
+    assert_eq!(nicknames(&literal.body), ["mario_b"]);
+    let none = app.get("/api/users?q=a_a", token).await;
+    assert_eq!(nicknames(&none.body), Vec::<&str>::new());
+    let empty = app.get("/api/users?q=", token).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{}", empty.body);
+    drop(online);
+}

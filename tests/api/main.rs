@@ -32,3 +32,4 @@ mod ws_limits;
 mod ws_over_http;
 mod ws_presence;
 mod ws_rooms;
+mod ws_subscriptions;

@@ -615,6 +615,8 @@ async fn reconnecting_without_rejoining_the_call_leaves_it_when_the_grace_ends()
     );
     let mut c = connect(&app, &caio).await;
     let (a, mut b, call_id, _) = running_call(&app, &ana, &bia).await;
+    // Caio is sent what changes in his theme's window once he has been shown her there.
+    while c.presence_of(ana.id).await["status"] != "in_call" {}
     a.vanish();
     while c.presence_of(ana.id).await["status"] != "offline" {}
     // Back online (a reopened page that knows nothing of the call), but not in its room.

@@ -304,6 +304,11 @@ impl WsClient {
         }
     }
 
+    /// The frames read but not yet taken, taken now.
+    pub fn drain_backlog(&mut self) -> Vec<Value> {
+        std::mem::take(&mut self.backlog)
+    }
+
     /// Sends a frame with `id` and returns the reply to it.
     pub async fn request(&mut self, id: i64, mut frame: Value) -> Value {
         frame["id"] = json!(id);

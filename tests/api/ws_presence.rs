@@ -12,13 +12,21 @@ use crate::{
 /// A client's picture of the lobby, kept the way the browser app keeps it: the snapshot
 /// replaces it, then every `presence.update` and `presence.batch` changes it in order.
 #[derive(Default)]
-struct LobbyView(HashMap<i64, String>);
+struct LobbyView(HashMap<i64, String>, HashMap<String, i64>);
 
 impl LobbyView {
     /// Applies one frame (frames that are not presence change nothing).
     fn apply(&mut self, frame: &Value) {
         if frame["type"] == "presence.snapshot" {
             self.0.clear();
+        }
+        if frame["type"] == "presence.snapshot" || frame["type"] == "presence.counts" {
+            if let Some(counts) = frame["counts"].as_object() {
+                self.1 = counts
+                    .iter()
+                    .map(|(theme, n)| (theme.clone(), n.as_i64().expect("count")))
+                    .collect();
+            }
         }
         let mut set = |entry: &Value, id_key: &str| {
             let id = entry[id_key].as_i64().expect("presence entry id");
@@ -48,6 +56,19 @@ impl LobbyView {
     /// The status this view shows for `user` (`None`: offline).
     fn status(&self, user: &TestUser) -> Option<&str> {
         self.0.get(&user.id).map(String::as_str)
+    }
+
+    /// Reads `ws`'s frames into the view until its counts are exactly `expected` (theme,
+    /// people online); a view that never gets there fails the test when `recv` times out.
+    async fn settle_counts(&mut self, ws: &mut WsClient, expected: &[(&str, i64)]) {
+        let truth: HashMap<String, i64> = expected
+            .iter()
+            .map(|(theme, n)| ((*theme).to_owned(), *n))
+            .collect();
+        while self.1 != truth {
+            let frame = ws.recv().await;
+            self.apply(&frame);
+        }
     }
 
     /// Reads `ws`'s frames into the view until it shows exactly `expected` (user, status);
@@ -299,7 +320,12 @@ async fn a_profile_change_is_pushed_as_a_presence_update() {
         )
         .await;
     assert_eq!(res.status.as_u16(), 200, "{}", res.body);
-    let update = a.presence_of(ana.id).await;
+    // Her own arrival may come twice (her theme's window, and herself as she follows
+    // herself): the change is the update that says Jogos.
+    let mut update = a.presence_of(ana.id).await;
+    while update["themes"] != json!(["Jogos"]) {
+        update = a.presence_of(ana.id).await;
+    }
     assert_eq!(update["themes"], json!(["Jogos"]));
 }
 
@@ -325,8 +351,9 @@ async fn a_thousand_arrivals_reach_a_watcher_in_few_batched_frames() {
 }
 
 #[actix_web::test]
-async fn users_arriving_in_one_tick_each_get_everyone_before_them_and_themselves() {
-    // A long tick: the arrivals share one tick's snapshot, so each must be added to it.
+async fn users_arriving_in_one_tick_each_get_themselves_then_everyone_with_the_push() {
+    // A long tick: the arrivals share one tick, so their snapshots show the windows as of
+    // the last push (nobody yet) and themselves; the push that ends the tick brings everyone.
     let app = spawn_app_with(|s| s.presence_tick_ms = 1_000).await;
     let ana = app.user("ana").await;
     let bia = app.user("bia").await;
@@ -335,8 +362,8 @@ async fn users_arriving_in_one_tick_each_get_everyone_before_them_and_themselves
     let (mut b, mut b_view, b_ids) = arrive(&app, &bia).await;
     let (mut c, mut c_view, c_ids) = arrive(&app, &carla).await;
     assert_eq!(a_ids, vec![ana.id]);
-    assert_eq!(b_ids, vec![ana.id, bia.id]);
-    assert_eq!(c_ids, vec![ana.id, bia.id, carla.id]);
+    assert_eq!(b_ids, vec![bia.id]);
+    assert_eq!(c_ids, vec![carla.id]);
     let everyone = [(&ana, "online"), (&bia, "online"), (&carla, "online")];
     a_view.settle(&mut a, &everyone).await;
     b_view.settle(&mut b, &everyone).await;
@@ -344,15 +371,12 @@ async fn users_arriving_in_one_tick_each_get_everyone_before_them_and_themselves
 }
 
 #[actix_web::test]
-async fn arrivals_into_a_lobby_of_more_than_a_fragment_each_get_everyone_before_them_and_themselves(
-) {
-    // 40 users with every theme: past ~36 of them the snapshot is longer than one 7 KiB
-    // fragment, and the server sends the tick's shared snapshot and each arrival's own
-    // additions as pieces of one fragmented message. In one long tick, each arrival must
-    // still list everyone before it and itself, whole, and then settle with the others.
+async fn a_snapshot_longer_than_a_fragment_lists_each_theme_window_whole_and_in_order() {
+    // 40 users with every theme: once they are pushed, a newcomer's snapshot holds eight
+    // windows of 40 (longer than one 7 KiB fragment, so sent as pieces of one fragmented
+    // message), each window's ids available first, then by name.
     let app = spawn_app_with(|s| {
-        s.presence_tick_ms = 2_000;
-        // 40 logins from one address.
+        // 41 logins from one address.
         s.login_attempts = 100;
     })
     .await;
@@ -368,30 +392,35 @@ async fn arrivals_into_a_lobby_of_more_than_a_fragment_each_get_everyone_before_
     ];
     let caps = ["video", "audio", "text"];
     let mut users = Vec::new();
-    for i in 0..40 {
+    // Registered in reverse name order: the windows' order is by name, not by id.
+    for i in (0..40).rev() {
         users.push(
             app.user_with(&format!("pessoa-{i:02}"), &themes, &caps)
                 .await,
         );
     }
     let mut arrived = Vec::new();
-    let mut snapshot_bytes = 0;
     for user in &users {
-        let (ws, view, ids) = arrive(&app, user).await;
-        snapshot_bytes = ws.snapshot.to_string().len();
-        let before: Vec<i64> = users[..=arrived.len()].iter().map(|u| u.id).collect();
-        assert_eq!(ids, before, "{}'s snapshot", user.nickname);
-        arrived.push((ws, view));
+        arrived.push(arrive(&app, user).await);
     }
-    assert!(
-        snapshot_bytes > 7 * 1024,
-        "the last snapshot is {snapshot_bytes} bytes"
-    );
     let everyone: Vec<(&TestUser, &str)> = users.iter().map(|u| (u, "online")).collect();
-    let (first, last) = (&mut arrived[0], users.len() - 1);
-    first.1.settle(&mut first.0, &everyone).await;
-    let (ws, view) = &mut arrived[last];
+    let (ws, view, _) = arrived.last_mut().expect("arrived");
     view.settle(ws, &everyone).await;
+    let counts: Vec<(&str, i64)> = themes.iter().map(|t| (*t, 40)).collect();
+    view.settle_counts(ws, &counts).await;
+    let late = app.user_with("pessoa-zz", &themes, &caps).await;
+    let (_ws, view, _) = arrive(&app, &late).await;
+    let bytes = _ws.snapshot.to_string().len();
+    assert!(bytes > 7 * 1024, "the snapshot is {bytes} bytes");
+    for user in &users {
+        assert_eq!(view.status(user), Some("online"), "{}", user.nickname);
+    }
+    let mut by_name: Vec<i64> = users.iter().rev().map(|u| u.id).collect();
+    by_name.truncate(40);
+    for theme in themes {
+        assert_eq!(_ws.snapshot["windows"][theme], json!(by_name), "{theme}");
+        assert_eq!(_ws.snapshot["counts"][theme], json!(40), "{theme}");
+    }
 }
 
 #[actix_web::test]

@@ -5,7 +5,7 @@
 import { api, ApiError, fetchDirectory, fetchThemes } from './api.js';
 import { ChatDock } from './chat.js';
 import { CallController } from './calls.js';
-import { TertuliaClient } from './client.js';
+import { TertuliaClient, WINDOW } from './client.js';
 import { ConversationList } from './conversations.js';
 import { byId, h, replaceChildren } from './dom.js';
 import { clearErrors, explain, showError } from './errors.js';
@@ -16,6 +16,11 @@ import { LANGUAGES, formatDateTime, language, onLanguageChange, setLanguage, t, 
 
 /** Capabilities, in display order. */
 const CAPS = ['video', 'audio', 'text'];
+
+/** The widest window of a theme the server sends (protocol revision 1.2). */
+const MAX_WINDOW = 200;
+/** The directory is fetched whole only up to this many people (a small community). */
+const DIRECTORY_MAX = 500;
 
 /** Statuses in the order the lobby lists people. */
 const STATUS_ORDER = { online: 0, busy: 1, away: 2, in_call: 3, offline: 4 };
@@ -364,8 +369,9 @@ class App {
 
   async refreshDirectory() {
     try {
-      const users = await fetchDirectory();
+      const users = await fetchDirectory(DIRECTORY_MAX);
       this.directory = new Map(users.map((u) => [u.id, u]));
+      this.directoryComplete = users.length < DIRECTORY_MAX;
     } catch {
       // The lobby still fills from presence; offline people are then not listed.
     }
@@ -442,6 +448,10 @@ class App {
     if (this.me && changed.includes(this.me.id)) {
       const mine = this.client.users.get(this.me.id);
       if (mine?.themes) this.me = { ...this.me, themes: mine.themes, capabilities: mine.capabilities || this.me.capabilities };
+      // Themes just followed: their people come once subscribed (revision 1.2).
+      for (const theme of this.me.themes || []) {
+        if (!this.client.windows.has(theme) && !this.client._opened.has(theme)) this.openCard(theme);
+      }
       this.renderHeader();
     }
     this.chats.refreshStatus();
@@ -458,6 +468,8 @@ class App {
         cap: byId('filter-cap').value,
         avail: byId('filter-avail').value,
       };
+      clearTimeout(this.searchTimer);
+      this.searchTimer = setTimeout(() => this.search(this.filters.search), 250);
       this.queueRender();
     };
     form.addEventListener('input', update);
@@ -485,74 +497,122 @@ class App {
     });
   }
 
-  /** Renders the catalogue; keeps keyboard focus on the same control across renders. */
+  /**
+   * Renders the catalogue; keeps keyboard focus on the same control across renders.
+   *
+   * Presence by subscription (protocol revision 1.2): the server sends the people of the
+   * themes this connection watches (its own themes, and the cards opened), a window of the
+   * first 50 of each (available first, then by name; "Show more" widens it), and a count for
+   * every theme. Other themes' cards show their count and open on demand. In a small
+   * community (the whole directory fits one fetch) a card whose window is not full also
+   * lists its offline people, as before.
+   */
   renderLobby() {
     if (!this.me) return;
     const focusKey = document.activeElement?.dataset?.focusKey;
     const f = this.filters;
     const mine = new Set(this.me.themes || []);
-    const people = this.knownUsers().filter((u) => {
+    const client = this.client;
+    const windows = client?.windows || new Map();
+    const counts = client?.counts || null;
+    const matches = (u) => {
       if (u.id === this.me.id) return false;
       if (f.search && !u.nickname.toLowerCase().includes(f.search)) return false;
       if (f.cap && !(u.capabilities || []).includes(f.cap)) return false;
       if (f.avail === 'online' && u.status === 'offline') return false;
       if (f.avail === 'available' && u.status !== 'online') return false;
       return true;
-    });
-    people.sort((a, b) => {
-      const shared = (u) => (u.themes || []).filter((th) => mine.has(th)).length;
-      return (
-        (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9) ||
-        shared(b) - shared(a) ||
-        a.nickname.localeCompare(b.nickname)
-      );
-    });
+    };
+    const known = new Map(this.knownUsers().map((u) => [u.id, u]));
+    const sortPeople = (people) =>
+      people.sort((a, b) => {
+        const shared = (u) => (u.themes || []).filter((th) => mine.has(th)).length;
+        return (
+          (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9) ||
+          shared(b) - shared(a) ||
+          a.nickname.localeCompare(b.nickname)
+        );
+      });
+    /** A watched theme's people: its window, and its offline people when all fit. */
+    const membersOf = (name) => {
+      const win = windows.get(name);
+      if (!win) return null;
+      const people = [...win.ids].map((id) => known.get(id)).filter((u) => u && u.status !== 'offline' && (u.themes || []).includes(name));
+      if (this.directoryComplete && win.ids.size < win.limit) {
+        for (const u of known.values()) {
+          if (u.status === 'offline' && (u.themes || []).includes(name)) people.push(u);
+        }
+      }
+      return sortPeople(people.filter(matches));
+    };
+    const onlineIn = (name) => counts?.get(name) ?? (windows.get(name)?.ids.size || 0);
     const themeNames = this.themes.map((th) => th.name);
-    for (const u of people) for (const th of u.themes || []) if (!themeNames.includes(th)) themeNames.push(th);
+    for (const name of [...windows.keys(), ...(counts?.keys() || [])]) if (!themeNames.includes(name)) themeNames.push(name);
     const describe = (name) => describeTheme(this.themes.find((th) => th.name === name));
     const filtered = Boolean(f.search || f.cap || f.avail !== 'all');
-    const card = (name, description, members, key) => {
-      // One's own themes count oneself (online, as one is here).
-      const self = mine.has(name) ? 1 : 0;
-      const online = members.filter((u) => u.status !== 'offline').length + self;
-      const total = members.length + self;
-      const empty = filtered ? 'lobby.card.empty.filtered' : self ? 'lobby.card.only_you' : 'lobby.card.empty';
-      return h('article', { class: `theme-card${mine.has(name) ? ' mine' : ''}`, dataset: { theme: key }, 'aria-labelledby': `card-${key}` },
+    const followers = (name) => this.themes.find((th) => th.name === name)?.followers;
+    const cardKey = (name) => name.replace(/[^\w-]/g, '_');
+    const card = (name, key) => {
+      const members = membersOf(name);
+      const online = onlineIn(name);
+      const total = Math.max(followers(name) ?? 0, online, members?.length || 0);
+      const win = windows.get(name);
+      const opened = client?._opened.has(name);
+      const controls = [];
+      if (!win) {
+        controls.push(h('button', { type: 'button', class: 'card-open', dataset: { focusKey: `${key}:open` }, on: { click: () => this.openCard(name) } }, t('lobby.card.open')));
+      } else {
+        if (win.ids.size >= win.limit && online > win.limit && win.limit < MAX_WINDOW) {
+          controls.push(h('button', { type: 'button', class: 'card-more', dataset: { focusKey: `${key}:more` }, on: { click: () => this.openCard(name, win.limit + WINDOW) } }, t('lobby.card.more')));
+        }
+        if (opened && !mine.has(name)) {
+          controls.push(h('button', { type: 'button', class: 'card-close', dataset: { focusKey: `${key}:close` }, on: { click: () => this.closeCard(name) } }, t('lobby.card.close')));
+        }
+      }
+      return h('article', { class: `theme-card${mine.has(name) ? ' mine' : ''}`, dataset: { theme: key, watched: win ? 'true' : 'false' }, 'aria-labelledby': `card-${key}` },
         h('header', {},
           h('h3', { id: `card-${key}`, text: name }),
-          description ? h('p', { class: 'theme-desc', text: description }) : null,
+          describe(name) ? h('p', { class: 'theme-desc', text: describe(name) }) : null,
           h('p', { class: 'theme-count', text: t(total === 1 ? 'lobby.card.count.one' : 'lobby.card.count', { online, total }) }),
         ),
-        members.length
-          ? h('ul', { class: 'people' }, members.map((u) => this.personRow(u, key)))
-          : h('p', { class: 'empty', text: t(empty) }),
+        members === null
+          ? null
+          : members.length
+            ? h('ul', { class: 'people' }, members.map((u) => this.personRow(u, key)))
+            : h('p', { class: 'empty', text: t(filtered ? 'lobby.card.empty.filtered' : mine.has(name) ? 'lobby.card.only_you' : 'lobby.card.empty') }),
+        controls.length ? h('div', { class: 'card-controls' }, controls) : null,
       );
     };
-    const cardKey = (name) => name.replace(/[^\w-]/g, '_');
     const wanted = (name) => !f.theme || f.theme === name;
     const yours = themeNames.filter((n) => mine.has(n) && wanted(n));
     const others = themeNames.filter((n) => !mine.has(n) && wanted(n));
-    const membersOf = (n) => people.filter((u) => (u.themes || []).includes(n));
     const sections = [];
+    if (f.search && this.searchResults?.query === f.search) sections.push(this.renderSearch());
     if (yours.length) {
       sections.push(h('section', { class: 'theme-section', 'aria-labelledby': 'sec-yours' },
         h('h2', { id: 'sec-yours', text: t('lobby.yours') }),
-        h('div', { class: 'cards' }, yours.map((n) => card(n, describe(n), membersOf(n), cardKey(n)))),
+        h('div', { class: 'cards' }, yours.map((n) => card(n, cardKey(n)))),
       ));
     }
-    const noTheme = f.theme ? [] : people.filter((u) => !(u.themes || []).length);
-    // The busiest themes first; themes nobody (matching) follows fold into one quiet line.
-    others.sort((a, b) => membersOf(b).length - membersOf(a).length || a.localeCompare(b));
-    const lively = others.filter((n) => membersOf(n).length);
-    const quiet = others.filter((n) => !membersOf(n).length);
+    const noTheme = f.theme || !this.directoryComplete ? [] : sortPeople([...known.values()].filter((u) => !(u.themes || []).length && matches(u)));
+    // The busiest themes first; themes nobody is in now fold into one quiet line.
+    const lively = others.filter((n) => onlineIn(n) > 0 || windows.has(n));
+    const quiet = others.filter((n) => !lively.includes(n));
+    lively.sort((a, b) => onlineIn(b) - onlineIn(a) || a.localeCompare(b));
     if (lively.length || noTheme.length || quiet.length) {
+      const noThemeCard = noTheme.length
+        ? h('article', { class: 'theme-card', dataset: { theme: '_none' }, 'aria-labelledby': 'card-_none' },
+            h('header', {},
+              h('h3', { id: 'card-_none', text: t('lobby.nothemes') }),
+              h('p', { class: 'theme-desc', text: t('lobby.nothemes.desc') }),
+            ),
+            h('ul', { class: 'people' }, noTheme.map((u) => this.personRow(u, '_none'))),
+          )
+        : null;
       sections.push(h('section', { class: 'theme-section', 'aria-labelledby': 'sec-others' },
         h('h2', { id: 'sec-others', text: t('lobby.others') }),
         lively.length || noTheme.length
-          ? h('div', { class: 'cards' },
-              lively.map((n) => card(n, describe(n), membersOf(n), cardKey(n))),
-              noTheme.length ? card(t('lobby.nothemes'), t('lobby.nothemes.desc'), noTheme, '_none') : null,
-            )
+          ? h('div', { class: 'cards' }, lively.map((n) => card(n, cardKey(n))), noThemeCard)
           : null,
         quiet.length
           ? h('div', { class: 'quiet-themes' },
@@ -568,6 +628,48 @@ class App {
     if (!sections.length) sections.push(h('p', { class: 'empty', text: t('lobby.empty') }));
     replaceChildren(byId('theme-sections'), sections);
     if (focusKey) document.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
+  }
+
+  /** Opens (or widens) a theme's card: its people come from the server, live. */
+  openCard(name, limit = WINDOW) {
+    this.client?.subscribe(name, Math.min(limit, MAX_WINDOW)).then(() => this.queueRender()).catch((err) => this.toast(t('error.generic', { reason: err.message })));
+  }
+
+  /** Closes another theme's card: its people stop coming. */
+  closeCard(name) {
+    this.client?.unsubscribe(name).catch(() => {});
+    this.queueRender();
+  }
+
+  /** Everyone online whose nickname matches the search, from the directory (not the lobby). */
+  async search(query) {
+    if (!query) {
+      this.searchResults = null;
+      this.queueRender();
+      return;
+    }
+    try {
+      const body = await api('GET', `/api/users?online=true&per_page=20&q=${encodeURIComponent(query.slice(0, 32))}`);
+      if (this.filters.search !== query) return;
+      this.searchResults = { query, users: body.users || [], total: body.total ?? 0 };
+    } catch {
+      this.searchResults = null;
+    }
+    this.queueRender();
+  }
+
+  /** The search's section: people online anywhere whose nickname matches. */
+  renderSearch() {
+    const { users, total } = this.searchResults;
+    const people = users
+      .filter((u) => u.id !== this.me.id)
+      .map((u) => ({ ...u, status: this.client?.users.get(u.id)?.status || u.status || 'offline' }));
+    return h('section', { class: 'theme-section search-results', 'aria-labelledby': 'sec-search' },
+      h('h2', { id: 'sec-search', text: t('lobby.search.results', { n: total }) }),
+      people.length
+        ? h('ul', { class: 'people' }, people.map((u) => this.personRow(u, '_search')))
+        : h('p', { class: 'empty', text: t('lobby.card.empty') }),
+    );
   }
 
   /** One person in a theme card: status, nickname, capability icons, allowed actions. */

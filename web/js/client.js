@@ -15,7 +15,10 @@
 // Events (`client.on(type, fn)` returns an unsubscribe function):
 //   state            {state: 'connecting'|'open'|'reconnecting'|'closed', attempt, delay?, code?}
 //   welcome          the server's welcome frame (also after every reconnect)
-//   presence         {users: Map<id, user>, changed: [ids]} after a snapshot, update or batch
+//   presence         {users: Map<id, user>, changed: [ids]} after a snapshot, update or batch;
+//                    revision 1.2: `client.windows` (theme -> {limit, ids: Set}) holds who each
+//                    watched theme shows, `client.counts` (theme -> people online) every count
+//   presence.counts  {counts} every theme's count changed (also in `client.counts`)
 //   calls.missed     {calls} missed while away
 //   call.incoming, call.ringing, call.accepted, call.declined, call.cancelled, call.missed,
 //   call.ended, call.left, call.answered_elsewhere     the server's frames, as they are
@@ -52,6 +55,9 @@ const RESEND_AFTER_MS = 1000;
 
 /** Messages asked for per page when catching up on what was missed (the server's most). */
 const CATCH_UP_PAGE = 200;
+
+/** People a theme's window shows unless asked for more (the server's default, revision 1.2). */
+export const WINDOW = 50;
 
 /** Statuses a user may set themselves; `in_call` and `offline` are the server's. */
 export const SETTABLE_STATUSES = ['online', 'busy', 'away'];
@@ -121,6 +127,12 @@ export class TertuliaClient {
     this.welcome = null;
     /** Everyone the server says is not offline, plus those seen going offline: id → user. */
     this.users = new Map();
+    /** Revision 1.2: the themes we watch -> {limit, ids: Set of user ids in the window}. */
+    this.windows = new Map();
+    /** Revision 1.2: theme -> people online (null until a server says; absent theme: 0). */
+    this.counts = null;
+    /** Themes we subscribed to ourselves (cards opened) -> limit, renewed after a reconnect. */
+    this._opened = new Map();
     /**
      * Rooms we are in (and rejoin after a reconnect): name → {lastMsgId, seen: Set, joined,
      * catchUp}. `lastMsgId` is the newest message handed to the app, so a resume asks for
@@ -441,6 +453,7 @@ export class TertuliaClient {
         break;
       case 'presence.snapshot':
         this.users = new Map(frame.users.map((u) => [u.id, { ...u }]));
+        this._onWindows(frame);
         // Users we knew who are missing from the snapshot went offline while we were away.
         this._emit('presence', { users: this.users, changed: frame.users.map((u) => u.id), snapshot: true });
         break;
@@ -448,7 +461,16 @@ export class TertuliaClient {
         this._applyPresence([frame]);
         break;
       case 'presence.batch':
+        this._applyWindowDiff(frame);
         this._applyPresence(frame.updates || []);
+        break;
+      case 'presence.window':
+        this._onWindow(frame);
+        break;
+      case 'presence.counts':
+        this.counts = new Map(Object.entries(frame.counts || {}));
+        this._emit('presence.counts', frame);
+        this._emit('presence', { users: this.users, changed: [], snapshot: false });
         break;
       case 'room.joined':
         this._onRoomJoined(frame);
@@ -478,6 +500,35 @@ export class TertuliaClient {
     if (resumed) this._resume();
   }
 
+  /** The windows and counts a snapshot brings (revision 1.2; an older server sends none). */
+  _onWindows(frame) {
+    this.windows = new Map();
+    if (frame.counts) this.counts = new Map(Object.entries(frame.counts));
+    for (const [theme, ids] of Object.entries(frame.windows || {})) {
+      this.windows.set(theme, { limit: WINDOW, ids: new Set(ids) });
+    }
+  }
+
+  /** A theme's window, answering `presence.subscribe`. */
+  _onWindow(frame) {
+    if (!this._opened.has(frame.theme) && !this.windows.has(frame.theme)) return;
+    for (const u of frame.users || []) this.users.set(u.id, { ...this.users.get(u.id), ...u });
+    this.windows.set(frame.theme, { limit: frame.limit, ids: new Set((frame.users || []).map((u) => u.id)) });
+    if (this.counts) this.counts.set(frame.theme, frame.online);
+    this._emit('presence', { users: this.users, changed: (frame.users || []).map((u) => u.id), snapshot: false });
+  }
+
+  /** What changed in a watched theme's window (`presence.batch` with `theme`). */
+  _applyWindowDiff(frame) {
+    const win = frame.theme !== undefined && this.windows.get(frame.theme);
+    if (!win) return;
+    for (const u of frame.updates || []) {
+      if (u.status === 'offline') win.ids.delete(u.user_id);
+      else win.ids.add(u.user_id);
+    }
+    for (const id of frame.left || []) win.ids.delete(id);
+  }
+
   _applyPresence(updates) {
     const changed = [];
     for (const u of updates) {
@@ -497,6 +548,9 @@ export class TertuliaClient {
   async _resume() {
     if (this._status !== 'online') {
       this.send({ type: 'presence.set', status: this._status });
+    }
+    for (const [theme, limit] of this._opened) {
+      this.request({ type: 'presence.subscribe', theme, limit }).catch(() => {});
     }
     for (const room of [...this.rooms.keys()]) {
       try {
@@ -650,6 +704,22 @@ export class TertuliaClient {
   /** The logged-in user, from `welcome`. */
   get me() {
     return this.welcome?.user || null;
+  }
+
+  /**
+   * Watches the first `limit` people of `theme` (revision 1.2): resolves with its
+   * `presence.window`; `client.windows` then follows it live. Renewed after a reconnect.
+   */
+  subscribe(theme, limit = WINDOW) {
+    this._opened.set(theme, limit);
+    return this.request({ type: 'presence.subscribe', theme, limit });
+  }
+
+  /** Stops watching `theme` (its own themes too, if asked). */
+  unsubscribe(theme) {
+    this._opened.delete(theme);
+    this.windows.delete(theme);
+    return this.request({ type: 'presence.unsubscribe', theme });
   }
 
   /** Sets our status (online, busy, away); it is re-sent after a reconnect. */

@@ -1,11 +1,20 @@
 //! `lobby`: users arriving at a steady rate, each watching the lobby.
 //!
-//! Every client keeps the set of bench users its lobby shows online (from
-//! `presence.snapshot`, `presence.update` and `presence.batch`). The figure that matters is
-//! how long after the last arrival every client's set is complete — every bench user, all
-//! online — and what each client had to receive to get there (frames and bytes).
+//! The users follow 2 or 3 of `--themes` themes each. Since protocol revision 1.2 a
+//! connection is sent a window of each of its themes (the first 50 people online, available
+//! first, then by name) and every theme's count, not everyone: every client keeps its
+//! windows and counts (from `presence.snapshot`, `presence.batch` with a `theme` and
+//! `presence.counts`). The figure that matters is how long after the last arrival every
+//! client's lobby is right — each of its windows holds exactly the theme's first 50 bench
+//! users, and every count is the theme's number of users — and what each client had to
+//! receive to get there (frames and bytes). With a very high `--rate` it is a connection
+//! storm: `arrivals_per_sec` is then the rate the server took them at.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::{
     sync::{mpsc, watch},
@@ -15,7 +24,6 @@ use tokio::{
 use crate::{
     http::Target,
     report::{Latency, Report},
-    scan::{self, Kind},
     server_rss_kib, users, ws, BenchError, BenchResult, Cli, CpuMeter,
 };
 
@@ -36,6 +44,19 @@ pub struct LobbyArgs {
     /// once the frames in flight are written.
     #[arg(long, default_value_t = 5.0)]
     pub hold_secs: f64,
+    /// A reconnect storm: once every lobby is right, run this shell command (it should
+    /// restart the server on the same address), then time how long until every client has
+    /// reconnected (each after a random wait of up to a second, as the browser app does) and
+    /// every lobby is right again.
+    #[arg(long)]
+    pub restart_cmd: Option<String>,
+    /// Handshakes in flight at once (arrivals and reconnections): beyond the server's accept
+    /// backlog (1,024) a burst's SYNs are dropped and retried seconds later.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Seconds the storm may take before the run gives up on it.
+    #[arg(long, default_value_t = 60.0)]
+    pub storm_timeout_secs: f64,
 }
 
 /// What the clients tell the coordinator as it happens.
@@ -48,6 +69,10 @@ enum Event {
     Failed(String),
     /// The connection closed after arriving: this user leaves the lobby.
     Dropped(String),
+    /// The connection closed and the client is reconnecting (`--restart-cmd`).
+    Lost,
+    /// The client is welcomed again after losing its connection.
+    Back,
 }
 
 /// One client's figures at the end.
@@ -55,79 +80,158 @@ struct ClientResult {
     complete_at: Option<Instant>,
     /// The connection closed before the end (counted in `dropped`, not as incomplete).
     dropped: bool,
-    /// Bench users this client saw online at the end.
-    seen: usize,
+    /// Entries of its windows and counts this client had wrong at the end.
+    wrong: usize,
     frames: u64,
     bytes: u64,
 }
 
-/// Which bench users one client sees online: a bit per bench user.
-struct OnlineSet {
-    bits: Vec<u64>,
-    count: usize,
+/// A fixed 64-bit mix (splitmix64's finalizer): a shuffle that every run repeats.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
-impl OnlineSet {
-    fn new(users: usize) -> Self {
-        OnlineSet {
-            bits: vec![0; users.div_ceil(64)],
-            count: 0,
+/// People a theme's window shows (the server's `presence.snapshot` windows, revision 1.2).
+const WINDOW: usize = 50;
+
+/// What every lobby must show at the end: each theme's first [`WINDOW`] users by nickname
+/// (all online, so all available) and each theme's count.
+struct Truth {
+    windows: HashMap<String, HashSet<i64>>,
+    counts: HashMap<String, i64>,
+}
+
+impl Truth {
+    fn of(users: &[users::BenchUser]) -> Self {
+        let mut members: HashMap<String, Vec<(&str, i64)>> = HashMap::new();
+        for user in users {
+            for theme in &user.themes {
+                members
+                    .entry(theme.clone())
+                    .or_default()
+                    .push((&user.nickname, user.id));
+            }
+        }
+        let mut windows = HashMap::new();
+        let mut counts = HashMap::new();
+        for (theme, mut people) in members {
+            people.sort();
+            counts.insert(theme.clone(), people.len() as i64);
+            windows.insert(
+                theme,
+                people.iter().take(WINDOW).map(|(_, id)| *id).collect(),
+            );
+        }
+        Truth { windows, counts }
+    }
+}
+
+/// A presence frame, as far as the lobby's check reads it.
+#[derive(serde::Deserialize)]
+struct PresenceFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    theme: Option<String>,
+    #[serde(default)]
+    updates: Vec<Update<'a>>,
+    #[serde(default)]
+    left: Vec<i64>,
+    #[serde(default)]
+    counts: Option<HashMap<String, i64>>,
+    #[serde(default)]
+    windows: Option<HashMap<String, Vec<i64>>>,
+}
+
+/// One entry of `updates`: who and their status.
+#[derive(serde::Deserialize)]
+struct Update<'a> {
+    user_id: i64,
+    #[serde(borrow)]
+    status: std::borrow::Cow<'a, str>,
+}
+
+/// One client's lobby: the windows of its themes and every count.
+struct LobbyView {
+    windows: HashMap<String, HashSet<i64>>,
+    counts: HashMap<String, i64>,
+}
+
+impl LobbyView {
+    fn new(themes: &[String]) -> Self {
+        LobbyView {
+            windows: themes.iter().map(|t| (t.clone(), HashSet::new())).collect(),
+            counts: HashMap::new(),
         }
     }
 
-    fn set(&mut self, index: usize, online: bool) {
-        let (word, bit) = (index / 64, 1u64 << (index % 64));
-        let was = self.bits[word] & bit != 0;
-        match (was, online) {
-            (false, true) => {
-                self.bits[word] |= bit;
-                self.count += 1;
+    /// Applies one frame; answers whether it was presence. Read into a typed frame that
+    /// skips what the check does not need (entries' nicknames, capabilities, themes): the
+    /// generator reads every frame of every client.
+    fn apply(&mut self, text: &str) -> Result<bool, String> {
+        if !text.starts_with(r#"{"type":"presence."#) {
+            return Ok(false);
+        }
+        let frame: PresenceFrame<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        match &*frame.kind {
+            "presence.snapshot" => {
+                self.counts = frame.counts.unwrap_or_default();
+                let windows = frame.windows.unwrap_or_default();
+                for (theme, window) in &mut self.windows {
+                    window.clear();
+                    window.extend(windows.get(theme.as_str()).into_iter().flatten());
+                }
             }
-            (true, false) => {
-                self.bits[word] &= !bit;
-                self.count -= 1;
+            "presence.counts" => self.counts = frame.counts.unwrap_or_default(),
+            "presence.batch" => {
+                let Some(window) = frame.theme.as_deref().and_then(|t| self.windows.get_mut(t))
+                else {
+                    return Ok(true);
+                };
+                for update in &frame.updates {
+                    if update.status == "offline" {
+                        window.remove(&update.user_id);
+                    } else {
+                        window.insert(update.user_id);
+                    }
+                }
+                for id in &frame.left {
+                    window.remove(id);
+                }
             }
             _ => {}
         }
-    }
-}
-
-/// Bench user id → its bit in an [`OnlineSet`]: a table over the ids' span (the users are
-/// rows of one table, so their ids are close), looked up for every entry of every presence
-/// frame, millions of times a run.
-struct UserIndex {
-    first_id: i64,
-    /// `bits[id - first_id]`; [`UserIndex::NONE`] for ids that are not bench users.
-    bits: Vec<u32>,
-}
-
-impl UserIndex {
-    const NONE: u32 = u32::MAX;
-    /// The widest id span indexed (64 MiB of table).
-    const MAX_SPAN: i64 = 1 << 24;
-
-    fn new(ids: impl Iterator<Item = i64> + Clone) -> BenchResult<Self> {
-        let first_id = ids.clone().min().unwrap_or(0);
-        let span = ids.clone().max().unwrap_or(0) - first_id + 1;
-        if span > Self::MAX_SPAN {
-            return Err(BenchError::Protocol(format!(
-                "bench user ids span {span} (more than {}): use a fresh database",
-                Self::MAX_SPAN
-            )));
-        }
-        let mut bits = vec![Self::NONE; span as usize];
-        for (bit, id) in ids.enumerate() {
-            bits[(id - first_id) as usize] = bit as u32;
-        }
-        Ok(UserIndex { first_id, bits })
+        Ok(true)
     }
 
-    fn bit(&self, id: i64) -> Option<usize> {
-        let slot = usize::try_from(id.checked_sub(self.first_id)?).ok()?;
-        match self.bits.get(slot) {
-            Some(&bit) if bit != Self::NONE => Some(bit as usize),
-            _ => None,
-        }
+    /// Whether this lobby shows the truth.
+    fn is_right(&self, truth: &Truth) -> bool {
+        self.counts == truth.counts
+            && self
+                .windows
+                .iter()
+                .all(|(theme, window)| truth.windows.get(theme) == Some(window))
+    }
+
+    /// How many entries this lobby has wrong (windows and counts).
+    fn wrong(&self, truth: &Truth) -> usize {
+        let windows: usize = self
+            .windows
+            .iter()
+            .map(|(theme, window)| match truth.windows.get(theme) {
+                Some(right) => window.symmetric_difference(right).count(),
+                None => window.len(),
+            })
+            .sum();
+        let counts = truth
+            .counts
+            .iter()
+            .filter(|(theme, n)| self.counts.get(*theme) != Some(n))
+            .count();
+        windows + counts
     }
 }
 
@@ -138,31 +242,47 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             "--users and --rate must be positive".to_owned(),
         ));
     }
+    if cli.themes == 0 {
+        return Err(BenchError::Protocol(
+            "lobby needs --themes (since protocol 1.2 a lobby is its themes' windows)".to_owned(),
+        ));
+    }
     let users = users::prepare(cli, target, args.users).await?;
-    let index = Arc::new(UserIndex::new(users.iter().map(|u| u.id))?);
+    let truth = Arc::new(Truth::of(&users));
     let total = users.len();
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
-    // How many bench users will not be online (never arrived, or dropped): a lobby is
-    // complete when it shows everyone else.
-    let (gone_tx, gone_rx) = watch::channel(0usize);
     let rss_before = server_rss_kib(cli.server_pid);
     let start = Instant::now() + Duration::from_millis(50);
     let cpu = CpuMeter::start(cli.server_pid);
     let mut tasks = Vec::with_capacity(total);
+    let rand_seed = mix(std::process::id().into());
+    let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    // People do not arrive in the order of their names: a fixed shuffle, so that arrivals
+    // land anywhere in their themes' lists (the windows are each theme's first names).
+    let mut order: Vec<usize> = (0..total).collect();
+    order.sort_by_key(|&i| mix(i as u64));
+    let mut slot = vec![0usize; total];
+    for (pos, &i) in order.iter().enumerate() {
+        slot[i] = pos;
+    }
     for (i, user) in users.into_iter().enumerate() {
-        let at = start + Duration::from_secs_f64(i as f64 / args.rate);
-        let (target, index, events, mut stop, mut gone) = (
+        let at = start + Duration::from_secs_f64(slot[i] as f64 / args.rate);
+        let (target, truth, events, mut stop) = (
             target.clone(),
-            Arc::clone(&index),
+            Arc::clone(&truth),
             events_tx.clone(),
             stop.clone(),
-            gone_rx.clone(),
         );
+        let reconnect = args.restart_cmd.is_some();
+        let permits = Arc::clone(&permits);
         tasks.push(tokio::spawn(async move {
             sleep_until(at).await;
-            let mut conn = match ws::connect(&target, &user).await {
+            let permit = permits.acquire().await;
+            let connected = ws::connect(&target, &user).await;
+            drop(permit);
+            let mut conn = match connected {
                 Ok(conn) => conn,
                 Err(e) => {
                     let _ = events.send(Event::Failed(e.to_string()));
@@ -170,7 +290,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                 }
             };
             let _ = events.send(Event::Arrived(Instant::now()));
-            let mut seen = OnlineSet::new(total);
+            let mut view = LobbyView::new(&user.themes);
             let mut complete_at = None;
             let mut dropped = false;
             loop {
@@ -178,26 +298,48 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                     // Once the run is over, no frame changes this client's verdict.
                     biased;
                     _ = stop.changed() => break,
-                    text = conn.next_text() => Some(text),
-                    // Someone will never be online: complete may now mean one user fewer.
-                    _ = gone.changed() => None,
+                    text = conn.next_text() => text,
                 };
-                let gone_changed = text.is_none();
-                let scanned = match text {
-                    None => Ok(Kind::Other),
-                    Some(Ok(Some(text))) => scan::scan(&text, |id, online| {
-                        if let Some(bit) = index.bit(id) {
-                            seen.set(bit, online);
+                if reconnect && !matches!(text, Ok(Some(_))) {
+                    if complete_at.take().is_some() {
+                        let _ = events.send(Event::Complete(false));
+                    }
+                    let _ = events.send(Event::Lost);
+                    let (frames, bytes) = (conn.frames_in, conn.bytes_in);
+                    let mut wait = Duration::from_millis(mix(rand_seed ^ i as u64) % 1000);
+                    conn = loop {
+                        tokio::select! {
+                            biased;
+                            _ = stop.changed() => return None,
+                            _ = tokio::time::sleep(wait) => {}
                         }
-                    })
-                    .map_err(|e| format!("unreadable presence frame ({e}): {text:.200}")),
-                    Some(Ok(None)) => Err("connection closed".to_owned()),
-                    Some(Err(e)) => Err(e.to_string()),
+                        let permit = permits.acquire().await;
+                        let connected = ws::connect(&target, &user).await;
+                        drop(permit);
+                        match connected {
+                            Ok(conn) => break conn,
+                            Err(_) => {
+                                wait =
+                                    Duration::from_millis(250 + mix(wait.as_nanos() as u64) % 500)
+                            }
+                        }
+                    };
+                    conn.frames_in += frames;
+                    conn.bytes_in += bytes;
+                    let _ = events.send(Event::Back);
+                    continue;
+                }
+                let applied = match text {
+                    Ok(Some(text)) => view
+                        .apply(&text)
+                        .map_err(|e| format!("unreadable presence frame ({e}): {text:.200}")),
+                    Ok(None) => Err("connection closed".to_owned()),
+                    Err(e) => Err(e.to_string()),
                 };
-                match scanned {
-                    // Not presence: the lobby did not change (a `gone` change is checked).
-                    Ok(Kind::Other) if !gone_changed => continue,
-                    Ok(_) => {}
+                match applied {
+                    // Not presence: the lobby did not change.
+                    Ok(false) => continue,
+                    Ok(true) => {}
                     Err(why) => {
                         if complete_at.is_some() {
                             let _ = events.send(Event::Complete(false));
@@ -207,8 +349,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                         break;
                     }
                 }
-                let expected = total - *gone.borrow();
-                let complete = seen.count == expected;
+                let complete = view.is_right(&truth);
                 if complete != complete_at.is_some() {
                     complete_at = complete.then(Instant::now);
                     let _ = events.send(Event::Complete(complete));
@@ -217,7 +358,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             let result = ClientResult {
                 complete_at,
                 dropped,
-                seen: seen.count,
+                wrong: view.wrong(&truth),
                 frames: conn.frames_in,
                 bytes: conn.bytes_in,
             };
@@ -233,6 +374,8 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
     let mut dropped = 0usize;
     let mut first_failure = None;
     let mut complete = 0usize;
+    // Connections lost (and reopened) before the storm: a slow generator or server.
+    let mut reconnects = 0usize;
     let mut last_arrival = start;
     let mut give_up = start
         + Duration::from_secs_f64(total as f64 / args.rate)
@@ -256,7 +399,6 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             Some(Event::Failed(why)) => {
                 failed += 1;
                 first_failure.get_or_insert(why);
-                let _ = gone_tx.send(failed + dropped);
                 if arrived + failed == total {
                     give_up = last_arrival + Duration::from_secs_f64(args.timeout_secs);
                 }
@@ -264,8 +406,9 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             Some(Event::Dropped(why)) => {
                 dropped += 1;
                 first_failure.get_or_insert(why);
-                let _ = gone_tx.send(failed + dropped);
             }
+            Some(Event::Lost) => reconnects += 1,
+            Some(Event::Back) => {}
             None => break,
         }
         if arrived + failed == total && complete == arrived - dropped {
@@ -273,6 +416,58 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         }
     }
     let cpu = cpu.stop();
+    // The storm: the server restarts under everyone; how long until all are back and right.
+    let mut storm: Option<(f64, f64, usize, usize)> = None;
+    if let Some(cmd) = &args.restart_cmd {
+        let t0 = Instant::now();
+        // Off the runtime: the clients keep reading (and answer the server's close) meanwhile.
+        let cmd = cmd.clone();
+        let status = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("sh").arg("-c").arg(cmd).status()
+        })
+        .await
+        .map_err(|e| BenchError::Protocol(format!("--restart-cmd: {e}")))??;
+        if !status.success() {
+            return Err(BenchError::Protocol(format!(
+                "--restart-cmd failed: {status}"
+            )));
+        }
+        let (mut lost, mut back, mut all_back, mut right) = (0usize, 0usize, None, None);
+        let give_up = t0 + Duration::from_secs_f64(args.storm_timeout_secs);
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = sleep_until(give_up) => break,
+            };
+            match event {
+                Some(Event::Lost) => lost += 1,
+                Some(Event::Back) => {
+                    back += 1;
+                    if back == arrived - dropped && all_back.is_none() {
+                        all_back = Some(t0.elapsed().as_secs_f64());
+                    }
+                }
+                Some(Event::Complete(true)) => complete += 1,
+                Some(Event::Complete(false)) => complete -= 1,
+                Some(Event::Dropped(why)) => {
+                    dropped += 1;
+                    first_failure.get_or_insert(why);
+                }
+                Some(_) => {}
+                None => break,
+            }
+            if lost == back && back >= arrived - dropped && complete == arrived - dropped {
+                right = Some(t0.elapsed().as_secs_f64());
+                break;
+            }
+        }
+        storm = Some((
+            all_back.unwrap_or(f64::NAN),
+            right.unwrap_or(f64::NAN),
+            back,
+            complete,
+        ));
+    }
     let rss_after = server_rss_kib(cli.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
     let rss_held = server_rss_kib(cli.server_pid);
@@ -301,8 +496,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             None if result.dropped => {}
             None => {
                 incomplete += 1;
-                let expected = total - failed - dropped;
-                missing_max = missing_max.max(expected.abs_diff(result.seen));
+                missing_max = missing_max.max(result.wrong);
             }
         }
         frames.push(result.frames);
@@ -317,6 +511,10 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         .add("users", total)
         .add("arrival_rate_per_sec", args.rate)
         .add("arrived", arrived)
+        .add(
+            "arrivals_per_sec",
+            arrived as f64 / last_arrival.duration_since(start).as_secs_f64().max(1e-9),
+        )
         .add_target("failed", failed, "0")
         .add_target("dropped", dropped, "0")
         .add_target("incomplete_lobbies", incomplete, "0")
@@ -341,6 +539,14 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         .map(|&f| u32::try_from(f).unwrap_or(u32::MAX))
         .collect();
     report.add("frames_per_client_p99", Latency::of(&mut frames32).p99);
+    if let Some((all_back, right, back, complete)) = storm {
+        report
+            .add_target("reconnects_before_the_storm", reconnects, "0")
+            .add("storm_reconnected", back)
+            .add("storm_all_back_s", all_back)
+            .add("storm_lobbies_right", complete)
+            .add_target("storm_every_lobby_right_s", right, "<= 10");
+    }
     if let Some(why) = first_failure {
         report.add("first_failure", why);
     }

@@ -40,7 +40,6 @@ mod http;
 mod lobby;
 mod relay;
 mod report;
-mod scan;
 mod users;
 mod ws;
 
@@ -81,6 +80,16 @@ pub struct Cli {
     /// Print only the JSON line, not the table.
     #[arg(long, global = true)]
     pub json_only: bool,
+
+    /// Spread the bench users over this many themes, each user in 2 or 3 of them, as a real
+    /// community (0: users follow no theme). The server's themes are used, first by name,
+    /// if it has that many; otherwise `bench-theme-NN` are created with `--admin-token`.
+    #[arg(long, default_value_t = 0, global = true)]
+    pub themes: usize,
+
+    /// An admin's bearer token, to create the themes `--themes` asks for.
+    #[arg(long, global = true)]
+    pub admin_token: Option<String>,
 
     #[command(subcommand)]
     pub workload: Workload,

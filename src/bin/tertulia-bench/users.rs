@@ -22,17 +22,102 @@ pub struct BenchUser {
     pub id: i64,
     pub nickname: String,
     pub token: String,
+    /// The themes this user follows (`--themes`).
+    #[serde(default)]
+    pub themes: Vec<String>,
+}
+
+/// The themes the users are spread over (`--themes`): the server's, first by name, or
+/// `bench-theme-NN` created with `--admin-token` when it has too few.
+pub async fn themes(cli: &Cli, target: &Target) -> BenchResult<Vec<String>> {
+    if cli.themes == 0 {
+        return Ok(Vec::new());
+    }
+    let (status, body) = target.request("GET", "/api/themes", None, None).await?;
+    let list = body
+        .as_array()
+        .cloned()
+        .or_else(|| body["themes"].as_array().cloned());
+    let Some(list) = list.filter(|_| status == 200) else {
+        return Err(BenchError::Protocol(format!(
+            "GET /api/themes: status {status}: {body}"
+        )));
+    };
+    let mut names: Vec<String> = list
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    if names.len() >= cli.themes {
+        names.truncate(cli.themes);
+        return Ok(names);
+    }
+    let Some(admin) = cli.admin_token.as_deref() else {
+        return Err(BenchError::Protocol(format!(
+            "the server has {} themes and --themes asks for {}: pass --admin-token to create bench-theme-NN",
+            names.len(),
+            cli.themes
+        )));
+    };
+    let wanted: Vec<String> = (0..cli.themes)
+        .map(|i| format!("bench-theme-{i:02}"))
+        .collect();
+    for name in &wanted {
+        if names.contains(name) {
+            continue;
+        }
+        let (status, body) = target
+            .request(
+                "POST",
+                "/api/admin/themes",
+                Some(admin),
+                Some(&json!({"name": name})),
+            )
+            .await?;
+        if status != 201 && status != 409 {
+            return Err(BenchError::Protocol(format!(
+                "POST /api/admin/themes {name}: status {status}: {body}"
+            )));
+        }
+    }
+    Ok(wanted)
+}
+
+/// The themes of bench user `index`: 2 or 3 of `themes`, picked by a fixed pseudo-random
+/// sequence so that every run (and the lobby's expectations) agree.
+pub fn themes_of(index: usize, themes: &[String]) -> Vec<String> {
+    if themes.is_empty() {
+        return Vec::new();
+    }
+    let want = (2 + index % 2).min(themes.len());
+    let mut x = (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut picked: Vec<usize> = Vec::with_capacity(want);
+    while picked.len() < want {
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let t = (x % themes.len() as u64) as usize;
+        if !picked.contains(&t) {
+            picked.push(t);
+        }
+    }
+    picked.sort_unstable();
+    picked.into_iter().map(|t| themes[t].clone()).collect()
 }
 
 /// Returns `count` logged-in users named `<prefix><index>`, creating what is missing.
 pub async fn prepare(cli: &Cli, target: &Target, count: usize) -> BenchResult<Vec<BenchUser>> {
     let mut cache = cli.users_file.as_deref().map(load).unwrap_or_default();
+    let spread = themes(cli, target).await?;
     let started = std::time::Instant::now();
     let results: Vec<BenchResult<BenchUser>> = stream::iter(0..count)
         .map(|i| {
             let nickname = format!("{}{i:05}", cli.user_prefix);
             let cached = cache.get(&nickname).cloned();
-            async move { one(target, nickname, cached).await }
+            let themes = themes_of(i, &spread);
+            async move { one(target, nickname, themes, cached).await }
         })
         .buffered(cli.setup_concurrency.max(1))
         .collect()
@@ -58,13 +143,31 @@ pub async fn prepare(cli: &Cli, target: &Target, count: usize) -> BenchResult<Ve
 async fn one(
     target: &Target,
     nickname: String,
+    themes: Vec<String>,
     cached: Option<BenchUser>,
 ) -> BenchResult<BenchUser> {
-    if let Some(user) = cached {
+    if let Some(mut user) = cached {
         let (status, me) = target
             .request("GET", "/api/me", Some(&user.token), None)
             .await?;
         if status == 200 && me["nickname"] == user.nickname.as_str() {
+            let mut has: Vec<String> =
+                serde_json::from_value(me["themes"].clone()).unwrap_or_default();
+            has.sort();
+            if has != themes {
+                let (status, body) = target
+                    .request(
+                        "PATCH",
+                        "/api/me",
+                        Some(&user.token),
+                        Some(&json!({"themes": themes})),
+                    )
+                    .await?;
+                if status != 200 {
+                    return Err(http_error("/api/me", &nickname, status, &body));
+                }
+            }
+            user.themes = themes;
             return Ok(user);
         }
     }
@@ -73,9 +176,10 @@ async fn one(
             "POST",
             "/api/register",
             None,
-            Some(&json!({"nickname": nickname, "password": PASSWORD})),
+            Some(&json!({"nickname": nickname, "password": PASSWORD, "themes": themes})),
         )
         .await?;
+
     if status != 201 && status != 409 {
         return Err(http_error("/api/register", &nickname, status, &body));
     }
@@ -93,11 +197,30 @@ async fn one(
     let id = body["user"]["id"].as_i64();
     let token = body["token"].as_str();
     match (id, token) {
-        (Some(id), Some(token)) => Ok(BenchUser {
-            id,
-            nickname,
-            token: token.to_owned(),
-        }),
+        (Some(id), Some(token)) => {
+            let mut has: Vec<String> =
+                serde_json::from_value(body["user"]["themes"].clone()).unwrap_or_default();
+            has.sort();
+            if has != themes {
+                let (status, body) = target
+                    .request(
+                        "PATCH",
+                        "/api/me",
+                        Some(token),
+                        Some(&json!({"themes": themes})),
+                    )
+                    .await?;
+                if status != 200 {
+                    return Err(http_error("/api/me", &nickname, status, &body));
+                }
+            }
+            Ok(BenchUser {
+                id,
+                nickname,
+                token: token.to_owned(),
+                themes,
+            })
+        }
         _ => Err(BenchError::Protocol(format!(
             "login answer has no user id or token: {body}"
         ))),

@@ -84,6 +84,10 @@ test('two users see each other online under their shared theme, then offline whe
   await login.locator('input[name=themes][value="Tecnologia"]').check();
   await login.getByRole('button', { name: 'Log in' }).click();
   await back.getByRole('heading', { name: 'Hi, bia' }).waitFor();
+  // Tecnologia is not one of Ana's themes: its card counts Bia, and shows her once opened.
+  const tecnologia = ana.locator('.theme-card[data-theme=Tecnologia]');
+  await tecnologia.locator('.theme-count').filter({ hasText: '1 online' }).waitFor();
+  await tecnologia.getByRole('button', { name: 'Show people' }).click();
   await personIn(ana, 'Tecnologia', 'bia').and(ana.locator('[data-status=online]')).waitFor();
   assert.equal(await personIn(ana, 'Jogos', 'bia').count(), 0);
 });
