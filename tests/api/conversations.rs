@@ -182,8 +182,8 @@ async fn writing_to_someone_never_changes_anyones_presence_and_a_call_can_follow
     b.join(&room).await;
     say(&mut a, 1, &room, "vamos conversar").await;
     say(&mut b, 2, &room, "claro").await;
-    c.expect_no("presence.update").await;
-    c.expect_no("presence.batch").await;
+    c.expect_no_presence_of(ana.id).await;
+    c.expect_no_presence_of(bia.id).await;
     // From the conversation to a video call: Bia is not "in a call", she rings.
     let ringing = a
         .request(

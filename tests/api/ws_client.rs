@@ -246,13 +246,7 @@ impl WsClient {
     pub async fn presence_of(&mut self, user_id: i64) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let pos = self.backlog.iter().position(|f| {
-                (f["type"] == "presence.update" && f["user_id"] == user_id)
-                    || (f["type"] == "presence.batch"
-                        && f["updates"]
-                            .as_array()
-                            .is_some_and(|u| u.iter().any(|u| u["user_id"] == user_id)))
-            });
+            let pos = self.backlog.iter().position(|f| is_presence_of(f, user_id));
             if let Some(i) = pos {
                 let frame = self.backlog.remove(i);
                 if frame["type"] == "presence.update" {
@@ -314,6 +308,22 @@ impl WsClient {
         frame["id"] = json!(id);
         self.send(frame).await;
         self.recv_reply(id).await
+    }
+
+    /// Asserts no presence change of `user_id` is waiting or arrives for a short while.
+    pub async fn expect_no_presence_of(&mut self, user_id: i64) {
+        let deadline = tokio::time::Instant::now() + QUIET;
+        while let Some(f) = self
+            .read_frame(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            self.backlog.push(f);
+        }
+        let about = self.backlog.iter().find(|f| is_presence_of(f, user_id));
+        assert!(
+            about.is_none(),
+            "unexpected presence of {user_id}: {about:?}"
+        );
     }
 
     /// Asserts no frame of `type` arrives for a short while.
@@ -584,4 +594,13 @@ impl EventsConn {
         }
         let _ = req.send().await;
     }
+}
+
+/// Whether `frame` is a presence change of `user_id`, alone or in a batch.
+fn is_presence_of(frame: &Value, user_id: i64) -> bool {
+    (frame["type"] == "presence.update" && frame["user_id"] == user_id)
+        || (frame["type"] == "presence.batch"
+            && frame["updates"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|u| u["user_id"] == user_id)))
 }
