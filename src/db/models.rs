@@ -9,7 +9,7 @@ pub use crate::domain::{Capabilities, Capability, Role};
 /// A registered person, as stored (the hash never leaves the server: see [`crate::http::users::UserView`]).
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct User {
     pub id: i64,
     pub nickname: String,
@@ -55,7 +55,7 @@ pub struct NewUser<'a> {
 /// A theme people can follow.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = themes)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Theme {
     pub id: i64,
     pub name: String,
@@ -75,7 +75,7 @@ pub struct NewTheme<'a> {
 /// A login session; `token_hash` is the SHA-256 of the secret the client holds.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = sessions)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Session {
     pub id: i64,
     pub token_hash: String,
@@ -133,7 +133,7 @@ impl RoomKind {
 /// A room as stored; `name` is what clients use on the wire.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = super::schema::rooms)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Room {
     pub id: i64,
     pub name: String,
@@ -152,7 +152,7 @@ impl Room {
 /// A stored chat message.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = super::schema::messages)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Message {
     pub id: i64,
     pub room_id: i64,
@@ -215,7 +215,7 @@ impl CallState {
 /// One entry of the call log.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = super::schema::calls)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Call {
     pub id: i64,
     pub call_key: String,

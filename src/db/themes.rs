@@ -4,11 +4,13 @@ use diesel::prelude::*;
 
 use super::{
     models::{NewTheme, Theme},
+    on_backend,
     schema::{themes, user_themes},
+    DbConnection,
 };
 
 /// Every theme with how many users follow it, by name.
-pub(crate) fn list_with_counts(conn: &mut SqliteConnection) -> QueryResult<Vec<(Theme, i64)>> {
+pub(crate) fn list_with_counts(conn: &mut DbConnection) -> QueryResult<Vec<(Theme, i64)>> {
     themes::table
         .left_join(user_themes::table)
         .group_by(themes::id)
@@ -22,7 +24,7 @@ pub(crate) fn list_with_counts(conn: &mut SqliteConnection) -> QueryResult<Vec<(
 
 /// Looks up themes by name (ignoring case); returns them and the names that matched nothing.
 pub(crate) fn resolve_names(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     names: &[String],
 ) -> QueryResult<(Vec<Theme>, Vec<String>)> {
     let mut found = Vec::with_capacity(names.len());
@@ -44,7 +46,7 @@ pub(crate) fn resolve_names(
 
 /// One theme and how many users follow it.
 pub(crate) fn find_with_count(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: i64,
 ) -> QueryResult<Option<(Theme, i64)>> {
     themes::table
@@ -60,11 +62,11 @@ pub(crate) fn find_with_count(
 }
 
 /// Adds a theme (a taken name, in any case, is a unique violation).
-pub fn create(conn: &mut SqliteConnection, new: &NewTheme<'_>) -> QueryResult<Theme> {
-    diesel::insert_into(themes::table)
+pub fn create(conn: &mut DbConnection, new: &NewTheme<'_>) -> QueryResult<Theme> {
+    on_backend!(conn, c => diesel::insert_into(themes::table)
         .values(new)
         .returning(Theme::as_returning())
-        .get_result(conn)
+        .get_result(c))
 }
 
 /// What an admin may change about a theme; `None` leaves a field as it is.
@@ -77,11 +79,7 @@ pub struct ThemeChanges<'a> {
 
 /// Renames and/or redescribes a theme (at least one change is required); returns how many
 /// rows changed (0: no such theme). A taken name is a unique violation.
-pub fn update(
-    conn: &mut SqliteConnection,
-    id: i64,
-    changes: &ThemeChanges<'_>,
-) -> QueryResult<usize> {
+pub fn update(conn: &mut DbConnection, id: i64, changes: &ThemeChanges<'_>) -> QueryResult<usize> {
     diesel::update(themes::table.find(id))
         .set(changes)
         .execute(conn)
@@ -89,12 +87,12 @@ pub fn update(
 
 /// Deletes a theme; its followers simply stop following it (`ON DELETE CASCADE` on
 /// `user_themes`). Returns how many rows went (0: no such theme).
-pub fn delete(conn: &mut SqliteConnection, id: i64) -> QueryResult<usize> {
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     diesel::delete(themes::table.find(id)).execute(conn)
 }
 
 /// The ids of the users who follow a theme.
-pub fn followers(conn: &mut SqliteConnection, id: i64) -> QueryResult<Vec<i64>> {
+pub fn followers(conn: &mut DbConnection, id: i64) -> QueryResult<Vec<i64>> {
     user_themes::table
         .filter(user_themes::theme_id.eq(id))
         .select(user_themes::user_id)
@@ -102,6 +100,6 @@ pub fn followers(conn: &mut SqliteConnection, id: i64) -> QueryResult<Vec<i64>> 
 }
 
 /// How many themes there are.
-pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
+pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     themes::table.count().get_result(conn)
 }

@@ -1,9 +1,12 @@
 //! The database the server opens: what an acknowledgement promises.
 
-use diesel::{sql_types::Integer, QueryableByName, RunQueryDsl};
+use diesel::{
+    sql_types::{Integer, Text},
+    QueryableByName, RunQueryDsl,
+};
 use tertulia::{db::Durability, startup::open_database};
 
-use crate::helpers::test_settings;
+use crate::helpers::{drop_test_database, on_postgres, test_settings};
 
 /// One row of `PRAGMA synchronous`: 1 is NORMAL, 2 is FULL.
 #[derive(QueryableByName)]
@@ -12,7 +15,16 @@ struct Synchronous {
     synchronous: i32,
 }
 
-/// `PRAGMA synchronous` of each of `n` connections held at once from the server's pool.
+/// One row of PostgreSQL's `SHOW synchronous_commit`.
+#[derive(QueryableByName)]
+struct SynchronousCommit {
+    #[diesel(sql_type = Text)]
+    synchronous_commit: String,
+}
+
+/// What each of `n` connections held at once from the server's pool promises: SQLite's
+/// `PRAGMA synchronous` (2 is FULL, 1 NORMAL), or on PostgreSQL `synchronous_commit` as the
+/// same numbers (on: 2, off: 1).
 fn synchronous_of_pool(durability: Option<Durability>, n: usize) -> Vec<i32> {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(&dir);
@@ -24,14 +36,31 @@ fn synchronous_of_pool(durability: Option<Durability>, n: usize) -> Vec<i32> {
     for _ in 0..n {
         held.push(pool.get().expect("connection"));
     }
-    held.iter_mut()
+    let levels = held
+        .iter_mut()
         .map(|conn| {
-            diesel::sql_query("PRAGMA synchronous")
-                .get_result::<Synchronous>(conn)
-                .expect("pragma")
-                .synchronous
+            if on_postgres() {
+                let level = diesel::sql_query("SHOW synchronous_commit")
+                    .get_result::<SynchronousCommit>(&mut **conn)
+                    .expect("setting")
+                    .synchronous_commit;
+                match level.as_str() {
+                    "on" => 2,
+                    "off" => 1,
+                    _ => 0,
+                }
+            } else {
+                diesel::sql_query("PRAGMA synchronous")
+                    .get_result::<Synchronous>(&mut **conn)
+                    .expect("pragma")
+                    .synchronous
+            }
         })
-        .collect()
+        .collect();
+    drop(held);
+    drop(pool);
+    drop_test_database(&settings.database_url);
+    levels
 }
 
 #[test]

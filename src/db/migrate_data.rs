@@ -1,0 +1,1 @@
+//! `tertulia migrate-data`
