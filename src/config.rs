@@ -16,7 +16,8 @@ pub struct Settings {
     #[arg(long, env = "TERTULIA_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// SQLite database file (created and migrated on first start).
+    /// SQLite database file (created and migrated on first start), or a PostgreSQL URL
+    /// (`postgres://user:password@host:port/db`, migrated on first start).
     #[arg(long, env = "DATABASE_URL", default_value = "tertulia.db")]
     pub database_url: String,
 

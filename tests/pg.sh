@@ -8,6 +8,7 @@
 # as the `postgres` user, trust auth, on a free port) and stopped at the end.
 #
 # Usage: bash tests/pg.sh [cargo test filter and arguments]
+#        bash tests/pg.sh --browser [browser test file filter, default 03-chat]
 #   e.g. bash tests/pg.sh ws_chat      TERTULIA_PG_PORT=5499 bash tests/pg.sh themes
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,7 +59,15 @@ export TERTULIA_TEST_DATABASE=postgres TERTULIA_TEST_PG_URL
 echo "==> API tests on PostgreSQL at $TERTULIA_TEST_PG_URL"
 
 status=0
-cargo test --locked --test api "$@" || status=$?
+if [ "${1:-}" = "--browser" ]; then
+  # One browser scenario file (e.g. 03-chat) with its server on a fresh PostgreSQL database.
+  db="tertulia_t_browser_$$"
+  psql "$TERTULIA_TEST_PG_URL/postgres" -qc "CREATE DATABASE $db" >/dev/null
+  TERTULIA_BROWSER_DATABASE_URL="$TERTULIA_TEST_PG_URL/$db" bash tests/browser/run.sh "${2:-03-chat}" \
+    || status=$?
+else
+  cargo test --locked --test api "$@" || status=$?
+fi
 
 # Databases of tests that ended without dropping theirs (a panic before the app existed).
 left=$(psql "$TERTULIA_TEST_PG_URL/postgres" -Atc \

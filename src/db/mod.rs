@@ -241,12 +241,17 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Settings {
                     ))
                 }),
             // Explicit, so a server configured with `synchronous_commit = off` does not
-            // quietly weaken what an ack promises; timestamps are UTC milliseconds anyway.
+            // quietly weaken what an ack promises; a lock wait gives up as SQLite's busy
+            // timeout does (a chat write then gets an error, not an endless wait);
+            // timestamps are UTC milliseconds anyway.
             DbConnection::Postgres(conn) => conn
                 .batch_execute(&format!(
                     "SET synchronous_commit = {};",
                     self.durability.pg_setting()
                 ))
+                .and_then(|()| {
+                    conn.batch_execute(&format!("SET lock_timeout = {BUSY_TIMEOUT_MS};"))
+                })
                 .and_then(|()| conn.batch_execute("SET TIME ZONE 'UTC';")),
         }
         .map_err(diesel::r2d2::Error::QueryError)

@@ -7,7 +7,7 @@ use super::schema::{sessions, themes, users};
 pub use crate::domain::{Capabilities, Capability, Role};
 
 /// A registered person, as stored (the hash never leaves the server: see [`crate::http::users::UserView`]).
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = users)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct User {
@@ -53,7 +53,9 @@ pub struct NewUser<'a> {
 }
 
 /// A theme people can follow.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Queryable, Selectable, Identifiable, Insertable, Serialize, utoipa::ToSchema,
+)]
 #[diesel(table_name = themes)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Theme {
@@ -73,7 +75,7 @@ pub struct NewTheme<'a> {
 }
 
 /// A login session; `token_hash` is the SHA-256 of the secret the client holds.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = sessions)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Session {
@@ -131,7 +133,7 @@ impl RoomKind {
 }
 
 /// A room as stored; `name` is what clients use on the wire.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = super::schema::rooms)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Room {
@@ -150,7 +152,7 @@ impl Room {
 }
 
 /// A stored chat message.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = super::schema::messages)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Message {
@@ -213,7 +215,7 @@ impl CallState {
 }
 
 /// One entry of the call log.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = super::schema::calls)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Call {

@@ -63,7 +63,7 @@ fn text(bytes: &[u8]) -> String {
 #[actix_web::test]
 async fn migrate_then_admin_create_gives_an_admin_who_reaches_the_admin_api() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cli.db").to_string_lossy().into_owned();
+    let db = crate::helpers::test_database_url(&dir);
 
     let migrated = run(&["migrate", "--database-url", &db], "");
     assert!(migrated.status.success(), "{}", text(&migrated.stderr));
@@ -100,7 +100,7 @@ async fn migrate_then_admin_create_gives_an_admin_who_reaches_the_admin_api() {
 #[actix_web::test]
 async fn admin_create_promotes_an_existing_account_without_touching_its_password() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cli.db").to_string_lossy().into_owned();
+    let db = crate::helpers::test_database_url(&dir);
     let app = spawn_app_with(|s| s.database_url = db.clone()).await;
     let ana = app.user("ana").await;
     assert_eq!(
@@ -131,7 +131,7 @@ async fn admin_create_promotes_an_existing_account_without_touching_its_password
 #[actix_web::test]
 async fn admin_create_refuses_bad_nicknames_and_weak_passwords_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cli.db").to_string_lossy().into_owned();
+    let db = crate::helpers::test_database_url(&dir);
     for (nickname, password, needle) in [
         ("x", "a long admin password", "3 to 32"),
         ("root", "short", "at least 8"),
@@ -213,7 +213,7 @@ impl Served {
 #[actix_web::test]
 async fn no_password_token_or_cookie_appears_in_the_log_even_at_debug_level() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("logs.db").to_string_lossy().into_owned();
+    let db = crate::helpers::test_database_url(&dir);
     let served = Served::start(&db, "debug");
     let base = format!("http://127.0.0.1:{}", served.port);
     let client = awc::Client::builder()

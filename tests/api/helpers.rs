@@ -149,6 +149,15 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     }
 }
 
+/// [`test_settings`] on a SQLite file in `dir` whatever `TERTULIA_TEST_DATABASE` says, for
+/// tests of what lives beside that file (the self-signed certificate).
+pub fn sqlite_settings(dir: &TempDir) -> Settings {
+    let mut settings = test_settings(dir);
+    drop_test_database(&settings.database_url);
+    settings.database_url = dir.path().join("test.db").to_string_lossy().into_owned();
+    settings
+}
+
 async fn start(settings: Settings, dir: std::sync::Arc<TempDir>) -> TestApp {
     let app = Application::build(settings.clone())
         .await
