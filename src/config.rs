@@ -39,6 +39,7 @@ pub struct Settings {
     /// What a stored chat message or account survives once acknowledged: `full` (fsync at
     /// every commit: a power loss loses nothing acknowledged) or `normal` (fsync at
     /// checkpoints: a process crash loses nothing, a power loss may lose the latest commits).
+    /// On PostgreSQL it sets `synchronous_commit` (`full`: on, `normal`: off) the same way.
     #[arg(long, env = "TERTULIA_SQLITE_SYNCHRONOUS", value_enum, default_value_t = Durability::Full)]
     pub sqlite_synchronous: Durability,
 
