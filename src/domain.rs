@@ -116,9 +116,11 @@ pub enum RoomRef {
     Direct(UserId, UserId),
     /// A call's room: its invited members only.
     Call,
+    /// A group conversation (protocol revision 1.3): its members only.
+    Group,
 }
 
-/// A validated room name (`canal1`, `dm:3:7`, `call:c-…`).
+/// A validated room name (`canal1`, `dm:3:7`, `call:c-…`, `group:g-…`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct RoomName(pub SharedStr);
@@ -130,12 +132,12 @@ impl std::borrow::Borrow<str> for RoomName {
 }
 
 impl RoomName {
-    /// Checks a name against the three shapes a room name may take.
+    /// Checks a name against the four shapes a room name may take.
     pub fn parse(name: &str) -> Result<(RoomName, RoomRef), String> {
         let bad = || {
             format!(
                 "invalid room '{}': use 1-{MAX_ROOM_CHARS} letters, digits, '-', '_' or '.', \
-                 'dm:<a>:<b>' or 'call:<call_id>'",
+                 'dm:<a>:<b>', 'call:<call_id>' or 'group:<key>'",
                 name.chars().take(MAX_ROOM_CHARS).collect::<String>()
             )
         };
@@ -160,6 +162,11 @@ impl RoomName {
                 return Err(bad());
             }
             RoomRef::Call
+        } else if let Some(rest) = name.strip_prefix("group:") {
+            if !plain(rest) {
+                return Err(bad());
+            }
+            RoomRef::Group
         } else if plain(name) {
             RoomRef::Public
         } else {

@@ -44,6 +44,13 @@ impl ErrorCode {
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// A rule on one field of the request body is broken: `field` names it, so a form can
+    /// show the (translated) message beside that field.
+    #[error("{message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -52,6 +59,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A unique value (a nickname) is taken: a conflict about one field of the body.
+    #[error("{message}")]
+    Taken {
+        field: &'static str,
+        message: String,
+    },
     #[error("too many attempts; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -73,13 +86,14 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         use diesel::result::{DatabaseErrorKind, Error as DieselError};
         match self {
-            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::BadRequest(_) | ApiError::InvalidField { .. } => ErrorCode::BadRequest,
             ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound(_) | ApiError::Database(DieselError::NotFound) => {
                 ErrorCode::NotFound
             }
             ApiError::Conflict(_)
+            | ApiError::Taken { .. }
             | ApiError::Database(DieselError::DatabaseError(
                 DatabaseErrorKind::UniqueViolation,
                 _,
@@ -105,6 +119,14 @@ impl ApiError {
             _ => self.to_string(),
         }
     }
+
+    /// The body field this error is about, when it is about one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ApiError::InvalidField { field, .. } | ApiError::Taken { field, .. } => Some(field),
+            _ => None,
+        }
+    }
 }
 
 /// The JSON body of every error response.
@@ -113,11 +135,16 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-/// `code` for programs, `message` for people.
+/// `code` for programs, `message` for people (in English: clients translate by `code` and
+/// `field`).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
+    /// The request body's field the error is about (`nickname`, `password`, `themes`,
+    /// `capabilities`, …), when it is about one: a form shows the error beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
 }
 
 /// Builds the JSON error response for a code and message (also used by extractor handlers).
@@ -136,6 +163,7 @@ pub fn error_response_with_status(
         error: ErrorDetail {
             code,
             message: message.into(),
+            field: None,
         },
     })
 }
@@ -216,7 +244,13 @@ impl ResponseError for ApiError {
         if self.code() == ErrorCode::Internal || self.code() == ErrorCode::Unavailable {
             log::error!("request failed: {self}");
         }
-        let mut response = error_response(self.code(), self.public_message());
+        let mut response = HttpResponse::build(self.code().status()).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.public_message(),
+                field: self.field(),
+            },
+        });
         if let ApiError::RateLimited { retry_after_secs } = self {
             if let Ok(value) = retry_after_secs.to_string().parse() {
                 response

@@ -25,7 +25,8 @@
 //! - [`busy_poll`]: `--busy-poll-us`, a worker polling its sockets briefly after traffic
 //!   instead of sleeping (latency for CPU).
 //! - [`realtime`]: `GET /ws` — the session, presence, room, hub (rooms and calls) and
-//!   chat-store actors and the wire protocol they speak.
+//!   chat-store actors and the wire protocol they speak; the same sessions also run over
+//!   `GET /api/stream` + `POST` (Server-Sent Events, [`realtime::stream`]).
 //!
 //! Who owns what state: the database owns accounts, themes, sessions, chat and the call log;
 //! nothing else caches them beyond one request. Live state is owned by exactly one actor

@@ -171,6 +171,7 @@ impl Application {
                         })
                         .exclude("/healthz")
                         .exclude("/ws")
+                        .exclude("/api/stream")
                 })
                 // Outermost, so it times everything, including the logger.
                 .wrap(RecordMetrics::new(Arc::clone(&metrics)))
@@ -200,6 +201,11 @@ impl Application {
         // leave the connection open until the client ends it (at 100 ms: no FIN in 15 s). An
         // HTTP error sent before its request body was read (a 413) loses the linger too.
         .client_disconnect_timeout(Duration::ZERO)
+        // A client that ends its side of an HTTP/1 connection is gone: an event stream
+        // (`GET /api/stream`) reads no request body, so actix-http would otherwise go on
+        // writing to a closed tab until a heartbeat's write failed, and its session would
+        // stay online until then. Browsers never half-close a request.
+        .h1_allow_half_closed(false)
         .shutdown_timeout(5)
         .shutdown_signal(shutdown_signal(realtime, Arc::clone(&shutdown)));
         if settings.workers > 0 {
@@ -211,7 +217,9 @@ impl Application {
                 actix_web::rt::spawn(crate::tls::reload_on_sighup(tls.resolver)?);
                 server.listen_rustls_0_23(listener, tls.config)?
             }
-            None => server.listen(listener)?,
+            // HTTP/1.1, and HTTP/2 with prior knowledge (h2c) for clients that speak it (the
+            // HTTP transport of tertulia-bench); browsers speak HTTP/2 only over TLS.
+            None => server.listen_auto_h2c(listener)?,
         };
         if let Some(redirect) = redirect_listener {
             server = server.listen(redirect)?;

@@ -34,6 +34,9 @@ TERTULIA_REQUIRE_DIESEL_CLI=1 cargo test --locked --all-targets
 step "the API and WebSocket suite again on PostgreSQL (a private cluster when none answers)"
 TERTULIA_REQUIRE_DIESEL_CLI=1 bash tests/pg.sh
 
+step "the protocol's integration tests again over the HTTP transport (SSE + POST)"
+TERTULIA_TEST_TRANSPORT=http cargo test --locked --test api -- ws_ sessions:: conversations::
+
 step "schemathesis against /api/openapi.json (every response documented, no 5xx)"
 bash tests/schemathesis/run.sh
 

@@ -11,7 +11,10 @@ use diesel::prelude::*;
 
 use super::{
     models::{Call, Message, Room, Session, Theme, User},
-    schema::{calls, messages, room_members, rooms, sessions, themes, user_themes, users},
+    schema::{
+        calls, messages, room_members, rooms, sessions, theme_descriptions, themes, user_themes,
+        users,
+    },
     Backend, DbConnection,
 };
 
@@ -23,6 +26,7 @@ const CHUNK: usize = 2_000;
 pub struct Copied {
     pub users: usize,
     pub themes: usize,
+    pub theme_descriptions: usize,
     pub user_themes: usize,
     pub sessions: usize,
     pub rooms: usize,
@@ -35,10 +39,11 @@ impl std::fmt::Display for Copied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "users {}, themes {}, follows {}, sessions {}, rooms {}, room members {}, \
-             messages {}, calls {}",
+            "users {}, themes {}, theme descriptions {}, follows {}, sessions {}, rooms {}, \
+             room members {}, messages {}, calls {}",
             self.users,
             self.themes,
+            self.theme_descriptions,
             self.user_themes,
             self.sessions,
             self.rooms,
@@ -130,8 +135,9 @@ fn copy_all(sqlite: &mut SqliteConnection, pg: &mut PgConnection) -> Result<Copi
     if !non_empty.is_empty() {
         return Err(CopyError::NotEmpty(non_empty.join(", ")));
     }
-    // A fresh target holds only the seeded themes (nobody follows them yet): the source's
-    // themes, with their ids, replace them.
+    // A fresh target holds only the seeded themes and their descriptions (nobody follows
+    // them yet): the source's, with their ids, replace them.
+    diesel::delete(theme_descriptions::table).execute(pg)?;
     diesel::delete(themes::table).execute(pg)?;
 
     let mut copied = Copied::default();
@@ -148,6 +154,28 @@ fn copy_all(sqlite: &mut SqliteConnection, pg: &mut PgConnection) -> Result<Copi
         .load(sqlite)?;
     copied.themes = insert_chunks(pg, &all_themes, |pg, rows| {
         diesel::insert_into(themes::table).values(rows).execute(pg)
+    })?;
+    let described: Vec<(i64, String, String)> = theme_descriptions::table
+        .select((
+            theme_descriptions::theme_id,
+            theme_descriptions::language,
+            theme_descriptions::description,
+        ))
+        .load(sqlite)?;
+    copied.theme_descriptions = insert_chunks(pg, &described, |pg, rows| {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(t, l, d)| {
+                (
+                    theme_descriptions::theme_id.eq(*t),
+                    theme_descriptions::language.eq(l),
+                    theme_descriptions::description.eq(d),
+                )
+            })
+            .collect();
+        diesel::insert_into(theme_descriptions::table)
+            .values(&rows)
+            .execute(pg)
     })?;
     let follows: Vec<(i64, i64)> = user_themes::table
         .select((user_themes::user_id, user_themes::theme_id))
@@ -177,21 +205,23 @@ fn copy_all(sqlite: &mut SqliteConnection, pg: &mut PgConnection) -> Result<Copi
     copied.rooms = insert_chunks(pg, &all_rooms, |pg, rows| {
         diesel::insert_into(rooms::table).values(rows).execute(pg)
     })?;
-    let members: Vec<(i64, i64, i64)> = room_members::table
+    let members: Vec<(i64, i64, i64, i64)> = room_members::table
         .select((
             room_members::room_id,
             room_members::user_id,
             room_members::joined_at,
+            room_members::last_read_msg_id,
         ))
         .load(sqlite)?;
     copied.room_members = insert_chunks(pg, &members, |pg, rows| {
         let rows: Vec<_> = rows
             .iter()
-            .map(|&(r, u, at)| {
+            .map(|&(r, u, at, read)| {
                 (
                     room_members::room_id.eq(r),
                     room_members::user_id.eq(u),
                     room_members::joined_at.eq(at),
+                    room_members::last_read_msg_id.eq(read),
                 )
             })
             .collect();

@@ -21,6 +21,7 @@
 //! - `migrate_data.rs`: `tertulia migrate-data`, a SQLite community copied into PostgreSQL.
 
 pub mod calls;
+pub mod conversations;
 pub mod messages;
 pub mod migrate_data;
 pub mod models;

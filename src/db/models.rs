@@ -110,6 +110,8 @@ pub enum RoomKind {
     Direct,
     /// A call's room: its invited members only.
     Call,
+    /// A group conversation: its members only.
+    Group,
 }
 
 impl RoomKind {
@@ -119,6 +121,7 @@ impl RoomKind {
             RoomKind::Public => "public",
             RoomKind::Direct => "direct",
             RoomKind::Call => "call",
+            RoomKind::Group => "group",
         }
     }
 
@@ -127,6 +130,7 @@ impl RoomKind {
         match s {
             "public" => RoomKind::Public,
             "direct" => RoomKind::Direct,
+            "group" => RoomKind::Group,
             _ => RoomKind::Call,
         }
     }

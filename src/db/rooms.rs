@@ -88,13 +88,13 @@ pub fn members(conn: &mut DbConnection, room_id: i64) -> QueryResult<Vec<i64>> {
 }
 
 /// Whether `user_id` may read and enter `room`: anyone for a public channel, the pair for a
-/// direct room, members for a call room.
+/// direct room, members for a call room or a group conversation.
 pub(crate) fn may_enter(conn: &mut DbConnection, room: &Room, user_id: i64) -> QueryResult<bool> {
     match room.kind() {
         RoomKind::Public => Ok(true),
         RoomKind::Direct => {
             Ok(direct_room_users(&room.name).is_some_and(|(a, b)| a == user_id || b == user_id))
         }
-        RoomKind::Call => is_member(conn, room.id, user_id),
+        RoomKind::Call | RoomKind::Group => is_member(conn, room.id, user_id),
     }
 }

@@ -32,6 +32,7 @@ diesel::table! {
         room_id -> BigInt,
         user_id -> BigInt,
         joined_at -> BigInt,
+        last_read_msg_id -> BigInt,
     }
 }
 
@@ -54,6 +55,14 @@ diesel::table! {
         expires_at -> BigInt,
         last_used_at -> BigInt,
         user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    theme_descriptions (theme_id, language) {
+        theme_id -> BigInt,
+        language -> Text,
+        description -> Text,
     }
 }
 
@@ -95,6 +104,7 @@ diesel::joinable!(room_members -> rooms (room_id));
 diesel::joinable!(room_members -> users (user_id));
 diesel::joinable!(rooms -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(theme_descriptions -> themes (theme_id));
 diesel::joinable!(user_themes -> themes (theme_id));
 diesel::joinable!(user_themes -> users (user_id));
 
@@ -104,6 +114,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     room_members,
     rooms,
     sessions,
+    theme_descriptions,
     themes,
     user_themes,
     users,

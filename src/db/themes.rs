@@ -5,9 +5,59 @@ use diesel::prelude::*;
 use super::{
     models::{NewTheme, Theme},
     on_backend,
-    schema::{themes, user_themes},
+    schema::{theme_descriptions, themes, user_themes},
     DbConnection,
 };
+
+/// The languages a theme can be described in: those the browser app speaks.
+pub const DESCRIPTION_LANGUAGES: [&str; 2] = ["en", "pt-BR"];
+
+/// The per-language descriptions of these themes, as `(theme_id, language, description)`.
+pub(crate) fn descriptions_of(
+    conn: &mut DbConnection,
+    theme_ids: &[i64],
+) -> QueryResult<Vec<(i64, String, String)>> {
+    theme_descriptions::table
+        .filter(theme_descriptions::theme_id.eq_any(theme_ids))
+        .select((
+            theme_descriptions::theme_id,
+            theme_descriptions::language,
+            theme_descriptions::description,
+        ))
+        .order((theme_descriptions::theme_id, theme_descriptions::language))
+        .load(conn)
+}
+
+/// Sets a theme's description in each given language; an empty text removes that
+/// language's description (the theme's neutral one shows instead).
+pub(crate) fn set_descriptions(
+    conn: &mut DbConnection,
+    theme_id: i64,
+    descriptions: &[(String, String)],
+) -> QueryResult<()> {
+    for (language, description) in descriptions {
+        let row = theme_descriptions::table
+            .filter(theme_descriptions::theme_id.eq(theme_id))
+            .filter(theme_descriptions::language.eq(language));
+        if description.is_empty() {
+            diesel::delete(row).execute(conn)?;
+        } else {
+            let row = (
+                theme_descriptions::theme_id.eq(theme_id),
+                theme_descriptions::language.eq(language),
+                theme_descriptions::description.eq(description),
+            );
+            // `ON CONFLICT`, which Diesel's multi-backend type cannot build.
+            on_backend!(conn, c => diesel::insert_into(theme_descriptions::table)
+                .values(row)
+                .on_conflict((theme_descriptions::theme_id, theme_descriptions::language))
+                .do_update()
+                .set(theme_descriptions::description.eq(description))
+                .execute(c))?;
+        }
+    }
+    Ok(())
+}
 
 /// Every theme with how many users follow it, by name.
 pub(crate) fn list_with_counts(conn: &mut DbConnection) -> QueryResult<Vec<(Theme, i64)>> {

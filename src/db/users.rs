@@ -59,7 +59,8 @@ pub(crate) fn find_by_nickname(
     conn: &mut DbConnection,
     nickname: &str,
 ) -> QueryResult<Option<User>> {
-    // The column is COLLATE NOCASE, so `=` already ignores (ASCII) case and uses the index.
+    // The column is COLLATE NOCASE (SQLite, ASCII case) or `nocase` (PostgreSQL, ICU: any
+    // case), so `=` already ignores case and uses the index.
     users::table
         .filter(users::nickname.eq(nickname))
         .select(User::as_select())

@@ -5,6 +5,8 @@
 //! before any route, body or path is even looked at (unknown admin paths included). An admin
 //! may not ban, delete or demote themselves, so the server always keeps one admin.
 
+use std::collections::BTreeMap;
+
 use actix_web::{
     body::{EitherBody, MessageBody},
     delete,
@@ -477,6 +479,29 @@ fn checked_description(description: &str) -> ApiResult<&str> {
     })
 }
 
+/// Checks per-language descriptions: each language one the app speaks
+/// ([`db::themes::DESCRIPTION_LANGUAGES`]), each text as [`checked_description`] wants;
+/// returns them trimmed (an empty text removes that language's description).
+fn checked_descriptions(
+    descriptions: &BTreeMap<String, String>,
+) -> ApiResult<Vec<(String, String)>> {
+    descriptions
+        .iter()
+        .map(|(language, text)| {
+            if !db::themes::DESCRIPTION_LANGUAGES.contains(&language.as_str()) {
+                return Err(ApiError::InvalidField {
+                    field: "descriptions",
+                    message: format!(
+                        "unknown description language '{language}'; use one of: {}",
+                        db::themes::DESCRIPTION_LANGUAGES.join(", ")
+                    ),
+                });
+            }
+            Ok((language.clone(), checked_description(text)?.to_owned()))
+        })
+        .collect()
+}
+
 fn theme_name_taken(name: &str) -> ApiError {
     ApiError::Conflict(format!("a theme named '{name}' already exists"))
 }
@@ -507,10 +532,16 @@ pub struct CreateThemeRequest {
         pattern = r"^\s*[^\s\x00-\x1F\x7F-\x9F](?:[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F])?\s*$"
     )]
     pub name: String,
-    /// At most 500 characters as sent; stored trimmed.
+    /// At most 500 characters as sent; stored trimmed. Shown in a language that has no
+    /// description of its own in `descriptions`.
     #[serde(default)]
     #[schema(max_length = 500)]
     pub description: String,
+    /// The description in each language: keys `en` and `pt-BR`, each text at most 500
+    /// characters as sent, stored trimmed.
+    #[serde(default)]
+    #[schema(example = json!({"en": "Chess, openings and puzzles.", "pt-BR": "Xadrez, aberturas e problemas."}))]
+    pub descriptions: BTreeMap<String, String>,
 }
 
 impl CreateThemeRequest {
@@ -521,6 +552,13 @@ impl CreateThemeRequest {
             checked_theme_name(&self.name)?.to_owned(),
             checked_description(&self.description)?.to_owned(),
         ))
+    }
+
+    /// The per-language descriptions `create_theme` stores, checked (empty ones dropped).
+    pub fn checked_descriptions(&self) -> ApiResult<Vec<(String, String)>> {
+        let mut checked = checked_descriptions(&self.descriptions)?;
+        checked.retain(|(_, text)| !text.is_empty());
+        Ok(checked)
     }
 }
 
@@ -544,25 +582,30 @@ pub(crate) async fn create_theme(
     body: web::Json<CreateThemeRequest>,
 ) -> ApiResult<HttpResponse> {
     let (name, description) = body.checked()?;
-    let theme = db::run(&state.pool, move |conn| {
-        db::themes::create(
-            conn,
-            &NewTheme {
-                name: &name,
-                description: &description,
-                created_at: db::now_ms(),
-            },
-        )
-        .map_err(theme_write_error(Some(&name)))
+    let descriptions = body.checked_descriptions()?;
+    let view = db::run(&state.pool, move |conn| {
+        crate::db::write_transaction(conn, |conn| {
+            let theme = db::themes::create(
+                conn,
+                &NewTheme {
+                    name: &name,
+                    description: &description,
+                    created_at: db::now_ms(),
+                },
+            )
+            .map_err(theme_write_error(Some(&name)))?;
+            db::themes::set_descriptions(conn, theme.id, &descriptions)?;
+            ThemeView::load(conn, theme.id)?.ok_or_else(|| theme_not_found(theme.id))
+        })
     })
     .await?;
     log::info!(
         "admin {} created theme {} ({})",
         admin.0.user.id,
-        theme.id,
-        theme.name
+        view.id,
+        view.name
     );
-    Ok(HttpResponse::Created().json(ThemeView::new(theme, 0)))
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// `PATCH /api/admin/themes/{id}` body: at least one field.
@@ -578,6 +621,10 @@ pub struct UpdateThemeRequest {
     pub name: Option<String>,
     #[schema(max_length = 500)]
     pub description: Option<String>,
+    /// New descriptions by language (`en`, `pt-BR`); languages not listed keep theirs, an
+    /// empty text removes that language's description.
+    #[schema(example = json!({"en": "Chess, openings and puzzles."}))]
+    pub descriptions: Option<BTreeMap<String, String>>,
 }
 
 impl UpdateThemeRequest {
@@ -585,9 +632,9 @@ impl UpdateThemeRequest {
     /// before any work. One function, so that the fuzz target `json_bodies` runs exactly these
     /// checks.
     pub fn checked(&self) -> ApiResult<(Option<String>, Option<String>)> {
-        if self.name.is_none() && self.description.is_none() {
+        if self.name.is_none() && self.description.is_none() && self.descriptions.is_none() {
             return Err(ApiError::BadRequest(
-                "nothing to change: give a name, a description or both".to_owned(),
+                "nothing to change: give a name, a description, descriptions or more".to_owned(),
             ));
         }
         let name = self
@@ -603,6 +650,15 @@ impl UpdateThemeRequest {
             .transpose()?
             .map(str::to_owned);
         Ok((name, description))
+    }
+
+    /// The per-language descriptions `update_theme` sets (an empty text removes one).
+    pub fn checked_descriptions(&self) -> ApiResult<Vec<(String, String)>> {
+        self.descriptions
+            .as_ref()
+            .map(checked_descriptions)
+            .transpose()
+            .map(Option::unwrap_or_default)
     }
 }
 
@@ -630,20 +686,28 @@ pub(crate) async fn update_theme(
 ) -> ApiResult<web::Json<ThemeView>> {
     let id = path.into_inner();
     let (name, description) = body.checked()?;
+    let descriptions = body.checked_descriptions()?;
     let renamed = name.is_some();
     let (view, followers) = db::run(&state.pool, move |conn| {
         crate::db::write_transaction(conn, |conn| {
-            let changes = ThemeChanges {
-                name: name.as_deref(),
-                description: description.as_deref(),
-            };
-            let changed = db::themes::update(conn, id, &changes)
-                .map_err(theme_write_error(name.as_deref()))?;
-            if changed == 0 {
-                return Err(theme_not_found(id));
+            if name.is_some() || description.is_some() {
+                let changes = ThemeChanges {
+                    name: name.as_deref(),
+                    description: description.as_deref(),
+                };
+                let changed = db::themes::update(conn, id, &changes)
+                    .map_err(theme_write_error(name.as_deref()))?;
+                if changed == 0 {
+                    return Err(theme_not_found(id));
+                }
             }
-            let (theme, count) =
-                db::themes::find_with_count(conn, id)?.ok_or_else(|| theme_not_found(id))?;
+            let view = ThemeView::load(conn, id)?.ok_or_else(|| theme_not_found(id))?;
+            db::themes::set_descriptions(conn, id, &descriptions)?;
+            let view = if descriptions.is_empty() {
+                view
+            } else {
+                ThemeView::load(conn, id)?.ok_or_else(|| theme_not_found(id))?
+            };
             // A rename changes how followers' profiles read.
             let followers = if renamed {
                 let ids = db::themes::followers(conn, id)?;
@@ -651,7 +715,7 @@ pub(crate) async fn update_theme(
             } else {
                 Vec::new()
             };
-            Ok((ThemeView::new(theme, count), followers))
+            Ok((view, followers))
         })
     })
     .await?;

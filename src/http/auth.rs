@@ -192,15 +192,24 @@ impl RegisterRequest {
         } = self;
         let nickname = trimmed_within(&nickname, auth::NICKNAME_MAX)
             .map(str::to_owned)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
+            .ok_or_else(|| ApiError::InvalidField {
+                field: "nickname",
+                message: format!(
                     "nickname must be {} to {} characters long",
                     auth::NICKNAME_MIN,
                     auth::NICKNAME_MAX
-                ))
+                ),
             })?;
-        auth::validate_nickname(&nickname).map_err(ApiError::BadRequest)?;
-        auth::validate_password(&password, &nickname).map_err(ApiError::BadRequest)?;
+        auth::validate_nickname(&nickname).map_err(|message| ApiError::InvalidField {
+            field: "nickname",
+            message,
+        })?;
+        auth::validate_password(&password, &nickname).map_err(|message| {
+            ApiError::InvalidField {
+                field: "password",
+                message,
+            }
+        })?;
         checked_theme_count(&themes)?;
         let capabilities = checked_capabilities(capabilities.unwrap_or(Capabilities {
             video: true,
@@ -223,10 +232,13 @@ pub(crate) const MAX_THEMES_PER_REQUEST: usize = 100;
 /// Refuses a list of more than [`MAX_THEMES_PER_REQUEST`] theme names.
 fn checked_theme_count(names: &[String]) -> ApiResult<()> {
     if names.len() > MAX_THEMES_PER_REQUEST {
-        return Err(ApiError::BadRequest(format!(
-            "at most {MAX_THEMES_PER_REQUEST} themes, not {}",
-            names.len()
-        )));
+        return Err(ApiError::InvalidField {
+            field: "themes",
+            message: format!(
+                "at most {MAX_THEMES_PER_REQUEST} themes, not {}",
+                names.len()
+            ),
+        });
     }
     Ok(())
 }
@@ -234,9 +246,10 @@ fn checked_theme_count(names: &[String]) -> ApiResult<()> {
 /// Checks the capabilities a user chose: at least one.
 fn checked_capabilities(caps: Capabilities) -> ApiResult<Capabilities> {
     if caps.is_empty() {
-        Err(ApiError::BadRequest(
-            "choose at least one capability: video, audio or text".to_owned(),
-        ))
+        Err(ApiError::InvalidField {
+            field: "capabilities",
+            message: "choose at least one capability: video, audio or text".to_owned(),
+        })
     } else {
         Ok(caps)
     }
@@ -246,10 +259,10 @@ fn checked_capabilities(caps: Capabilities) -> ApiResult<Capabilities> {
 fn theme_ids(conn: &mut crate::db::DbConnection, names: &[String]) -> ApiResult<Vec<i64>> {
     let (found, unknown) = db::themes::resolve_names(conn, names)?;
     if !unknown.is_empty() {
-        return Err(ApiError::BadRequest(format!(
-            "unknown theme(s): {}",
-            unknown.join(", ")
-        )));
+        return Err(ApiError::InvalidField {
+            field: "themes",
+            message: format!("unknown theme(s): {}", unknown.join(", ")),
+        });
     }
     Ok(found.into_iter().map(|t| t.id).collect())
 }
@@ -316,7 +329,10 @@ pub async fn register(
 }
 
 fn nickname_taken(nickname: &str) -> ApiError {
-    ApiError::Conflict(format!("nickname '{nickname}' is already taken"))
+    ApiError::Taken {
+        field: "nickname",
+        message: format!("nickname '{nickname}' is already taken"),
+    }
 }
 
 /// `POST /api/login` body.

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod origin;
 pub mod ratelimit;
 pub mod rooms;
+pub mod stream;
 pub mod themes;
 pub mod users;
 pub mod ws;
@@ -30,6 +31,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(admin::configure)
                 .configure(rooms::configure)
                 .configure(calls::configure)
+                .configure(stream::configure)
                 .configure(ice::configure)
                 .configure(openapi::configure)
                 .default_service(web::to(not_found)),

@@ -109,7 +109,12 @@ pub fn document() -> &'static str {
 }
 
 /// Routes served outside the document (they are not JSON API), with their methods.
-const OTHER_ROUTES: &[(&str, &[&str])] = &[("/ws", &["GET"])];
+const OTHER_ROUTES: &[(&str, &[&str])] = &[
+    ("/ws", &["GET"]),
+    // The HTTP transport of the same protocol (`http::stream`).
+    ("/api/stream", &["GET"]),
+    ("/api/stream/{stream_id}", &["POST", "DELETE"]),
+];
 
 /// The methods the web app's static files are served with (every path outside `/api` and
 /// the routes above is one of them, or a 404 when the file does not exist).

@@ -1,7 +1,8 @@
 //! Fixed-window attempt counters, keyed by client address or nickname, for the login
 //! endpoint. An attempt is counted when it starts (so a burst of parallel guesses cannot
 //! all pass before the first failure is recorded) and [`RateLimiter::forgive`]n when it
-//! succeeds: only failures use up the window.
+//! succeeds: only failures use up the window. (`governor`'s GCRA cells cannot be given back,
+//! so it cannot count this way: docs/benchmarks.md, *Session 8*.)
 
 use std::{
     collections::HashMap,

@@ -47,7 +47,7 @@ pub struct HistoryPage {
 }
 
 /// A page of a room's messages: public channels for anyone, a direct room for its pair, a
-/// call room for its members. `before` pages back from the latest; `after` pages forward
+/// call room or a group conversation for its members. `before` pages back from the latest; `after` pages forward
 /// from a `msg_id` (what a client missed); both at once are refused (400).
 #[utoipa::path(
     get,
@@ -55,15 +55,15 @@ pub struct HistoryPage {
     tag = "realtime",
     params(
         ("room" = String, Path, max_length = 64,
-            pattern = r"^(?:[A-Za-z0-9._-]+|dm:(?:0|-?[1-9][0-9]*):(?:0|-?[1-9][0-9]*)|call:[A-Za-z0-9._-]+)$",
-            description = "room name: canal1, dm:3:7 (the smaller id first), call:c-…"),
+            pattern = r"^(?:[A-Za-z0-9._-]+|dm:(?:0|-?[1-9][0-9]*):(?:0|-?[1-9][0-9]*)|call:[A-Za-z0-9._-]+|group:[A-Za-z0-9._-]+)$",
+            description = "room name: canal1, dm:3:7 (the smaller id first), call:c-…, group:g-… (a group conversation, protocol 1.3)"),
         HistoryQuery
     ),
     responses(
         (status = 200, body = HistoryPage, description = "a page, oldest first"),
         (status = 400, body = ErrorBody, description = "a bad room name, limit out of range, or both `before` and `after`"),
         NotLoggedIn,
-        (status = 403, body = ErrorBody, description = "a direct or call room you are not in"),
+        (status = 403, body = ErrorBody, description = "a direct, call or group room you are not in"),
         (status = 404, body = ErrorBody, description = "a direct room with a user who does not exist"),
     )
 )]

@@ -60,7 +60,7 @@ async fn ws_echo_route(
 /// Resolves an upgrade's credential to its live session, user and themes, from
 /// [`AppState::ws_tokens`] when it was checked recently, else with one database round trip
 /// (the rule is `http::auth::live_session`'s, as for every other request).
-async fn authenticate_upgrade(
+pub(crate) async fn authenticate_upgrade(
     state: &AppState,
     token: Option<String>,
 ) -> Result<(Authenticated, Vec<String>), ApiError> {

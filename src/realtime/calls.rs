@@ -1603,6 +1603,16 @@ mod tests {
         CallAction::Accept(call_id.to_owned())
     }
 
+    /// `call.cancel`.
+    fn cancel(call_id: &str) -> CallAction {
+        CallAction::Cancel(call_id.to_owned())
+    }
+
+    /// `call.decline`.
+    fn decline(call_id: &str) -> CallAction {
+        CallAction::Decline(call_id.to_owned())
+    }
+
     /// `call.hangup`.
     fn hangup(call_id: &str) -> CallAction {
         CallAction::Hangup(call_id.to_owned())
@@ -1773,12 +1783,7 @@ mod tests {
             ["origin <- error #Num(2) forbidden: only the callee can accept a call"]
         );
         assert_eq!(
-            request(
-                &mut m,
-                1,
-                by(3, "s-c1", 2),
-                CallAction::Decline("c-1".into())
-            ),
+            request(&mut m, 1, by(3, "s-c1", 2), decline("c-1")),
             ["origin <- error #Num(2) forbidden: only the callee can decline a call"]
         );
         assert_eq!(
@@ -1792,12 +1797,7 @@ mod tests {
         let mut m = machine();
         ring(&mut m, 0, by(1, "s-a1", 1), 2, Media::Video, "c-1");
         assert_eq!(
-            request(
-                &mut m,
-                2_000,
-                by(2, "s-b1", 5),
-                CallAction::Decline("c-1".into())
-            ),
+            request(&mut m, 2_000, by(2, "s-b1", 5), decline("c-1")),
             [
                 "cancel ring c-1",
                 "s-a1 <- call.declined c-1",
@@ -1815,21 +1815,11 @@ mod tests {
         let mut m = machine();
         ring(&mut m, 0, by(1, "s-a1", 1), 2, Media::Video, "c-1");
         assert_eq!(
-            request(
-                &mut m,
-                1,
-                by(2, "s-b1", 2),
-                CallAction::Cancel("c-1".into())
-            ),
+            request(&mut m, 1, by(2, "s-b1", 2), cancel("c-1")),
             ["origin <- error #Num(2) forbidden: only the caller can cancel a call"]
         );
         assert_eq!(
-            request(
-                &mut m,
-                3_000,
-                by(1, "s-a1", 2),
-                CallAction::Cancel("c-1".into())
-            ),
+            request(&mut m, 3_000, by(1, "s-a1", 2), cancel("c-1")),
             [
                 "cancel ring c-1",
                 "user 2 <- call.cancelled c-1",
@@ -1839,12 +1829,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            request(
-                &mut m,
-                3_001,
-                by(1, "s-a1", 3),
-                CallAction::Cancel("c-1".into())
-            ),
+            request(&mut m, 3_001, by(1, "s-a1", 3), cancel("c-1")),
             ["origin <- error #Num(3) not_found: no live call 'c-1'"]
         );
     }
@@ -1854,12 +1839,7 @@ mod tests {
         let mut m = machine();
         running_call(&mut m);
         assert_eq!(
-            request(
-                &mut m,
-                2_000,
-                by(1, "s-a1", 3),
-                CallAction::Cancel("c-1".into())
-            ),
+            request(&mut m, 2_000, by(1, "s-a1", 3), cancel("c-1")),
             ["origin <- error #Num(3) conflict: this call was already answered"]
         );
     }

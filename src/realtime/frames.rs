@@ -218,6 +218,8 @@ impl Violation {
 /// Frames allowed per connection: `rate` per second with bursts up to `burst` (passed in by
 /// its [`InboundFrames`]).
 /// 8 bytes: an `f32` (exact for whole tokens up to 16 million) and a [`clock_ms`] time.
+/// Not `governor`: its direct limiter is 72 bytes per connection and costs about three times
+/// as much per frame (docs/benchmarks.md, *Session 8*).
 struct TokenBucket {
     tokens: f32,
     last: u32,
@@ -264,7 +266,7 @@ struct Partial {
 /// UTF-8 as an I/O error (it was taken for a lost connection: 1006 and no close frame).
 pub struct InboundFrames {
     /// Taken by `Drop` to read the rest of the close handshake.
-    stream: Option<MessageStream>,
+    stream: Option<Source>,
     handshake: Arc<Handshake>,
     rate: u32,
     burst: u32,
@@ -277,13 +279,33 @@ pub struct InboundFrames {
     partial: Option<Box<Partial>>,
 }
 
+/// Where a connection's frames come from.
+enum Source {
+    /// A WebSocket's frames, decoded by actix-ws.
+    Ws(MessageStream),
+    /// The frames posted to an event stream (`super::stream`): whole text frames, and the
+    /// client's leaving (a close frame); the channel ends when the stream does.
+    Posted(tokio::sync::mpsc::Receiver<Message>),
+}
+
 impl InboundFrames {
     /// The frames of `stream` under the limits in `settings`; tells `handshake` when the
     /// client's close frame comes.
     fn new(stream: MessageStream, settings: &Settings, handshake: Arc<Handshake>) -> Self {
+        let stream = Source::Ws(stream.max_frame_size(settings.ws_max_frame_bytes));
+        Self::from_source(stream, settings, handshake)
+    }
+
+    /// The frames posted to an event stream (see [`super::stream`]), under the same limits
+    /// as a WebSocket's.
+    pub fn posted(frames: tokio::sync::mpsc::Receiver<Message>, settings: &Settings) -> Self {
+        Self::from_source(Source::Posted(frames), settings, Arc::default())
+    }
+
+    fn from_source(stream: Source, settings: &Settings, handshake: Arc<Handshake>) -> Self {
         let now = clock_ms();
         InboundFrames {
-            stream: Some(stream.max_frame_size(settings.ws_max_frame_bytes)),
+            stream: Some(stream),
             handshake,
             rate: settings.ws_rate_per_sec,
             burst: settings.ws_rate_burst,
@@ -305,6 +327,10 @@ impl InboundFrames {
             return self.reject(now);
         }
         match msg {
+            // A WebSocket's codec refuses such a frame itself; a posted one comes whole.
+            Message::Text(text) if text.len() > self.max_message => {
+                Event::Violation(Violation::TOO_LARGE)
+            }
             Message::Text(text) => Event::Text(text),
             Message::Binary(bytes) => Event::Binary(bytes),
             Message::Ping(bytes) => Event::Ping(bytes),
@@ -454,7 +480,11 @@ impl Stream for InboundFrames {
         let Some(stream) = this.stream.as_mut() else {
             return Poll::Ready(None);
         };
-        let Some(item) = ready!(Pin::new(stream).poll_next(cx)) else {
+        let next = match stream {
+            Source::Ws(stream) => ready!(Pin::new(stream).poll_next(cx)),
+            Source::Posted(frames) => ready!(frames.poll_recv(cx)).map(Ok),
+        };
+        let Some(item) = next else {
             this.handshake.finish();
             return Poll::Ready(None);
         };
@@ -479,7 +509,7 @@ impl Drop for InboundFrames {
     /// the client's close frame comes, what it sends is read and dropped, so that nothing
     /// it sent is answered with a reset (see `CloseAfterHandshake`).
     fn drop(&mut self) {
-        let Some(mut stream) = self.stream.take() else {
+        let Some(Source::Ws(mut stream)) = self.stream.take() else {
             return;
         };
         if self.handshake.over.load(Ordering::Acquire) {

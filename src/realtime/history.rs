@@ -67,7 +67,8 @@ pub(crate) fn room_page(
 }
 
 /// Finds (and with `create`, creates) the room called `name` and checks that `user` may
-/// enter it: anyone a public channel, the pair their direct room, members a call room.
+/// enter it: anyone a public channel, the pair their direct room, members a call room or a
+/// group conversation (which only `conversation.invite` creates).
 /// `Ok(None)`: no such room and `create` is false.
 pub(crate) fn enter_room(
     conn: &mut DbConnection,
@@ -90,21 +91,25 @@ pub(crate) fn enter_room(
             }
             let other = if user == a { b } else { a };
             match db::users::find(conn, other.0)? {
-                Some(_) if create => Some(db::rooms::get_or_create(
-                    conn,
-                    name,
-                    RoomKind::Direct,
-                    Some(user.0),
-                )?),
+                Some(_) if create => {
+                    let room =
+                        db::rooms::get_or_create(conn, name, RoomKind::Direct, Some(user.0))?;
+                    // Both are members of their conversation from the start (revision 1.3):
+                    // it is in both lists, and what arrives in it counts as unread for them.
+                    let at = db::now_ms();
+                    db::conversations::add_member(conn, room.id, a.0, at)?;
+                    db::conversations::add_member(conn, room.id, b.0, at)?;
+                    Some(room)
+                }
                 Some(_) => db::rooms::find_by_name(conn, name)?,
                 None => return Err(ApiError::NotFound(format!("no user {}", other.0))),
             }
         }
-        RoomRef::Public | RoomRef::Call => db::rooms::find_by_name(conn, name)?,
+        RoomRef::Public | RoomRef::Call | RoomRef::Group => db::rooms::find_by_name(conn, name)?,
     };
     match room {
-        // A call room that does not exist is as closed as one that does.
-        None if kind == RoomRef::Call => Err(forbidden()),
+        // A call room or group that does not exist is as closed as one that does.
+        None if matches!(kind, RoomRef::Call | RoomRef::Group) => Err(forbidden()),
         None => Ok(None),
         Some(room) if db::rooms::may_enter(conn, &room, user.0)? => Ok(Some(room)),
         Some(_) => Err(forbidden()),

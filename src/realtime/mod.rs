@@ -15,9 +15,10 @@
 //! - [`store::ChatStore`], one: chat writes with group commit.
 //!
 //! Every connection's frames go through [`frames`] (limits, fragments, UTF-8, close codes)
-//! and out through its session's [`outbox::Outbox`]; the test-only [`echo::EchoActor`]
-//! (`/ws-echo`) shares both, for the Autobahn|Testsuite. Who may enter a room and its
-//! history pages are in [`history`].
+//! and out through its session's [`outbox::Outbox`], whichever transport carries them: a
+//! WebSocket, or the HTTP transport's event stream and posts ([`stream`]); the test-only
+//! [`echo::EchoActor`] (`/ws-echo`) shares both, for the Autobahn|Testsuite. Who may enter a
+//! room and its history pages are in [`history`].
 //!
 //! Room, hub, presence and the chat store reach a session only through its [`Delivery`] (in
 //! [`SessionHandle`]): the one place where, with several nodes, a broker will deliver to
@@ -25,6 +26,7 @@
 //! cross nodes.
 
 pub mod calls;
+pub mod conversations;
 pub mod echo;
 pub mod frames;
 pub mod history;
@@ -36,6 +38,7 @@ pub mod protocol;
 pub mod room;
 pub mod session;
 pub mod store;
+pub mod stream;
 
 use std::{
     collections::HashMap,
@@ -200,6 +203,8 @@ pub struct Realtime {
     pub metrics: Arc<RealtimeMetrics>,
     /// Open connections per user (`--ws-max-conns-per-user`).
     pub connections: Arc<ConnectionCounts>,
+    /// The open event streams of the HTTP transport, where their POSTs find them.
+    pub streams: Arc<stream::Streams>,
     pub(crate) pool: DbPool,
     pub(crate) settings: Arc<Settings>,
 }
@@ -233,13 +238,14 @@ impl Realtime {
             Arc::clone(&metrics),
             unseen_missed.into_iter().map(UserId).collect(),
         ));
-        let store = ChatStore::new(pool.clone(), Arc::clone(&metrics)).start();
+        let store = ChatStore::new(pool.clone(), presence.clone(), Arc::clone(&metrics)).start();
         Realtime {
             presence,
             hub,
             store,
             metrics,
             connections: Arc::default(),
+            streams: Arc::default(),
             pool,
             settings,
         }

@@ -202,13 +202,63 @@ impl Fragments {
     }
 }
 
+/// Where an outbox's frames go: the response body of one connection, through a bounded
+/// channel of [`Message`]s that the body encodes for its transport. The outbox and the
+/// session do not care which (`docs/protocol.md`, "The HTTP transport").
+pub enum Wire {
+    /// A WebSocket (`GET /ws`): actix-ws's handle, its body writes WebSocket frames.
+    Ws(actix_ws::Session),
+    /// A Server-Sent Events stream (`GET /api/stream`): its body
+    /// ([`super::stream::EventStream`]) writes each text frame as an event, a ping as a
+    /// heartbeat comment and the close frame as a `close` event.
+    Events(tokio_util::sync::PollSender<Message>),
+}
+
+impl From<actix_ws::Session> for Wire {
+    fn from(ws: actix_ws::Session) -> Self {
+        Wire::Ws(ws)
+    }
+}
+
+impl Sink<Message> for Wire {
+    type Error = ();
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<(), ()>> {
+        match self.get_mut() {
+            Wire::Ws(ws) => Pin::new(ws).poll_ready(cx).map_err(drop),
+            Wire::Events(tx) => Pin::new(tx).poll_ready(cx).map_err(drop),
+        }
+    }
+
+    fn start_send(self: Pin<&mut Self>, frame: Message) -> Result<(), ()> {
+        match self.get_mut() {
+            Wire::Ws(ws) => Pin::new(ws).start_send(frame).map_err(drop),
+            Wire::Events(tx) => Pin::new(tx).start_send(frame).map_err(drop),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<(), ()>> {
+        match self.get_mut() {
+            Wire::Ws(ws) => Pin::new(ws).poll_flush(cx).map_err(drop),
+            Wire::Events(tx) => Pin::new(tx).poll_flush(cx).map_err(drop),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<(), ()>> {
+        match self.get_mut() {
+            Wire::Ws(ws) => Pin::new(ws).poll_close(cx).map_err(drop),
+            Wire::Events(tx) => Pin::new(tx).poll_close(cx).map_err(drop),
+        }
+    }
+}
+
 /// What the outbox keeps, behind its lock (the outbox fits jemalloc's 128-byte class: a
 /// unit test watches it).
 #[derive(Default)]
 struct Queue {
-    /// The connection's actix-ws handle (a bounded channel into its response body); `None`
-    /// once the close frame is handed over or the connection is gone.
-    ws: Option<actix_ws::Session>,
+    /// The connection's way out (a bounded channel into its response body); `None` once the
+    /// close frame is handed over or the connection is gone.
+    ws: Option<Wire>,
     /// What waits; `None` while nothing does.
     backlog: Option<Box<Backlog>>,
     /// The session's [`Drain`], waiting for frames or for room.
@@ -441,7 +491,7 @@ impl Outbox {
     /// client too slow for `limit` frames is closed with 1013.
     pub(super) fn open<A: Endpoint>(
         ctx: &mut Context<A>,
-        ws: actix_ws::Session,
+        ws: impl Into<Wire>,
         limit: usize,
         metrics: Arc<RealtimeMetrics>,
     ) -> Self {
@@ -460,12 +510,12 @@ impl Outbox {
         outbox
     }
 
-    fn new(ws: actix_ws::Session, limit: usize, metrics: Arc<RealtimeMetrics>) -> Self {
+    fn new(ws: impl Into<Wire>, limit: usize, metrics: Arc<RealtimeMetrics>) -> Self {
         let now = clock_ms();
         Outbox {
             inner: Arc::new(OutboxInner {
                 queue: Mutex::new(Queue {
-                    ws: Some(ws),
+                    ws: Some(ws.into()),
                     limit: u32::try_from(limit).unwrap_or(u32::MAX).max(1),
                     ..Queue::default()
                 }),

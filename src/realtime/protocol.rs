@@ -102,6 +102,17 @@ pub enum ClientMsg {
         cursor: Cursor,
         limit: Option<i64>,
     },
+    /// `conversations.list` (revision 1.3)
+    ConversationsList,
+    /// `conversation.read` (revision 1.3): the user has read `room` up to `msg_id`.
+    ConversationRead { room: RoomName, msg_id: i64 },
+    /// `conversation.invite` (revision 1.3): bring `user` into the conversation `room` (a
+    /// direct one becomes a new group of three).
+    ConversationInvite {
+        room: RoomName,
+        kind: RoomRef,
+        user: UserId,
+    },
 }
 
 impl ClientMsg {
@@ -121,12 +132,15 @@ impl ClientMsg {
             ClientMsg::ChatSend { .. } => "chat.send",
             ClientMsg::ChatTyping { .. } => "chat.typing",
             ClientMsg::ChatHistory { .. } => "chat.history",
+            ClientMsg::ConversationsList => "conversations.list",
+            ClientMsg::ConversationRead { .. } => "conversation.read",
+            ClientMsg::ConversationInvite { .. } => "conversation.invite",
         }
     }
 }
 
 /// Every client `type`, in a fixed order (metrics index frames by it).
-pub const CLIENT_TYPES: [&str; 13] = [
+pub const CLIENT_TYPES: [&str; 16] = [
     "ping",
     "presence.set",
     "call.invite",
@@ -140,10 +154,13 @@ pub const CLIENT_TYPES: [&str; 13] = [
     "chat.send",
     "chat.typing",
     "chat.history",
+    "conversations.list",
+    "conversation.read",
+    "conversation.invite",
 ];
 
 /// Every server `type`, in a fixed order (metrics index frames by it).
-pub(crate) const SERVER_TYPES: [&str; 24] = [
+pub(crate) const SERVER_TYPES: [&str; 27] = [
     "welcome",
     "presence.snapshot",
     "presence.update",
@@ -165,6 +182,9 @@ pub(crate) const SERVER_TYPES: [&str; 24] = [
     "chat.message",
     "chat.typing",
     "chat.history",
+    "conversations.list",
+    "conversation.read",
+    "conversation.updated",
     "ack",
     "pong",
     "error",
@@ -252,6 +272,18 @@ struct ChatSendIn {
 }
 
 #[derive(Deserialize)]
+struct ConversationReadIn {
+    room: String,
+    msg_id: i64,
+}
+
+#[derive(Deserialize)]
+struct ConversationInviteIn {
+    room: String,
+    user: i64,
+}
+
+#[derive(Deserialize)]
 struct ChatHistoryIn {
     room: String,
     #[serde(default)]
@@ -302,6 +334,16 @@ fn room(name: &str) -> Result<(RoomName, RoomRef), String> {
     RoomName::parse(name)
 }
 
+/// A room name that must be a conversation's: a direct or group room.
+fn conversation(name: &str) -> Result<(RoomName, RoomRef), String> {
+    match room(name)? {
+        found @ (_, RoomRef::Direct(..) | RoomRef::Group) => Ok(found),
+        _ => Err(format!(
+            "room '{name}' is not a conversation: use 'dm:<a>:<b>' or 'group:<key>'"
+        )),
+    }
+}
+
 fn parse_body(kind: &str, text: &str) -> Result<ClientMsg, String> {
     Ok(match kind {
         "ping" => ClientMsg::Ping,
@@ -311,6 +353,16 @@ fn parse_body(kind: &str, text: &str) -> Result<ClientMsg, String> {
         }
         "call.invite" => {
             let f: CallInviteIn = fields(kind, text)?;
+            if f.media == Media::Chat {
+                // Revision 1.3: a chat is a conversation, written to at once, not a call.
+                return Err(
+                    "chat invitations were replaced by conversations in protocol revision 1.3: \
+                     join the direct room 'dm:<low id>:<high id>' and send with 'chat.send'; \
+                     the other person gets the message at once (see docs/protocol.md, \
+                     Conversations)"
+                        .to_owned(),
+                );
+            }
             let room = f.room.as_deref().map(room).transpose()?;
             ClientMsg::CallInvite {
                 to: UserId(f.to),
@@ -375,6 +427,23 @@ fn parse_body(kind: &str, text: &str) -> Result<ClientMsg, String> {
                 kind,
                 cursor: Cursor::from_request(f.before, f.after)?,
                 limit: f.limit,
+            }
+        }
+        "conversations.list" => ClientMsg::ConversationsList,
+        "conversation.read" => {
+            let f: ConversationReadIn = fields(kind, text)?;
+            ClientMsg::ConversationRead {
+                room: conversation(&f.room)?.0,
+                msg_id: f.msg_id,
+            }
+        }
+        "conversation.invite" => {
+            let f: ConversationInviteIn = fields(kind, text)?;
+            let (room, kind) = conversation(&f.room)?;
+            ClientMsg::ConversationInvite {
+                room,
+                kind,
+                user: UserId(f.user),
             }
         }
         other => {
@@ -462,6 +531,22 @@ pub struct ChatView {
     pub from: UserRef,
     pub text: String,
     pub created_at: i64,
+}
+
+/// One conversation in `conversations.list` (revision 1.3).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationView {
+    pub room: RoomName,
+    /// `direct` or `group`.
+    pub kind: &'static str,
+    /// Everyone in it, the receiver included, oldest member first.
+    pub members: Vec<UserRef>,
+    /// The newest message; `null` in a conversation nobody has written in yet.
+    pub last_message: Option<ChatView>,
+    /// The newest `msg_id` the receiver has read (0: none).
+    pub last_read: i64,
+    /// Messages from others after `last_read`.
+    pub unread: i64,
 }
 
 /// A missed call in `calls.missed`.
@@ -593,6 +678,35 @@ pub enum ServerMsg<'a> {
         /// More messages remain the way the page runs: older ones (`before`, or neither),
         /// newer ones (`after`).
         has_more: bool,
+    },
+    /// The receiver's conversations, newest first (revision 1.3).
+    #[serde(rename = "conversations.list")]
+    ConversationsList {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a FrameId>,
+        conversations: &'a [ConversationView],
+    },
+    /// The receiver read `room` up to `msg_id` on one of their devices: every other one of
+    /// their sessions is told, so unread counts agree everywhere (revision 1.3).
+    #[serde(rename = "conversation.read")]
+    ConversationRead {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a FrameId>,
+        room: &'a RoomName,
+        msg_id: i64,
+        unread: i64,
+    },
+    /// A conversation's members changed (a group was made or someone was invited into it):
+    /// every session of every member is told (revision 1.3).
+    #[serde(rename = "conversation.updated")]
+    ConversationUpdated {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a FrameId>,
+        room: &'a RoomName,
+        kind: &'static str,
+        members: &'a [UserRef],
+        /// Who brought the newest member in.
+        by: &'a UserRef,
     },
     #[serde(rename = "ack")]
     Ack {
@@ -782,7 +896,39 @@ mod tests {
     }
 
     #[test]
-    fn room_names_take_only_three_shapes() {
+    fn chat_invitations_are_refused_and_conversation_frames_take_conversations_only() {
+        let err = parse(r#"{"type":"call.invite","id":1,"to":3,"media":"chat"}"#).unwrap_err();
+        assert_eq!(err.id, Some(FrameId::Num(1)));
+        assert!(err.message.contains("conversations"), "{}", err.message);
+        assert!(parse(r#"{"type":"call.invite","to":3,"media":"video"}"#).is_ok());
+        let frame = parse(r#"{"type":"conversation.read","room":"group:g-1a","msg_id":4}"#)
+            .expect("parses");
+        assert!(matches!(
+            frame.msg,
+            ClientMsg::ConversationRead { msg_id: 4, .. }
+        ));
+        let err =
+            parse(r#"{"type":"conversation.read","id":2,"room":"canal1","msg_id":4}"#).unwrap_err();
+        assert!(
+            err.message.contains("not a conversation"),
+            "{}",
+            err.message
+        );
+        let frame =
+            parse(r#"{"type":"conversation.invite","room":"dm:3:7","user":9}"#).expect("parses");
+        assert!(matches!(
+            frame.msg,
+            ClientMsg::ConversationInvite {
+                kind: RoomRef::Direct(UserId(3), UserId(7)),
+                user: UserId(9),
+                ..
+            }
+        ));
+        assert!(parse(r#"{"type":"conversation.invite","room":"call:c-1","user":9}"#).is_err());
+    }
+
+    #[test]
+    fn room_names_take_only_four_shapes() {
         assert_eq!(RoomName::parse("canal1").unwrap().1, RoomRef::Public);
         assert_eq!(
             RoomName::parse("dm:3:7").unwrap().1,
@@ -791,6 +937,9 @@ mod tests {
         assert!(RoomName::parse("dm:7:3").is_err());
         assert!(RoomName::parse("dm:03:7").is_err());
         assert_eq!(RoomName::parse("call:c-12ab").unwrap().1, RoomRef::Call);
+        assert_eq!(RoomName::parse("group:g-12ab").unwrap().1, RoomRef::Group);
+        assert!(RoomName::parse("group:").is_err());
+        assert!(RoomName::parse("group:a b").is_err());
         assert!(RoomName::parse("a b").is_err());
         assert!(RoomName::parse("").is_err());
         assert!(RoomName::parse(&"x".repeat(65)).is_err());

@@ -31,7 +31,8 @@ struct Member {
 pub struct RoomActor {
     name: RoomName,
     kind: RoomRef,
-    /// Most sessions the room holds at once.
+    /// Most sessions the room holds at once (a public channel's or a call's; a conversation
+    /// caps its people instead).
     cap: usize,
     /// Few members (a handful), so a vector beats a map on every lookup.
     members: Vec<Member>,
@@ -48,10 +49,16 @@ impl RoomActor {
         hub: Addr<Hub>,
         presence: Addr<PresenceActor>,
     ) -> Self {
+        // A conversation's people are capped when they are brought in (`conversation.invite`),
+        // not its sessions: each of them may have it open on every device.
+        let cap = match kind {
+            RoomRef::Direct(..) | RoomRef::Group => usize::MAX,
+            RoomRef::Public | RoomRef::Call => cap.max(1),
+        };
         RoomActor {
             name,
             kind,
-            cap: cap.max(1),
+            cap,
             members: Vec::new(),
             hub,
             presence,

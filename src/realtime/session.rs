@@ -16,6 +16,7 @@ use actix_ws::{CloseCode, CloseReason, Message};
 use bytestring::ByteString;
 
 use super::{
+    conversations,
     frames::{self, Endpoint, Inbound, InboundFrames},
     history::{enter_room, history_page, room_page, HISTORY_PAGE},
     hub::{CallAction, CallRequest, GetRoom},
@@ -175,7 +176,7 @@ impl SessionActor {
     pub fn spawn(
         rt: Arc<Realtime>,
         who: Connecting,
-        session: actix_ws::Session,
+        session: impl Into<super::outbox::Wire>,
         stream: InboundFrames,
         slot: ConnectionSlot,
     ) -> Addr<SessionActor> {
@@ -368,7 +369,47 @@ impl SessionActor {
                 cursor,
                 limit,
             } => self.history(id, room, kind, cursor, limit, ctx),
+            ClientMsg::ConversationsList => {
+                let work = conversations::list(Arc::clone(&self.rt), self.who.user.id, id.clone());
+                self.answer(id, work, ctx);
+            }
+            ClientMsg::ConversationRead { room, msg_id } => {
+                let work = conversations::read(
+                    Arc::clone(&self.rt),
+                    self.who.user.id,
+                    self.id.clone(),
+                    room,
+                    msg_id,
+                    id.clone(),
+                );
+                self.answer(id, work, ctx);
+            }
+            ClientMsg::ConversationInvite { room, kind, user } => {
+                let work = conversations::invite(
+                    Arc::clone(&self.rt),
+                    self.who.user.clone(),
+                    self.id.clone(),
+                    room,
+                    kind,
+                    user,
+                    id.clone(),
+                );
+                self.answer(id, work, ctx);
+            }
         }
+    }
+
+    /// Runs a request whose answer is one frame to this session (or an `error` with `id`).
+    fn answer(
+        &mut self,
+        id: Option<FrameId>,
+        work: impl std::future::Future<Output = Result<ByteString, ApiError>> + 'static,
+        ctx: &mut Context<Self>,
+    ) {
+        ctx.spawn(work.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(frame) => act.push(ctx, frame),
+            Err(e) => act.error(ctx, id.as_ref(), &e),
+        }));
     }
 
     /// `room.join`: check access, enter the live room, then send what was missed.

@@ -13,15 +13,24 @@
 //! sender's ack and every member's `chat.message` in one turn, so what a member gets from
 //! one commit leaves in one write. Nothing is acknowledged before its transaction has
 //! committed.
+//!
+//! A conversation's message (a direct or group room, protocol revision 1.3) goes to every
+//! session of every member, through presence, joined or not: that is how the other person
+//! learns of it at once. Its room then only sends the sender's ack. In the same job as the
+//! commit, each sender's read position moves to their own new message.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use actix::prelude::*;
 
 use super::{
     history::chat_view_from,
     metrics::RealtimeMetrics,
-    protocol::{error_frame, FrameId, RoomName, ServerMsg, UserRef},
+    presence::{PresenceActor, SendToUser},
+    protocol::{error_frame, FrameId, RoomName, RoomRef, ServerMsg, UserId, UserRef},
     room::{ChatStored, Committed, RoomActor},
     ws_error, Deliver, Delivery,
 };
@@ -77,6 +86,8 @@ pub(crate) struct StoreChat {
 /// Writes chat messages in batches, one transaction at a time.
 pub struct ChatStore {
     pool: DbPool,
+    /// Delivers conversations' messages to their members' sessions.
+    presence: Addr<PresenceActor>,
     metrics: Arc<RealtimeMetrics>,
     /// Messages waiting for the next transaction, in arrival order.
     pending: Vec<StoreChat>,
@@ -86,9 +97,10 @@ pub struct ChatStore {
 
 impl ChatStore {
     /// A store writing to `pool`, counting its commits in `metrics`.
-    pub fn new(pool: DbPool, metrics: Arc<RealtimeMetrics>) -> Self {
+    pub fn new(pool: DbPool, presence: Addr<PresenceActor>, metrics: Arc<RealtimeMetrics>) -> Self {
         ChatStore {
             pool,
+            presence,
             metrics,
             pending: Vec::new(),
             busy: false,
@@ -105,17 +117,30 @@ impl ChatStore {
         let (batch, replies): (Vec<NewMessage>, Vec<ChatReply>) =
             self.pending.drain(..take).map(|m| (m.new, m.reply)).unzip();
         let pool = self.pool.clone();
+        let conversations: HashSet<i64> = replies
+            .iter()
+            .zip(&batch)
+            .filter(|(reply, _)| is_conversation(&reply.room_name))
+            .map(|(_, new)| new.room_id)
+            .collect();
         let write = async move {
             db::run(&pool, move |conn| {
-                Ok(db::messages::store_batch(conn, &batch)?)
+                let results = db::messages::store_batch(conn, &batch)?;
+                let members = if conversations.is_empty() {
+                    HashMap::new()
+                } else {
+                    conversation_members(conn, &conversations, &results)
+                };
+                Ok((results, members))
             })
             .await
         };
+        let presence = self.presence.clone();
         ctx.spawn(write.into_actor(self).map(move |res, act, ctx| {
             if res.is_ok() {
                 act.metrics.chat_commit(replies.len());
             }
-            answer(replies, res);
+            answer(replies, res, &presence);
             if !act.pending.is_empty() && act.pending.len() < GATHER_UP_TO {
                 // Traffic is flowing: let more messages gather before the next commit (the
                 // store stays busy meanwhile, so arrivals wait for it).
@@ -131,14 +156,55 @@ impl ChatStore {
     }
 }
 
+/// Whether a room is a conversation (its messages go to its members, see [`ChatStore`]).
+fn is_conversation(room: &RoomName) -> bool {
+    matches!(
+        RoomName::parse(room.as_str()).map(|(_, kind)| kind),
+        Ok(RoomRef::Direct(..) | RoomRef::Group)
+    )
+}
+
+/// After a commit: the members of the batch's conversations, by room id, and each sender's
+/// read position moved to their own new message. The messages are stored whatever happens
+/// here: a failure is logged, and those conversations' messages reach only the room.
+fn conversation_members(
+    conn: &mut crate::db::DbConnection,
+    rooms: &HashSet<i64>,
+    results: &[diesel::QueryResult<(StoredMessage, bool)>],
+) -> HashMap<i64, Vec<i64>> {
+    let sent: Vec<(i64, i64, i64)> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|(m, is_new)| *is_new && rooms.contains(&m.room_id))
+        .map(|(m, _)| (m.room_id, m.sender_id, m.id))
+        .collect();
+    let ids: Vec<i64> = rooms.iter().copied().collect();
+    match db::conversations::sent(conn, &sent)
+        .and_then(|()| db::conversations::members_of(conn, &ids))
+    {
+        Ok(members) => members,
+        Err(e) => {
+            log::error!("conversation members after a chat commit: {e}");
+            HashMap::new()
+        }
+    }
+}
+
+/// A committed batch: one result per message, and the members of its conversations.
+type StoredBatch = (
+    Vec<diesel::QueryResult<(StoredMessage, bool)>>,
+    HashMap<i64, Vec<i64>>,
+);
+
 /// Sends each room its committed messages (acks and deliveries), and each failed message's
 /// sender an error instead of an ack.
 fn answer(
     replies: Vec<ChatReply>,
-    res: Result<Vec<diesel::QueryResult<(StoredMessage, bool)>>, ApiError>,
+    res: Result<StoredBatch, ApiError>,
+    presence: &Addr<PresenceActor>,
 ) {
-    let results = match res {
-        Ok(results) => results,
+    let (results, members) = match res {
+        Ok(done) => done,
         Err(e) => {
             // `ws_error` logs an internal error: once for the batch.
             let text = ws_error(&e);
@@ -167,10 +233,22 @@ fn answer(
         .encode();
         // A retry was delivered the first time: it only gets its ack again.
         let room_id = msg.room_id;
-        let message = is_new.then(|| {
+        let mut message = is_new.then(|| {
             let view = chat_view_from(reply.room_name, msg, reply.from);
             ServerMsg::ChatMessage(&view).encode()
         });
+        if let Some(users) = members.get(&room_id) {
+            // A conversation's: to its members' sessions, wherever they are.
+            if let Some(frame) = message.take() {
+                for user in users {
+                    presence.do_send(SendToUser {
+                        user_id: UserId(*user),
+                        frame: frame.clone(),
+                        except: None,
+                    });
+                }
+            }
+        }
         rooms
             .entry(room_id)
             .or_insert_with(|| (reply.room, Vec::new()))

@@ -83,6 +83,67 @@ async fn each_broken_rule_is_named_in_the_error() {
 }
 
 #[actix_web::test]
+async fn a_refused_registration_names_the_field_a_form_shows_it_beside() {
+    let app = spawn_app().await;
+    app.user("bruno").await;
+    for (body, status, field) in [
+        (
+            json!({"nickname": "ab", "password": PASSWORD}),
+            StatusCode::BAD_REQUEST,
+            Some("nickname"),
+        ),
+        (
+            json!({"nickname": "-carla", "password": PASSWORD}),
+            StatusCode::BAD_REQUEST,
+            Some("nickname"),
+        ),
+        (
+            json!({"nickname": "carla", "password": "short"}),
+            StatusCode::BAD_REQUEST,
+            Some("password"),
+        ),
+        (
+            json!({"nickname": "carla", "password": PASSWORD, "themes": ["Nope"]}),
+            StatusCode::BAD_REQUEST,
+            Some("themes"),
+        ),
+        (
+            json!({"nickname": "carla", "password": PASSWORD, "capabilities": []}),
+            StatusCode::BAD_REQUEST,
+            Some("capabilities"),
+        ),
+        (
+            json!({"nickname": "BRUNO", "password": PASSWORD}),
+            StatusCode::CONFLICT,
+            Some("nickname"),
+        ),
+        // Not about one field: no `field` at all.
+        (
+            json!({"nickname": "carla", "password": PASSWORD, "capabilities": ["telepathy"]}),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+    ] {
+        let res = app.register(body.clone()).await;
+        assert_eq!(res.status, status, "{body}: {}", res.body);
+        match field {
+            Some(field) => assert_eq!(res.body["error"]["field"], field, "{body}"),
+            None => assert!(
+                res.body["error"].get("field").is_none(),
+                "{body}: {}",
+                res.body
+            ),
+        }
+    }
+    let login = app.login("carla", PASSWORD).await;
+    assert_eq!(
+        login.status,
+        StatusCode::UNAUTHORIZED,
+        "nothing was created"
+    );
+}
+
+#[actix_web::test]
 async fn login_sets_an_http_only_strict_cookie_and_returns_a_bearer_token() {
     let app = spawn_app().await;
     app.user("dora").await;

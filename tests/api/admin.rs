@@ -636,3 +636,117 @@ async fn admin_changes_survive_a_restart() {
         "the admin's session survives too"
     );
 }
+
+#[actix_web::test]
+async fn theme_descriptions_are_stored_per_language_and_the_admin_api_sets_both() {
+    let app = spawn_app().await;
+    let admin = app.admin("boss").await;
+    let token = Some(admin.token.as_str());
+
+    // The shipped themes read in one language per page, not half and half.
+    let shipped = app.get("/api/themes", None).await;
+    let books = shipped.body["themes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Livros")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        books["descriptions"]["pt-BR"],
+        "Clubes de leitura, ficção, não ficção e poesia."
+    );
+    assert_eq!(
+        books["descriptions"]["en"],
+        "Book clubs, fiction, non-fiction and poetry."
+    );
+
+    let created = app
+        .post(
+            "/api/admin/themes",
+            token,
+            json!({
+                "name": "Xadrez",
+                "descriptions": {"en": " Openings and endgames ", "pt-BR": "Aberturas e finais"},
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(
+        created.body["descriptions"],
+        json!({"en": "Openings and endgames", "pt-BR": "Aberturas e finais"})
+    );
+    let id = created.body["id"].as_i64().unwrap();
+
+    // One language changed, the other kept; an empty text removes one.
+    let changed = app
+        .request(
+            "PATCH",
+            &format!("/api/admin/themes/{id}"),
+            token,
+            Some(json!({"descriptions": {"en": "Chess: openings and endgames"}})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(
+        changed.body["descriptions"],
+        json!({"en": "Chess: openings and endgames", "pt-BR": "Aberturas e finais"})
+    );
+    let removed = app
+        .request(
+            "PATCH",
+            &format!("/api/admin/themes/{id}"),
+            token,
+            Some(json!({"descriptions": {"pt-BR": ""}})),
+        )
+        .await;
+    assert_eq!(
+        removed.body["descriptions"],
+        json!({"en": "Chess: openings and endgames"})
+    );
+    let listed = app.get("/api/themes", None).await;
+    let chess = listed.body["themes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap()
+        .clone();
+    assert_eq!(chess["descriptions"], removed.body["descriptions"]);
+
+    // A language the app does not speak, or an over-long text, is refused and changes nothing.
+    for body in [
+        json!({"descriptions": {"fr": "Échecs"}}),
+        json!({"descriptions": {"en": "d".repeat(501)}}),
+    ] {
+        let refused = app
+            .request(
+                "PATCH",
+                &format!("/api/admin/themes/{id}"),
+                token,
+                Some(body),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    }
+    let refused = app
+        .post(
+            "/api/admin/themes",
+            token,
+            json!({"name": "Damas", "descriptions": {"es": "Damas"}}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.body["error"]["field"], "descriptions");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("en, pt-BR"),
+        "{}",
+        refused.body
+    );
+    let after = app.get("/api/themes", None).await;
+    assert!(!after.body.to_string().contains("Damas"));
+    assert!(!after.body.to_string().contains("Échecs"));
+}

@@ -266,3 +266,59 @@ async fn chat_gets_every_message_acked_and_delivered_to_every_member() {
         "{r}"
     );
 }
+
+#[actix_web::test]
+async fn over_the_http_transport_relay_and_chat_lose_nothing() {
+    let app = bench_server().await;
+    let http = ["--transport", "http"];
+    let closed = bench(
+        &app,
+        &[
+            &http[..],
+            &["relay", "--pairs", "2", "--duration", "1", "--window", "4"],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(closed["transport"], "http", "{closed}");
+    assert_every_signal_came_back(&closed);
+    let open = bench(
+        &app,
+        &[
+            &http[..],
+            &["relay", "--pairs", "2", "--duration", "1", "--rate", "100"],
+        ]
+        .concat(),
+    )
+    .await;
+    assert!(open["rtt_samples"].as_u64().unwrap() > 0, "{open}");
+    assert_every_signal_came_back(&open);
+    let chat = bench(
+        &app,
+        &[
+            &http[..],
+            &[
+                "chat",
+                "--rooms",
+                "2",
+                "--members",
+                "2",
+                "--duration",
+                "1",
+                "--window",
+                "2",
+            ],
+        ]
+        .concat(),
+    )
+    .await;
+    assert!(chat["messages_acked"].as_u64().unwrap() > 0, "{chat}");
+    for key in [
+        "unacked",
+        "errors",
+        "deliveries_lost",
+        "deliveries_duplicated",
+    ] {
+        assert_eq!(chat[key], 0, "{key}: {chat}");
+    }
+}

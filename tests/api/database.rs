@@ -295,6 +295,20 @@ fn dump(url: &str) -> Vec<String> {
         "themes",
         t.iter().map(|r| format!("{r:?}")).collect(),
     );
+    let d: Vec<(i64, String, String)> = theme_descriptions::table
+        .select((
+            theme_descriptions::theme_id,
+            theme_descriptions::language,
+            theme_descriptions::description,
+        ))
+        .order((theme_descriptions::theme_id, theme_descriptions::language))
+        .load(conn)
+        .unwrap();
+    fmt(
+        &mut rows,
+        "descriptions",
+        d.iter().map(|r| format!("{r:?}")).collect(),
+    );
     let f: Vec<(i64, i64)> = user_themes::table
         .select((user_themes::user_id, user_themes::theme_id))
         .order((user_themes::user_id, user_themes::theme_id))
@@ -325,11 +339,12 @@ fn dump(url: &str) -> Vec<String> {
         "rooms",
         r.iter().map(|r| format!("{r:?}")).collect(),
     );
-    let m: Vec<(i64, i64, i64)> = room_members::table
+    let m: Vec<(i64, i64, i64, i64)> = room_members::table
         .select((
             room_members::room_id,
             room_members::user_id,
             room_members::joined_at,
+            room_members::last_read_msg_id,
         ))
         .order((room_members::room_id, room_members::user_id))
         .load(conn)

@@ -147,13 +147,14 @@ fn repo_schema() -> String {
     std::fs::read_to_string(Path::new(ROOT).join("src/db/schema.rs")).unwrap()
 }
 
-const ALL_TABLES: [&str; 9] = [
+const ALL_TABLES: [&str; 10] = [
     "__diesel_schema_migrations",
     "calls",
     "messages",
     "room_members",
     "rooms",
     "sessions",
+    "theme_descriptions",
     "themes",
     "user_themes",
     "users",

@@ -508,3 +508,70 @@ async fn next_text(
         }
     }
 }
+
+#[actix_web::test]
+async fn the_http_transport_runs_over_http2_with_tls_its_posts_answered_on_the_stream() {
+    use futures_util::StreamExt;
+    let app = spawn_tls_app().await;
+    let client = https_client(&app.cert, H2_AND_H1);
+    let (_, status, _, _) = send(
+        client.post(app.url("/api/register")),
+        Some(json!({"nickname": "ana", "password": PASSWORD, "themes": ["Jogos"], "capabilities": ["text"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, _, _, login) = send(
+        client.post(app.url("/api/login")),
+        Some(json!({"nickname": "ana", "password": PASSWORD})),
+    )
+    .await;
+    let token = login["token"].as_str().expect("token").to_owned();
+    let mut stream = client
+        .get(app.url("/api/stream"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("stream opened");
+    assert_eq!(stream.version(), Version::HTTP_2, "ALPN must pick h2");
+    assert_eq!(
+        stream.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/event-stream"
+    );
+    // Reads events until one whose data contains `needle`; returns that data.
+    let mut buf = String::new();
+    let mut until = async |needle: &str| -> String {
+        loop {
+            if let Some(at) = buf.find("\n\n") {
+                let event: String = buf.drain(..at + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    if data.contains(needle) {
+                        return data.to_owned();
+                    }
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(15), stream.next())
+                .await
+                .expect("an event in time")
+                .expect("the stream goes on")
+                .expect("a chunk");
+            buf.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    };
+    let first: Value = serde_json::from_str(&until("stream_id").await).unwrap();
+    let post = app.url(first["post"].as_str().expect("post path"));
+    until("\"welcome\"").await;
+    // A post over the same HTTP/2 connection is answered on the stream.
+    let res = client
+        .post(&post)
+        .bearer_auth(&token)
+        .send_body(r#"[{"type":"ping","id":"h2"}]"#)
+        .await
+        .expect("post sent");
+    assert_eq!(
+        (res.version(), res.status()),
+        (Version::HTTP_2, StatusCode::NO_CONTENT)
+    );
+    let pong: Value = serde_json::from_str(&until("\"pong\"").await).unwrap();
+    assert_eq!(pong["id"], "h2");
+}

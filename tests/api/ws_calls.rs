@@ -255,15 +255,19 @@ async fn every_refusal_has_its_own_error_and_rings_nobody() {
     assert_eq!(err["code"], "conflict", "away: {err}");
     b.expect_no("call.incoming").await;
     t.expect_no("call.incoming").await;
-    // A chat invitation to the text-only user works, in their direct room.
-    let ringing = invite(&mut a, 11, &texto, "chat").await;
-    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
+    // Revision 1.3: there are no chat invitations; one writes in the conversation instead.
+    let err = invite(&mut a, 11, &texto, "chat").await;
+    assert_eq!(err["code"], "bad_request", "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("conversations"),
+        "{err}"
+    );
+    t.expect_no("call.incoming").await;
+    // A direct room is for two: nobody is brought into a call in one.
     let lo = ana.id.min(texto.id);
     let hi = ana.id.max(texto.id);
-    assert_eq!(ringing["room"], format!("dm:{lo}:{hi}"));
-    // A direct room is for two: nobody is brought into one.
     let err = a
-        .request(12, json!({"type": "call.invite", "to": bia.id, "media": "chat", "room": format!("dm:{lo}:{hi}")}))
+        .request(12, json!({"type": "call.invite", "to": bia.id, "media": "video", "room": format!("dm:{lo}:{hi}")}))
         .await;
     assert_eq!(err["code"], "bad_request", "{err}");
 }

@@ -1,7 +1,12 @@
-//! A WebSocket test client (tokio-tungstenite) for `/ws`: connect with a bearer token, send
-//! JSON, await the next frame of a type, expect a close code.
+//! A test client of protocol v1: connect with a bearer token, send JSON, await the next
+//! frame of a type, expect a close code. Over a WebSocket (tokio-tungstenite, `/ws`) by
+//! default; over the HTTP transport (`GET /api/stream` + `POST`, awc) when the environment
+//! says `TERTULIA_TEST_TRANSPORT=http`, so that every protocol test runs on both
+//! (`tests/run.sh` runs the protocol tests twice).
 
-use std::time::Duration;
+use std::{pin::Pin, time::Duration};
+
+use actix_web::web::Bytes;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -19,9 +24,14 @@ pub const WAIT: Duration = Duration::from_secs(15);
 /// How long a test watches for a frame that must not come.
 pub const QUIET: Duration = Duration::from_millis(400);
 
+/// Whether the tests speak the HTTP transport (`TERTULIA_TEST_TRANSPORT=http`).
+pub fn http_transport() -> bool {
+    std::env::var("TERTULIA_TEST_TRANSPORT").is_ok_and(|t| t == "http")
+}
+
 /// One open connection.
 pub struct WsClient {
-    ws: WebSocketStream<TcpStream>,
+    ws: Conn,
     /// `session_id` from `welcome` (the peer id), once read.
     pub session_id: String,
     /// The `presence.snapshot` read by [`connect`] / [`connect_with`] (null until then).
@@ -37,6 +47,18 @@ pub struct ConnectOpts<'a> {
     pub origin: Option<&'a str>,
     /// Shrinks the client's receive buffer (a reader that falls behind fast).
     pub recv_buffer: Option<u32>,
+    /// The transport whatever `TERTULIA_TEST_TRANSPORT` says, for a test about one of them
+    /// (a WebSocket's frames, pings and pongs; the event stream's ids and posts).
+    pub transport: Option<Transport>,
+}
+
+/// The two ways to carry protocol v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `GET /ws`
+    WebSocket,
+    /// `GET /api/stream` and `POST /api/stream/{id}`
+    Http,
 }
 
 /// A server to connect to: a [`TestApp`] or a bare port.
@@ -72,6 +94,18 @@ pub async fn try_connect(app: &impl WsTarget, opts: ConnectOpts<'_>) -> Result<W
         req.headers_mut()
             .insert("Origin", HeaderValue::from_str(origin).expect("header"));
     }
+    let http = match opts.transport {
+        Some(transport) => transport == Transport::Http,
+        None => http_transport(),
+    };
+    if http {
+        return EventsConn::open(port, &opts).await.map(|conn| WsClient {
+            ws: Conn::Events(Box::new(conn)),
+            session_id: String::new(),
+            snapshot: Value::Null,
+            backlog: Vec::new(),
+        });
+    }
     let socket = TcpSocket::new_v4().expect("socket");
     if let Some(size) = opts.recv_buffer {
         socket.set_recv_buffer_size(size).expect("buffer size");
@@ -82,7 +116,7 @@ pub async fn try_connect(app: &impl WsTarget, opts: ConnectOpts<'_>) -> Result<W
         .expect("tcp connect");
     match client_async(req, stream).await {
         Ok((ws, _)) => Ok(WsClient {
-            ws,
+            ws: Conn::Ws(Box::new(ws)),
             session_id: String::new(),
             snapshot: Value::Null,
             backlog: Vec::new(),
@@ -98,6 +132,20 @@ pub async fn connect(app: &impl WsTarget, user: &TestUser) -> WsClient {
         app,
         ConnectOpts {
             token: Some(&user.token),
+            ..ConnectOpts::default()
+        },
+    )
+    .await
+}
+
+/// Connects `user` over a WebSocket whatever the transport of the run (see
+/// [`ConnectOpts::websocket`]), and reads `welcome` and `presence.snapshot`.
+pub async fn connect_ws(app: &impl WsTarget, user: &TestUser) -> WsClient {
+    connect_with(
+        app,
+        ConnectOpts {
+            token: Some(&user.token),
+            transport: Some(Transport::WebSocket),
             ..ConnectOpts::default()
         },
     )
@@ -130,10 +178,10 @@ impl WsClient {
 
     /// Sends raw text.
     pub async fn send_text(&mut self, text: &str) {
-        self.ws
-            .send(Message::Text(text.to_owned()))
-            .await
-            .expect("send");
+        match &mut self.ws {
+            Conn::Ws(ws) => ws.send(Message::Text(text.to_owned())).await.expect("send"),
+            Conn::Events(events) => events.post(text).await,
+        }
     }
 
     /// The next JSON frame (pings and pongs skipped); panics on close or timeout.
@@ -336,19 +384,199 @@ impl WsClient {
 
     /// Closes politely.
     pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
+        self.ws.close().await;
     }
 
     /// Closes as a browser does: the close frame, then the server's reply, then the TCP
     /// connection (so the server surely reads the close frame before the connection ends).
     pub async fn close_and_wait(mut self) {
-        let _ = self.ws.close(None).await;
+        self.ws.close().await;
         let deadline = tokio::time::Instant::now() + WAIT;
         while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, self.ws.next()).await {}
+    }
+
+    /// The event stream's path for posts (`/api/stream/{id}`), on the HTTP transport.
+    pub fn stream_path(&self) -> Option<String> {
+        match &self.ws {
+            Conn::Ws(_) => None,
+            Conn::Events(events) => Some(events.post_path.clone()),
+        }
+    }
+
+    /// The `id:` of the last event read (the HTTP transport).
+    pub fn last_event_id(&self) -> Option<String> {
+        match &self.ws {
+            Conn::Ws(_) => None,
+            Conn::Events(events) => events.last_id.clone(),
+        }
     }
 
     /// Drops the TCP connection without a close frame.
     pub fn vanish(self) {
         drop(self.ws);
+    }
+}
+
+/// The connection under a [`WsClient`]: a WebSocket, or the HTTP transport's stream and posts.
+enum Conn {
+    Ws(Box<WebSocketStream<TcpStream>>),
+    Events(Box<EventsConn>),
+}
+
+/// A frame as a WebSocket client reads it, from either transport.
+type Incoming = Option<Result<Message, String>>;
+
+impl Conn {
+    /// The next frame (the event stream's events read as the WebSocket frames they stand for:
+    /// a heartbeat comment as a ping, the `close` event as a close frame); `None` once the
+    /// connection ended.
+    async fn next(&mut self) -> Incoming {
+        match self {
+            Conn::Ws(ws) => ws.next().await.map(|r| r.map_err(|e| e.to_string())),
+            Conn::Events(events) => events.next().await,
+        }
+    }
+
+    async fn close(&mut self) {
+        match self {
+            Conn::Ws(ws) => {
+                let _ = (**ws).close(None).await;
+            }
+            Conn::Events(events) => events.leave().await,
+        }
+    }
+}
+
+/// `GET /api/stream` and the posts to it.
+struct EventsConn {
+    client: awc::Client,
+    body: Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>>>>,
+    /// Bytes read and not yet parsed into events.
+    buf: Vec<u8>,
+    /// `http://127.0.0.1:PORT/api/stream/ID`, from the stream's first event.
+    post_url: String,
+    /// `/api/stream/ID`
+    post_path: String,
+    /// The last event's `id:`.
+    last_id: Option<String>,
+    headers: Vec<(&'static str, String)>,
+    /// The close event came: the stream ends next.
+    closed: bool,
+}
+
+impl EventsConn {
+    async fn open(port: u16, opts: &ConnectOpts<'_>) -> Result<Self, u16> {
+        let client = awc::Client::builder().disable_timeout().finish();
+        let mut headers = Vec::new();
+        if let Some(token) = opts.token {
+            headers.push(("Authorization", format!("Bearer {token}")));
+        }
+        if let Some(origin) = opts.origin {
+            headers.push(("Origin", origin.to_owned()));
+        }
+        let mut req = client.get(format!("http://127.0.0.1:{port}/api/stream"));
+        for (name, value) in &headers {
+            req = req.insert_header((*name, value.as_str()));
+        }
+        let res = req.send().await.expect("stream request sent");
+        if res.status() != 200 {
+            return Err(res.status().as_u16());
+        }
+        let mut conn = EventsConn {
+            client,
+            body: Box::pin(res),
+            buf: Vec::new(),
+            post_url: String::new(),
+            post_path: String::new(),
+            last_id: None,
+            headers,
+            closed: false,
+        };
+        let (event, data) = conn.event().await.expect("the stream's first event");
+        assert_eq!(event, "stream", "{data}");
+        let first: Value = serde_json::from_str(&data).expect("stream event is JSON");
+        conn.post_path = first["post"].as_str().expect("post path").to_owned();
+        conn.post_url = format!("http://127.0.0.1:{port}{}", conn.post_path);
+        Ok(conn)
+    }
+
+    /// The next event: its name ("message" if none; "comment" for a comment) and data;
+    /// `None` when the stream ended.
+    async fn event(&mut self) -> Option<(String, String)> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let raw: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let raw = String::from_utf8(raw).expect("events are UTF-8");
+                let (mut name, mut data) = ("message".to_owned(), String::new());
+                for line in raw.lines() {
+                    if line.starts_with(':') {
+                        name = "comment".to_owned();
+                    } else if let Some(n) = line.strip_prefix("event: ") {
+                        name = n.to_owned();
+                    } else if let Some(d) = line.strip_prefix("data: ") {
+                        data.push_str(d);
+                    } else if let Some(id) = line.strip_prefix("id: ") {
+                        self.last_id = Some(id.to_owned());
+                    }
+                }
+                return Some((name, data));
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Err(e)) => panic!("event stream failed: {e}"),
+                None => return None,
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Incoming {
+        if self.closed {
+            return self
+                .event()
+                .await
+                .map(|e| Err(format!("event after close: {e:?}")));
+        }
+        let (name, data) = self.event().await?;
+        Some(Ok(match name.as_str() {
+            "comment" => Message::Ping(Vec::new()),
+            "close" => {
+                self.closed = true;
+                let close: Value = serde_json::from_str(&data).expect("close event is JSON");
+                let code = u16::try_from(close["code"].as_u64().expect("code")).expect("u16");
+                Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: code.into(),
+                    reason: close["reason"].as_str().unwrap_or("").to_owned().into(),
+                }))
+            }
+            _ => Message::Text(data),
+        }))
+    }
+
+    /// Sends one frame as a POST; a stream that has ended is no error here (as a frame
+    /// sent into a closing WebSocket).
+    async fn post(&mut self, text: &str) {
+        let mut req = self.client.post(&self.post_url);
+        for (name, value) in &self.headers {
+            req = req.insert_header((*name, value.as_str()));
+        }
+        let res = req
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(text.to_owned())
+            .await
+            .expect("post sent");
+        assert!(
+            res.status() == 204 || res.status() == 404,
+            "post answered {}",
+            res.status()
+        );
+    }
+
+    /// Leaves on purpose (`DELETE`), as a WebSocket close frame with 1000.
+    async fn leave(&mut self) {
+        let mut req = self.client.delete(&self.post_url);
+        for (name, value) in &self.headers {
+            req = req.insert_header((*name, value.as_str()));
+        }
+        let _ = req.send().await;
     }
 }

@@ -8,7 +8,7 @@ use tertulia::startup::Application;
 
 use crate::{
     helpers::{spawn_app, spawn_app_with},
-    ws_client::{connect, connect_with, ConnectOpts},
+    ws_client::{connect, connect_with, ConnectOpts, Transport},
 };
 
 #[actix_web::test]
@@ -107,6 +107,8 @@ async fn a_reader_that_stalls_is_closed_with_1013_while_the_others_continue() {
         ConnectOpts {
             token: Some(&bia.token),
             recv_buffer: Some(4096),
+            // The TCP window under a WebSocket.
+            transport: Some(Transport::WebSocket),
             ..Default::default()
         },
     )

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::{
     helpers::{spawn_app, spawn_app_with, TestApp, TestUser},
-    ws_client::{connect, connect_with, try_connect, ConnectOpts, WsClient},
+    ws_client::{connect, connect_with, connect_ws, try_connect, ConnectOpts, WsClient},
 };
 
 /// A client's picture of the lobby, kept the way the browser app keeps it: the snapshot
@@ -271,7 +271,9 @@ async fn a_client_that_stops_answering_is_closed_as_timed_out() {
     let ana = app.user("ana").await;
     let bia = app.user("bia").await;
     let mut a = connect(&app, &ana).await;
-    let mut b = connect(&app, &bia).await;
+    // Pings and pongs are WebSocket's (an event stream's heartbeat is heard when its
+    // connection takes it).
+    let mut b = connect_ws(&app, &bia).await;
     assert_eq!(a.presence_of(bia.id).await["status"], "online");
     // Bia's client reads nothing from here on (so it answers no ping), but stays connected:
     // after the timeout and at most a heartbeat (and a presence tick) she is offline.

@@ -35,7 +35,12 @@ export async function api(method, path, body) {
   }
   if (!response.ok) {
     const error = json?.error || {};
-    throw new ApiError(response.status, error.code || 'internal', error.message || response.statusText);
+    const err = new ApiError(response.status, error.code || 'internal', error.message || response.statusText);
+    // The body field a rule is about (forms show the error beside it), and how long a
+    // rate limit lasts.
+    err.field = error.field || null;
+    err.retryAfter = Number(response.headers.get('Retry-After')) || null;
+    throw err;
   }
   return json;
 }
@@ -47,6 +52,8 @@ export async function fetchThemes() {
   return list.map((th) => ({
     name: th.name,
     description: th.description || '',
+    /** language → description (`en`, `pt-BR`); see describeTheme(). */
+    descriptions: th.descriptions || {},
     followers: th.followers ?? th.follower_count ?? th.followers_count ?? null,
   }));
 }

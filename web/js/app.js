@@ -6,8 +6,12 @@ import { api, ApiError, fetchDirectory, fetchThemes } from './api.js';
 import { ChatDock } from './chat.js';
 import { CallController } from './calls.js';
 import { TertuliaClient } from './client.js';
+import { ConversationList } from './conversations.js';
 import { byId, h, replaceChildren } from './dom.js';
+import { clearErrors, explain, showError } from './errors.js';
 import { icon } from './icons.js';
+import { Notifier } from './notify.js';
+import { registerServiceWorker } from './pwa.js';
 import { LANGUAGES, formatDateTime, language, onLanguageChange, setLanguage, t, translatePage } from './i18n.js';
 
 /** Capabilities, in display order. */
@@ -28,6 +32,11 @@ const MISSED_MAX = 10;
 /** After this many failed reconnects, check whether the session is still valid. */
 const CHECK_SESSION_AFTER = 2;
 
+/** A theme's description in the page's language (the neutral one when it has none). */
+function describeTheme(theme) {
+  return theme?.descriptions?.[language()] || theme?.description || '';
+}
+
 class App {
   constructor() {
     this.me = null;
@@ -38,10 +47,12 @@ class App {
     this.renderQueued = false;
     this.chats = new ChatDock(this, byId('chat-dock'));
     this.calls = new CallController(this);
+    this.conversations = new ConversationList(this);
     this.filters = { search: '', theme: '', cap: '', avail: 'all' };
     /** Missed calls shown in the lobby, newest first, and the ids the user dismissed. */
     this.missed = [];
     this.dismissed = new Set();
+    this.notifier = new Notifier();
   }
 
   // ---- boot -----------------------------------------------------------------------------
@@ -56,6 +67,8 @@ class App {
     });
     this.wireAuth();
     this.wireLobby();
+    this.wireNotifications();
+    registerServiceWorker();
     try {
       const me = await api('GET', '/api/me');
       await this.enter(me);
@@ -75,6 +88,7 @@ class App {
       this.renderMissed();
       this.queueRender();
       this.chats.translate();
+      this.conversations.translate();
       this.calls.translate();
       this.renderConn();
     }
@@ -90,6 +104,20 @@ class App {
   focusMain() {
     const lobby = byId('lobby-view');
     if (!lobby.hidden) byId('lobby-heading').focus?.();
+  }
+
+  /**
+   * Notifications: permission is asked the first time the person starts a call, answers
+   * one or writes a message (their own gesture, never on load); calls and messages that
+   * arrive while the tab is hidden are notified (see enter()).
+   */
+  wireNotifications() {
+    document.addEventListener('click', (e) => {
+      if (e.target.closest?.('.action, #incoming-accept, .chat-form .send, [data-action=callback]')) this.notifier.askOnce();
+    }, true);
+    document.addEventListener('submit', (e) => {
+      if (e.target.closest?.('.chat-form')) this.notifier.askOnce();
+    }, true);
   }
 
   // ---- log in and register --------------------------------------------------------------
@@ -168,7 +196,7 @@ class App {
             h('input', { type: 'checkbox', id: inputId, name: 'themes', value: theme.name, checked: chosen.has(theme.name), 'aria-describedby': descId }),
             h('label', { for: inputId },
               h('span', { class: 'choice-name', text: theme.name }),
-              h('span', { class: 'choice-desc', id: descId, text: theme.description }),
+              h('span', { class: 'choice-desc', id: descId, text: describeTheme(theme) }),
               theme.followers !== null ? h('span', { class: 'choice-count', text: t('auth.followers', { n: theme.followers }) }) : null,
             ),
           ),
@@ -205,17 +233,19 @@ class App {
     return [...byId(fieldsetId).querySelectorAll('input:checked')].map((i) => i.value);
   }
 
-  async withForm(form, errorEl, work) {
+  /**
+   * Runs a form's `work`; an error is shown beside the field it is about (errors.js), in
+   * the page's language. `values` ({form, nickname, password}) help say which rule broke.
+   */
+  async withForm(form, errorEl, work, values = () => ({})) {
     const button = form.querySelector('button[type=submit]');
-    errorEl.textContent = '';
+    clearErrors(form, errorEl);
     button.disabled = true;
     form.setAttribute('aria-busy', 'true');
     try {
       await work();
     } catch (err) {
-      errorEl.textContent = err.code === 'network' ? t('error.network') : err.message;
-      const invalid = form.querySelector('input');
-      invalid?.focus();
+      showError(form, errorEl, form.id.replace(/-form$/, ''), explain(err, values()));
     } finally {
       button.disabled = false;
       form.removeAttribute('aria-busy');
@@ -230,21 +260,21 @@ class App {
       const res = await api('POST', '/api/login', body);
       byId('login-password').value = '';
       await this.enter(res.user);
-    });
+    }, () => ({ form: 'login' }));
   }
 
   async register() {
     const form = byId('register-form');
     await this.withForm(form, byId('register-error'), async () => {
       const capabilities = this.checked('register-caps');
-      if (!capabilities.length) throw new Error(t('error.caps'));
+      if (!capabilities.length) throw Object.assign(new Error(t('error.caps')), { field: 'capabilities' });
       const nickname = byId('register-nickname').value.trim();
       const password = byId('register-password').value;
       await api('POST', '/api/register', { nickname, password, themes: this.checked('register-themes'), capabilities });
       const res = await api('POST', '/api/login', { nickname, password });
       byId('register-password').value = '';
       await this.enter(res.user);
-    });
+    }, () => ({ form: 'register', nickname: byId('register-nickname').value, password: byId('register-password').value }));
   }
 
   async logout() {
@@ -271,6 +301,7 @@ class App {
   leave(message) {
     this.calls.hangup();
     this.chats.closeAll();
+    this.conversations.detach();
     this.client?.close();
     this.client = null;
     this.me = null;
@@ -299,11 +330,25 @@ class App {
       this.renderHeader();
     });
     client.on('presence', (p) => this.onPresence(p));
+    client.on('transport', ({ transport }) => {
+      // Which way the live connection goes: a WebSocket, or the HTTP fallback.
+      const badge = byId('transport-badge');
+      badge.textContent = transport === 'http' ? 'HTTP' : 'WS';
+      badge.dataset.transport = transport;
+      badge.title = transport === 'http' ? 'Server-Sent Events + POST' : 'WebSocket';
+      badge.hidden = false;
+    });
     client.on('calls.missed', (f) => {
       for (const c of f.calls || []) this.addMissed(c);
     });
     client.on('revoked', () => this.leave(t('conn.revoked')));
     this.calls.attach(client);
+    // After the call prompt's own title change, so the count goes in front of it.
+    client.on('call.incoming', (f) => this.notifier.call(f.from, f.media));
+    client.on('chat.message', (m) => {
+      if (m.from && m.from.id !== this.me?.id) this.notifier.message(m.from, m.text || '');
+    });
+    this.conversations.attach(client);
     await Promise.all([this.loadThemes(), this.refreshDirectory()]);
     this.renderFilters();
     this.queueRender();
@@ -334,8 +379,11 @@ class App {
     byId('lobby-heading').tabIndex = -1;
     const pb = byId('profile-button');
     replaceChildren(pb, icon('user'), h('span', { text: t('nav.profile') }));
+    // Phones show only the icons: the name must not depend on the visible text.
+    pb.setAttribute('aria-label', t('nav.profile'));
     const lb = byId('logout-button');
     replaceChildren(lb, icon('logout'), h('span', { text: t('nav.logout') }));
+    lb.setAttribute('aria-label', t('nav.logout'));
     const status = this.statusOf(me.id);
     byId('my-status-dot').dataset.status = status;
     const select = byId('my-status');
@@ -461,18 +509,23 @@ class App {
     });
     const themeNames = this.themes.map((th) => th.name);
     for (const u of people) for (const th of u.themes || []) if (!themeNames.includes(th)) themeNames.push(th);
-    const describe = (name) => this.themes.find((th) => th.name === name)?.description || '';
+    const describe = (name) => describeTheme(this.themes.find((th) => th.name === name));
+    const filtered = Boolean(f.search || f.cap || f.avail !== 'all');
     const card = (name, description, members, key) => {
-      const online = members.filter((u) => u.status !== 'offline').length;
+      // One's own themes count oneself (online, as one is here).
+      const self = mine.has(name) ? 1 : 0;
+      const online = members.filter((u) => u.status !== 'offline').length + self;
+      const total = members.length + self;
+      const empty = filtered ? 'lobby.card.empty.filtered' : self ? 'lobby.card.only_you' : 'lobby.card.empty';
       return h('article', { class: `theme-card${mine.has(name) ? ' mine' : ''}`, dataset: { theme: key }, 'aria-labelledby': `card-${key}` },
         h('header', {},
           h('h3', { id: `card-${key}`, text: name }),
           description ? h('p', { class: 'theme-desc', text: description }) : null,
-          h('p', { class: 'theme-count', text: t(members.length === 1 ? 'lobby.card.count.one' : 'lobby.card.count', { online, total: members.length }) }),
+          h('p', { class: 'theme-count', text: t(total === 1 ? 'lobby.card.count.one' : 'lobby.card.count', { online, total }) }),
         ),
         members.length
           ? h('ul', { class: 'people' }, members.map((u) => this.personRow(u, key)))
-          : h('p', { class: 'empty', text: t('lobby.card.empty') }),
+          : h('p', { class: 'empty', text: t(empty) }),
       );
     };
     const cardKey = (name) => name.replace(/[^\w-]/g, '_');
@@ -538,7 +591,7 @@ class App {
       }, icon(iconName));
     if (both('video')) actions.push(action('video', 'video', t('action.video', { name }), () => this.calls.start(u, 'video'), available && !this.calls.busy));
     if (both('audio')) actions.push(action('audio', 'phone', t('action.audio', { name }), () => this.calls.start(u, 'audio'), available && !this.calls.busy));
-    if (both('text')) actions.push(action('chat', 'text', t('action.chat', { name }), () => this.openChat(u, true), true));
+    if (both('text')) actions.push(action('chat', 'text', t('action.chat', { name }), () => this.openChat(u), true));
     return h('li', { class: 'person', dataset: { userId: String(u.id), status: u.status, nickname: name } },
       h('span', { class: 'status-dot', dataset: { status: u.status }, 'aria-hidden': 'true' }),
       h('span', { class: 'person-main' },
@@ -554,22 +607,13 @@ class App {
 
   // ---- chat -----------------------------------------------------------------------------
 
-  /** Opens the chat with `user`; `ask`: also invite them to open it (when they can). */
-  async openChat(user, ask = false) {
+  /**
+   * Opens the conversation with `user` (protocol 1.3: no invitation; what is written reaches
+   * them at once, wherever they are, and waits for them if they are offline).
+   */
+  async openChat(user) {
     const win = await this.chats.open(user);
-    if (!ask) return win;
-    const status = this.statusOf(user.id);
-    if (status === 'offline') {
-      win.setNotice(t('chat.offline', { name: user.nickname }));
-      return win;
-    }
-    try {
-      await this.client.invite(user.id, 'chat');
-      win.setNotice(t('chat.notified', { name: user.nickname }));
-      setTimeout(() => win.setNotice(''), TOAST_MS);
-    } catch {
-      // Busy or in a call: the chat still works, they will see it when they open it.
-    }
+    if (this.statusOf(user.id) === 'offline') win.setNotice(t('chat.offline', { name: user.nickname }));
     return win;
   }
 
@@ -635,7 +679,7 @@ class App {
         const dismiss = () => this.dismissMissed([c.call_id]);
         const callBack = () => {
           dismiss();
-          if (c.media === 'chat') this.openChat(c.from, true);
+          if (c.media === 'chat') this.openChat(c.from);
           else this.calls.start(c.from, c.media);
         };
         return h('li', { dataset: { callId: c.call_id } },

@@ -71,9 +71,12 @@ export async function captureMedia(media, caps) {
   const wantAudio = caps.includes('audio') || media === 'audio';
   const md = globalThis.navigator?.mediaDevices;
   const attempts = [];
-  if (wantVideo && wantAudio) attempts.push({ video: true, audio: true });
-  if (wantAudio) attempts.push({ audio: true });
-  if (wantVideo) attempts.push({ video: true });
+  // The camera and microphone chosen last time (devices.js), preferred but not required.
+  const video = preferredDevice('videoinput');
+  const audio = preferredDevice('audioinput');
+  if (wantVideo && wantAudio) attempts.push({ video, audio });
+  if (wantAudio) attempts.push({ audio });
+  if (wantVideo) attempts.push({ video });
   for (const constraints of attempts) {
     try {
       if (!md?.getUserMedia) break;
@@ -92,6 +95,29 @@ export async function captureMedia(media, caps) {
   return { stream: new MediaStream(), missing };
 }
 
+/**
+ * The constraint for the device of `kind` the user chose last time (remembered in
+ * localStorage by the call's device menu): `{deviceId: {ideal}}`, or `true` for the default.
+ */
+export function preferredDevice(kind) {
+  try {
+    const id = globalThis.localStorage?.getItem(`tertulia.device.${kind}`);
+    return id ? { deviceId: { ideal: id } } : true;
+  } catch {
+    return true;
+  }
+}
+
+/** Remembers the device of `kind` chosen for calls ('' forgets it: the default). */
+export function rememberDevice(kind, deviceId) {
+  try {
+    if (deviceId) globalThis.localStorage?.setItem(`tertulia.device.${kind}`, deviceId);
+    else globalThis.localStorage?.removeItem(`tertulia.device.${kind}`);
+  } catch {
+    // Not remembered; still used for this call.
+  }
+}
+
 /** One remote participant: their connection, negotiation state and incoming media. */
 class Peer {
   constructor(session, info, polite) {
@@ -100,6 +126,10 @@ class Peer {
     this.user = info.user;
     this.polite = polite;
     this.stream = new MediaStream();
+    /** Their shared screen (a second video track, sent in a stream of its own), or null. */
+    this.screen = null;
+    /** The id of the stream their camera and microphone come in: any other is a screen. */
+    this.mainStreamId = null;
     this.state = 'new';
     this.makingOffer = false;
     this.ignoreOffer = false;
@@ -131,6 +161,8 @@ class Peer {
     const pc = new RTCPeerConnection({ iceServers: session.iceServers });
     this.pc = pc;
     for (const track of session.localStream.getTracks()) pc.addTrack(track, session.localStream);
+    // Someone joining while we share our screen sees it too.
+    if (session.screenStream) this.addScreen(session.screenStream);
     // Receive what we do not send, so an audio-only or camera-less participant still sees
     // and hears the others. Only the offering (impolite) side adds these, so the answer does
     // not grow extra m-lines.
@@ -147,7 +179,19 @@ class Peer {
     pc.onicecandidate = ({ candidate }) => {
       if (candidate) this.send('candidate', candidate.toJSON());
     };
-    pc.ontrack = ({ track }) => {
+    pc.ontrack = ({ track, streams }) => {
+      // Camera and microphone come first, in one stream; a video track in another stream
+      // is their shared screen.
+      const streamId = streams?.[0]?.id || null;
+      this.mainStreamId ??= streamId;
+      if (track.kind === 'video' && streamId && streamId !== this.mainStreamId) {
+        this.screen = new MediaStream([track]);
+        track.onunmute = () => session.changed();
+        track.onmute = () => session.changed();
+        track.onended = () => session.changed();
+        session.changed();
+        return;
+      }
       // One stream per peer, whatever stream ids the other side used.
       for (const old of this.stream.getTracks()) {
         if (old.kind === track.kind) this.stream.removeTrack(old);
@@ -169,6 +213,30 @@ class Peer {
         }
       }, FIRST_OFFER_WAIT_MS);
     }
+  }
+
+  /** Sends our shared screen to this peer (the negotiation that follows is the usual one). */
+  addScreen(stream) {
+    if (this.closed || this.screenSender) return;
+    const [track] = stream.getVideoTracks();
+    if (track) this.screenSender = this.pc.addTrack(track, stream);
+  }
+
+  /** Stops sending our screen to this peer. */
+  removeScreen() {
+    if (this.closed || !this.screenSender) return;
+    try {
+      this.pc.removeTrack(this.screenSender);
+    } catch (err) {
+      console.warn('removing the screen track failed', err);
+    }
+    this.screenSender = null;
+  }
+
+  /** Whether their shared screen is coming in now. */
+  get sharing() {
+    const track = this.screen?.getVideoTracks()[0];
+    return Boolean(track && track.readyState === 'live' && !track.muted);
   }
 
   send(kind, data) {
@@ -397,7 +465,67 @@ export class CallSession {
     this.ended = false;
     /** Our own connection to the server is down (the call goes on meanwhile). */
     this.reconnecting = false;
+    /** Our shared screen, sent to every peer, or null. */
+    this.screenStream = null;
     this._off = [];
+  }
+
+  /**
+   * Shares a screen (or window) with everyone in the call: `getDisplayMedia` asks which;
+   * each connection gets the track and renegotiates (perfect negotiation, as at the start).
+   * Stopping it in the browser's own bar stops it here too.
+   */
+  async startScreenShare() {
+    if (this.screenStream || this.ended) return;
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    if (this.ended) {
+      stream.getTracks().forEach((tr) => tr.stop());
+      return;
+    }
+    this.screenStream = stream;
+    const [track] = stream.getVideoTracks();
+    if (track) track.onended = () => this.stopScreenShare();
+    for (const peer of this.peers.values()) peer.addScreen(stream);
+    this.changed();
+  }
+
+  /** Stops sharing the screen: every connection drops the track (and renegotiates). */
+  stopScreenShare() {
+    const stream = this.screenStream;
+    if (!stream) return;
+    this.screenStream = null;
+    for (const peer of this.peers.values()) peer.removeScreen();
+    stream.getTracks().forEach((tr) => tr.stop());
+    this.changed();
+  }
+
+  /**
+   * Uses another camera or microphone (`kind` 'videoinput' or 'audioinput'): its track
+   * replaces the old one in our stream and on every connection (no renegotiation), keeping
+   * the mute or camera-off state.
+   */
+  async switchDevice(kind, deviceId) {
+    const media = kind === 'videoinput' ? 'video' : 'audio';
+    const fresh = await navigator.mediaDevices.getUserMedia({ [media]: deviceId ? { deviceId: { exact: deviceId } } : true });
+    const [track] = media === 'video' ? fresh.getVideoTracks() : fresh.getAudioTracks();
+    if (!track) return;
+    if (this.ended) {
+      track.stop();
+      return;
+    }
+    const old = media === 'video' ? this.localStream.getVideoTracks()[0] : this.localStream.getAudioTracks()[0];
+    if (old) {
+      track.enabled = old.enabled;
+      this.localStream.removeTrack(old);
+    }
+    this.localStream.addTrack(track);
+    for (const peer of this.peers.values()) {
+      const sender = old ? peer.pc.getSenders().find((s) => s.track === old) : null;
+      if (sender) await sender.replaceTrack(track);
+      else peer.pc.addTrack(track, this.localStream);
+    }
+    old?.stop();
+    this.changed();
   }
 
   /**
@@ -575,6 +703,8 @@ export class CallSession {
       this.peers.delete(id);
     }
     for (const track of this.localStream.getTracks()) track.stop();
+    for (const track of this.screenStream?.getTracks() || []) track.stop();
+    this.screenStream = null;
     this.client.leaveRoom(this.room);
   }
 }

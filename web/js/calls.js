@@ -2,7 +2,8 @@
 // ring, the call itself (videos, mute, camera, timer, connection state, hang up) and
 // inviting a third person. The media plumbing is in call.js.
 
-import { captureMedia, CallSession } from './call.js';
+import { captureMedia, CallSession, rememberDevice } from './call.js';
+import { LevelMeters } from './levels.js';
 import { fetchIceServers } from './api.js';
 import { byId, h, replaceChildren } from './dom.js';
 import { icon } from './icons.js';
@@ -14,6 +15,9 @@ const END_SCREEN_MS = 2500;
 
 /** How long an emptied call waits for `call.ended` before closing on its own, in ms. */
 const EMPTY_GRACE_MS = 1500;
+
+/** How often the speaking marks are updated, in ms. */
+const LEVELS_MS = 200;
 
 /** After a `conflict` on our invite, how long to wait for their crossing invitation. */
 const CROSSED_WAIT_MS = 2000;
@@ -62,6 +66,10 @@ export class CallController {
       if (e.key === 'Escape') this.declineShown();
     });
     byId('invite-close').addEventListener('click', () => this.toggleInvitePanel(false));
+    /** Camera, microphone and speaker choice, opened from the call's controls. */
+    this.devicePanel = h('div', { class: 'device-panel', id: 'device-panel', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'device-heading', hidden: true });
+    this.view.root.append(this.devicePanel);
+    this.levels = null;
     this.localTile = null;
     this.tiles = new Map();
   }
@@ -458,6 +466,8 @@ export class CallController {
       },
     });
     this.active = { session, room, media, callIds: new Set([callId]), muted: false, cameraOff: false, missing: local.missing };
+    this.levels = new LevelMeters();
+    this.levelTimer = setInterval(() => this.renderLevels(), LEVELS_MS);
     this.showLocal(local.stream);
     this.renderControls();
     this.renderCall();
@@ -504,6 +514,10 @@ export class CallController {
     if (!a) return;
     this.active = null;
     clearInterval(this.timer);
+    clearInterval(this.levelTimer);
+    this.levels?.close();
+    this.levels = null;
+    this.devicePanel.hidden = true;
     a.session.stop();
     this.invites.clear();
     this.renderInvites();
@@ -545,6 +559,9 @@ export class CallController {
       return;
     }
     v.root.dataset.phase = 'ended';
+    // The outcome is the heading too (not "Calling bob…" any more), and the screen can be
+    // closed at once rather than waited out.
+    v.heading.textContent = message;
     this.setState(message);
     replaceChildren(v.controls);
     for (const video of v.grid.querySelectorAll('video')) video.srcObject = null;
@@ -562,6 +579,9 @@ export class CallController {
       return;
     }
     this.app.toast(message);
+    const close = h('button', { type: 'button', class: 'primary', dataset: { action: 'close' }, on: { click: () => this.closeView() } }, t('call.close'));
+    replaceChildren(v.controls, close);
+    close.focus();
     this.closeTimer = setTimeout(() => {
       if (!this.active && !this.outgoing && !this.pendingAccept) this.closeView();
     }, END_SCREEN_MS);
@@ -576,6 +596,9 @@ export class CallController {
     let text = '';
     if (missing.includes('video') && missing.includes('audio')) text = t('call.nomedia');
     else if (missing.includes('video') && v.root.dataset.media === 'video') text = t('call.nocamera');
+    // No microphone at all, or none chosen (they can talk only by video): say so, or their
+    // calls are silent with no word why.
+    else if (missing.includes('audio') || !(this.app.me.capabilities || []).includes('audio')) text = t('call.nomic');
     v.notice.textContent = text;
     v.notice.hidden = !text;
   }
@@ -594,8 +617,11 @@ export class CallController {
     const avatar = h('div', { class: 'tile-avatar', 'aria-hidden': 'true', text: (avatarName || '?').slice(0, 1).toUpperCase() });
     const label = h('span', { class: 'tile-name', text: name });
     const state = h('span', { class: 'tile-state' });
-    const el = h('figure', { class: `tile ${local ? 'local' : 'remote'}`, dataset: { peer: key } }, video, avatar, h('figcaption', {}, label, state));
-    return { el, video, avatar, label, state };
+    // What they cannot send (no microphone, no camera), said in words, not only greyed out.
+    const note = h('span', { class: 'tile-note' });
+    const el = h('figure', { class: `tile ${local ? 'local' : 'remote'}`, dataset: { peer: key } }, video, avatar, h('figcaption', {}, label, state, note));
+    if (!local) this.applySpeaker(video);
+    return { el, video, avatar, label, state, note };
   }
 
   setTileStream(tile, stream) {
@@ -612,7 +638,12 @@ export class CallController {
     const peers = [...a.session.peers.values()];
     if (peers.length) clearTimeout(this.emptyTimer);
     for (const [key, tile] of this.tiles) {
-      if (!a.session.peers.has(key)) {
+      const screenOf = key.endsWith(':screen') ? key.slice(0, -':screen'.length) : null;
+      const gone = screenOf
+        ? screenOf === 'local' ? !a.session.screenStream : !a.session.peers.get(screenOf)?.sharing
+        : !a.session.peers.has(key);
+      if (gone) {
+        this.levels?.unwatch(key);
         tile.video.srcObject = null;
         tile.el.remove();
         this.tiles.delete(key);
@@ -632,9 +663,20 @@ export class CallController {
       tile.el.dataset.state = shown;
       tile.state.textContent = t(`peer.${shown}`) || shown;
       this.setTileStream(tile, peer.stream);
+      const caps = this.app.knownUsers().find((u) => u.id === peer.user?.id)?.capabilities;
+      this.setTileNote(tile, caps ? { audio: caps.includes('audio'), video: a.media !== 'video' || caps.includes('video') } : null);
+      this.levels?.watch(peer.peerId, peer.stream);
+      if (peer.sharing) this.showScreen(`${peer.peerId}:screen`, t('call.screen.of', { name: peer.user?.nickname || '' }), peer.screen);
     }
-    if (this.localTile) this.setTileStream(this.localTile, a.session.localStream);
-    v.grid.dataset.count = String(peers.length + 1);
+    if (a.session.screenStream) this.showScreen('local:screen', t('call.screen.yours'), a.session.screenStream);
+    if (this.localTile) {
+      this.setTileStream(this.localTile, a.session.localStream);
+      const mine = a.session.localStream;
+      this.setTileNote(this.localTile, { audio: mine.getAudioTracks().length > 0, video: a.media !== 'video' || mine.getVideoTracks().length > 0 });
+      this.levels?.watch('local', mine);
+    }
+    v.root.dataset.sharing = [...this.tiles.keys()].some((k) => k.endsWith(':screen')) ? 'true' : 'false';
+    v.grid.dataset.count = String(v.grid.children.length);
     const names = peers.map((p) => p.user?.nickname).filter(Boolean);
     v.heading.textContent = names.length ? t('call.with', { names: names.join(', ') }) : t('call.title');
     const states = peers.map((p) => p.state);
@@ -651,6 +693,133 @@ export class CallController {
     else v.root.dataset.connection = peers.length && !away.length && states.every((s) => s === 'connected') ? 'connected' : 'connecting';
     if (v.state.textContent !== overall) this.setState(overall);
     this.renderTimer();
+  }
+
+  /** A tile for a shared screen (`key` ends in `:screen`), first in the grid. */
+  showScreen(key, name, stream) {
+    let tile = this.tiles.get(key);
+    if (!tile) {
+      tile = this.makeTile(key, name, false);
+      tile.el.classList.add('screen');
+      tile.video.classList.remove('mirror');
+      tile.video.muted = true;
+      this.tiles.set(key, tile);
+      this.view.grid.prepend(tile.el);
+    }
+    tile.label.textContent = name;
+    if (tile.video.srcObject !== stream) tile.video.srcObject = stream;
+    tile.el.dataset.video = 'on';
+  }
+
+  /** Says on a tile what its person cannot send (`null`: not known). */
+  setTileNote(tile, can) {
+    const missing = [];
+    if (can && !can.audio) missing.push(t('peer.nomic'));
+    if (can && !can.video) missing.push(t('peer.nocamera'));
+    tile.note.textContent = missing.join(' · ');
+    tile.el.dataset.nomic = can && !can.audio ? 'true' : 'false';
+  }
+
+  /** Marks who is speaking (their tile's outline, and the word for screen readers on hover). */
+  renderLevels() {
+    const a = this.active;
+    if (!a || !this.levels) return;
+    const mark = (tile, key) => {
+      const on = this.levels.speaking(key);
+      if ((tile.el.dataset.speaking === 'true') !== on) tile.el.dataset.speaking = on ? 'true' : 'false';
+    };
+    for (const [key, tile] of this.tiles) if (!key.endsWith(':screen')) mark(tile, key);
+    if (this.localTile) mark(this.localTile, 'local');
+  }
+
+  /** Plays a remote tile through the chosen speaker, where the browser allows choosing. */
+  applySpeaker(video) {
+    let id = '';
+    try {
+      id = localStorage.getItem('tertulia.device.audiooutput') || '';
+    } catch {
+      // No remembered choice.
+    }
+    if (id && typeof video.setSinkId === 'function') video.setSinkId(id).catch(() => {});
+  }
+
+  /** The camera, microphone and speaker menu (remembered for the next calls). */
+  async toggleDevicePanel(show) {
+    const panel = this.devicePanel;
+    const open = show ?? panel.hidden;
+    panel.hidden = !open;
+    if (!open) return;
+    const a = this.active;
+    let devices = [];
+    try {
+      devices = await navigator.mediaDevices.enumerateDevices();
+    } catch {
+      // Listed as defaults only.
+    }
+    const current = (kind) => {
+      const track = kind === 'videoinput' ? a?.session.localStream.getVideoTracks()[0] : kind === 'audioinput' ? a?.session.localStream.getAudioTracks()[0] : null;
+      if (track) return track.getSettings?.().deviceId || '';
+      try {
+        return localStorage.getItem(`tertulia.device.${kind}`) || '';
+      } catch {
+        return '';
+      }
+    };
+    const select = (kind, labelKey) => {
+      const list = devices.filter((d) => d.kind === kind);
+      if (kind === 'audiooutput' && !('setSinkId' in HTMLMediaElement.prototype)) return null;
+      if (kind === 'videoinput' && a?.media !== 'video') return null;
+      const id = `device-${kind}`;
+      const chosen = current(kind);
+      const el = h('select', { id, dataset: { kind } },
+        h('option', { value: '', text: t('call.device.default') }),
+        list.filter((d) => d.deviceId && d.deviceId !== 'default').map((d, i) => h('option', { value: d.deviceId, text: d.label || `${t(labelKey)} ${i + 1}`, selected: d.deviceId === chosen })),
+      );
+      el.addEventListener('change', () => this.chooseDevice(kind, el.value));
+      return h('div', { class: 'field' }, h('label', { for: id, text: t(labelKey) }), el);
+    };
+    replaceChildren(panel,
+      h('h3', { id: 'device-heading', text: t('call.devices') }),
+      select('videoinput', 'call.device.camera'),
+      select('audioinput', 'call.device.mic'),
+      select('audiooutput', 'call.device.speaker'),
+      h('button', { type: 'button', class: 'ghost', on: { click: () => this.toggleDevicePanel(false) }, text: t('call.invite.close') }),
+    );
+    panel.querySelector('select')?.focus();
+  }
+
+  async chooseDevice(kind, deviceId) {
+    rememberDevice(kind, deviceId);
+    const a = this.active;
+    if (kind === 'audiooutput') {
+      for (const tile of this.tiles.values()) this.applySpeaker(tile.video);
+      return;
+    }
+    if (!a) return;
+    try {
+      await a.session.switchDevice(kind, deviceId);
+      this.showLocal(a.session.localStream);
+      this.renderControls();
+    } catch (err) {
+      this.app.toast(t('call.device.failed', { reason: err.message || err.name }));
+    }
+  }
+
+  async toggleScreenShare() {
+    const a = this.active;
+    if (!a) return;
+    if (a.session.screenStream) {
+      a.session.stopScreenShare();
+    } else {
+      try {
+        await a.session.startScreenShare();
+      } catch (err) {
+        // Cancelling the browser's picker is not an error worth a word.
+        if (err?.name !== 'NotAllowedError' && err?.name !== 'AbortError') this.app.toast(t('call.share.failed', { reason: err.message || err.name }));
+      }
+    }
+    this.renderControls();
+    this.renderCall();
   }
 
   renderTimer() {
@@ -689,7 +858,7 @@ export class CallController {
     const hasVideo = a.session.localStream.getVideoTracks().length > 0;
     replaceChildren(
       c,
-      this.controlButton(a.muted ? 'audio-off' : 'audio', a.muted ? t('call.unmute') : t('call.mute'), () => {
+      this.controlButton(hasAudio && !a.muted ? 'audio' : 'audio-off', !hasAudio ? t('call.mic.none') : a.muted ? t('call.unmute') : t('call.mute'), () => {
         a.muted = a.session.setMuted(!a.muted);
         this.renderControls();
       }, { pressed: a.muted, disabled: !hasAudio, action: 'mute' }),
@@ -700,6 +869,10 @@ export class CallController {
             this.renderCall();
           }, { pressed: a.cameraOff, disabled: !hasVideo, action: 'camera' })
         : null,
+      navigator.mediaDevices?.getDisplayMedia
+        ? this.controlButton('screen', a.session.screenStream ? t('call.share.stop') : t('call.share'), () => this.toggleScreenShare(), { pressed: Boolean(a.session.screenStream), action: 'share' })
+        : null,
+      this.controlButton('settings', t('call.devices'), () => this.toggleDevicePanel(), { action: 'devices' }),
       this.app.me.capabilities?.includes('text')
         ? this.controlButton('text', t('call.chat'), () => this.openChats(), { action: 'chat' })
         : null,
@@ -749,7 +922,7 @@ export class CallController {
         h('li', { dataset: { userId: String(u.id) } },
           h('span', { class: 'status-dot', dataset: { status: u.status }, 'aria-hidden': 'true' }),
           h('span', { class: 'nick', text: u.nickname }),
-          h('button', { type: 'button', class: 'small', on: { click: () => this.inviteIntoCall(u) } }, icon('user-plus'), h('span', { text: t('call.invite') })),
+          h('button', { type: 'button', class: 'small', 'aria-label': t('call.invite.person', { name: u.nickname }), on: { click: () => this.inviteIntoCall(u) } }, icon('user-plus'), h('span', { text: t('call.invite.add') })),
         ),
       ),
     );

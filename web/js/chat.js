@@ -1,5 +1,9 @@
-// Text chat windows: one per direct room, docked at the bottom (full screen on a phone).
-// History on open, older pages on scroll, pending → delivered per message, typing indicator.
+// Text chat windows: one per conversation (a direct room, or a group of up to the room cap),
+// docked at the bottom (full screen on a phone). History on open, older pages on scroll
+// ("Load older messages" only while older ones exist), pending → delivered per message,
+// typing indicator; a direct conversation's header starts a video or voice call, and any
+// conversation's brings a third person in (which makes a group). A window stays open beside
+// a call.
 
 import { directRoom } from './client.js';
 import { h, replaceChildren } from './dom.js';
@@ -8,6 +12,9 @@ import { t, formatTime } from './i18n.js';
 
 /** Messages asked for per older page. */
 const PAGE = 50;
+
+/** Messages `room.joined` holds on a first join (the server's page). */
+const HISTORY_PAGE = 50;
 
 /** At most one typing notice per this many ms. */
 const TYPING_EVERY_MS = 2500;
@@ -18,13 +25,18 @@ const TYPING_SHOWN_MS = 4000;
 /** Windows open side by side on a wide screen; older ones close beyond this. */
 const MAX_WINDOWS = 3;
 
-/** One conversation with one person. */
+/** One conversation: with one person (`peer`), or a group (`group`: {room, title, members}). */
 class ChatWindow {
-  constructor(dock, peer) {
+  constructor(dock, peer, group = null) {
     this.dock = dock;
     this.app = dock.app;
-    this.peer = peer;
-    this.room = directRoom(this.app.me.id, peer.id);
+    this.group = group;
+    this.peer = peer || { id: null, nickname: group.title };
+    this.room = group ? group.room : directRoom(this.app.me.id, peer.id);
+    /** A key for element ids: the peer's id, or the group's room. */
+    this.key = group ? group.room.replace(/[^a-zA-Z0-9-]/g, '-') : String(peer.id);
+    /** Whether the first `room.joined` has told how much history there is. */
+    this.joinedOnce = false;
     /** msg_id → <li> */
     this.byMsgId = new Map();
     /** client_msg_id → <li> (mine, until delivered) */
@@ -32,7 +44,7 @@ class ChatWindow {
     this.oldestId = null;
     /** Accepted chat invitations for this room, hung up when the window closes. */
     this.callIds = new Set();
-    this.hasMore = true;
+    this.hasMore = false;
     this.loadingOlder = false;
     this.lastTypingSent = 0;
     this.typingTimer = null;
@@ -44,22 +56,29 @@ class ChatWindow {
     const name = this.peer.nickname;
     this.status = h('span', { class: 'status-dot', 'aria-hidden': 'true' });
     this.statusText = h('span', { class: 'visually-hidden' });
-    this.heading = h('h2', { class: 'chat-title', id: `chat-h-${this.peer.id}` });
+    this.heading = h('h2', { class: 'chat-title', id: `chat-h-${this.key}` });
     this.closeButton = h('button', { type: 'button', class: 'icon-button', on: { click: () => this.dock.close(this.room) } }, icon('close'));
-    this.olderButton = h('button', { type: 'button', class: 'link-button older', on: { click: () => this.loadOlder() } });
+    // From the conversation to a call (direct ones), and a third person in.
+    this.videoButton = h('button', { type: 'button', class: 'icon-button chat-call', dataset: { action: 'video' }, on: { click: () => this.startCall('video') } }, icon('video'));
+    this.audioButton = h('button', { type: 'button', class: 'icon-button chat-call', dataset: { action: 'audio' }, on: { click: () => this.startCall('audio') } }, icon('phone'));
+    this.addButton = h('button', { type: 'button', class: 'icon-button chat-add', dataset: { action: 'add' }, 'aria-expanded': 'false', on: { click: () => this.togglePeople() } }, icon('user-plus'));
+    this.people = h('ul', { class: 'chat-people', hidden: true });
+    this.olderButton = h('button', { type: 'button', class: 'link-button older', hidden: true, on: { click: () => this.loadOlder() } });
     this.beginning = h('p', { class: 'chat-beginning', hidden: true });
-    this.list = h('ol', { class: 'messages', role: 'log', 'aria-live': 'polite' });
-    this.scroller = h('div', { class: 'chat-scroll', on: { scroll: () => this.onScroll() } }, this.olderButton, this.beginning, this.list);
+    this.list = h('ol', { class: 'messages' });
+    // The log role on the scroller: an <ol> given another role is no list for its <li>s.
+    this.scroller = h('div', { class: 'chat-scroll', role: 'log', 'aria-live': 'polite', on: { scroll: () => this.onScroll() } }, this.olderButton, this.beginning, this.list);
     this.notice = h('p', { class: 'chat-notice', hidden: true });
     this.typingLine = h('p', { class: 'typing', 'aria-live': 'polite' });
-    this.input = h('textarea', { rows: '1', class: 'chat-input', maxlength: '4000', id: `chat-in-${this.peer.id}`, on: { keydown: (e) => this.onKey(e), input: () => this.onInput() } });
-    this.inputLabel = h('label', { class: 'visually-hidden', for: `chat-in-${this.peer.id}` });
+    this.input = h('textarea', { rows: '1', class: 'chat-input', maxlength: '4000', id: `chat-in-${this.key}`, on: { keydown: (e) => this.onKey(e), input: () => this.onInput() } });
+    this.inputLabel = h('label', { class: 'visually-hidden', for: `chat-in-${this.key}` });
     this.sendButton = h('button', { type: 'submit', class: 'icon-button send' }, icon('send'));
     this.form = h('form', { class: 'chat-form', on: { submit: (e) => { e.preventDefault(); this.submit(); } } }, this.inputLabel, this.input, this.sendButton);
     this.el = h(
       'section',
-      { class: 'chat-window', 'aria-labelledby': `chat-h-${this.peer.id}`, dataset: { room: this.room, peerId: String(this.peer.id) } },
-      h('header', { class: 'chat-head' }, this.status, this.heading, this.statusText, this.closeButton),
+      { class: 'chat-window', 'aria-labelledby': `chat-h-${this.key}`, dataset: this.group ? { room: this.room, kind: 'group' } : { room: this.room, peerId: String(this.peer.id), kind: 'direct' } },
+      h('header', { class: 'chat-head' }, this.group ? null : this.status, this.heading, this.statusText, this.videoButton, this.audioButton, this.addButton, this.closeButton),
+      this.people,
       this.scroller,
       this.notice,
       this.typingLine,
@@ -78,14 +97,110 @@ class ChatWindow {
     this.inputLabel.textContent = t('chat.input', { name });
     this.input.setAttribute('placeholder', t('chat.input', { name }));
     this.sendButton.setAttribute('aria-label', t('chat.send'));
+    this.videoButton.setAttribute('aria-label', t('action.video', { name }));
+    this.audioButton.setAttribute('aria-label', t('action.audio', { name }));
+    this.addButton.setAttribute('aria-label', t('conv.add'));
+    this.addButton.setAttribute('title', t('conv.add'));
+    if (!this.people.hidden) this.renderPeople();
     this.list.setAttribute('aria-label', t('chat.log'));
     for (const li of this.list.children) this.renderState(li);
   }
 
   updateStatus() {
+    if (this.group) {
+      // A group call rings whoever of them is online and able; the button needs the means.
+      const me = this.app.me?.capabilities || [];
+      this.videoButton.hidden = !me.includes('video');
+      this.audioButton.hidden = !me.includes('audio');
+      for (const b of [this.videoButton, this.audioButton]) b.disabled = this.app.calls.busy;
+      return;
+    }
     const status = this.app.statusOf(this.peer.id);
     this.status.dataset.status = status;
     this.statusText.textContent = t(`status.${status}`);
+    // A call needs both to have the means and them to be free; chatting never changes that.
+    const me = this.app.me?.capabilities || [];
+    const them = this.app.directory.get(this.peer.id)?.capabilities || this.app.client?.users?.get(this.peer.id)?.capabilities || [];
+    for (const [button, cap] of [[this.videoButton, 'video'], [this.audioButton, 'audio']]) {
+      button.hidden = !(me.includes(cap) && them.includes(cap));
+      button.disabled = status !== 'online' || this.app.calls.busy;
+    }
+  }
+
+  async startCall(media) {
+    if (!this.group) {
+      this.app.calls.start(this.peer, media);
+      return;
+    }
+    // A group: call the first of them who can take it, then bring the others into the call
+    // once it runs (as the call's own "invite" does).
+    const users = this.app.client?.users;
+    const able = this.group.members
+      .filter((m) => m.id !== this.app.me.id)
+      .map((m) => users?.get(m.id))
+      .filter((u) => u && u.status === 'online' && (u.capabilities || []).includes(media));
+    if (!able.length) {
+      this.setNotice(t('conv.call.nobody'));
+      return;
+    }
+    const [first, ...rest] = able;
+    const c = this.app.client;
+    const off = [];
+    const stop = () => off.splice(0).forEach((f) => f());
+    off.push(
+      c.on('call.accepted', (f) => {
+        off.push(c.on('room.joined', (j) => {
+          if (j.room !== f.room) return;
+          stop();
+          for (const u of rest) this.app.calls.inviteIntoCall(u);
+        }));
+      }),
+      ...['call.declined', 'call.missed', 'call.cancelled'].map((type) => c.on(type, stop)),
+    );
+    setTimeout(stop, (c.welcome?.limits?.ring_timeout_ms || 30_000) + 10_000);
+    await this.app.calls.start(first, media);
+  }
+
+  /** A group's members changed (someone was brought in). */
+  setMembers(members, title) {
+    if (!this.group) return;
+    this.group.members = members;
+    this.group.title = title;
+    this.peer.nickname = title;
+    this.translate();
+  }
+
+  /** The people who can be brought into this conversation: online, can chat, not in it. */
+  togglePeople(on = this.people.hidden) {
+    this.people.hidden = !on;
+    this.addButton.setAttribute('aria-expanded', on ? 'true' : 'false');
+    if (on) this.renderPeople();
+  }
+
+  renderPeople() {
+    const inIt = new Set(this.group ? this.group.members.map((m) => m.id) : [this.app.me.id, this.peer.id]);
+    const users = [...(this.app.client?.users?.values() || [])]
+      .filter((u) => !inIt.has(u.id) && u.status !== 'offline' && (u.capabilities || []).includes('text'))
+      .sort((a, b) => a.nickname.localeCompare(b.nickname));
+    replaceChildren(
+      this.people,
+      users.length
+        ? users.map((u) => h('li', {}, h('button', { type: 'button', class: 'small', text: t('conv.add.person', { name: u.nickname }), on: { click: () => this.addPerson(u) } })))
+        : h('li', { class: 'hint', text: t('conv.add.nobody') }),
+    );
+  }
+
+  async addPerson(user) {
+    this.togglePeople(false);
+    try {
+      const updated = await this.app.client.inviteToConversation(this.room, user.id);
+      this.app.conversations.onUpdated(updated);
+      if (!this.group) {
+        await this.app.conversations.open(updated.room);
+      }
+    } catch (err) {
+      this.setNotice(t('chat.unavailable', { reason: err.message }));
+    }
   }
 
   async open() {
@@ -94,7 +209,11 @@ class ChatWindow {
       c.on('room.joined', (f) => {
         if (f.room !== this.room) return;
         this.addMessages(f.messages);
-        if (this.oldestId === null) this.showBeginning(true);
+        if (!this.joinedOnce) {
+          this.joinedOnce = true;
+          this.learnHistory(f.messages.length);
+        }
+        this.app.conversations?.markRead(this.room);
       }),
       // The rest of what was missed while away (more than room.joined holds), page by page.
       c.on('chat.missed', (f) => {
@@ -105,7 +224,7 @@ class ChatWindow {
       c.on('chat.message', (m) => {
         if (m.room === this.room) {
           this.addMessages([m]);
-          if (m.from?.id === this.peer.id) this.showTyping(false);
+          if (m.from?.id === this.peer.id || this.group) this.showTyping(false);
         }
       }),
       c.on('chat.pending', (p) => {
@@ -124,7 +243,10 @@ class ChatWindow {
         }
       }),
       c.on('chat.typing', (f) => {
-        if (f.room === this.room && f.from?.id !== this.app.me.id) this.showTyping(true);
+        if (f.room === this.room && f.from?.id !== this.app.me.id) {
+          this.typingName = f.from?.nickname;
+          this.showTyping(true);
+        }
       }),
       c.on('room.lost', (f) => {
         if (f.room === this.room) this.setNotice(t('chat.unavailable', { reason: f.error?.message || '' }));
@@ -134,6 +256,23 @@ class ChatWindow {
       await c.joinRoom(this.room);
     } catch (err) {
       if (err.code !== 'disconnected') this.setNotice(t('chat.unavailable', { reason: err.message }));
+    }
+  }
+
+  /**
+   * After the first join: whether older messages exist. Fewer than a page: none. A full
+   * page: ask for one message before it, so the button shows only when there is one.
+   */
+  async learnHistory(count) {
+    if (this.oldestId === null || count < HISTORY_PAGE) {
+      this.showBeginning(true);
+      return;
+    }
+    try {
+      const probe = await this.app.client.history(this.room, this.oldestId, 1);
+      this.showBeginning(!(probe.messages || []).length);
+    } catch {
+      this.showBeginning(false);
     }
   }
 
@@ -258,7 +397,7 @@ class ChatWindow {
 
   showTyping(on) {
     clearTimeout(this.typingTimer);
-    this.typingLine.textContent = on ? t('chat.typing', { name: this.peer.nickname }) : '';
+    this.typingLine.textContent = on ? t('chat.typing', { name: this.typingName || this.peer.nickname }) : '';
     if (on) this.typingTimer = setTimeout(() => this.showTyping(false), TYPING_SHOWN_MS);
   }
 
@@ -313,6 +452,29 @@ export class ChatDock {
     this.windows = new Map();
   }
 
+  /** Where the open windows are remembered for this tab, so a reload reopens them. */
+  storageKey() {
+    return `tertulia.open-chats.${this.app.me?.id}`;
+  }
+
+  /** Remembers which conversations are open (this tab only: sessionStorage). */
+  save() {
+    try {
+      sessionStorage.setItem(this.storageKey(), JSON.stringify([...this.windows.keys()]));
+    } catch {
+      // Not remembered across reloads; nothing else changes.
+    }
+  }
+
+  /** The conversations open before a reload of this tab. */
+  saved() {
+    try {
+      return JSON.parse(sessionStorage.getItem(this.storageKey()) || '[]');
+    } catch {
+      return [];
+    }
+  }
+
   /** Opens (or focuses) the chat with `peer` ({id, nickname}); returns its window. */
   async open(peer, { focus = true } = {}) {
     const room = directRoom(this.app.me.id, peer.id);
@@ -322,6 +484,22 @@ export class ChatDock {
       this.windows.set(room, win);
       this.container.append(win.el);
       while (this.windows.size > MAX_WINDOWS) this.close(this.windows.keys().next().value);
+      this.save();
+      await win.open();
+    }
+    if (focus) win.focus();
+    return win;
+  }
+
+  /** Opens (or focuses) a group conversation's window. */
+  async openGroup(room, title, members, { focus = true } = {}) {
+    let win = this.windows.get(room);
+    if (!win) {
+      win = new ChatWindow(this, null, { room, title, members });
+      this.windows.set(room, win);
+      this.container.append(win.el);
+      while (this.windows.size > MAX_WINDOWS) this.close(this.windows.keys().next().value);
+      this.save();
       await win.open();
     }
     if (focus) win.focus();
@@ -333,16 +511,18 @@ export class ChatDock {
     return this.windows.get(room);
   }
 
-  close(room) {
+  close(room, { forget = true } = {}) {
     const win = this.windows.get(room);
     if (!win) return;
     this.windows.delete(room);
+    if (forget) this.save();
     win.destroy();
     this.app.chatClosed(win.peer, win.callIds);
   }
 
+  /** Closes every window (leaving the page: logout, revoked); a reload still reopens them. */
   closeAll() {
-    for (const room of [...this.windows.keys()]) this.close(room);
+    for (const room of [...this.windows.keys()]) this.close(room, { forget: false });
   }
 
   /** Presence changed: refresh the status dots. */

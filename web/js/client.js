@@ -34,8 +34,15 @@
 //   chat.pending     {room, client_msg_id, text} a message waiting for the server
 //   chat.delivered   {room, client_msg_id, msg_id, created_at} the server stored it
 //   chat.failed      {room, client_msg_id, error} the server refused it (will not be resent)
+//   conversation.read     {room, msg_id, unread} this user read a conversation (another tab's
+//                    read, or the reply to markRead)
+//   conversation.updated  {room, kind, members, by} a group conversation was made or grown
 //   revoked          {code} the session was revoked (close 4001): no reconnect
+//   transport        {transport: 'websocket'|'http'} the transport of the connection just
+//                    opened (see `transport` below), on every welcome
 //   frame            every frame received, for debugging and extensions
+
+import { StreamSocket } from './stream-socket.js';
 
 /** Close code the server uses when the session was revoked (logout, ban, kick). */
 export const CLOSE_REVOKED = 4001;
@@ -88,6 +95,11 @@ export function defaultUrl() {
  * - `backoff`: `{minMs, maxMs, factor}` for reconnecting (default 500 ms doubling to 15 s)
  * - `requestTimeoutMs`: how long a request waits for its reply (default 15 s)
  * - `reconnect`: false to stay closed after a drop (default true)
+ * - `transport`: 'auto' (default), 'websocket' or 'http'. 'auto' tries a WebSocket and falls
+ *   back to the HTTP transport (Server-Sent Events + POST, `createStream(url)`, default a
+ *   StreamSocket on `/api/stream`) when the upgrade fails or no frame comes within
+ *   `fallbackAfterMs` (default 5 s); once the HTTP transport worked where the WebSocket did not,
+ *   reconnections use it directly.
  */
 export class TertuliaClient {
   constructor(options = {}) {
@@ -96,6 +108,12 @@ export class TertuliaClient {
     this.backoff = { minMs: 500, maxMs: 15000, factor: 2, ...(options.backoff || {}) };
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15000;
     this.autoReconnect = options.reconnect !== false;
+    this.transport = options.transport || 'auto';
+    this.createStream = options.createStream || ((url) => new StreamSocket(url));
+    this.streamUrl = options.streamUrl;
+    this.fallbackAfterMs = options.fallbackAfterMs ?? 5000;
+    /** The transport of the current (or last) connection: 'websocket' or 'http'. */
+    this.using = this.transport === 'http' ? 'http' : 'websocket';
 
     /** 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' */
     this.state = 'idle';
@@ -124,6 +142,11 @@ export class TertuliaClient {
     this._status = 'online';
     this._wanted = false;
     this._connectWaiters = [];
+    // The transport layer: whether the current connection has carried a frame, the timer that
+    // gives up on a silent WebSocket, and whether WebSockets are known not to get through.
+    this._sawFrame = false;
+    this._fallbackTimer = null;
+    this._wsBlocked = false;
   }
 
   // ---- events ---------------------------------------------------------------------------
@@ -191,6 +214,7 @@ export class TertuliaClient {
   close() {
     this._wanted = false;
     clearTimeout(this._retryTimer);
+    clearTimeout(this._fallbackTimer);
     this._stopHeartbeat();
     const ws = this._ws;
     this._ws = null;
@@ -220,17 +244,36 @@ export class TertuliaClient {
     }
   }
 
-  _open() {
+  /** Opens a connection over the transport in use; `fallback`: the WebSocket just failed. */
+  _open(fallback = false) {
     clearTimeout(this._retryTimer);
+    clearTimeout(this._fallbackTimer);
     this._setState(this._attempt === 0 && !this.welcome ? 'connecting' : 'reconnecting');
+    const http =
+      this.transport === 'http' || (this.transport === 'auto' && (fallback || this._wsBlocked));
+    this.using = http ? 'http' : 'websocket';
+    this._sawFrame = false;
     let ws;
     try {
-      ws = this.createSocket(this.url);
+      ws = http ? this.createStream(this.streamUrl) : this.createSocket(this.url);
     } catch (err) {
       this._onClose(1006, String(err));
       return;
     }
     this._ws = ws;
+    if (!http && this.transport === 'auto') {
+      // An upgrade a proxy swallows neither fails nor opens: give up on it after a while.
+      this._fallbackTimer = setTimeout(() => {
+        if (this._ws !== ws || this._sawFrame) return;
+        ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+        try {
+          ws.close();
+        } catch {
+          // Never opened: gone either way.
+        }
+        this._onClose(1006, 'no frame in time');
+      }, this.fallbackAfterMs);
+    }
     ws.onmessage = (event) => this._onMessage(event.data);
     ws.onclose = (event) => {
       if (this._ws === ws) this._onClose(event.code, event.reason);
@@ -242,6 +285,12 @@ export class TertuliaClient {
 
   _onClose(code, reason) {
     this._ws = null;
+    clearTimeout(this._fallbackTimer);
+    if (this.using === 'websocket' && this.transport === 'auto' && !this._sawFrame && this._wanted) {
+      // The WebSocket carried nothing: try the HTTP transport at once.
+      this._open(true);
+      return;
+    }
     // Rooms must be joined again before anything is sent to them. A catch-up in progress
     // stops; the live messages it held back were not handed over, so the resume join (from
     // `lastMsgId`) brings them again.
@@ -355,6 +404,13 @@ export class TertuliaClient {
 
   _onMessage(data) {
     this._lastFrameAt = Date.now();
+    if (!this._sawFrame) {
+      this._sawFrame = true;
+      clearTimeout(this._fallbackTimer);
+      // In 'auto', the HTTP transport is used only after a WebSocket failed: it stays.
+      if (this.using === 'http' && this.transport === 'auto') this._wsBlocked = true;
+      this._emit('transport', { transport: this.using });
+    }
     let frame;
     try {
       frame = JSON.parse(typeof data === 'string' ? data : data.toString());
@@ -738,5 +794,22 @@ export class TertuliaClient {
       if (state) for (const m of reply.messages || []) state.seen.add(m.msg_id);
       return reply;
     });
+  }
+
+  // ---- conversations (protocol revision 1.3) --------------------------------------------
+
+  /** One's conversations, newest first: resolves with `conversations.list`. */
+  conversations() {
+    return this.request({ type: 'conversations.list' });
+  }
+
+  /** Marks `room` read up to `msgId`; resolves with `conversation.read` {msg_id, unread}. */
+  markRead(room, msgId) {
+    return this.request({ type: 'conversation.read', room, msg_id: msgId });
+  }
+
+  /** Brings `userId` into the conversation `room` (a direct one becomes a new group). */
+  inviteToConversation(room, userId) {
+    return this.request({ type: 'conversation.invite', room, user: userId });
   }
 }

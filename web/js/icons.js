@@ -21,6 +21,8 @@ const PATHS = {
   check: ['M5 12.5l4.5 4.5L19 7'],
   clock: ['M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z', 'M12 7v5l3 2'],
   alert: ['M12 3l9.5 17h-19z', 'M12 10v4.5', 'M12 17.5v.5'],
+  screen: ['M3 4h18v12H3z', 'M8 20h8', 'M12 16v4', 'M12 13V7', 'M9 10l3-3 3 3'],
+  settings: ['M4 6h10', 'M18 6h2', 'M16 4v4', 'M4 12h4', 'M12 12h8', 'M10 10v4', 'M4 18h12', 'M20 18h0', 'M18 16v4'],
 };
 
 /** An `<svg>` icon by name, sized by CSS (`.icon`). */

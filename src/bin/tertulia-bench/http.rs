@@ -1,19 +1,17 @@
-//! A minimal HTTP/1.1 client for the generator's few JSON calls (register, login, me).
-//!
-//! Hand-rolled on a tokio `TcpStream` rather than pulling an HTTP client into the crate's
-//! dependencies: awc is a dev-dependency that brings its own actix runtime, and these calls
-//! are one request per connection (`Connection: close`) with a JSON body either way.
+//! Where the server is, and the generator's few JSON calls (register, login, me): HTTP/2
+//! with prior knowledge (h2c, which the server's plain port takes) through the `h2` crate,
+//! hyper's HTTP/2, rather than the hand-rolled HTTP/1.1 client this was (issue 15): a
+//! maintained client, and no more parsing of status lines and chunked bodies here. These
+//! calls are setup, not a hot path: one connection per request, as before.
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::atomic::{AtomicU32, Ordering},
 };
 
+use bytes::Bytes;
 use serde_json::Value;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpSocket, TcpStream},
-};
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::{BenchError, BenchResult};
 
@@ -36,6 +34,8 @@ static NEXT_SOURCE: AtomicU32 = AtomicU32::new(0);
 pub struct Target {
     /// `host:port`, for connecting and for the `Host` header.
     pub authority: String,
+    /// What the protocol's connections run over (`--transport`).
+    pub transport: crate::Transport,
 }
 
 impl Target {
@@ -56,7 +56,10 @@ impl Target {
         } else {
             format!("{authority}:80")
         };
-        Ok(Target { authority })
+        Ok(Target {
+            authority,
+            transport: crate::Transport::WebSocket,
+        })
     }
 
     /// Opens a TCP connection to the server; to a server on loopback, from the next of
@@ -84,7 +87,8 @@ impl Target {
         format!("ws://{}/ws", self.authority)
     }
 
-    /// Sends one request and returns the status and the JSON body (`Null` when empty).
+    /// Sends one request and returns the status and the JSON body (`Null` when empty): over
+    /// HTTP/2 with prior knowledge (h2c), with the `h2` crate, one connection per request.
     pub async fn request(
         &self,
         method: &'static str,
@@ -97,108 +101,59 @@ impl Target {
             path: path.to_owned(),
             problem,
         };
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n",
-            self.authority
-        );
-        if let Some(token) = token {
-            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-        }
-        if !body.is_empty() {
-            head.push_str("Content-Type: application/json\r\n");
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-
-        let mut stream = self
+        let h2_failed = |e: h2::Error| failed(format!("HTTP/2: {e}"));
+        let stream = self
             .open()
             .await
             .map_err(|e| failed(format!("cannot connect to {}: {e}", self.authority)))?;
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        let mut raw = Vec::new();
-        (&mut stream)
-            .take(MAX_RESPONSE_BYTES as u64)
-            .read_to_end(&mut raw)
-            .await?;
-        parse_response(&raw).map_err(failed)
-    }
-}
-
-/// Splits a whole HTTP/1.1 response into its status and JSON body.
-fn parse_response(raw: &[u8]) -> Result<(u16, Value), String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("response ended inside its headers")?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| "headers are not UTF-8")?;
-    let mut body = raw[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse::<u16>().ok())
-        .ok_or("no status line")?;
-    let chunked = lines.any(|line| {
-        line.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("transfer-encoding")
-                && value.trim().eq_ignore_ascii_case("chunked")
-        })
-    });
-    if chunked {
-        body = dechunk(&body)?;
-    }
-    if body.is_empty() {
-        return Ok((status, Value::Null));
-    }
-    let json = serde_json::from_slice(&body)
-        .map_err(|e| format!("status {status}, body is not JSON ({e})"))?;
-    Ok((status, json))
-}
-
-/// Decodes a `Transfer-Encoding: chunked` body.
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk size")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).map_err(|_| "bad chunk size")?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
+        let (send, connection) = h2::client::handshake(stream).await.map_err(h2_failed)?;
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.authority))
+            .header("accept", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
         }
-        let chunk = data.get(..size).ok_or("truncated chunk")?;
-        out.extend_from_slice(chunk);
-        data = data.get(size + 2..).ok_or("truncated chunk")?;
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request.body(()).map_err(|e| failed(e.to_string()))?;
+        let mut send = send.ready().await.map_err(h2_failed)?;
+        let (response, mut out) = send
+            .send_request(request, body.is_none())
+            .map_err(h2_failed)?;
+        if let Some(body) = body {
+            out.send_data(Bytes::from(body.to_string()), true)
+                .map_err(h2_failed)?;
+        }
+        let response = response.await.map_err(h2_failed)?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut raw = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.map_err(h2_failed)?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            raw.extend_from_slice(&chunk);
+            if raw.len() > MAX_RESPONSE_BYTES {
+                return Err(failed("response too large".to_owned()));
+            }
+        }
+        connection.abort();
+        if raw.is_empty() {
+            return Ok((status, Value::Null));
+        }
+        let json = serde_json::from_slice(&raw)
+            .map_err(|e| failed(format!("status {status}, body is not JSON ({e})")))?;
+        Ok((status, json))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn responses_with_length_or_chunks_are_read() {
-        let plain = b"HTTP/1.1 201 Created\r\ncontent-length: 8\r\n\r\n{\"id\":7}";
-        assert_eq!(
-            parse_response(plain).unwrap(),
-            (201, serde_json::json!({"id": 7}))
-        );
-        let chunked =
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_response(chunked).unwrap(),
-            (200, serde_json::json!({"a": 1}))
-        );
-        assert_eq!(
-            parse_response(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap(),
-            (204, Value::Null)
-        );
-    }
 
     #[test]
     fn urls_need_the_http_scheme() {

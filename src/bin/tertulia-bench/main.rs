@@ -20,9 +20,10 @@
 //!
 //! ## Layout
 //!
-//! - `http`: a minimal HTTP/1.1 client for the few JSON calls (register, login, me).
+//! - `http`: where the server is, and the few JSON calls (register, login, me) over h2c.
 //! - `users`: creating, logging in and caching the bench users.
-//! - `ws`: opening an authenticated WebSocket and reading the protocol's frames.
+//! - `ws`: opening an authenticated connection and reading the protocol's frames.
+//! - `events`: the HTTP transport's connection (`--transport http`: h2c, the `h2` crate).
 //! - `report`: percentiles, the human table and the JSON line.
 //! - `scan`: reading presence frames' ids and statuses without building the frames.
 //! - `relay`, `connect`, `lobby`, `chat`: one workload each; `bare`: the bare relay.
@@ -34,6 +35,7 @@
 mod bare;
 mod chat;
 mod connect;
+mod events;
 mod http;
 mod lobby;
 mod relay;
@@ -71,12 +73,27 @@ pub struct Cli {
     #[arg(long, default_value_t = 16, global = true)]
     pub setup_concurrency: usize,
 
+    /// What the protocol runs over: a WebSocket (`/ws`), or the HTTP transport (Server-Sent
+    /// Events + POST on `/api/stream`) over HTTP/2 with prior knowledge (h2c).
+    #[arg(long, value_enum, default_value_t = Transport::WebSocket, global = true)]
+    pub transport: Transport,
+
     /// Print only the JSON line, not the table.
     #[arg(long, global = true)]
     pub json_only: bool,
 
     #[command(subcommand)]
     pub workload: Workload,
+}
+
+/// The transports of protocol v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// `GET /ws`
+    #[value(name = "ws")]
+    WebSocket,
+    /// `GET /api/stream` + `POST /api/stream/{id}` over h2c
+    Http,
 }
 
 /// The workloads of issue 6.
@@ -149,7 +166,14 @@ fn main() -> ExitCode {
         };
     }
     match runtime.block_on(run(&cli)) {
-        Ok(report) => {
+        Ok(mut report) => {
+            report.add(
+                "transport",
+                match cli.transport {
+                    Transport::WebSocket => "ws",
+                    Transport::Http => "http",
+                },
+            );
             if !cli.json_only {
                 print!("{}", report.table());
             }
@@ -164,7 +188,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli) -> BenchResult<report::Report> {
-    let target = http::Target::parse(&cli.url)?;
+    let mut target = http::Target::parse(&cli.url)?;
+    target.transport = cli.transport;
     match &cli.workload {
         Workload::Relay(args) => relay::run(cli, &target, args).await,
         Workload::Connect(args) => connect::run(cli, &target, args).await,

@@ -1,4 +1,5 @@
-//! Opening an authenticated WebSocket and reading the protocol's frames (docs/protocol.md).
+//! Opening an authenticated connection and reading the protocol's frames (docs/protocol.md):
+//! a WebSocket, or with `--transport http` the HTTP transport ([`crate::events`]).
 
 use std::time::Duration;
 
@@ -24,11 +25,17 @@ pub struct Conn {
     pub session_id: String,
     /// The user it is authenticated as.
     pub user_id: i64,
-    pub ws: WsStream,
+    ws: Link,
     /// Text frames received so far (the welcome included).
     pub frames_in: u64,
     /// Bytes of text frames received so far.
     pub bytes_in: u64,
+}
+
+/// What a connection runs over.
+enum Link {
+    Ws(Box<WsStream>),
+    Http(Box<crate::events::EventsLink>),
 }
 
 /// The `data` of a bench signal: only its sequence number matters.
@@ -67,6 +74,17 @@ impl Frame {
 
 /// Opens `/ws` as `user` (bearer token) and waits for the `welcome`.
 pub async fn connect(target: &Target, user: &BenchUser) -> BenchResult<Conn> {
+    if target.transport == crate::Transport::Http {
+        let link = crate::events::EventsLink::open(target, &user.token).await?;
+        return welcomed(Conn {
+            session_id: String::new(),
+            user_id: user.id,
+            ws: Link::Http(Box::new(link)),
+            frames_in: 0,
+            bytes_in: 0,
+        })
+        .await;
+    }
     let mut request = target.ws_url().into_client_request()?;
     let bearer = HeaderValue::from_str(&format!("Bearer {}", user.token))
         .map_err(|e| BenchError::Protocol(format!("token is not a header value: {e}")))?;
@@ -75,13 +93,18 @@ pub async fn connect(target: &Target, user: &BenchUser) -> BenchResult<Conn> {
     // Signals are small and latency-bound: never wait to coalesce them.
     stream.set_nodelay(true)?;
     let (ws, _response) = tokio_tungstenite::client_async(request, stream).await?;
-    let mut conn = Conn {
+    welcomed(Conn {
         session_id: String::new(),
         user_id: user.id,
-        ws,
+        ws: Link::Ws(Box::new(ws)),
         frames_in: 0,
         bytes_in: 0,
-    };
+    })
+    .await
+}
+
+/// Waits for the `welcome` of a connection just opened.
+async fn welcomed(mut conn: Conn) -> BenchResult<Conn> {
     let welcome = conn.expect(|f| f.kind == "welcome").await?;
     conn.session_id = welcome
         .session_id
@@ -99,7 +122,7 @@ pub async fn connect_bare(target: &Target, path: &str, end: &str) -> BenchResult
     Ok(Conn {
         session_id: end.to_owned(),
         user_id: 0,
-        ws,
+        ws: Link::Ws(Box::new(ws)),
         frames_in: 0,
         bytes_in: 0,
     })
@@ -108,40 +131,63 @@ pub async fn connect_bare(target: &Target, path: &str, end: &str) -> BenchResult
 impl Conn {
     /// The next text frame, parsed; `None` when the connection closed.
     pub async fn next_frame(&mut self) -> BenchResult<Option<Frame>> {
-        while let Some(message) = self.ws.next().await {
-            if let Some(frame) = self.parse(message?)? {
-                return Ok(Some(frame));
-            }
+        match self.next_text().await? {
+            Some(text) => parse(&text).map(Some),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     /// A frame that is already buffered or readable without waiting, if any (used to batch
     /// replies before one flush).
     pub fn ready_frame(&mut self) -> BenchResult<Option<Frame>> {
         use futures_util::FutureExt;
-        while let Some(next) = self.ws.next().now_or_never() {
+        loop {
+            let next = match &mut self.ws {
+                Link::Ws(ws) => ws.next().now_or_never(),
+                Link::Http(link) => {
+                    return match link.ready_text()? {
+                        Some(text) => {
+                            self.frames_in += 1;
+                            self.bytes_in += text.len() as u64;
+                            parse(&text).map(Some)
+                        }
+                        None => Ok(None),
+                    }
+                }
+            };
             match next {
-                Some(message) => {
+                Some(Some(message)) => {
                     if let Some(frame) = self.parse(message?)? {
                         return Ok(Some(frame));
                     }
                 }
-                None => return Ok(None),
+                Some(None) | None => return Ok(None),
             }
         }
-        Ok(None)
     }
 
     /// The next text frame, unparsed (for readers that look at a few fields of large
     /// frames); `None` when the connection closed.
     pub async fn next_text(&mut self) -> BenchResult<Option<String>> {
-        while let Some(message) = self.ws.next().await {
+        loop {
+            let message = match &mut self.ws {
+                Link::Ws(ws) => ws.next().await,
+                Link::Http(link) => {
+                    let text = link.next_text().await?;
+                    if let Some(text) = &text {
+                        self.frames_in += 1;
+                        self.bytes_in += text.len() as u64;
+                    }
+                    return Ok(text);
+                }
+            };
+            let Some(message) = message else {
+                return Ok(None);
+            };
             if let Some(text) = self.count(message?)? {
                 return Ok(Some(text));
             }
         }
-        Ok(None)
     }
 
     /// Counts and parses a message; control frames give `None`.
@@ -149,9 +195,7 @@ impl Conn {
         let Some(text) = self.count(message)? else {
             return Ok(None);
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| BenchError::Protocol(format!("unparsable frame ({e}): {text}")))
+        parse(&text).map(Some)
     }
 
     /// Counts a text message and gives it; control frames give `None`.
@@ -194,19 +238,25 @@ impl Conn {
 
     /// Sends one frame and flushes it.
     pub async fn send(&mut self, text: String) -> BenchResult<()> {
-        self.ws.send(Message::Text(text)).await?;
-        Ok(())
+        self.feed(text).await?;
+        self.flush().await
     }
 
     /// Queues one frame without flushing (follow with [`Conn::flush`]).
     pub async fn feed(&mut self, text: String) -> BenchResult<()> {
-        self.ws.feed(Message::Text(text)).await?;
+        match &mut self.ws {
+            Link::Ws(ws) => ws.feed(Message::Text(text)).await?,
+            Link::Http(link) => link.feed(text),
+        }
         Ok(())
     }
 
     /// Writes out every queued frame.
     pub async fn flush(&mut self) -> BenchResult<()> {
-        self.ws.flush().await?;
+        match &mut self.ws {
+            Link::Ws(ws) => ws.flush().await?,
+            Link::Http(link) => link.flush().await?,
+        }
         Ok(())
     }
 
@@ -220,7 +270,18 @@ impl Conn {
     }
 
     /// Closes politely (errors ignored: the run is over).
-    pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
+    pub async fn close(self) {
+        match self.ws {
+            Link::Ws(mut ws) => {
+                let _ = (*ws).close(None).await;
+            }
+            Link::Http(mut link) => link.leave().await,
+        }
     }
+}
+
+/// Parses a frame's text.
+fn parse(text: &str) -> BenchResult<Frame> {
+    serde_json::from_str(text)
+        .map_err(|e| BenchError::Protocol(format!("unparsable frame ({e}): {text}")))
 }

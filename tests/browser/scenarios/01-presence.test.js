@@ -57,14 +57,15 @@ test('two users see each other online under their shared theme, then offline whe
   await profile.waitFor({ state: 'hidden' });
   await personIn(ana, 'Música', 'bia').waitFor();
 
-  // A third visitor picks a taken nickname: the server's reason shows in the form.
+  // A third visitor picks a taken nickname: the reason shows beside the field, in words of
+  // the page's language (the server's code and field, translated).
   const late = await newPage(browser, server);
   await late.getByRole('tab', { name: 'Create account' }).click();
   const form = late.locator('#register-form');
   await form.getByLabel('Nickname').fill('ana');
   await form.getByLabel('Password').fill('another good password');
   await form.getByRole('button', { name: 'Create account' }).click();
-  await form.getByRole('alert').filter({ hasText: "nickname 'ana' is already taken" }).waitFor();
+  await form.locator('#register-nickname-error', { hasText: 'The nickname “ana” is taken. Choose another one.' }).waitFor();
   await late.context().close();
 
   // Bia closes her tab: Ana's lobby shows her offline, without a reload.

@@ -1,6 +1,6 @@
 // Scenario 3: a chat-only user. No call action is offered to or from them; chat works both
-// ways (pending → delivered, typing, text shown as text); after a reload the history is there,
-// and scrolling up loads the older pages.
+// ways without an invitation to accept (pending → delivered, typing, text shown as text);
+// after a reload the history is there, and scrolling up loads the older pages.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,21 +27,26 @@ test('a chat-only user chats both ways without call actions, and the history sur
   assert.deepEqual(await anaAtTeo.locator('.actions button').evaluateAll((bs) => bs.map((b) => b.dataset.action)), ['chat']);
   assert.deepEqual(await teoAtAna.locator('.cap').evaluateAll((cs) => cs.map((c) => c.dataset.cap)), ['text']);
 
-  // Ana opens the chat; Teo is asked to open it and does.
+  // Ana opens the conversation and writes at once (markup is shown as text, never
+  // interpreted); it is delivered. Teo is not asked to accept anything: the message reaches
+  // him with a notice, and the conversation is in his list; he opens it from there.
   await teoAtAna.getByRole('button', { name: 'Chat with teo' }).click();
   const anaChat = ana.locator('.chat-window[data-peer-id]').filter({ has: ana.getByRole('heading', { name: 'teo' }) });
   await anaChat.waitFor();
-  const prompt = teo.getByRole('alertdialog');
-  await prompt.getByText('ana wants to chat with you').waitFor();
-  await prompt.getByRole('button', { name: 'Open chat' }).click();
-  const teoChat = teo.locator('.chat-window').filter({ has: teo.getByRole('heading', { name: 'ana' }) });
-  await teoChat.waitFor();
-
-  // Ana writes (markup is shown as text, never interpreted); it is delivered.
+  // A new conversation has no older messages to load.
+  await anaChat.getByText('This is the beginning of your conversation.').waitFor();
+  assert.equal(await anaChat.getByRole('button', { name: 'Load older messages' }).isVisible(), false);
   const tricky = 'Olá, Teo! <b>não é negrito</b> <img src=x onerror=alert(1)>';
   await anaChat.getByRole('textbox').fill(tricky);
   await anaChat.getByRole('textbox').press('Enter');
   await anaChat.locator('.msg.mine[data-state=delivered] .msg-text', { hasText: 'Olá, Teo!' }).waitFor();
+  await teo.locator('.conv-notice', { hasText: 'New message from ana' }).waitFor();
+  assert.equal(await teo.getByRole('alertdialog').isVisible(), false, 'no prompt to accept');
+  await teo.locator('#conversation-list .conversation[data-unread="1"]').waitFor();
+  await teo.locator('#conversation-list').getByRole('button', { name: /^ana · .* · 1 unread$/ }).click();
+  const teoChat = teo.locator('.chat-window').filter({ has: teo.getByRole('heading', { name: 'ana' }) });
+  await teoChat.waitFor();
+  await teo.locator('#conversation-list .conversation[data-unread="0"]').waitFor();
   const atTeo = teoChat.locator('.msg.theirs .msg-text');
   await atTeo.filter({ hasText: 'Olá, Teo!' }).waitFor();
   assert.equal(await atTeo.first().textContent(), tricky);

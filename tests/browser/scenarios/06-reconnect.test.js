@@ -17,16 +17,16 @@ test('after a server restart the chat resumes and gap messages arrive exactly on
 
   await personIn(ana, 'Idiomas', 'bia').and(ana.locator('[data-status=online]')).waitFor();
   await personIn(ana, 'Idiomas', 'bia').getByRole('button', { name: 'Chat with bia' }).click();
-  await bia.getByRole('alertdialog').getByRole('button', { name: 'Open chat' }).click();
   const anaChat = ana.locator('.chat-window').filter({ has: ana.getByRole('heading', { name: 'bia' }) });
   const biaChat = bia.locator('.chat-window').filter({ has: bia.getByRole('heading', { name: 'ana' }) });
-  await biaChat.waitFor();
 
   const say = async (chat, text) => {
     await chat.getByRole('textbox').fill(text);
     await chat.getByRole('textbox').press('Enter');
   };
+  // Ana writes; Bia opens the conversation from her list (no invitation to accept).
   await say(anaChat, 'antes do corte');
+  await bia.locator('#conversation-list .conversation').getByRole('button').click();
   await biaChat.locator('.msg-text', { hasText: 'antes do corte' }).waitFor();
 
   // Cut: both pages show they are reconnecting.
