@@ -56,7 +56,7 @@ if [ -z "${TERTULIA_TEST_PG_URL:-}" ]; then
   fi
 fi
 export TERTULIA_TEST_DATABASE=postgres TERTULIA_TEST_PG_URL
-echo "==> API tests on PostgreSQL at $TERTULIA_TEST_PG_URL"
+echo "==> tests on PostgreSQL at $TERTULIA_TEST_PG_URL"
 
 status=0
 if [ "${1:-}" = "--browser" ]; then
