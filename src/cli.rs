@@ -1,4 +1,4 @@
-//! The `tertulia` command line: `serve` (the default), `migrate`, `admin create`.
+//! The `tertulia` command line: `serve` (the default), `migrate`, `migrate-data`, `admin create`.
 
 use std::io::{self, BufRead, IsTerminal};
 
@@ -34,9 +34,22 @@ pub enum Command {
     },
     /// Apply pending database migrations, then exit.
     Migrate {
-        /// SQLite database file.
+        /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "DATABASE_URL", default_value = "tertulia.db")]
         database_url: String,
+    },
+    /// Copy a SQLite community (users with their password hashes, themes, follows, sessions,
+    /// rooms, messages, calls; ids kept) into an empty PostgreSQL database, in one
+    /// transaction, and print how many rows of each were copied.
+    MigrateData {
+        /// The SQLite database file to copy from (left unchanged, apart from pending
+        /// migrations).
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database to copy into (`postgres://user@host/db`): migrated first,
+        /// and refused unless empty.
+        #[arg(long)]
+        to: String,
     },
     /// Manage administrators.
     Admin {
@@ -53,7 +66,7 @@ pub enum AdminCommand {
     Create {
         #[arg(long)]
         nickname: String,
-        /// SQLite database file.
+        /// SQLite database file, or a `postgres://` URL.
         #[arg(long, env = "DATABASE_URL", default_value = "tertulia.db")]
         database_url: String,
     },
@@ -71,6 +84,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             };
             startup::open_database(&settings).map_err(|e| e.to_string())?;
             println!("database {} is up to date", settings.database_url);
+            Ok(())
+        }
+        Some(Command::MigrateData { from, to }) => {
+            let copied = db::migrate_data::copy(&from, &to)?;
+            println!("copied {from} into {}: {copied}", db::redact_url(&to));
             Ok(())
         }
         Some(Command::Admin {

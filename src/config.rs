@@ -16,7 +16,8 @@ pub struct Settings {
     #[arg(long, env = "TERTULIA_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// SQLite database file (created and migrated on first start).
+    /// SQLite database file (created and migrated on first start), or a PostgreSQL URL
+    /// (`postgres://user:password@host:port/db`, migrated on first start).
     #[arg(long, env = "DATABASE_URL", default_value = "tertulia.db")]
     pub database_url: String,
 
@@ -38,6 +39,7 @@ pub struct Settings {
     /// What a stored chat message or account survives once acknowledged: `full` (fsync at
     /// every commit: a power loss loses nothing acknowledged) or `normal` (fsync at
     /// checkpoints: a process crash loses nothing, a power loss may lose the latest commits).
+    /// On PostgreSQL it sets `synchronous_commit` (`full`: on, `normal`: off) the same way.
     #[arg(long, env = "TERTULIA_SQLITE_SYNCHRONOUS", value_enum, default_value_t = Durability::Full)]
     pub sqlite_synchronous: Durability,
 

@@ -15,7 +15,8 @@
 //!   presence status, call media, history cursors.
 //! - [`error`]: [`error::ApiError`], the one error type, and the client-facing codes.
 //! - [`auth`]: argon2id hashes, session tokens, nickname and password rules.
-//! - [`db`]: the pool and its pragmas, embedded migrations, one file of queries per table;
+//! - [`db`]: SQLite or PostgreSQL behind one connection type, the pool and its settings, embedded
+//!   migrations per backend, one file of queries per table;
 //!   the schema in `db/schema.rs` is what `diesel print-schema` prints.
 //! - [`http`]: the JSON API, one file per resource; [`http::openapi`] documents it.
 //! - [`metrics`]: the Prometheus registry behind `/metrics` and the middleware timing requests.

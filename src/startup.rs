@@ -35,11 +35,9 @@ const WS_TOKEN_CAPACITY: usize = 100_000;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot open database '{url}': {source}")]
-    Database {
-        url: String,
-        source: diesel::r2d2::PoolError,
-    },
+    /// The database could not be opened or migrated (the message says which and what to do).
+    #[error("{0}")]
+    Database(#[from] db::OpenError),
     #[error("cannot migrate database '{url}': {message}")]
     Migration { url: String, message: String },
     #[error("cannot listen on {addr}: {source}")]
@@ -299,18 +297,11 @@ async fn shutdown_signal(realtime: Arc<Realtime>, trigger: Arc<tokio::sync::Noti
 
 /// Opens the pool and applies pending migrations.
 pub fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
-    let url = settings.database_url.clone();
-    let pool = db::build_pool_with(&url, settings.db_pool_size, settings.sqlite_synchronous)
-        .map_err(|source| StartupError::Database {
-            url: url.clone(),
-            source,
-        })?;
-    let mut conn = pool.get().map_err(|source| StartupError::Database {
-        url: url.clone(),
-        source,
-    })?;
-    let applied = db::run_migrations(&mut conn)
-        .map_err(|message| StartupError::Migration { url, message })?;
+    let (pool, applied) = db::open(
+        &settings.database_url,
+        settings.db_pool_size,
+        settings.sqlite_synchronous,
+    )?;
     for version in applied {
         log::info!("applied migration {version}");
     }

@@ -271,7 +271,12 @@ pub fn fingerprint(cert: &[u8]) -> String {
 /// The self-signed certificate and key beside the database: reused when present and not close
 /// to expiry, generated (once) otherwise. Returns their paths.
 pub fn self_signed(settings: &Settings) -> Result<(PathBuf, PathBuf), TlsError> {
-    let dir = Path::new(&settings.database_url)
+    // Beside a SQLite file; in the working directory for a PostgreSQL URL.
+    let beside = match crate::db::Backend::of(&settings.database_url) {
+        crate::db::Backend::Sqlite => settings.database_url.as_str(),
+        crate::db::Backend::Postgres => "",
+    };
+    let dir = Path::new(beside)
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));

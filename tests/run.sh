@@ -12,10 +12,14 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-if ! diesel --version 2>/dev/null | grep -q "$DIESEL_CLI_VERSION"; then
-  step "installing diesel_cli $DIESEL_CLI_VERSION (SQLite only, bundled)"
-  cargo install diesel_cli --version "$DIESEL_CLI_VERSION" --locked \
-    --no-default-features --features sqlite-bundled
+# SQLite and PostgreSQL, both client libraries built from source (no libpq-dev needed).
+# A marker file says the installed CLI has PostgreSQL: older installs were SQLite only.
+DIESEL_CLI_MARK="$HOME/.cargo/.tertulia-diesel-cli-$DIESEL_CLI_VERSION-sqlite-postgres"
+if ! diesel --version 2>/dev/null | grep -q "$DIESEL_CLI_VERSION" || [ ! -e "$DIESEL_CLI_MARK" ]; then
+  step "installing diesel_cli $DIESEL_CLI_VERSION (SQLite and PostgreSQL, bundled)"
+  cargo install diesel_cli --version "$DIESEL_CLI_VERSION" --locked --force \
+    --no-default-features --features sqlite-bundled,postgres-bundled
+  touch "$DIESEL_CLI_MARK"
 fi
 
 step "cargo fmt --check"
@@ -26,6 +30,9 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test (unit + integration, including the diesel CLI checks)"
 TERTULIA_REQUIRE_DIESEL_CLI=1 cargo test --locked --all-targets
+
+step "the API and WebSocket suite again on PostgreSQL (a private cluster when none answers)"
+TERTULIA_REQUIRE_DIESEL_CLI=1 bash tests/pg.sh
 
 step "the protocol's integration tests again over the HTTP transport (SSE + POST)"
 TERTULIA_TEST_TRANSPORT=http cargo test --locked --test api -- ws_ sessions:: conversations::
@@ -45,4 +52,6 @@ bash tests/fuzz.sh
 if [ -x tests/browser/run.sh ]; then
   step "browser tests (headless Chromium)"
   bash tests/browser/run.sh
+  step "the chat scenario again, its server on PostgreSQL"
+  bash tests/pg.sh --browser 03-chat
 fi

@@ -4,22 +4,23 @@ use diesel::prelude::*;
 
 use super::{
     models::{Call, CallState, NewCall},
-    now_ms,
+    now_ms, on_backend,
     schema::calls,
+    DbConnection,
 };
 
 /// Logs a new call.
-pub fn create(conn: &mut SqliteConnection, new: &NewCall<'_>) -> QueryResult<Call> {
-    diesel::insert_into(calls::table)
+pub fn create(conn: &mut DbConnection, new: &NewCall<'_>) -> QueryResult<Call> {
+    on_backend!(conn, c => diesel::insert_into(calls::table)
         .values(new)
         .returning(Call::as_returning())
-        .get_result(conn)
+        .get_result(c))
 }
 
 /// Moves a call to `state` at `now` (ms), stamping `answered_at` on accept and `ended_at` on
 /// any final state.
 pub(crate) fn set_state(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     call_key: &str,
     state: CallState,
     now: i64,
@@ -45,7 +46,7 @@ pub(crate) fn set_state(
 }
 
 /// Missed calls the callee has not been told about yet, oldest first.
-pub(crate) fn unseen_missed(conn: &mut SqliteConnection, callee_id: i64) -> QueryResult<Vec<Call>> {
+pub(crate) fn unseen_missed(conn: &mut DbConnection, callee_id: i64) -> QueryResult<Vec<Call>> {
     calls::table
         .filter(calls::callee_id.eq(callee_id))
         .filter(calls::state.eq(CallState::Missed.as_str()))
@@ -56,7 +57,7 @@ pub(crate) fn unseen_missed(conn: &mut SqliteConnection, callee_id: i64) -> Quer
 }
 
 /// Every user with missed calls they have not been told about.
-pub(crate) fn callees_with_unseen_missed(conn: &mut SqliteConnection) -> QueryResult<Vec<i64>> {
+pub(crate) fn callees_with_unseen_missed(conn: &mut DbConnection) -> QueryResult<Vec<i64>> {
     calls::table
         .filter(calls::state.eq(CallState::Missed.as_str()))
         .filter(calls::seen_by_callee.eq(false))
@@ -66,18 +67,14 @@ pub(crate) fn callees_with_unseen_missed(conn: &mut SqliteConnection) -> QueryRe
 }
 
 /// Records that the callee has been told about these calls.
-pub(crate) fn mark_seen(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<usize> {
+pub(crate) fn mark_seen(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<usize> {
     diesel::update(calls::table.filter(calls::id.eq_any(ids)))
         .set(calls::seen_by_callee.eq(true))
         .execute(conn)
 }
 
 /// A user's calls, made or received, newest first.
-pub(crate) fn log_for(
-    conn: &mut SqliteConnection,
-    user_id: i64,
-    limit: i64,
-) -> QueryResult<Vec<Call>> {
+pub(crate) fn log_for(conn: &mut DbConnection, user_id: i64, limit: i64) -> QueryResult<Vec<Call>> {
     calls::table
         .filter(
             calls::caller_id
@@ -91,17 +88,13 @@ pub(crate) fn log_for(
 }
 
 /// After a restart no call can still be live: ringing ones were missed, accepted ones ended.
-pub(crate) fn close_dangling(conn: &mut SqliteConnection) -> QueryResult<usize> {
+pub(crate) fn close_dangling(conn: &mut DbConnection) -> QueryResult<usize> {
     let ringing = set_state_where(conn, CallState::Ringing, CallState::Missed)?;
     let accepted = set_state_where(conn, CallState::Accepted, CallState::Ended)?;
     Ok(ringing + accepted)
 }
 
-fn set_state_where(
-    conn: &mut SqliteConnection,
-    from: CallState,
-    to: CallState,
-) -> QueryResult<usize> {
+fn set_state_where(conn: &mut DbConnection, from: CallState, to: CallState) -> QueryResult<usize> {
     diesel::update(calls::table.filter(calls::state.eq(from.as_str())))
         .set((
             calls::state.eq(to.as_str()),
@@ -111,14 +104,14 @@ fn set_state_where(
 }
 
 /// How many calls are logged in all.
-pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
+pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     calls::table.count().get_result(conn)
 }
 
 /// Marks a ringing call missed at `now` (ms); `seen` when the callee was told at once (they
 /// were online).
 pub(crate) fn set_missed(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     call_key: &str,
     seen: bool,
     now: i64,
@@ -138,7 +131,7 @@ pub(crate) fn set_missed(
 
 /// A user's call log with the other party's nickname, newest first.
 pub(crate) fn log_with_names(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_id: i64,
     limit: i64,
 ) -> QueryResult<Vec<(Call, String)>> {
@@ -164,10 +157,10 @@ pub(crate) fn log_with_names(
 /// Unseen missed calls of a user with the caller's nickname, marked seen in the same
 /// transaction (so they are announced once).
 pub(crate) fn take_unseen_missed(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     callee_id: i64,
 ) -> QueryResult<Vec<(Call, String)>> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let missed = unseen_missed(conn, callee_id)?;
         if missed.is_empty() {
             return Ok(Vec::new());

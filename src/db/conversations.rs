@@ -9,8 +9,9 @@ use diesel::prelude::*;
 
 use super::{
     models::{Message, Room, RoomKind},
-    now_ms,
+    now_ms, on_backend,
     schema::{messages, room_members, rooms, users},
+    DbConnection,
 };
 
 /// The stored kinds that are conversations.
@@ -31,11 +32,7 @@ pub struct Conversation {
 
 /// `user_id`'s conversations, newest message first (a conversation without messages by its
 /// creation time), at most `limit`.
-pub fn list(
-    conn: &mut SqliteConnection,
-    user_id: i64,
-    limit: usize,
-) -> QueryResult<Vec<Conversation>> {
+pub fn list(conn: &mut DbConnection, user_id: i64, limit: usize) -> QueryResult<Vec<Conversation>> {
     let rows: Vec<(Room, i64)> = room_members::table
         .inner_join(rooms::table)
         .filter(room_members::user_id.eq(user_id))
@@ -77,7 +74,7 @@ pub fn list(
 }
 
 /// The members of a room with their nicknames, oldest member first.
-pub fn members_named(conn: &mut SqliteConnection, room_id: i64) -> QueryResult<Vec<(i64, String)>> {
+pub fn members_named(conn: &mut DbConnection, room_id: i64) -> QueryResult<Vec<(i64, String)>> {
     room_members::table
         .inner_join(users::table)
         .filter(room_members::room_id.eq(room_id))
@@ -88,7 +85,7 @@ pub fn members_named(conn: &mut SqliteConnection, room_id: i64) -> QueryResult<V
 
 /// Messages from others in the room after `last_read`.
 pub fn unread(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     room_id: i64,
     user_id: i64,
     last_read: i64,
@@ -105,12 +102,12 @@ pub fn unread(
 /// the room's newest message). `None`: the user is not a member of it. Else the position now
 /// and the unread count it leaves.
 pub fn mark_read(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     room_id: i64,
     user_id: i64,
     msg_id: i64,
 ) -> QueryResult<Option<(i64, i64)>> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let Some(was) = room_members::table
             .filter(room_members::room_id.eq(room_id))
             .filter(room_members::user_id.eq(user_id))
@@ -140,11 +137,11 @@ pub fn mark_read(
 
 /// After a commit: each sender has read their own new message (their position moves to it),
 /// `sent` being (room, sender, msg_id); all in one transaction (one commit for the batch).
-pub fn sent(conn: &mut SqliteConnection, sent: &[(i64, i64, i64)]) -> QueryResult<()> {
+pub fn sent(conn: &mut DbConnection, sent: &[(i64, i64, i64)]) -> QueryResult<()> {
     if sent.is_empty() {
         return Ok(());
     }
-    conn.immediate_transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         for &(room_id, user_id, msg_id) in sent {
             diesel::update(
                 room_members::table
@@ -161,7 +158,7 @@ pub fn sent(conn: &mut SqliteConnection, sent: &[(i64, i64, i64)]) -> QueryResul
 
 /// The member ids of each of `room_ids` (conversation rooms; others have none listed here).
 pub fn members_of(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     room_ids: &[i64],
 ) -> QueryResult<HashMap<i64, Vec<i64>>> {
     let rows: Vec<(i64, i64)> = room_members::table
@@ -179,17 +176,18 @@ pub fn members_of(
 
 /// Creates the group room `name` with `members` (the creator first), each having read
 /// nothing yet (there is nothing).
-pub fn create_group(conn: &mut SqliteConnection, name: &str, members: &[i64]) -> QueryResult<Room> {
-    conn.immediate_transaction(|conn| {
-        let room = diesel::insert_into(rooms::table)
-            .values((
-                rooms::name.eq(name),
-                rooms::kind.eq(RoomKind::Group.as_str()),
-                rooms::created_by.eq(members.first().copied()),
-                rooms::created_at.eq(now_ms()),
-            ))
+pub fn create_group(conn: &mut DbConnection, name: &str, members: &[i64]) -> QueryResult<Room> {
+    crate::db::write_transaction(conn, |conn| {
+        let row = (
+            rooms::name.eq(name),
+            rooms::kind.eq(RoomKind::Group.as_str()),
+            rooms::created_by.eq(members.first().copied()),
+            rooms::created_at.eq(now_ms()),
+        );
+        let room = on_backend!(&mut *conn, c => diesel::insert_into(rooms::table)
+            .values(row)
             .returning(Room::as_returning())
-            .get_result(conn)?;
+            .get_result(c))?;
         for (i, user) in members.iter().enumerate() {
             add_member(conn, room.id, *user, now_ms() + i as i64)?;
         }
@@ -199,23 +197,21 @@ pub fn create_group(conn: &mut SqliteConnection, name: &str, members: &[i64]) ->
 
 /// Adds `user_id` to a conversation as of `at`, having read what is there already (a new
 /// member of a group is not shown its whole past as unread). No-op if already a member.
-pub fn add_member(
-    conn: &mut SqliteConnection,
-    room_id: i64,
-    user_id: i64,
-    at: i64,
-) -> QueryResult<()> {
+pub fn add_member(conn: &mut DbConnection, room_id: i64, user_id: i64, at: i64) -> QueryResult<()> {
     let newest: Option<i64> = messages::table
         .filter(messages::room_id.eq(room_id))
         .select(diesel::dsl::max(messages::id))
         .first(conn)?;
-    diesel::insert_or_ignore_into(room_members::table)
-        .values((
-            room_members::room_id.eq(room_id),
-            room_members::user_id.eq(user_id),
-            room_members::joined_at.eq(at),
-            room_members::last_read_msg_id.eq(newest.unwrap_or(0)),
-        ))
-        .execute(conn)
-        .map(drop)
+    let row = (
+        room_members::room_id.eq(room_id),
+        room_members::user_id.eq(user_id),
+        room_members::joined_at.eq(at),
+        room_members::last_read_msg_id.eq(newest.unwrap_or(0)),
+    );
+    // `ON CONFLICT DO NOTHING`, which Diesel's multi-backend type cannot build.
+    on_backend!(conn, c => diesel::insert_into(room_members::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))
+    .map(drop)
 }

@@ -8,7 +8,9 @@ use diesel::{
 
 use super::{
     models::{Message, NewMessage},
-    schema::messages,
+    on_backend,
+    schema::{messages, rooms},
+    DbConnection,
 };
 pub use crate::domain::Cursor;
 
@@ -22,24 +24,45 @@ pub const MAX_PAGE: i64 = 200;
 /// whether it is new; a retry (also a second copy within `batch`) gets the first copy back.
 /// On error the transaction is rolled back: nothing of the batch is stored.
 ///
+/// A room's `msg_id`s commit in the order they are handed out, so a reader resuming with
+/// `since` never skips one: SQLite has one writer at a time (`BEGIN IMMEDIATE`); on
+/// PostgreSQL, where a sequence hands out ids in the order transactions ask for them and
+/// they may commit in another, the transaction first locks the rows of the rooms it writes to
+/// (`FOR NO KEY UPDATE`, in id order so two batches never deadlock), so a second writer to the
+/// same room takes its ids only after the first has committed. The lock does not block the
+/// foreign-key checks of other inserts (`FOR KEY SHARE`) nor writers to other rooms.
+///
 /// Not one multi-row `INSERT` for the batch: a statement that writes many rows and may fail
 /// part-way needs SQLite's statement journal, which copies every page it touches (measured
 /// in docs/benchmarks.md: more CPU per message than a statement per row).
 pub fn insert_batch(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     batch: &[NewMessage],
 ) -> QueryResult<Vec<(Message, bool)>> {
-    conn.immediate_transaction(|conn| {
+    super::write_transaction(conn, |conn| {
+        if let DbConnection::Postgres(pg) = conn {
+            let mut rooms: Vec<i64> = batch.iter().map(|m| m.room_id).collect();
+            rooms.sort_unstable();
+            rooms.dedup();
+            rooms::table
+                .filter(rooms::id.eq_any(&rooms))
+                .select(rooms::id)
+                .order(rooms::id)
+                .for_no_key_update()
+                .load::<i64>(pg)?;
+            return insert_batch_pg(pg, batch);
+        }
         batch
             .iter()
             .map(|new| {
-                let id = diesel::insert_into(messages::table)
+                // `ON CONFLICT`, which Diesel's multi-backend type cannot build.
+                let id = on_backend!(&mut *conn, c => diesel::insert_into(messages::table)
                     .values(new)
                     .on_conflict((messages::sender_id, messages::client_msg_id))
                     .do_nothing()
                     .returning(messages::id)
-                    .get_result::<i64>(conn)
-                    .optional()?;
+                    .get_result::<i64>(c)
+                    .optional())?;
                 match id {
                     Some(id) => Ok((
                         Message {
@@ -59,8 +82,54 @@ pub fn insert_batch(
     })
 }
 
+/// [`insert_batch`] on PostgreSQL, inside its transaction: the whole batch in one multi-row
+/// `INSERT … ON CONFLICT DO NOTHING RETURNING`, since each statement is a round trip to the
+/// server (a statement per message made a batch of 200 cost 40 ms: docs/benchmarks.md,
+/// "PostgreSQL beside SQLite"). PostgreSQL has no statement journal to pay for it. The rows it
+/// returns are the new messages; every other one (a retry, or a second copy within the batch)
+/// is looked up as on SQLite.
+fn insert_batch_pg(
+    pg: &mut diesel::PgConnection,
+    batch: &[NewMessage],
+) -> QueryResult<Vec<(Message, bool)>> {
+    let inserted: Vec<(i64, i64, String)> = diesel::insert_into(messages::table)
+        .values(batch)
+        .on_conflict((messages::sender_id, messages::client_msg_id))
+        .do_nothing()
+        .returning((messages::id, messages::sender_id, messages::client_msg_id))
+        .get_results(pg)?;
+    let mut new_ids: std::collections::HashMap<(i64, &str), i64> = inserted
+        .iter()
+        .map(|(id, sender, cmid)| ((*sender, cmid.as_str()), *id))
+        .collect();
+    batch
+        .iter()
+        .map(
+            |new| match new_ids.remove(&(new.sender_id, new.client_msg_id.as_str())) {
+                Some(id) => Ok((
+                    Message {
+                        id,
+                        room_id: new.room_id,
+                        sender_id: new.sender_id,
+                        client_msg_id: new.client_msg_id.clone(),
+                        body: new.body.clone(),
+                        created_at: new.created_at,
+                    },
+                    true,
+                )),
+                None => messages::table
+                    .filter(messages::sender_id.eq(new.sender_id))
+                    .filter(messages::client_msg_id.eq(&new.client_msg_id))
+                    .select(Message::as_select())
+                    .first(pg)
+                    .map(|stored| (stored, false)),
+            },
+        )
+        .collect()
+}
+
 /// The stored message a retry repeats.
-fn first_copy(conn: &mut SqliteConnection, new: &NewMessage) -> QueryResult<Message> {
+fn first_copy(conn: &mut DbConnection, new: &NewMessage) -> QueryResult<Message> {
     messages::table
         .filter(messages::sender_id.eq(new.sender_id))
         .filter(messages::client_msg_id.eq(&new.client_msg_id))
@@ -73,7 +142,7 @@ fn first_copy(conn: &mut SqliteConnection, new: &NewMessage) -> QueryResult<Mess
 /// in a transaction of its own, so only the refused one fails. `Ok`: one result per message,
 /// in order; `Err`: the database failed (locked, I/O), nothing of the batch is stored.
 pub fn store_batch(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     batch: &[NewMessage],
 ) -> QueryResult<Vec<QueryResult<(Message, bool)>>> {
     match insert_batch(conn, batch) {
@@ -96,14 +165,14 @@ fn is_refused_data(kind: &DatabaseErrorKind) -> bool {
 }
 
 /// Stores one message idempotently; see [`insert_batch`].
-pub fn insert(conn: &mut SqliteConnection, new: &NewMessage) -> QueryResult<(Message, bool)> {
+pub fn insert(conn: &mut DbConnection, new: &NewMessage) -> QueryResult<(Message, bool)> {
     insert_batch(conn, std::slice::from_ref(new))?
         .pop()
         .ok_or(Error::NotFound)
 }
 
 /// How many messages are stored in all.
-pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
+pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     messages::table.count().get_result(conn)
 }
 
@@ -111,7 +180,7 @@ pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
 /// in the page's direction: older ones for [`Cursor::Before`] (ask again with the first
 /// `msg_id`), newer ones for [`Cursor::After`] (ask again with the last).
 pub fn page(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     room_id: i64,
     cursor: Cursor,
     limit: i64,
@@ -146,7 +215,7 @@ pub fn page(
 
 /// The nicknames of the senders of `messages`.
 pub(crate) fn sender_names(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     messages: &[Message],
 ) -> QueryResult<std::collections::HashMap<i64, String>> {
     let ids: Vec<i64> = messages.iter().map(|m| m.sender_id).collect();

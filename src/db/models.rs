@@ -7,9 +7,9 @@ use super::schema::{sessions, themes, users};
 pub use crate::domain::{Capabilities, Capability, Role};
 
 /// A registered person, as stored (the hash never leaves the server: see [`crate::http::users::UserView`]).
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = users)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct User {
     pub id: i64,
     pub nickname: String,
@@ -53,9 +53,11 @@ pub struct NewUser<'a> {
 }
 
 /// A theme people can follow.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Queryable, Selectable, Identifiable, Insertable, Serialize, utoipa::ToSchema,
+)]
 #[diesel(table_name = themes)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Theme {
     pub id: i64,
     pub name: String,
@@ -73,9 +75,9 @@ pub struct NewTheme<'a> {
 }
 
 /// A login session; `token_hash` is the SHA-256 of the secret the client holds.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = sessions)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Session {
     pub id: i64,
     pub token_hash: String,
@@ -135,9 +137,9 @@ impl RoomKind {
 }
 
 /// A room as stored; `name` is what clients use on the wire.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = super::schema::rooms)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Room {
     pub id: i64,
     pub name: String,
@@ -154,9 +156,9 @@ impl Room {
 }
 
 /// A stored chat message.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = super::schema::messages)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Message {
     pub id: i64,
     pub room_id: i64,
@@ -217,9 +219,9 @@ impl CallState {
 }
 
 /// One entry of the call log.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = super::schema::calls)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Call {
     pub id: i64,
     pub call_key: String,

@@ -4,8 +4,9 @@ use diesel::prelude::*;
 
 use super::{
     models::{Room, RoomKind},
-    now_ms,
+    now_ms, on_backend,
     schema::{room_members, rooms},
+    DbConnection,
 };
 
 /// The wire name of the direct room of two users: the same whoever asks.
@@ -21,7 +22,7 @@ pub(crate) fn direct_room_users(name: &str) -> Option<(i64, i64)> {
 }
 
 /// Finds a room by its wire name.
-pub(crate) fn find_by_name(conn: &mut SqliteConnection, name: &str) -> QueryResult<Option<Room>> {
+pub(crate) fn find_by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Room>> {
     rooms::table
         .filter(rooms::name.eq(name))
         .select(Room::as_select())
@@ -31,19 +32,22 @@ pub(crate) fn find_by_name(conn: &mut SqliteConnection, name: &str) -> QueryResu
 
 /// Returns the room called `name`, creating it with `kind` if it does not exist yet.
 pub fn get_or_create(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     name: &str,
     kind: RoomKind,
     created_by: Option<i64>,
 ) -> QueryResult<Room> {
-    diesel::insert_or_ignore_into(rooms::table)
-        .values((
-            rooms::name.eq(name),
-            rooms::kind.eq(kind.as_str()),
-            rooms::created_by.eq(created_by),
-            rooms::created_at.eq(now_ms()),
-        ))
-        .execute(conn)?;
+    let row = (
+        rooms::name.eq(name),
+        rooms::kind.eq(kind.as_str()),
+        rooms::created_by.eq(created_by),
+        rooms::created_at.eq(now_ms()),
+    );
+    // `ON CONFLICT DO NOTHING`, which Diesel's multi-backend type cannot build.
+    on_backend!(conn, c => diesel::insert_into(rooms::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
     rooms::table
         .filter(rooms::name.eq(name))
         .select(Room::as_select())
@@ -51,27 +55,21 @@ pub fn get_or_create(
 }
 
 /// Makes `user_id` a member of the room (no-op if already one).
-pub(crate) fn add_member(
-    conn: &mut SqliteConnection,
-    room_id: i64,
-    user_id: i64,
-) -> QueryResult<()> {
-    diesel::insert_or_ignore_into(room_members::table)
-        .values((
-            room_members::room_id.eq(room_id),
-            room_members::user_id.eq(user_id),
-            room_members::joined_at.eq(now_ms()),
-        ))
-        .execute(conn)
-        .map(drop)
+pub(crate) fn add_member(conn: &mut DbConnection, room_id: i64, user_id: i64) -> QueryResult<()> {
+    let row = (
+        room_members::room_id.eq(room_id),
+        room_members::user_id.eq(user_id),
+        room_members::joined_at.eq(now_ms()),
+    );
+    on_backend!(conn, c => diesel::insert_into(room_members::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))
+    .map(drop)
 }
 
 /// Whether `user_id` is a member of the room.
-pub(crate) fn is_member(
-    conn: &mut SqliteConnection,
-    room_id: i64,
-    user_id: i64,
-) -> QueryResult<bool> {
+pub(crate) fn is_member(conn: &mut DbConnection, room_id: i64, user_id: i64) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         room_members::table
             .filter(room_members::room_id.eq(room_id))
@@ -81,7 +79,7 @@ pub(crate) fn is_member(
 }
 
 /// The member ids of a room.
-pub fn members(conn: &mut SqliteConnection, room_id: i64) -> QueryResult<Vec<i64>> {
+pub fn members(conn: &mut DbConnection, room_id: i64) -> QueryResult<Vec<i64>> {
     room_members::table
         .filter(room_members::room_id.eq(room_id))
         .select(room_members::user_id)
@@ -91,11 +89,7 @@ pub fn members(conn: &mut SqliteConnection, room_id: i64) -> QueryResult<Vec<i64
 
 /// Whether `user_id` may read and enter `room`: anyone for a public channel, the pair for a
 /// direct room, members for a call room or a group conversation.
-pub(crate) fn may_enter(
-    conn: &mut SqliteConnection,
-    room: &Room,
-    user_id: i64,
-) -> QueryResult<bool> {
+pub(crate) fn may_enter(conn: &mut DbConnection, room: &Room, user_id: i64) -> QueryResult<bool> {
     match room.kind() {
         RoomKind::Public => Ok(true),
         RoomKind::Direct => {

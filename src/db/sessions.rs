@@ -4,8 +4,9 @@ use diesel::prelude::*;
 
 use super::{
     models::{NewSession, Session, User},
-    now_ms,
+    now_ms, on_backend,
     schema::{sessions, users},
+    DbConnection,
 };
 
 /// `last_used_at` is only stored again when it is this stale, so busy clients do not write
@@ -13,17 +14,17 @@ use super::{
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Stores a new session for `user_id` and returns it.
-pub fn create(conn: &mut SqliteConnection, new: &NewSession<'_>) -> QueryResult<Session> {
-    diesel::insert_into(sessions::table)
+pub fn create(conn: &mut DbConnection, new: &NewSession<'_>) -> QueryResult<Session> {
+    on_backend!(conn, c => diesel::insert_into(sessions::table)
         .values(new)
         .returning(Session::as_returning())
-        .get_result(conn)
+        .get_result(c))
 }
 
 /// The live (unexpired) session with this token hash, and its user. Reads only: the caller
 /// stores `last_used_at` when [`touch_due`] (batched, through [`super::Touches`]).
 pub(crate) fn find_live(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     token_hash: &str,
 ) -> QueryResult<Option<(Session, User)>> {
     let now = now_ms();
@@ -43,29 +44,25 @@ pub(crate) fn touch_due(session: &Session) -> bool {
 }
 
 /// Sets `last_used_at` of these sessions to `now` (one statement; see [`super::Touches`]).
-pub(crate) fn touch(
-    conn: &mut SqliteConnection,
-    session_ids: &[i64],
-    now: i64,
-) -> QueryResult<usize> {
+pub(crate) fn touch(conn: &mut DbConnection, session_ids: &[i64], now: i64) -> QueryResult<usize> {
     diesel::update(sessions::table.filter(sessions::id.eq_any(session_ids)))
         .set(sessions::last_used_at.eq(now))
         .execute(conn)
 }
 
 /// Ends one session.
-pub(crate) fn revoke(conn: &mut SqliteConnection, session_id: i64) -> QueryResult<usize> {
+pub(crate) fn revoke(conn: &mut DbConnection, session_id: i64) -> QueryResult<usize> {
     diesel::delete(sessions::table.find(session_id)).execute(conn)
 }
 
 /// Ends every session of a user; returns how many there were.
-pub(crate) fn revoke_all(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<usize> {
+pub(crate) fn revoke_all(conn: &mut DbConnection, user_id: i64) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
 }
 
 /// Ends every session of a user except `keep`; returns how many there were.
 pub(crate) fn revoke_others(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_id: i64,
     keep: i64,
 ) -> QueryResult<usize> {
@@ -78,12 +75,12 @@ pub(crate) fn revoke_others(
 }
 
 /// Removes expired sessions; returns how many.
-pub(crate) fn purge_expired(conn: &mut SqliteConnection) -> QueryResult<usize> {
+pub(crate) fn purge_expired(conn: &mut DbConnection) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.le(now_ms()))).execute(conn)
 }
 
 /// A user's live sessions, newest first.
-pub(crate) fn live_for(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<Vec<Session>> {
+pub(crate) fn live_for(conn: &mut DbConnection, user_id: i64) -> QueryResult<Vec<Session>> {
     sessions::table
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::expires_at.gt(now_ms()))
@@ -93,7 +90,7 @@ pub(crate) fn live_for(conn: &mut SqliteConnection, user_id: i64) -> QueryResult
 }
 
 /// How many live sessions there are.
-pub(crate) fn count_live(conn: &mut SqliteConnection) -> QueryResult<i64> {
+pub(crate) fn count_live(conn: &mut DbConnection) -> QueryResult<i64> {
     sessions::table
         .filter(sessions::expires_at.gt(now_ms()))
         .count()

@@ -4,7 +4,9 @@ use diesel::prelude::*;
 
 use super::{
     models::{NewTheme, Theme},
+    on_backend,
     schema::{theme_descriptions, themes, user_themes},
+    DbConnection,
 };
 
 /// The languages a theme can be described in: those the browser app speaks.
@@ -12,7 +14,7 @@ pub const DESCRIPTION_LANGUAGES: [&str; 2] = ["en", "pt-BR"];
 
 /// The per-language descriptions of these themes, as `(theme_id, language, description)`.
 pub(crate) fn descriptions_of(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     theme_ids: &[i64],
 ) -> QueryResult<Vec<(i64, String, String)>> {
     theme_descriptions::table
@@ -29,7 +31,7 @@ pub(crate) fn descriptions_of(
 /// Sets a theme's description in each given language; an empty text removes that
 /// language's description (the theme's neutral one shows instead).
 pub(crate) fn set_descriptions(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     theme_id: i64,
     descriptions: &[(String, String)],
 ) -> QueryResult<()> {
@@ -40,23 +42,25 @@ pub(crate) fn set_descriptions(
         if description.is_empty() {
             diesel::delete(row).execute(conn)?;
         } else {
-            diesel::insert_into(theme_descriptions::table)
-                .values((
-                    theme_descriptions::theme_id.eq(theme_id),
-                    theme_descriptions::language.eq(language),
-                    theme_descriptions::description.eq(description),
-                ))
+            let row = (
+                theme_descriptions::theme_id.eq(theme_id),
+                theme_descriptions::language.eq(language),
+                theme_descriptions::description.eq(description),
+            );
+            // `ON CONFLICT`, which Diesel's multi-backend type cannot build.
+            on_backend!(conn, c => diesel::insert_into(theme_descriptions::table)
+                .values(row)
                 .on_conflict((theme_descriptions::theme_id, theme_descriptions::language))
                 .do_update()
                 .set(theme_descriptions::description.eq(description))
-                .execute(conn)?;
+                .execute(c))?;
         }
     }
     Ok(())
 }
 
 /// Every theme with how many users follow it, by name.
-pub(crate) fn list_with_counts(conn: &mut SqliteConnection) -> QueryResult<Vec<(Theme, i64)>> {
+pub(crate) fn list_with_counts(conn: &mut DbConnection) -> QueryResult<Vec<(Theme, i64)>> {
     themes::table
         .left_join(user_themes::table)
         .group_by(themes::id)
@@ -70,7 +74,7 @@ pub(crate) fn list_with_counts(conn: &mut SqliteConnection) -> QueryResult<Vec<(
 
 /// Looks up themes by name (ignoring case); returns them and the names that matched nothing.
 pub(crate) fn resolve_names(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     names: &[String],
 ) -> QueryResult<(Vec<Theme>, Vec<String>)> {
     let mut found = Vec::with_capacity(names.len());
@@ -92,7 +96,7 @@ pub(crate) fn resolve_names(
 
 /// One theme and how many users follow it.
 pub(crate) fn find_with_count(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: i64,
 ) -> QueryResult<Option<(Theme, i64)>> {
     themes::table
@@ -108,11 +112,11 @@ pub(crate) fn find_with_count(
 }
 
 /// Adds a theme (a taken name, in any case, is a unique violation).
-pub fn create(conn: &mut SqliteConnection, new: &NewTheme<'_>) -> QueryResult<Theme> {
-    diesel::insert_into(themes::table)
+pub fn create(conn: &mut DbConnection, new: &NewTheme<'_>) -> QueryResult<Theme> {
+    on_backend!(conn, c => diesel::insert_into(themes::table)
         .values(new)
         .returning(Theme::as_returning())
-        .get_result(conn)
+        .get_result(c))
 }
 
 /// What an admin may change about a theme; `None` leaves a field as it is.
@@ -125,11 +129,7 @@ pub struct ThemeChanges<'a> {
 
 /// Renames and/or redescribes a theme (at least one change is required); returns how many
 /// rows changed (0: no such theme). A taken name is a unique violation.
-pub fn update(
-    conn: &mut SqliteConnection,
-    id: i64,
-    changes: &ThemeChanges<'_>,
-) -> QueryResult<usize> {
+pub fn update(conn: &mut DbConnection, id: i64, changes: &ThemeChanges<'_>) -> QueryResult<usize> {
     diesel::update(themes::table.find(id))
         .set(changes)
         .execute(conn)
@@ -137,12 +137,12 @@ pub fn update(
 
 /// Deletes a theme; its followers simply stop following it (`ON DELETE CASCADE` on
 /// `user_themes`). Returns how many rows went (0: no such theme).
-pub fn delete(conn: &mut SqliteConnection, id: i64) -> QueryResult<usize> {
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     diesel::delete(themes::table.find(id)).execute(conn)
 }
 
 /// The ids of the users who follow a theme.
-pub fn followers(conn: &mut SqliteConnection, id: i64) -> QueryResult<Vec<i64>> {
+pub fn followers(conn: &mut DbConnection, id: i64) -> QueryResult<Vec<i64>> {
     user_themes::table
         .filter(user_themes::theme_id.eq(id))
         .select(user_themes::user_id)
@@ -150,6 +150,6 @@ pub fn followers(conn: &mut SqliteConnection, id: i64) -> QueryResult<Vec<i64>> 
 }
 
 /// How many themes there are.
-pub fn count(conn: &mut SqliteConnection) -> QueryResult<i64> {
+pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     themes::table.count().get_result(conn)
 }

@@ -4,12 +4,14 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use diesel::{QueryResult, SqliteConnection};
+use diesel::QueryResult;
+
+use super::DbConnection;
 
 use super::DbPool;
 
 /// One statement's worth of a write: sets the timestamp of these rows to the given time.
-pub type Write = fn(&mut SqliteConnection, &[i64], i64) -> QueryResult<usize>;
+pub type Write = fn(&mut DbConnection, &[i64], i64) -> QueryResult<usize>;
 
 /// Most rows one statement names (well below SQLite's limit of bound parameters).
 const CHUNK: usize = 1_000;
@@ -85,7 +87,7 @@ impl Touches {
 }
 
 /// Sets the timestamp of `ids` (duplicates are fine) to now with `write`, in one transaction.
-fn store(conn: &mut SqliteConnection, write: Write, mut ids: Vec<i64>) -> QueryResult<()> {
+fn store(conn: &mut DbConnection, write: Write, mut ids: Vec<i64>) -> QueryResult<()> {
     use diesel::Connection;
     let now = super::now_ms();
     ids.sort_unstable();

@@ -6,27 +6,25 @@ use diesel::prelude::*;
 
 use super::{
     models::{Capabilities, Capability, NewUser, Role, User},
+    on_backend,
     schema::{themes, user_themes, users},
+    DbConnection,
 };
 
 /// Inserts a user and links their themes, in one transaction.
-pub fn create(
-    conn: &mut SqliteConnection,
-    new: &NewUser<'_>,
-    theme_ids: &[i64],
-) -> QueryResult<User> {
+pub fn create(conn: &mut DbConnection, new: &NewUser<'_>, theme_ids: &[i64]) -> QueryResult<User> {
     // A plain transaction: it nests (as a savepoint) inside a caller's immediate one.
     conn.transaction(|conn| {
-        let user: User = diesel::insert_into(users::table)
-            .values(new)
-            .returning(User::as_returning())
-            .get_result(conn)?;
+        let user: User = on_backend!(conn, c => diesel::insert_into(users::table)
+        .values(new)
+        .returning(User::as_returning())
+        .get_result(c))?;
         link_themes(conn, user.id, theme_ids)?;
         Ok(user)
     })
 }
 
-fn link_themes(conn: &mut SqliteConnection, user_id: i64, theme_ids: &[i64]) -> QueryResult<()> {
+fn link_themes(conn: &mut DbConnection, user_id: i64, theme_ids: &[i64]) -> QueryResult<()> {
     let rows: Vec<_> = theme_ids
         .iter()
         .map(|&theme_id| {
@@ -36,15 +34,16 @@ fn link_themes(conn: &mut SqliteConnection, user_id: i64, theme_ids: &[i64]) -> 
             )
         })
         .collect();
-    diesel::insert_or_ignore_into(user_themes::table)
+    on_backend!(conn, c => diesel::insert_into(user_themes::table)
         .values(&rows)
-        .execute(conn)
-        .map(drop)
+        .on_conflict_do_nothing()
+        .execute(c))
+    .map(drop)
 }
 
 /// Replaces the set of themes a user follows.
 pub(crate) fn set_themes(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_id: i64,
     theme_ids: &[i64],
 ) -> QueryResult<()> {
@@ -57,10 +56,11 @@ pub(crate) fn set_themes(
 
 /// Finds a user by nickname, ignoring case.
 pub(crate) fn find_by_nickname(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     nickname: &str,
 ) -> QueryResult<Option<User>> {
-    // The column is COLLATE NOCASE, so `=` already ignores (ASCII) case and uses the index.
+    // The column is COLLATE NOCASE (SQLite, ASCII case) or `nocase` (PostgreSQL, ICU: any
+    // case), so `=` already ignores case and uses the index.
     users::table
         .filter(users::nickname.eq(nickname))
         .select(User::as_select())
@@ -69,7 +69,7 @@ pub(crate) fn find_by_nickname(
 }
 
 /// Finds a user by id.
-pub fn find(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<User>> {
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {
     users::table
         .find(id)
         .select(User::as_select())
@@ -78,7 +78,7 @@ pub fn find(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<User>> {
 }
 
 /// The users with these ids (unknown ids are skipped), by id.
-pub(crate) fn find_many(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<Vec<User>> {
+pub(crate) fn find_many(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<User>> {
     users::table
         .filter(users::id.eq_any(ids))
         .select(User::as_select())
@@ -88,7 +88,7 @@ pub(crate) fn find_many(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult
 
 /// The theme names each of `user_ids` follows, sorted by name.
 pub(crate) fn themes_of(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_ids: &[i64],
 ) -> QueryResult<HashMap<i64, Vec<String>>> {
     let rows: Vec<(i64, String)> = user_themes::table
@@ -106,7 +106,7 @@ pub(crate) fn themes_of(
 
 /// Updates what a user can do.
 pub(crate) fn set_capabilities(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_id: i64,
     caps: Capabilities,
 ) -> QueryResult<()> {
@@ -122,7 +122,7 @@ pub(crate) fn set_capabilities(
 
 /// Stores a new password hash.
 pub(crate) fn set_password_hash(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_id: i64,
     hash: &str,
 ) -> QueryResult<()> {
@@ -134,7 +134,7 @@ pub(crate) fn set_password_hash(
 
 /// Sets `last_seen_at` of these users to `now` (one statement; see [`super::Touches`]).
 pub(crate) fn touch_last_seen(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user_ids: &[i64],
     now: i64,
 ) -> QueryResult<usize> {
@@ -145,7 +145,7 @@ pub(crate) fn touch_last_seen(
 
 /// The nicknames of `ids` (duplicates and unknown ids are fine), for labelling rows that
 /// point at users.
-pub fn nicknames(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<HashMap<i64, String>> {
+pub fn nicknames(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap<i64, String>> {
     let mut ids = ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
@@ -158,7 +158,7 @@ pub fn nicknames(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<HashMa
 }
 
 /// Changes a user's role.
-pub fn set_role(conn: &mut SqliteConnection, user_id: i64, role: Role) -> QueryResult<usize> {
+pub fn set_role(conn: &mut DbConnection, user_id: i64, role: Role) -> QueryResult<usize> {
     diesel::update(users::table.find(user_id))
         .set(users::role.eq(role.as_str()))
         .execute(conn)
@@ -182,7 +182,7 @@ pub struct DirectoryFilter {
 }
 
 /// The users matching `filter`, as a boxed query (shared by the page and its count).
-fn filtered(filter: &DirectoryFilter) -> users::BoxedQuery<'_, diesel::sqlite::Sqlite> {
+fn filtered(filter: &DirectoryFilter) -> users::BoxedQuery<'_, super::MultiBackend> {
     let mut query = users::table.into_boxed();
     if let Some(theme_id) = filter.theme_id {
         query = query.filter(
@@ -222,7 +222,7 @@ fn filtered(filter: &DirectoryFilter) -> users::BoxedQuery<'_, diesel::sqlite::S
 /// One page of the users matching `filter`, by nickname (case-insensitively), and how many
 /// match in all.
 pub fn directory(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     filter: &DirectoryFilter,
     offset: i64,
     limit: i64,
@@ -240,7 +240,7 @@ pub fn directory(
 }
 
 /// Bans or unbans a user; returns how many rows changed (0: no such user).
-pub fn set_banned(conn: &mut SqliteConnection, user_id: i64, banned: bool) -> QueryResult<usize> {
+pub fn set_banned(conn: &mut DbConnection, user_id: i64, banned: bool) -> QueryResult<usize> {
     diesel::update(users::table.find(user_id))
         .set(users::banned.eq(banned))
         .execute(conn)
@@ -248,12 +248,12 @@ pub fn set_banned(conn: &mut SqliteConnection, user_id: i64, banned: bool) -> Qu
 
 /// Deletes a user; their sessions, theme links, memberships, messages and calls go with them
 /// (`ON DELETE CASCADE`). Returns how many rows went (0: no such user).
-pub fn delete(conn: &mut SqliteConnection, user_id: i64) -> QueryResult<usize> {
+pub fn delete(conn: &mut DbConnection, user_id: i64) -> QueryResult<usize> {
     diesel::delete(users::table.find(user_id)).execute(conn)
 }
 
 /// How many users there are: all, banned, admins.
-pub fn counts(conn: &mut SqliteConnection) -> QueryResult<(i64, i64, i64)> {
+pub fn counts(conn: &mut DbConnection) -> QueryResult<(i64, i64, i64)> {
     let all = users::table.count().get_result(conn)?;
     let banned = users::table
         .filter(users::banned.eq(true))

@@ -260,7 +260,7 @@ pub(crate) async fn user_detail(
 /// Bans or unbans `id`; a ban also ends every session of the user.
 async fn set_banned(state: &AppState, id: i64, banned: bool) -> ApiResult<UserView> {
     let view = db::run(&state.pool, move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_transaction(conn, |conn| {
             if db::users::set_banned(conn, id, banned)? == 0 {
                 return Err(user_not_found(id));
             }
@@ -585,7 +585,7 @@ pub(crate) async fn create_theme(
     let (name, description) = body.checked()?;
     let descriptions = body.checked_descriptions()?;
     let view = db::run(&state.pool, move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_transaction(conn, |conn| {
             let theme = db::themes::create(
                 conn,
                 &NewTheme {
@@ -690,7 +690,7 @@ pub(crate) async fn update_theme(
     let descriptions = body.checked_descriptions()?;
     let renamed = name.is_some();
     let (view, followers) = db::run(&state.pool, move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_transaction(conn, |conn| {
             if name.is_some() || description.is_some() {
                 let changes = ThemeChanges {
                     name: name.as_deref(),
@@ -728,7 +728,7 @@ pub(crate) async fn update_theme(
 }
 
 /// The profiles of these users, as they read now.
-fn views_of(conn: &mut diesel::SqliteConnection, user_ids: &[i64]) -> ApiResult<Vec<UserView>> {
+fn views_of(conn: &mut crate::db::DbConnection, user_ids: &[i64]) -> ApiResult<Vec<UserView>> {
     let users = db::users::find_many(conn, user_ids)?;
     Ok(UserView::load_many(conn, &users)?)
 }
@@ -755,7 +755,7 @@ pub(crate) async fn delete_theme(
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let followers = db::run(&state.pool, move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_transaction(conn, |conn| {
             let followers = db::themes::followers(conn, id)?;
             if db::themes::delete(conn, id)? == 0 {
                 return Err(theme_not_found(id));

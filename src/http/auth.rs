@@ -256,7 +256,7 @@ fn checked_capabilities(caps: Capabilities) -> ApiResult<Capabilities> {
 }
 
 /// Resolves theme names to ids, refusing unknown names by name.
-fn theme_ids(conn: &mut diesel::SqliteConnection, names: &[String]) -> ApiResult<Vec<i64>> {
+fn theme_ids(conn: &mut crate::db::DbConnection, names: &[String]) -> ApiResult<Vec<i64>> {
     let (found, unknown) = db::themes::resolve_names(conn, names)?;
     if !unknown.is_empty() {
         return Err(ApiError::InvalidField {
@@ -644,7 +644,7 @@ pub(crate) async fn update_me(
     let keep = who.session_id;
     let password_changed = new_hash.is_some();
     let view = db::run(&state.pool, move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_transaction(conn, |conn| {
             if let Some(names) = &themes {
                 let ids = theme_ids(conn, names)?;
                 db::users::set_themes(conn, user_id, &ids)?;

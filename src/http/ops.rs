@@ -1,7 +1,7 @@
 //! Operations endpoints: liveness, readiness and Prometheus metrics.
 
 use actix_web::{get, web, HttpResponse};
-use diesel::{connection::SimpleConnection, RunQueryDsl};
+
 use serde::Serialize;
 
 use crate::{
@@ -72,12 +72,7 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    db::run(&state.pool, |conn| {
-        conn.batch_execute("SELECT 1;")?;
-        diesel::sql_query("SELECT 1 FROM users LIMIT 1").execute(conn)?;
-        Ok(())
-    })
-    .await?;
+    db::ping(&state.pool).await?;
     Ok(HttpResponse::Ok().json(Readiness {
         status: "ready",
         database: "ok",

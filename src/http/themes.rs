@@ -53,7 +53,7 @@ impl ThemeView {
 
     /// Loads one theme's view (None: no such theme).
     pub(crate) fn load(
-        conn: &mut diesel::SqliteConnection,
+        conn: &mut crate::db::DbConnection,
         id: i64,
     ) -> diesel::QueryResult<Option<Self>> {
         let Some((theme, followers)) = db::themes::find_with_count(conn, id)? else {

@@ -1,8 +1,8 @@
 //! How users are shown to clients (never with a password hash), and the lobby directory,
 //! `GET /api/users`.
 
+use crate::db::DbConnection;
 use actix_web::{get, web};
-use diesel::SqliteConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -63,7 +63,7 @@ impl UserView {
     }
 
     /// Loads the themes of one user and builds their view.
-    pub fn load(conn: &mut SqliteConnection, user: &User) -> diesel::QueryResult<Self> {
+    pub fn load(conn: &mut DbConnection, user: &User) -> diesel::QueryResult<Self> {
         let mut themes = db::users::themes_of(conn, &[user.id])?;
         Ok(UserView::new(
             user,
@@ -73,7 +73,7 @@ impl UserView {
 
     /// Loads the themes of many users at once and builds their views, in order.
     pub(crate) fn load_many(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         users: &[User],
     ) -> diesel::QueryResult<Vec<Self>> {
         let ids: Vec<i64> = users.iter().map(|u| u.id).collect();

@@ -1,7 +1,7 @@
 //! Who may enter a room, and its history as frames carry it: the one place stored rows
 //! become [`ChatView`]s, for `room.joined`, `chat.history`, live chat and the HTTP API alike.
 
-use diesel::SqliteConnection;
+use crate::db::DbConnection;
 
 use super::protocol::{ChatView, RoomName, RoomRef, SharedStr, UserId, UserRef};
 use crate::{
@@ -25,7 +25,7 @@ pub(crate) type HistoryPage = (Vec<ChatView>, bool);
 /// and whether more remain that way, under the same access rule as joining. A room never
 /// created yet has an empty history.
 pub(crate) fn history_page(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     room: &RoomName,
     kind: RoomRef,
     user: UserId,
@@ -48,7 +48,7 @@ pub(crate) fn history_page(
 /// stored rows become [`ChatView`]s, for `room.joined`, `chat.history` and the HTTP API
 /// alike. No access check: the caller has made it.
 pub(crate) fn room_page(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     room: &RoomName,
     room_id: i64,
     cursor: Cursor,
@@ -71,7 +71,7 @@ pub(crate) fn room_page(
 /// group conversation (which only `conversation.invite` creates).
 /// `Ok(None)`: no such room and `create` is false.
 pub(crate) fn enter_room(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     name: &str,
     kind: RoomRef,
     user: UserId,

@@ -17,8 +17,8 @@ use std::{
     time::Duration,
 };
 
+use crate::db::DbConnection;
 use actix::prelude::*;
-use diesel::SqliteConnection;
 use tokio::sync::mpsc;
 
 pub use super::calls::CallAction;
@@ -47,7 +47,7 @@ use crate::{
 };
 
 /// One database write of the call log, run in order with the others.
-type DbJob = Box<dyn FnOnce(&mut SqliteConnection) -> diesel::QueryResult<()> + Send>;
+type DbJob = Box<dyn FnOnce(&mut DbConnection) -> diesel::QueryResult<()> + Send>;
 
 /// The connection an event came from, as far as the hub can reach it.
 #[derive(Clone, Copy)]
@@ -351,7 +351,7 @@ impl Hub {
         let pool = self.pool.clone();
         let stored = async move {
             db::run(&pool, move |conn| {
-                conn.immediate_transaction(|conn| {
+                crate::db::write_transaction(conn, |conn| {
                     let room =
                         db::rooms::get_or_create(conn, &room_name, room_kind, Some(caller_id))?;
                     if room_kind == RoomKind::Call {
@@ -562,7 +562,7 @@ impl Handler<UserOnline> for Hub {
 /// Tells `deliver`'s connection the calls `user` missed, and marks them seen; if the
 /// connection is already gone, leaves them unseen for the next one.
 fn tell_missed(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user: UserId,
     deliver: &Delivery,
     hub: &Addr<Hub>,

@@ -168,7 +168,7 @@ fn is_conversation(room: &RoomName) -> bool {
 /// read position moved to their own new message. The messages are stored whatever happens
 /// here: a failure is logged, and those conversations' messages reach only the room.
 fn conversation_members(
-    conn: &mut diesel::SqliteConnection,
+    conn: &mut crate::db::DbConnection,
     rooms: &HashSet<i64>,
     results: &[diesel::QueryResult<(StoredMessage, bool)>],
 ) -> HashMap<i64, Vec<i64>> {

@@ -349,15 +349,31 @@ async fn a_direct_chat_from_before_conversations_is_in_both_lists_after_the_upgr
     // reverted: direct
     // rooms without members, no read positions); the restart applies it again.
     {
-        let mut conn = SqliteConnection::establish(&app.settings.database_url).unwrap();
-        conn.batch_execute("PRAGMA busy_timeout = 10000;").unwrap();
+        let url = &app.settings.database_url;
+        let (dir, mut pg, mut sqlite) = if crate::helpers::on_postgres() {
+            let pg = diesel::PgConnection::establish(url).unwrap();
+            ("/migrations/postgres", Some(pg), None)
+        } else {
+            let mut conn = SqliteConnection::establish(url).unwrap();
+            conn.batch_execute("PRAGMA busy_timeout = 10000;").unwrap();
+            ("/migrations/sqlite", None, Some(conn))
+        };
         let migrations =
-            FileBasedMigrations::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
-                .unwrap();
+            FileBasedMigrations::from_path(format!("{}{dir}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         // Reverted newest first, down to and including the conversations migration.
         loop {
-            let reverted = conn.revert_last_migration(migrations.clone()).unwrap();
-            if reverted.to_string().contains("000005") {
+            let reverted = match (&mut pg, &mut sqlite) {
+                (Some(c), _) => c
+                    .revert_last_migration(migrations.clone())
+                    .unwrap()
+                    .to_string(),
+                (_, Some(c)) => c
+                    .revert_last_migration(migrations.clone())
+                    .unwrap()
+                    .to_string(),
+                _ => unreachable!(),
+            };
+            if reverted.contains("000005") {
                 break;
             }
         }

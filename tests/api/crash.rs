@@ -776,7 +776,8 @@ async fn every_acknowledged_message_survives_sigkill_exactly_once_and_resends_ke
         .collect();
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("crash.db").to_string_lossy().into_owned();
+    // A SQLite file in `dir`, or a PostgreSQL database (TERTULIA_TEST_DATABASE=postgres).
+    let db = crate::helpers::test_database_url(&dir);
     let log = Arc::new(Mutex::new(String::new()));
     let _log_on_panic = LogOnPanic(Arc::clone(&log));
     let mut server = Server::start(&db, port_outside_ephemeral_range(), &log);

@@ -1,5 +1,10 @@
-//! Test harness: a real server on port 0 with its own temporary SQLite file, and one helper
-//! per endpoint (zero2prod's `spawn_app`).
+//! Test harness: a real server on port 0 with its own database, and one helper per endpoint
+//! (zero2prod's `spawn_app`).
+//!
+//! The database is a temporary SQLite file, or with `TERTULIA_TEST_DATABASE=postgres` a
+//! PostgreSQL database of its own (created on the server `TERTULIA_TEST_PG_URL` names,
+//! default `postgres://postgres@127.0.0.1:5432`, and dropped with the test's [`TestApp`]):
+//! `tests/pg.sh` runs the whole suite that way.
 
 use std::time::Duration;
 
@@ -20,6 +25,77 @@ pub struct TestApp {
     handle: ServerHandle,
     // Keeps the database directory alive as long as the app.
     pub dir: std::sync::Arc<TempDir>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop_test_database(&self.settings.database_url);
+    }
+}
+
+/// The PostgreSQL server the tests use, when they use one: `TERTULIA_TEST_DATABASE=postgres`.
+pub fn test_pg_server() -> Option<String> {
+    match std::env::var("TERTULIA_TEST_DATABASE").as_deref() {
+        Ok("postgres") => Some(
+            std::env::var("TERTULIA_TEST_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether the tests run on PostgreSQL.
+pub fn on_postgres() -> bool {
+    test_pg_server().is_some()
+}
+
+/// The prefix of every database the tests create (`tests/pg.sh` drops any left over).
+const TEST_DB_PREFIX: &str = "tertulia_t_";
+
+/// A fresh, empty PostgreSQL database on the test server; returns its URL.
+pub fn create_pg_database(server: &str) -> String {
+    use diesel::{Connection, RunQueryDsl};
+    let name = format!(
+        "{TEST_DB_PREFIX}{}_{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    );
+    let mut admin = diesel::PgConnection::establish(&format!("{server}/postgres"))
+        .expect("the test PostgreSQL server answers (TERTULIA_TEST_PG_URL)");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .expect("test database created");
+    format!("{server}/{name}")
+}
+
+/// Drops a database [`create_pg_database`] made (closing what is still connected); nothing
+/// for a SQLite file, which goes with its directory.
+pub fn drop_test_database(url: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let Some(server) = test_pg_server() else {
+        return;
+    };
+    let Some(name) = url
+        .strip_prefix(&format!("{server}/"))
+        .filter(|n| n.starts_with(TEST_DB_PREFIX))
+    else {
+        return;
+    };
+    if let Ok(mut admin) = diesel::PgConnection::establish(&format!("{server}/postgres")) {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin);
+    }
+}
+
+/// The database URL for a test: `dir/test.db`, or a new PostgreSQL database (see the module
+/// documentation).
+pub fn test_database_url(dir: &TempDir) -> String {
+    match test_pg_server() {
+        Some(server) => create_pg_database(&server),
+        None => dir.path().join("test.db").to_string_lossy().into_owned(),
+    }
 }
 
 /// A registered, logged-in user.
@@ -53,7 +129,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut settings = test_settings(&dir);
+    let made = settings.database_url.clone();
     adjust(&mut settings);
+    if settings.database_url != made {
+        drop_test_database(&made);
+    }
     start(settings, dir).await
 }
 
@@ -61,12 +141,21 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 pub fn test_settings(dir: &TempDir) -> Settings {
     Settings {
         bind: "127.0.0.1:0".parse().expect("valid address"),
-        database_url: dir.path().join("test.db").to_string_lossy().into_owned(),
+        database_url: test_database_url(dir),
         web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/web").into(),
         workers: 2,
         db_pool_size: 4,
         ..Settings::default()
     }
+}
+
+/// [`test_settings`] on a SQLite file in `dir` whatever `TERTULIA_TEST_DATABASE` says, for
+/// tests of what lives beside that file (the self-signed certificate).
+pub fn sqlite_settings(dir: &TempDir) -> Settings {
+    let mut settings = test_settings(dir);
+    drop_test_database(&settings.database_url);
+    settings.database_url = dir.path().join("test.db").to_string_lossy().into_owned();
+    settings
 }
 
 async fn start(settings: Settings, dir: std::sync::Arc<TempDir>) -> TestApp {
@@ -113,11 +202,13 @@ async fn reply(
 
 impl TestApp {
     /// Stops the server and starts a new one on the same database (a restart).
-    pub async fn restart(self) -> TestApp {
+    pub async fn restart(mut self) -> TestApp {
         self.handle.stop(true).await;
         let mut settings = self.settings.clone();
+        // The new app owns the database now.
+        self.settings.database_url.clear();
         settings.bind = "127.0.0.1:0".parse().expect("valid address");
-        start(settings, self.dir).await
+        start(settings, std::sync::Arc::clone(&self.dir)).await
     }
 
     /// Stops the server.

@@ -1,5 +1,8 @@
 //! The migrations work with the diesel CLI too (`migration run`, `redo --all`, `revert`), and
-//! `src/db/schema.rs` is exactly what `diesel print-schema` prints for them.
+//! `src/db/schema.rs` is exactly what `diesel print-schema` prints for them: on SQLite with
+//! `diesel.toml` and `migrations/sqlite/`, and with `TERTULIA_TEST_DATABASE=postgres` on
+//! PostgreSQL with `diesel-postgres.toml` and `migrations/postgres/` (which prints `Int8` for
+//! what SQLite calls `BigInt`, the same type; nothing else may differ).
 //!
 //! Every CLI run happens in a temporary copy of `migrations/` and `diesel.toml`:
 //! `diesel migration run` rewrites the schema file `diesel.toml` names, which must never
@@ -14,7 +17,9 @@ use std::{
 use diesel::{sql_query, sql_types::Text, QueryableByName, RunQueryDsl};
 use tempfile::TempDir;
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{
+    create_pg_database, drop_test_database, on_postgres, spawn_app_with, test_pg_server,
+};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -31,7 +36,8 @@ fn diesel_cli() -> Option<PathBuf> {
         assert!(
             std::env::var("TERTULIA_REQUIRE_DIESEL_CLI").as_deref() != Ok("1"),
             "TERTULIA_REQUIRE_DIESEL_CLI=1 but no diesel CLI found: install it with \
-             `cargo install diesel_cli --no-default-features --features sqlite-bundled`"
+             `cargo install diesel_cli --no-default-features --features \
+             sqlite-bundled,postgres-bundled`"
         );
         eprintln!("note: diesel CLI not found; skipping the diesel CLI checks");
     }
@@ -56,6 +62,14 @@ fn copy_dir(from: &Path, to: &Path) {
 struct Scratch {
     dir: TempDir,
     diesel: PathBuf,
+    /// The scratch database: a file in `dir`, or a PostgreSQL database of the test server.
+    db: String,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        drop_test_database(&self.db);
+    }
 }
 
 impl Scratch {
@@ -65,31 +79,33 @@ impl Scratch {
             &Path::new(ROOT).join("migrations"),
             &dir.path().join("migrations"),
         );
-        std::fs::copy(
-            Path::new(ROOT).join("diesel.toml"),
-            dir.path().join("diesel.toml"),
-        )
-        .unwrap();
+        for config in ["diesel.toml", "diesel-postgres.toml"] {
+            std::fs::copy(Path::new(ROOT).join(config), dir.path().join(config)).unwrap();
+        }
         std::fs::write(
             dir.path().join("Cargo.toml"),
             "[package]\nname = \"scratch\"\nversion = \"0.0.0\"\n",
         )
         .unwrap();
         std::fs::create_dir_all(dir.path().join("src/db")).unwrap();
-        Scratch { dir, diesel }
+        let db = match test_pg_server() {
+            Some(server) => create_pg_database(&server),
+            None => dir.path().join("cli.db").to_string_lossy().into_owned(),
+        };
+        Scratch { dir, diesel, db }
     }
 
     fn db(&self) -> String {
-        self.dir
-            .path()
-            .join("cli.db")
-            .to_string_lossy()
-            .into_owned()
+        self.db.clone()
     }
 
     /// Runs the CLI in the scratch project; returns stdout, panics with stderr on failure.
     fn diesel(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.diesel)
+        let mut command = Command::new(&self.diesel);
+        if on_postgres() {
+            command.args(["--config-file", "diesel-postgres.toml"]);
+        }
+        let out = command
             .args(args)
             .arg("--database-url")
             .arg(self.db())
@@ -115,12 +131,14 @@ impl Scratch {
             name: String,
         }
         let pool = tertulia::db::build_pool(&self.db(), 1).unwrap();
-        let names: Vec<Name> = sql_query(
+        let query = if on_postgres() {
+            "SELECT table_name::text AS name FROM information_schema.tables \
+             WHERE table_schema = 'public' ORDER BY name"
+        } else {
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-             ORDER BY name",
-        )
-        .load(&mut pool.get().unwrap())
-        .unwrap();
+             ORDER BY name"
+        };
+        let names: Vec<Name> = sql_query(query).load(&mut pool.get().unwrap()).unwrap();
         names.into_iter().map(|n| n.name).collect()
     }
 }
@@ -152,11 +170,20 @@ fn the_diesel_cli_runs_every_migration_and_redoes_them_all() {
     assert_eq!(scratch.tables(), ALL_TABLES);
     // `migration run` rewrote the scratch copy's schema file, never the repository's.
     assert_eq!(repo_schema(), before);
-    let written = std::fs::read_to_string(scratch.dir.path().join("src/db/schema.rs")).unwrap();
-    assert_eq!(
-        written, before,
-        "diesel migration run regenerated a different schema"
-    );
+    let written = std::fs::read_to_string(scratch.dir.path().join("src/db/schema.rs"));
+    if on_postgres() {
+        // diesel-postgres.toml names no schema file: PostgreSQL's type names would churn it.
+        assert!(
+            written.is_err(),
+            "diesel rewrote a schema file from PostgreSQL"
+        );
+    } else {
+        assert_eq!(
+            written.unwrap(),
+            before,
+            "diesel migration run regenerated a different schema"
+        );
+    }
 
     // Every down.sql, then every up.sql again.
     scratch.diesel(&["migration", "redo", "--all"]);
@@ -177,7 +204,13 @@ fn the_schema_file_is_exactly_what_diesel_print_schema_prints() {
     let Some(diesel) = diesel_cli() else { return };
     let scratch = Scratch::new(diesel);
     scratch.diesel(&["migration", "run"]);
-    let printed = scratch.diesel(&["print-schema"]);
+    let mut printed = scratch.diesel(&["print-schema"]);
+    if on_postgres() {
+        // PostgreSQL's name for the type SQLite's print-schema calls `BigInt`.
+        printed = printed
+            .replace("-> Int8", "-> BigInt")
+            .replace("<Int8>", "<BigInt>");
+    }
     assert!(
         printed == repo_schema(),
         "src/db/schema.rs differs from `diesel print-schema`; regenerate it:\n{printed}"

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tertulia::{config::Settings, startup::Application, tls};
 
-use crate::helpers::{spawn_app, test_settings, PASSWORD};
+use crate::helpers::{spawn_app, sqlite_settings, test_settings, PASSWORD};
 
 /// A server on HTTPS with a certificate made for the test, plus its plain redirect port.
 struct TlsApp {
@@ -322,7 +322,7 @@ async fn a_key_that_does_not_match_the_certificate_fails_start_up_naming_both_fi
 #[actix_web::test]
 async fn a_self_signed_certificate_is_generated_once_beside_the_database_and_reused() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = test_settings(&dir);
+    let mut settings = sqlite_settings(&dir);
     settings.tls_self_signed = true;
     let cert_path = dir.path().join(tls::SELF_SIGNED_CERT_FILE);
     let key_path = dir.path().join(tls::SELF_SIGNED_KEY_FILE);
@@ -366,7 +366,7 @@ async fn a_self_signed_certificate_is_generated_once_beside_the_database_and_reu
 #[actix_web::test]
 async fn a_self_signed_certificate_without_its_key_stops_start_up_instead_of_being_replaced() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = test_settings(&dir);
+    let mut settings = sqlite_settings(&dir);
     settings.tls_self_signed = true;
     let cert_path = dir.path().join(tls::SELF_SIGNED_CERT_FILE);
     std::fs::write(&cert_path, "kept").expect("written");

@@ -19,14 +19,19 @@ async fn ana_and_bia_in_canal1() -> (TestApp, [TestUser; 2], WsClient, WsClient)
     (app, [ana, bia], a, b)
 }
 
-/// Another writer: holds the database's write lock (an open `BEGIN IMMEDIATE`) until the
-/// test sends `ROLLBACK`.
+/// Another writer: holds the database's write lock (an open `BEGIN IMMEDIATE`; on PostgreSQL
+/// a lock on `messages` that stops every insert) until the test sends `ROLLBACK`.
 fn hold_write_lock(app: &TestApp) -> tertulia::db::DbConn {
     let mut conn = tertulia::db::build_pool(&app.settings.database_url, 1)
         .unwrap()
         .get()
         .unwrap();
-    conn.batch_execute("BEGIN IMMEDIATE;").unwrap();
+    if crate::helpers::on_postgres() {
+        conn.batch_execute("BEGIN; LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE;")
+            .unwrap();
+    } else {
+        conn.batch_execute("BEGIN IMMEDIATE;").unwrap();
+    }
     conn
 }
 

@@ -39,7 +39,9 @@ export class TestServer {
   constructor({ ringTimeoutMs = 4000, extraArgs = [], host = '127.0.0.1' } = {}) {
     if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run cargo build first`);
     this.dir = mkdtempSync(join(tmpdir(), 'tertulia-browser-'));
-    this.db = join(this.dir, 'test.db');
+    // TERTULIA_BROWSER_DATABASE_URL (a postgres:// URL, set by `tests/pg.sh --browser`) runs
+    // the scenario on PostgreSQL; otherwise a fresh SQLite file.
+    this.db = process.env.TERTULIA_BROWSER_DATABASE_URL || join(this.dir, 'test.db');
     this.ringTimeoutMs = ringTimeoutMs;
     this.extraArgs = extraArgs;
     this.host = host;

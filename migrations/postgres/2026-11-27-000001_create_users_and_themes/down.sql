@@ -1,0 +1,4 @@
+DROP TABLE user_themes;
+DROP TABLE themes;
+DROP TABLE users;
+DROP COLLATION nocase;

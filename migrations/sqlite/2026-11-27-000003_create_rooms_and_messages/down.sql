@@ -1,0 +1,3 @@
+DROP TABLE messages;
+DROP TABLE room_members;
+DROP TABLE rooms;
