@@ -540,11 +540,13 @@ pub trait Endpoint: Actor<Context = Context<Self>> {
     /// [`Endpoint::lost`]).
     fn closing(&mut self) -> &mut bool;
 
-    /// Queues a frame of the endpoint itself: nothing once closing, and the actor stops if
-    /// the connection is gone (the outbox closed itself, e.g. 1013 for a client too slow).
+    /// Queues a frame of the endpoint itself: nothing once closing. If the transport under
+    /// the outbox failed (a socket reset, an event stream whose client went away) the
+    /// connection was lost, counted as 1006, and the actor stops; whichever of the two sides
+    /// notices first (this write, or the inbound stream's end) counts it, once.
     fn enqueue(&mut self, ctx: &mut Context<Self>, frame: Message) {
         if !*self.closing() && !self.outbox().push_own(frame) {
-            ctx.stop();
+            self.lost(ctx);
         }
     }
 

@@ -225,7 +225,7 @@ impl SessionActor {
                     Ok(snapshot) => {
                         // As `enqueue`: the connection is gone.
                         if !act.closing && !act.outbox.push_own_pieces(snapshot) {
-                            ctx.stop();
+                            act.lost(ctx);
                         }
                     }
                     Err(_) => act.close(ctx, CloseCode::Error, "presence unavailable", false),
