@@ -182,7 +182,10 @@ pub struct DirectoryFilter {
 }
 
 /// The users matching `filter`, as a boxed query (shared by the page and its count).
-fn filtered(filter: &DirectoryFilter) -> users::BoxedQuery<'_, super::MultiBackend> {
+fn filtered(
+    filter: &DirectoryFilter,
+    backend: super::Backend,
+) -> users::BoxedQuery<'_, super::MultiBackend> {
     let mut query = users::table.into_boxed();
     if let Some(theme_id) = filter.theme_id {
         query = query.filter(
@@ -209,12 +212,26 @@ fn filtered(filter: &DirectoryFilter) -> users::BoxedQuery<'_, super::MultiBacke
         query = query.filter(users::id.ne_all(ids));
     }
     if let Some(text) = &filter.nickname_contains {
-        // LIKE's own characters stand for themselves; SQLite's LIKE ignores ASCII case.
-        let escaped = text
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        query = query.filter(users::nickname.like(format!("%{escaped}%")).escape('\\'));
+        // LIKE's own characters stand for themselves.
+        let pattern = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        query = match backend {
+            // SQLite's LIKE ignores ASCII case.
+            super::Backend::Sqlite => query.filter(users::nickname.like(pattern).escape('\\')),
+            // PostgreSQL refuses LIKE on the column's case-insensitive (nondeterministic)
+            // collation: both sides lowered under ICU's deterministic root collation.
+            super::Backend::Postgres => query.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    r#"lower(users.nickname COLLATE "und-x-icu") LIKE lower("#,
+                )
+                .bind::<diesel::sql_types::Text, _>(pattern)
+                .sql(r#" COLLATE "und-x-icu") ESCAPE '\'"#),
+            ),
+        };
     }
     query
 }
@@ -228,8 +245,9 @@ pub fn directory(
     limit: i64,
 ) -> QueryResult<(Vec<User>, i64)> {
     conn.transaction(|conn| {
-        let total = filtered(filter).count().get_result(conn)?;
-        let page = filtered(filter)
+        let backend = conn.backend();
+        let total = filtered(filter, backend).count().get_result(conn)?;
+        let page = filtered(filter, backend)
             .select(User::as_select())
             .order((users::nickname, users::id))
             .limit(limit)
