@@ -9,8 +9,8 @@
 //!
 //! - [`config`]: [`config::Settings`], every flag and `TERTULIA_*` variable with its default.
 //! - [`startup`]: [`startup::Application`] binds, migrates, starts the actors, mounts routes.
-//! - [`state`]: [`state::AppState`], what every handler shares (pool, settings, limiters,
-//!   the realtime core's handle).
+//! - [`http::state`]: [`http::state::AppState`], what every handler shares (pool, settings,
+//!   limiters, the realtime core's handle).
 //! - [`domain`]: the vocabulary every layer speaks: ids, room names, capabilities, role,
 //!   presence status, call media, history cursors.
 //! - [`error`]: [`error::ApiError`], the one error type, and the client-facing codes.
@@ -44,5 +44,4 @@ pub mod http;
 pub mod metrics;
 pub mod realtime;
 pub mod startup;
-pub mod state;
 pub mod tls;

@@ -5,7 +5,7 @@
 //!
 //! # Adding a metric
 //!
-//! [`Metrics`] lives in [`crate::state::AppState`] as an `Arc`, so an actor can keep a clone.
+//! [`Metrics`] lives in [`crate::http::state::AppState`] as an `Arc`, so an actor can keep a clone.
 //! Ask for a handle once (when the actor starts), keep it, and bump it lock-free:
 //!
 //! ```

@@ -18,10 +18,10 @@ use crate::{
     config::Settings,
     db::{self, DbPool},
     error::{error_response, error_response_with_status, ErrorCode},
+    http::state::AppState,
     http::{self, ratelimit::RateLimiter},
     metrics::{Metrics, RecordMetrics},
     realtime::Realtime,
-    state::AppState,
 };
 
 /// How long a checked WebSocket credential is trusted without the database (see

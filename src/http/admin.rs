@@ -29,12 +29,12 @@ use crate::{
         documented::{AdminDenied, InvalidParams, JsonBodyErrors},
         ApiError, ApiResult, ErrorBody,
     },
+    http::state::AppState,
     http::{
         auth::{authenticate, request_token, trimmed_within, Authenticated},
         themes::ThemeView,
         users::{load_page, DirectoryQuery, UserPage, UserView},
     },
-    state::AppState,
 };
 
 /// Longest theme name, in characters.

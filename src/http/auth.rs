@@ -24,8 +24,8 @@ use crate::{
         documented::{JsonBodyErrors, NotLoggedIn},
         ApiError, ApiResult, ErrorBody,
     },
+    http::state::AppState,
     http::{self, users::UserView},
-    state::AppState,
 };
 
 /// Name of the session cookie.

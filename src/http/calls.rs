@@ -7,7 +7,7 @@ use crate::{
     db::{self, models::CallState},
     error::{documented::NotLoggedIn, ApiResult, ErrorBody},
     http::auth::Authenticated,
-    state::AppState,
+    http::state::AppState,
 };
 
 /// Most entries one answer holds by default.

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::{
     error::{documented::NotLoggedIn, ApiError, ApiResult},
     http::auth::Authenticated,
-    state::AppState,
+    http::state::AppState,
 };
 
 /// Mounts `/api/ice-servers`.

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod origin;
 pub mod ratelimit;
 pub mod rooms;
+pub mod state;
 pub mod stream;
 pub mod themes;
 pub mod users;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{
     db,
     error::{ApiResult, ErrorBody},
-    state::AppState,
+    http::state::AppState,
 };
 
 /// Mounts `/healthz`, `/readyz` and `/metrics`.

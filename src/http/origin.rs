@@ -26,8 +26,8 @@ use actix_web::{
 use crate::{
     config::Settings,
     error::{error_response, ErrorCode},
+    http::state::AppState,
     http::{auth, client_ip},
-    state::AppState,
 };
 
 /// `Sec-Fetch-Site`: the browser's own word on who started the request.

@@ -8,11 +8,11 @@ use crate::{
     db::{self, messages::Cursor},
     error::{documented::NotLoggedIn, ApiError, ApiResult, ErrorBody},
     http::auth::Authenticated,
+    http::state::AppState,
     realtime::{
         history::history_page,
         protocol::{ChatView, RoomName, UserId},
     },
-    state::AppState,
 };
 
 /// Mounts `/api/rooms/{room}/messages`.

@@ -16,6 +16,7 @@ use tokio_util::sync::PollSender;
 use crate::{
     auth,
     error::{error_response, ApiError, ErrorCode},
+    http::state::AppState,
     http::{
         auth::{no_credential, request_token},
         client_ip,
@@ -29,7 +30,6 @@ use crate::{
         session::{Connecting, SessionActor},
         stream::PostError,
     },
-    state::AppState,
 };
 
 /// Largest body of one POST: a batch of frames (each still within `--ws-max-frame-bytes`).

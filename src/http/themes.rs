@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::{
     db::{self, models::Theme},
     error::ApiResult,
-    state::AppState,
+    http::state::AppState,
 };
 
 /// Mounts `/api/themes`.

@@ -13,8 +13,8 @@ use crate::{
     },
     error::{documented::NotLoggedIn, ApiError, ApiResult, ErrorBody},
     http::auth::Authenticated,
+    http::state::AppState,
     realtime::{presence::Statuses, protocol::Status},
-    state::AppState,
 };
 
 /// Users per page when the client does not say.

@@ -11,6 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::{
     auth, db,
     error::{error_response, ApiError, ErrorCode},
+    http::state::AppState,
     http::{
         auth::{live_session, no_credential, request_token, Authenticated},
         client_ip,
@@ -21,7 +22,6 @@ use crate::{
         protocol::UserId,
         session::{Connecting, SessionActor},
     },
-    state::AppState,
 };
 
 /// Mounts `GET /ws`, and `GET /ws-echo` when `--ws-echo-for-tests` is on (otherwise the
