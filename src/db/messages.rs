@@ -64,17 +64,7 @@ pub fn insert_batch(
                     .get_result::<i64>(c)
                     .optional())?;
                 match id {
-                    Some(id) => Ok((
-                        Message {
-                            id,
-                            room_id: new.room_id,
-                            sender_id: new.sender_id,
-                            client_msg_id: new.client_msg_id.clone(),
-                            body: new.body.clone(),
-                            created_at: new.created_at,
-                        },
-                        true,
-                    )),
+                    Some(id) => Ok((stored_as(new, id), true)),
                     None => first_copy(conn, new).map(|stored| (stored, false)),
                 }
             })
@@ -106,17 +96,7 @@ fn insert_batch_pg(
         .iter()
         .map(
             |new| match new_ids.remove(&(new.sender_id, new.client_msg_id.as_str())) {
-                Some(id) => Ok((
-                    Message {
-                        id,
-                        room_id: new.room_id,
-                        sender_id: new.sender_id,
-                        client_msg_id: new.client_msg_id.clone(),
-                        body: new.body.clone(),
-                        created_at: new.created_at,
-                    },
-                    true,
-                )),
+                Some(id) => Ok((stored_as(new, id), true)),
                 None => messages::table
                     .filter(messages::sender_id.eq(new.sender_id))
                     .filter(messages::client_msg_id.eq(&new.client_msg_id))
@@ -220,4 +200,16 @@ pub(crate) fn sender_names(
 ) -> QueryResult<std::collections::HashMap<i64, String>> {
     let ids: Vec<i64> = messages.iter().map(|m| m.sender_id).collect();
     super::users::nicknames(conn, &ids)
+}
+
+/// The row `new` became when it was inserted with `id`.
+fn stored_as(new: &NewMessage, id: i64) -> Message {
+    Message {
+        id,
+        room_id: new.room_id,
+        sender_id: new.sender_id,
+        client_msg_id: new.client_msg_id.clone(),
+        body: new.body.clone(),
+        created_at: new.created_at,
+    }
 }

@@ -15,18 +15,17 @@ use tokio_util::sync::PollSender;
 
 use crate::{
     auth,
-    error::{error_response, ApiError, ErrorCode},
+    error::ApiError,
     http::state::AppState,
     http::{
         auth::{no_credential, request_token},
         client_ip,
         origin::origin_allowed,
-        ws::authenticate_upgrade,
+        ws::{self, authenticate_upgrade},
     },
     realtime::{
         frames::InboundFrames,
         outbox::Wire,
-        protocol::UserId,
         session::{Connecting, SessionActor},
         stream::PostError,
     },
@@ -63,17 +62,8 @@ async fn open_stream(
     let credential = credential.ok_or_else(no_credential)?;
     let rt = &state.realtime;
     let user_id = who.user.id;
-    let Some(slot) = rt
-        .connections
-        .admit(UserId(user_id), settings.ws_max_conns_per_user)
-    else {
-        return Ok(error_response(
-            ErrorCode::RateLimited,
-            format!(
-                "too many open connections (at most {} per user)",
-                settings.ws_max_conns_per_user
-            ),
-        ));
+    let Some(slot) = ws::admit(&state, user_id) else {
+        return Ok(ws::too_many_connections(&state));
     };
     let opened = rt.streams.open(credential);
     let who = Connecting {

@@ -21,6 +21,7 @@ use crate::{
         echo, frames,
         protocol::UserId,
         session::{Connecting, SessionActor},
+        ConnectionSlot,
     },
 };
 
@@ -55,6 +56,27 @@ async fn ws_echo_route(
         stream,
     );
     Ok(response)
+}
+
+/// A place under the per-user connection cap (`--ws-max-conns-per-user`) for a new connection
+/// of `user_id`, over either transport; `None` when the user has them all open (answer with
+/// [`too_many_connections`]).
+pub(crate) fn admit(state: &AppState, user_id: i64) -> Option<ConnectionSlot> {
+    state
+        .realtime
+        .connections
+        .admit(UserId(user_id), state.settings.ws_max_conns_per_user)
+}
+
+/// The 429 answer to a connection over the per-user cap.
+pub(crate) fn too_many_connections(state: &AppState) -> HttpResponse {
+    error_response(
+        ErrorCode::RateLimited,
+        format!(
+            "too many open connections (at most {} per user)",
+            state.settings.ws_max_conns_per_user
+        ),
+    )
 }
 
 /// Resolves an upgrade's credential to its live session, user and themes, from
@@ -110,17 +132,8 @@ pub(crate) async fn ws_route(
     let (who, themes) = authenticate_upgrade(&state, request_token(&req)).await?;
     let rt = &state.realtime;
     let user_id = who.user.id;
-    let Some(slot) = rt
-        .connections
-        .admit(UserId(user_id), settings.ws_max_conns_per_user)
-    else {
-        return Ok(error_response(
-            ErrorCode::RateLimited,
-            format!(
-                "too many open connections (at most {} per user)",
-                settings.ws_max_conns_per_user
-            ),
-        ));
+    let Some(slot) = admit(&state, user_id) else {
+        return Ok(too_many_connections(&state));
     };
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
