@@ -308,6 +308,13 @@ impl CallRoomUsersSeen {
 }
 
 impl PresenceActor {
+    /// The entry of `user`'s session `id`, if it is still online.
+    fn session_mut(&mut self, user: UserId, id: &SessionId) -> Option<&mut SessionEntry> {
+        self.users
+            .get_mut(&user)
+            .and_then(|u| u.sessions.iter_mut().find(|s| &s.id == id))
+    }
+
     /// A presence actor pushing diffs every `tick`, or less often when the pushes would
     /// exceed `frames_per_sec` (0: no limit).
     pub fn new(
@@ -1173,11 +1180,7 @@ impl Handler<Subscribe> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) {
-        let Some(entry) = self
-            .users
-            .get_mut(&msg.user_id)
-            .and_then(|u| u.sessions.iter_mut().find(|s| s.id == msg.session_id))
-        else {
+        let Some(entry) = self.session_mut(msg.user_id, &msg.session_id) else {
             return;
         };
         let deliver = entry.deliver.clone();
@@ -1239,11 +1242,7 @@ impl Handler<Unsubscribe> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) {
-        let Some(entry) = self
-            .users
-            .get_mut(&msg.user_id)
-            .and_then(|u| u.sessions.iter_mut().find(|s| s.id == msg.session_id))
-        else {
+        let Some(entry) = self.session_mut(msg.user_id, &msg.session_id) else {
             return;
         };
         entry.watching.retain(|t| t.as_str() != msg.theme);
