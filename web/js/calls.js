@@ -29,9 +29,9 @@ export class CallController {
     /** call_id → incoming call.incoming frame (still ringing) */
     this.incoming = new Map();
     /** Our ringing invitation: {callId, to, media, room} */
-    this.outgoing = null;
+    this._outgoing = null;
     /** The call we are in: {session, room, media, callIds: Set, peersSeen, muted, cameraOff} */
-    this.active = null;
+    this._active = null;
     /** call_id → {user, state} for people we invited into the running call */
     this.invites = new Map();
     this.timer = null;
@@ -120,6 +120,26 @@ export class CallController {
 
   get busy() {
     return Boolean(this.active || this.outgoing);
+  }
+
+  // The lobby's call buttons depend on `busy`: a change redraws it (no presence change need
+  // come with it: a declined or cancelled call changes nobody's status).
+  get outgoing() {
+    return this._outgoing;
+  }
+
+  set outgoing(call) {
+    this._outgoing = call;
+    this.app.queueRender?.();
+  }
+
+  get active() {
+    return this._active;
+  }
+
+  set active(call) {
+    this._active = call;
+    this.app.queueRender?.();
   }
 
   // ---- placing a call -------------------------------------------------------------------
