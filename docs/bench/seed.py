@@ -6,6 +6,7 @@ import hashlib, json, secrets, sqlite3, sys, time
 db, n, t, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 now = int(time.time() * 1000)
 c = sqlite3.connect(db)
+c.execute("PRAGMA foreign_keys = ON")  # the themes' descriptions and follows go with them
 c.execute("DELETE FROM themes")
 c.executemany("INSERT INTO themes (name, description, created_at) VALUES (?, '', ?)",
               [(f"bench-theme-{i:02}", now) for i in range(t)])
