@@ -719,11 +719,6 @@ class App {
     return win;
   }
 
-  /** A chat window closed: its accepted chat invitations are over. */
-  chatClosed(peer, callIds) {
-    for (const id of callIds || []) this.client?.hangup(id).catch(() => {});
-  }
-
   // ---- missed calls ---------------------------------------------------------------------
 
   dismissedKey() {

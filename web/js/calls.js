@@ -149,7 +149,7 @@ export class CallController {
     if (this.busy) return;
     // They are already calling us: answering is what the user meant.
     for (const f of this.incoming.values()) {
-      if (f.from.id === user.id && f.media !== 'chat' && !f.joining) {
+      if (f.from.id === user.id && !f.joining) {
         this.app.toast(t('call.crossed', { name: user.nickname }));
         this.accept(f.call_id);
         return;
@@ -248,21 +248,13 @@ export class CallController {
   onIncoming(f) {
     // Late news of a call we are already in (a crossing invitation answered it).
     if (this.active?.callIds.has(f.call_id)) return;
-    // A chat request from someone whose chat is open already: just take it.
-    if (f.media === 'chat' && this.app.chats.get(f.room)) {
-      this.app.client.accept(f.call_id).then(
-        () => this.app.chats.get(f.room)?.callIds.add(f.call_id),
-        () => {},
-      );
-      return;
-    }
     // Brought into a running call: its room is named after the first call, not this one.
-    f.joining = f.media !== 'chat' && Boolean(f.room) && f.room !== `call:${f.call_id}`;
+    f.joining = Boolean(f.room) && f.room !== `call:${f.call_id}`;
     this.incoming.set(f.call_id, f);
     // A call crossing ours (glare): the server makes one invitation the answer to the
     // other, so this one stays quiet; we hear `call.accepted`, or a `conflict` for ours.
     const out = this.outgoing;
-    if (out && out.to.id === f.from.id && f.media !== 'chat') {
+    if (out && out.to.id === f.from.id) {
       f.crossed = true;
       return;
     }
@@ -284,7 +276,7 @@ export class CallController {
     p.root.dataset.callId = f.call_id;
     p.root.dataset.media = f.media;
     p.text.textContent = t(f.joining ? 'incoming.join' : `incoming.${f.media}`, { name });
-    p.accept.replaceChildren(icon(f.media === 'chat' ? 'text' : f.media === 'audio' ? 'audio' : 'video'), h('span', { text: t(f.media === 'chat' ? 'incoming.accept.chat' : 'incoming.accept') }));
+    p.accept.replaceChildren(icon(f.media === 'audio' ? 'audio' : 'video'), h('span', { text: t('incoming.accept') }));
     p.decline.replaceChildren(icon('hangup'), h('span', { text: t('incoming.decline') }));
     const wasHidden = p.root.hidden;
     p.root.hidden = false;
@@ -294,7 +286,7 @@ export class CallController {
     if (wasHidden) {
       this.focusBeforePrompt = document.activeElement;
       p.accept.focus();
-      if (f.media !== 'chat') startRinging();
+      startRinging();
     }
   }
 
@@ -332,18 +324,6 @@ export class CallController {
     const f = this.incoming.get(callId) || frame;
     this.dropIncoming(callId);
     if (!f) return;
-    if (f.media === 'chat') {
-      let accepted = false;
-      try {
-        await this.app.client.accept(callId);
-        accepted = true;
-      } catch (err) {
-        this.app.toast(t('chat.unavailable', { reason: err.message }));
-      }
-      const win = await this.app.openChat(f.from);
-      if (accepted) win?.callIds.add(callId);
-      return;
-    }
     if (this.active) {
       // One call at a time: leave the current one first.
       this.hangup();
@@ -373,11 +353,6 @@ export class CallController {
   // ---- outcomes -------------------------------------------------------------------------
 
   async onAccepted(f) {
-    if (f.media === 'chat') {
-      // Our chat request was taken: remember it so closing the chat ends it.
-      this.app.chats.get(f.room)?.callIds.add(f.call_id);
-      return;
-    }
     if (this.invites.has(f.call_id)) {
       this.invites.delete(f.call_id);
       this.active?.callIds.add(f.call_id);

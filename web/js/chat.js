@@ -42,8 +42,6 @@ class ChatWindow {
     /** client_msg_id → <li> (mine, until delivered) */
     this.byClientId = new Map();
     this.oldestId = null;
-    /** Accepted chat invitations for this room, hung up when the window closes. */
-    this.callIds = new Set();
     this.hasMore = false;
     this.loadingOlder = false;
     this.lastTypingSent = 0;
@@ -517,7 +515,6 @@ export class ChatDock {
     this.windows.delete(room);
     if (forget) this.save();
     win.destroy();
-    this.app.chatClosed(win.peer, win.callIds);
   }
 
   /** Closes every window (leaving the page: logout, revoked); a reload still reopens them. */
