@@ -21,6 +21,21 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", default_value = "tertulia.db")]
     pub database_url: String,
 
+    /// Several nodes serving one community: the Redis they share (`redis://host:port`;
+    /// docs/scale-out.md). Requires a PostgreSQL `--database-url` (every node the same).
+    /// Without it this process serves alone and needs no Redis.
+    #[arg(long, env = "TERTULIA_BROKER")]
+    pub broker: Option<String>,
+
+    /// This node's name in the cluster (default: a random one at each start).
+    #[arg(long, env = "TERTULIA_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// The prefix of every Redis key and channel of this cluster (several clusters may share
+    /// one Redis under different prefixes).
+    #[arg(long, env = "TERTULIA_BROKER_PREFIX", default_value = "tertulia")]
+    pub broker_prefix: String,
+
     /// Directory of the browser app served at `/`.
     #[arg(long, env = "TERTULIA_WEB_DIR", default_value = "web")]
     pub web_dir: PathBuf,

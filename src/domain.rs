@@ -65,13 +65,20 @@ impl Serialize for SharedStr {
     }
 }
 
+/// Read back from what another node published (the broker's messages).
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SharedStr::from)
+    }
+}
+
 /// A registered user's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct UserId(pub i64);
 
 /// One WebSocket connection's id (`s-…`); it is also that connection's `peer_id` in rooms.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SessionId(pub SharedStr);
 
@@ -120,8 +127,9 @@ pub enum RoomRef {
     Group,
 }
 
-/// A validated room name (`canal1`, `dm:3:7`, `call:c-…`, `group:g-…`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+/// A validated room name (`canal1`, `dm:3:7`, `call:c-…`, `group:g-…`). Deserialized only
+/// from what another node of this cluster published, which validated it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RoomName(pub SharedStr);
 
@@ -394,7 +402,7 @@ impl Cursor {
 }
 
 /// Which of a user's sessions were just revoked, so their live sockets can be closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Revoked {
     /// Exactly this session (logout).
     One(i64),

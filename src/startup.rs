@@ -21,7 +21,10 @@ use crate::{
     http::state::AppState,
     http::{self, ratelimit::RateLimiter},
     metrics::{Metrics, RecordMetrics},
-    realtime::Realtime,
+    realtime::{
+        broker::{Broker, NodeId},
+        Realtime,
+    },
 };
 
 /// How long a checked WebSocket credential is trusted without the database (see
@@ -47,6 +50,9 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// Several nodes asked for and not possible (the message says why and what to do).
+    #[error("{0}")]
+    Broker(String),
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -81,6 +87,13 @@ impl Application {
     /// Opens the database (migrating it), binds the listener and prepares the server.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
+        if settings.broker.is_some() && db::Backend::of(&settings.database_url) != db::Backend::Postgres {
+            return Err(StartupError::Broker(format!(
+                "--broker needs a PostgreSQL database shared by every node (--database-url \
+                 postgres://…); '{}' is a SQLite file only this process can use",
+                settings.database_url
+            )));
+        }
         let pool = open_database(&settings)?;
         let listener = bind_listener(settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind,
@@ -106,10 +119,30 @@ impl Application {
 
         let metrics = Arc::new(Metrics::new());
         register_pool_gauges(&metrics, &pool);
-        // After a restart no call can still be ringing or running; the hub learns who has
-        // missed calls to be told.
-        let (closed, unseen_missed) = db::run(&pool, |conn| {
-            let closed = db::calls::close_dangling(conn)?;
+        let broker = match &settings.broker {
+            Some(url) => {
+                let node = match &settings.node_id {
+                    Some(id) => NodeId(id.as_str().into()),
+                    None => NodeId::random(),
+                };
+                let broker = Broker::connect(url, node, &settings.broker_prefix)
+                    .await
+                    .map_err(|e| StartupError::Broker(e.to_string()))?;
+                register_broker_gauges(&metrics, &broker);
+                Some(broker)
+            }
+            None => None,
+        };
+        // After a restart no call can still be ringing or running (alone: with other nodes,
+        // theirs are, and a call left by a node that is gone is theirs to end); the hub
+        // learns who has missed calls to be told.
+        let alone = broker.is_none();
+        let (closed, unseen_missed) = db::run(&pool, move |conn| {
+            let closed = if alone {
+                db::calls::close_dangling(conn)?
+            } else {
+                0
+            };
             Ok((closed, db::calls::callees_with_unseen_missed(conn)?))
         })
         .await
@@ -125,6 +158,7 @@ impl Application {
             Arc::clone(&settings),
             &metrics,
             unseen_missed,
+            broker,
         ));
         let shutdown = Arc::new(tokio::sync::Notify::new());
 
@@ -339,6 +373,24 @@ fn register_pool_gauges(metrics: &Metrics, pool: &DbPool) {
 
 /// Deletes expired sessions every `every`, starting now, for as long as the server's state
 /// lives (the task ends once the server has stopped and dropped it).
+/// `/metrics` series of the broker: whether Redis answers, and how many nodes are alive.
+fn register_broker_gauges(metrics: &Metrics, broker: &Broker) {
+    let up = broker.clone();
+    metrics.gauge_fn(
+        "tertulia_broker_up",
+        "1 while the broker (Redis) answers this node's heartbeat, 0 while it does not",
+        &[],
+        move || i64::from(up.is_up()),
+    );
+    let nodes = broker.clone();
+    metrics.gauge_fn(
+        "tertulia_cluster_nodes",
+        "Nodes of the cluster seen alive at the last heartbeat, this one included",
+        &[],
+        move || i64::try_from(nodes.peers().len() + 1).unwrap_or(i64::MAX),
+    );
+}
+
 fn spawn_session_purge(state: std::sync::Weak<AppState>, every: Duration) {
     actix_web::rt::spawn(async move {
         let mut interval = actix_web::rt::time::interval(every);

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::{
     db,
-    error::{ApiResult, ErrorBody},
+    error::{ApiError, ApiResult, ErrorBody},
     http::state::AppState,
 };
 
@@ -44,6 +44,10 @@ pub(crate) struct Readiness {
     pub status: &'static str,
     /// Always `ok`: the database answered a query.
     pub database: &'static str,
+    /// With several nodes (`--broker`): `ok`, Redis answered this node's last heartbeat;
+    /// absent when this process serves alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<&'static str>,
 }
 
 /// The process is up and serving.
@@ -59,7 +63,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// The server can do its work: the database answers a query.
+/// The server can do its work: the database answers a query, and with several nodes, the
+/// broker (Redis) answers too.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -67,14 +72,24 @@ pub async fn healthz() -> HttpResponse {
     security(()),
     responses(
         (status = 200, body = Readiness),
-        (status = 503, body = ErrorBody, description = "the database does not answer"),
+        (status = 503, body = ErrorBody, description = "the database or the broker does not answer"),
     )
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     db::ping(&state.pool).await?;
+    let broker = match &state.realtime.broker {
+        Some(broker) if !broker.is_up() => {
+            return Err(ApiError::Unavailable(
+                "the broker (Redis) does not answer".to_owned(),
+            ))
+        }
+        Some(_) => Some("ok"),
+        None => None,
+    };
     Ok(HttpResponse::Ok().json(Readiness {
         status: "ready",
         database: "ok",
+        broker,
     }))
 }

@@ -25,6 +25,7 @@
 //! sessions elsewhere. Actors talk only by typed messages, so the same messages can later
 //! cross nodes.
 
+pub mod broker;
 pub mod calls;
 pub mod conversations;
 pub mod echo;
@@ -50,7 +51,10 @@ use actix::prelude::*;
 use actix_ws::CloseCode;
 use bytestring::ByteString;
 
+use serde::{Deserialize, Serialize};
+
 use self::{
+    broker::{Broker, Kind, NodeId, Topic},
     hub::{Hub, Shutdown},
     metrics::RealtimeMetrics,
     presence::{CloseAll, CountSessions, Heartbeat, PresenceActor},
@@ -60,6 +64,7 @@ use self::{
 use crate::{
     config::Settings,
     db::DbPool,
+    domain::Revoked,
     error::{ApiError, ErrorCode},
 };
 
@@ -70,35 +75,114 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
 pub(crate) struct Deliver(pub ByteString);
 
 /// How every actor that fans frames out (room, hub, presence, chat store) reaches one
-/// session: the one seam between them and the connections. Today every session lives in this
-/// process and a delivery goes straight into its [`outbox::Outbox`], without a hop through the
-/// session's mailbox; with several nodes, a session on another node is reached through the
-/// broker behind this same type. One pointer, like the outbox it wraps.
+/// session: the one seam between them and the connections. A session of this process gets
+/// its frames straight into its [`outbox::Outbox`], without a hop through the session's
+/// mailbox; a session on another node (several nodes, `--broker`) through the broker, to
+/// that node's presence actor, which hands them to the session's outbox there.
 #[derive(Clone)]
-pub struct Delivery(outbox::Outbox);
+pub struct Delivery(Target);
+
+#[derive(Clone)]
+enum Target {
+    Local(outbox::Outbox),
+    Remote(Arc<RemoteSession>),
+}
+
+/// A session on another node.
+struct RemoteSession {
+    broker: Broker,
+    node: NodeId,
+    user: UserId,
+    session: SessionId,
+}
 
 impl Delivery {
+    /// How to reach `session` of `user` on `node` (another node of the cluster).
+    pub(crate) fn remote(broker: &Broker, node: NodeId, user: UserId, session: SessionId) -> Self {
+        Delivery(Target::Remote(Arc::new(RemoteSession {
+            broker: broker.clone(),
+            node,
+            user,
+            session,
+        })))
+    }
+
     /// Queues `msg` for the session (dropped if it is closing or gone).
     pub(crate) fn do_send(&self, msg: Deliver) {
-        self.0.do_send(msg);
+        match &self.0 {
+            Target::Local(outbox) => outbox.do_send(msg),
+            Target::Remote(remote) => remote.broker.publish(
+                &Topic::Node(remote.node.clone()),
+                Kind::Session,
+                &SessionMsg::Frame {
+                    user: remote.user,
+                    session: remote.session.clone(),
+                    frame: msg.0.to_string(),
+                },
+            ),
+        }
     }
 
-    /// Whether the session still takes frames.
+    /// Whether the session still takes frames (a remote one is taken to, until its node
+    /// says it is gone).
     pub(crate) fn is_open(&self) -> bool {
-        self.0.is_open()
+        match &self.0 {
+            Target::Local(outbox) => outbox.is_open(),
+            Target::Remote(_) => true,
+        }
     }
 
-    /// The connection behind a session of this process: its heartbeat (presence's sweep)
-    /// is kept where the connection is.
-    pub(crate) fn connection(&self) -> &outbox::Outbox {
-        &self.0
+    /// The connection behind a session of this process (`None` on another node): its
+    /// heartbeat (presence's sweep) is kept where the connection is.
+    pub(crate) fn connection(&self) -> Option<&outbox::Outbox> {
+        match &self.0 {
+            Target::Local(outbox) => Some(outbox),
+            Target::Remote(_) => None,
+        }
+    }
+
+    /// The node a remote session is on (`None`: this one).
+    pub(crate) fn node(&self) -> Option<&NodeId> {
+        match &self.0 {
+            Target::Local(_) => None,
+            Target::Remote(remote) => Some(&remote.node),
+        }
     }
 }
 
 impl From<outbox::Outbox> for Delivery {
     fn from(outbox: outbox::Outbox) -> Self {
-        Delivery(outbox)
+        Delivery(Target::Local(outbox))
     }
+}
+
+/// What one node asks another about the sessions it holds ([`Kind::Session`] messages, taken
+/// by the receiving node's presence actor).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub(crate) enum SessionMsg {
+    /// A frame for one session (a remote [`Delivery`]).
+    Frame {
+        user: UserId,
+        session: SessionId,
+        frame: String,
+    },
+    /// A frame for every session of `user` on the receiving node but `except`.
+    ToUser {
+        user: UserId,
+        frame: String,
+        except: Option<SessionId>,
+    },
+    /// Close one session (a remote [`SessionHandle`]'s close).
+    Close {
+        user: UserId,
+        session: SessionId,
+        code: u16,
+        reason: String,
+    },
+    /// Some of a user's login sessions were revoked (published to every node): each closes
+    /// the connections they opened with 4001.
+    Revoke { user: UserId, which: Revoked },
 }
 
 /// Tells a session to close its connection with `code`.
@@ -205,6 +289,8 @@ pub struct Realtime {
     pub connections: Arc<ConnectionCounts>,
     /// The open event streams of the HTTP transport, where their POSTs find them.
     pub streams: Arc<stream::Streams>,
+    /// The link to the other nodes (`--broker`); `None`: this process serves alone.
+    pub broker: Option<Broker>,
     pub(crate) pool: DbPool,
     pub(crate) settings: Arc<Settings>,
 }
@@ -218,6 +304,7 @@ impl Realtime {
         settings: Arc<Settings>,
         registry: &crate::metrics::Metrics,
         unseen_missed: impl IntoIterator<Item = i64>,
+        broker: Option<Broker>,
     ) -> Self {
         let metrics = Arc::new(RealtimeMetrics::new(registry));
         // Presence and hub know each other: create the hub's context first for its address.
@@ -229,8 +316,12 @@ impl Realtime {
             Heartbeat::from_settings(&settings),
             Arc::clone(&metrics),
             hub_ctx.address(),
+            broker.clone(),
         )
         .start();
+        if let Some(broker) = &broker {
+            broker.route(Kind::Session, presence.clone().recipient());
+        }
         let hub = hub_ctx.run(Hub::new(
             pool.clone(),
             Arc::clone(&settings),
@@ -246,6 +337,7 @@ impl Realtime {
             metrics,
             connections: Arc::default(),
             streams: Arc::default(),
+            broker,
             pool,
             settings,
         }
@@ -276,6 +368,9 @@ impl Realtime {
         }
         // Let the outboxes put the close frames on the wire.
         tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(broker) = &self.broker {
+            broker.leave().await;
+        }
     }
 }
 

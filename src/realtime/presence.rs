@@ -49,7 +49,8 @@ use super::{
         SharedStr, SnapshotUser, Status, UserId, PRESENCE_WINDOW,
     },
     session::SessionActor,
-    CloseSession, Deliver, Delivery, SessionHandle,
+    broker::{Broker, Inbound, Kind, Topic},
+    CloseSession, Deliver, Delivery, SessionHandle, SessionMsg,
 };
 use crate::{
     config::Settings,
@@ -211,6 +212,8 @@ pub struct PresenceActor {
     swept: u32,
     metrics: Arc<RealtimeMetrics>,
     hub: Addr<Hub>,
+    /// The other nodes (`--broker`), or `None`.
+    broker: Option<Broker>,
     users: HashMap<UserId, OnlineUser>,
     /// How many sessions are registered (the users' lists together).
     connections: usize,
@@ -324,6 +327,7 @@ impl PresenceActor {
         heartbeat: Heartbeat,
         metrics: Arc<RealtimeMetrics>,
         hub: Addr<Hub>,
+        broker: Option<Broker>,
     ) -> Self {
         let last_seen = Touches::new(pool.clone(), "last_seen_at", db::users::touch_last_seen);
         PresenceActor {
@@ -335,6 +339,7 @@ impl PresenceActor {
             swept: 0,
             metrics,
             hub,
+            broker,
             users: HashMap::new(),
             connections: 0,
             last_seen,
@@ -532,15 +537,19 @@ impl PresenceActor {
         self.swept = current;
         let young = self.heartbeat.every_ms / 2;
         for entry in self.all_sessions() {
-            let born = entry.deliver.connection().born();
+            // Presence lists only this node's sessions.
+            let Some(connection) = entry.deliver.connection() else {
+                continue;
+            };
+            let born = connection.born();
             if slices & (1 << ((born / step) % SWEEP_SLICES)) == 0 {
                 continue;
             }
-            if entry.deliver.connection().silent_for(now) > self.heartbeat.timeout_ms {
+            if connection.silent_for(now) > self.heartbeat.timeout_ms {
                 log::debug!("session {:?} timed out", entry.id);
                 entry.send_close(CloseCode::Normal, "timed out", false);
-            } else if !entry.deliver.connection().opened_within(now, young) {
-                entry.deliver.connection().ping();
+            } else if !connection.opened_within(now, young) {
+                connection.ping();
             }
         }
         ctx.run_later(Duration::from_millis(step.into()), |act, ctx| {
@@ -1009,11 +1018,30 @@ impl Handler<RevokeSessions> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: RevokeSessions, _: &mut Self::Context) {
-        let Some(user) = self.users.get(&msg.user_id) else {
+        if let Some(broker) = &self.broker {
+            // The user's connections on the other nodes close too.
+            broker.publish(
+                &Topic::All,
+                Kind::Session,
+                &SessionMsg::Revoke {
+                    user: msg.user_id,
+                    which: msg.which,
+                },
+            );
+        }
+        self.revoke(msg.user_id, msg.which);
+    }
+}
+
+impl PresenceActor {
+    /// Closes (4001) the connections of this node that `which` of `user_id`'s login sessions
+    /// opened.
+    fn revoke(&self, user_id: UserId, which: Revoked) {
+        let Some(user) = self.users.get(&user_id) else {
             return;
         };
         for entry in &user.sessions {
-            let hit = match msg.which {
+            let hit = match which {
                 Revoked::One(id) => entry.auth_session_id == id,
                 Revoked::AllBut(id) => entry.auth_session_id != id,
                 Revoked::All => true,
@@ -1070,18 +1098,75 @@ impl Handler<SendToUser> for PresenceActor {
     type Result = usize;
 
     fn handle(&mut self, msg: SendToUser, _: &mut Self::Context) -> usize {
-        let Some(user) = self.users.get(&msg.user_id) else {
+        self.send_to_user(msg.user_id, &msg.frame, msg.except.as_ref())
+    }
+}
+
+impl PresenceActor {
+    /// Delivers `frame` to every session of `user_id` on this node but `except`; answers how
+    /// many got it.
+    fn send_to_user(&self, user_id: UserId, frame: &ByteString, except: Option<&SessionId>) -> usize {
+        let Some(user) = self.users.get(&user_id) else {
             return 0;
         };
         let mut sent = 0;
         for entry in &user.sessions {
-            if msg.except.as_ref() == Some(&entry.id) {
+            if except == Some(&entry.id) {
                 continue;
             }
-            entry.deliver.do_send(Deliver(msg.frame.clone()));
+            entry.deliver.do_send(Deliver(frame.clone()));
             sent += 1;
         }
         sent
+    }
+}
+
+/// What another node asks of this node's sessions ([`Kind::Session`]).
+impl Handler<Inbound> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, _: &mut Self::Context) {
+        let Some(asked) = msg.parse::<SessionMsg>() else {
+            return;
+        };
+        match asked {
+            SessionMsg::Frame {
+                user,
+                session,
+                frame,
+            } => {
+                let entry = self
+                    .users
+                    .get(&user)
+                    .and_then(|u| u.sessions.iter().find(|s| s.id == session));
+                if let Some(entry) = entry {
+                    entry.deliver.do_send(Deliver(ByteString::from(frame)));
+                }
+            }
+            SessionMsg::ToUser {
+                user,
+                frame,
+                except,
+            } => {
+                self.send_to_user(user, &ByteString::from(frame), except.as_ref());
+            }
+            SessionMsg::Close {
+                user,
+                session,
+                code,
+                reason,
+            } => {
+                let entry = self
+                    .users
+                    .get(&user)
+                    .and_then(|u| u.sessions.iter().find(|s| s.id == session));
+                if let Some(entry) = entry {
+                    log::debug!("session {session:?} closed by node {}: {reason}", msg.from);
+                    entry.send_close(CloseCode::from(code), "closed by another node", true);
+                }
+            }
+            SessionMsg::Revoke { user, which } => self.revoke(user, which),
+        }
     }
 }
 
