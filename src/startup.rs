@@ -87,7 +87,9 @@ impl Application {
     /// Opens the database (migrating it), binds the listener and prepares the server.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
-        if settings.broker.is_some() && db::Backend::of(&settings.database_url) != db::Backend::Postgres {
+        if settings.broker.is_some()
+            && db::Backend::of(&settings.database_url) != db::Backend::Postgres
+        {
             return Err(StartupError::Broker(format!(
                 "--broker needs a PostgreSQL database shared by every node (--database-url \
                  postgres://…); '{}' is a SQLite file only this process can use",

@@ -212,7 +212,8 @@ impl Broker {
             url: url.to_owned(),
             cause: e.to_string(),
         };
-        let client = redis::Client::open(resp3.as_str()).map_err(|e| BrokerError::Url(e.to_string()))?;
+        let client =
+            redis::Client::open(resp3.as_str()).map_err(|e| BrokerError::Url(e.to_string()))?;
         let (push_tx, push_rx) = mpsc::unbounded_channel::<PushInfo>();
         let config = ConnectionManagerConfig::new()
             .set_push_sender(push_tx)
@@ -409,10 +410,8 @@ impl Broker {
                         self.dispatch(payload);
                     }
                 }
-                PushKind::Disconnection => {
-                    if self.0.up.swap(false, Ordering::Relaxed) {
-                        log::warn!("broker: lost the connection to Redis");
-                    }
+                PushKind::Disconnection if self.0.up.swap(false, Ordering::Relaxed) => {
+                    log::warn!("broker: lost the connection to Redis");
                 }
                 _ => {}
             }

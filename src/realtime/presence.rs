@@ -41,6 +41,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use super::{
+    broker::{Broker, Inbound, Kind, Topic},
     hub::{Hub, UserOffline, UserOnline},
     metrics::RealtimeMetrics,
     outbox::{clock_ms, TextPieces},
@@ -49,7 +50,6 @@ use super::{
         SharedStr, SnapshotUser, Status, UserId, PRESENCE_WINDOW,
     },
     session::SessionActor,
-    broker::{Broker, Inbound, Kind, Topic},
     CloseSession, Deliver, Delivery, SessionHandle, SessionMsg,
 };
 use crate::{
@@ -1105,7 +1105,12 @@ impl Handler<SendToUser> for PresenceActor {
 impl PresenceActor {
     /// Delivers `frame` to every session of `user_id` on this node but `except`; answers how
     /// many got it.
-    fn send_to_user(&self, user_id: UserId, frame: &ByteString, except: Option<&SessionId>) -> usize {
+    fn send_to_user(
+        &self,
+        user_id: UserId,
+        frame: &ByteString,
+        except: Option<&SessionId>,
+    ) -> usize {
         let Some(user) = self.users.get(&user_id) else {
             return 0;
         };

@@ -4,6 +4,9 @@ mod accounts;
 mod admin;
 mod bench_smoke;
 mod cli;
+// The several-node harness is shared by the cluster tests of other files.
+#[allow(dead_code)]
+mod cluster;
 mod conversations;
 mod crash;
 mod database;
