@@ -293,6 +293,11 @@ impl Broker {
     /// publishes. A message published while Redis is down is lost; what depends on it is
     /// repaired on [`ClusterEvent::Resync`].
     pub fn publish(&self, topic: &Topic, kind: Kind, body: &impl Serialize) {
+        if !self.is_up() {
+            // Not queued while Redis is away (the queue would only grow): dropped, and
+            // repaired by the resync when it is back.
+            return;
+        }
         let envelope = Envelope {
             from: self.node(),
             kind,
