@@ -28,7 +28,7 @@ use std::{
     collections::{HashMap, HashSet},
     fmt,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, PoisonError,
     },
     time::Duration,
@@ -41,7 +41,7 @@ use redis::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{RoomName, SharedStr};
 
@@ -99,6 +99,11 @@ pub enum Kind {
     Room,
     /// The call lifecycle (the hub).
     Call,
+    /// Frames a client posted to another node for its event stream on this one (the HTTP
+    /// transport behind a balancer: [`super::stream::StreamRelay`]).
+    Stream,
+    /// The answer to a [`Broker::request`] (taken by the broker itself).
+    Reply,
 }
 
 /// What crosses the broker: who sent it, for whom, and a body for that actor.
@@ -106,6 +111,9 @@ pub enum Kind {
 struct Envelope<'a, B: Serialize> {
     from: &'a NodeId,
     kind: Kind,
+    /// A request's number (its answer carries it back), if one is expected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    req: Option<u64>,
     body: &'a B,
 }
 
@@ -114,6 +122,8 @@ struct Envelope<'a, B: Serialize> {
 struct Received {
     from: NodeId,
     kind: Kind,
+    #[serde(default)]
+    req: Option<u64>,
     body: Box<RawValue>,
 }
 
@@ -123,6 +133,8 @@ struct Received {
 pub struct Inbound {
     /// The node that published it.
     pub from: NodeId,
+    /// Set when the sender waits for an answer ([`Broker::reply`] with it).
+    pub request: Option<u64>,
     /// Its body, for the receiving actor to parse.
     pub body: Box<RawValue>,
 }
@@ -183,6 +195,9 @@ struct Inner {
     channels: Mutex<HashSet<String>>,
     /// The other nodes last seen alive.
     peers: Mutex<HashSet<NodeId>>,
+    /// Requests waiting for their answer, by number.
+    pending: Mutex<HashMap<u64, oneshot::Sender<Box<RawValue>>>>,
+    next_request: AtomicU64,
 }
 
 impl fmt::Debug for Broker {
@@ -240,6 +255,8 @@ impl Broker {
             watchers: Mutex::default(),
             channels: Mutex::default(),
             peers: Mutex::default(),
+            pending: Mutex::default(),
+            next_request: AtomicU64::new(1),
         }));
         broker.subscribe(Topic::Node(broker.node().clone()));
         broker.subscribe(Topic::Presence);
@@ -293,6 +310,34 @@ impl Broker {
     /// publishes. A message published while Redis is down is lost; what depends on it is
     /// repaired on [`ClusterEvent::Resync`].
     pub fn publish(&self, topic: &Topic, kind: Kind, body: &impl Serialize) {
+        self.send(topic, kind, None, body);
+    }
+
+    /// Asks `node` (its actor for `kind`) and waits up to `wait` for the answer; `None` when
+    /// none came (the node is gone, or Redis is away). Only for a question one node must
+    /// answer, never to ask every node.
+    pub async fn request(
+        &self,
+        node: &NodeId,
+        kind: Kind,
+        body: &impl Serialize,
+        wait: Duration,
+    ) -> Option<Box<RawValue>> {
+        let id = self.0.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.0.pending).insert(id, tx);
+        self.send(&Topic::Node(node.clone()), kind, Some(id), body);
+        let answer = tokio::time::timeout(wait, rx).await;
+        lock(&self.0.pending).remove(&id);
+        answer.ok()?.ok()
+    }
+
+    /// Answers request `request` of node `to` (see [`Broker::request`]).
+    pub fn reply(&self, to: &NodeId, request: u64, body: &impl Serialize) {
+        self.send(&Topic::Node(to.clone()), Kind::Reply, Some(request), body);
+    }
+
+    fn send(&self, topic: &Topic, kind: Kind, req: Option<u64>, body: &impl Serialize) {
         if !self.is_up() {
             // Not queued while Redis is away (the queue would only grow): dropped, and
             // repaired by the resync when it is back.
@@ -301,6 +346,7 @@ impl Broker {
         let envelope = Envelope {
             from: self.node(),
             kind,
+            req,
             body,
         };
         match serde_json::to_vec(&envelope) {
@@ -435,10 +481,20 @@ impl Broker {
             // This node's own message on a channel it also listens to: already handled here.
             return;
         }
+        if received.kind == Kind::Reply {
+            let waiting = received
+                .req
+                .and_then(|id| lock(&self.0.pending).remove(&id));
+            if let Some(waiting) = waiting {
+                let _ = waiting.send(received.body);
+            }
+            return;
+        }
         let route = lock(&self.0.routes).get(&received.kind).cloned();
         match route {
             Some(to) => to.do_send(Inbound {
                 from: received.from,
+                request: received.req,
                 body: received.body,
             }),
             None => log::debug!("broker: nobody takes {:?} messages", received.kind),

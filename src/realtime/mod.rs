@@ -319,8 +319,18 @@ impl Realtime {
             broker.clone(),
         )
         .start();
+        let streams = Arc::new(match &broker {
+            Some(broker) => stream::Streams::of_node(broker.node().clone()),
+            None => stream::Streams::default(),
+        });
         if let Some(broker) = &broker {
             broker.route(Kind::Session, presence.clone().recipient());
+            let relay = stream::StreamRelay {
+                streams: Arc::clone(&streams),
+                broker: broker.clone(),
+            }
+            .start();
+            broker.route(Kind::Stream, relay.recipient());
         }
         let hub = hub_ctx.run(Hub::new(
             pool.clone(),
@@ -336,7 +346,7 @@ impl Realtime {
             store,
             metrics,
             connections: Arc::default(),
-            streams: Arc::default(),
+            streams,
             broker,
             pool,
             settings,

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::{
     helpers::{on_postgres, spawn_app_with, TestApp},
-    ws_client::connect,
+    ws_client::{connect, connect_with, ConnectOpts, Transport},
 };
 
 /// A `redis-server` of the test's own, on a free port, keeping nothing on disk; killed when
@@ -387,4 +387,47 @@ async fn a_logout_on_one_node_closes_the_sessions_connections_on_every_node() {
     assert!(reply.status.is_success(), "{}", reply.body);
     assert_eq!(on_1.expect_close().await, 4001);
     assert_eq!(on_2.expect_close().await, 4001);
+}
+
+#[actix_web::test]
+async fn posts_for_an_event_stream_reach_it_through_any_node_in_order() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user("ana").await;
+    let mut client = connect_with(
+        cluster.node(0),
+        ConnectOpts {
+            token: Some(&ana.token),
+            transport: Some(Transport::Http),
+            ..ConnectOpts::default()
+        },
+    )
+    .await;
+    let path = client.stream_path().expect("an event stream");
+    assert!(
+        path.ends_with(".node-1"),
+        "the stream id names its node: {path}"
+    );
+    // A balancer sends the posts to node 2: they reach the session on node 1, in order.
+    client.post_via(cluster.node(1).port);
+    for id in 1..=30 {
+        client.send(json!({"type": "ping", "id": id})).await;
+    }
+    for id in 1..=30 {
+        let reply = client.recv_type("pong").await;
+        assert_eq!(reply["id"], id, "{reply}");
+    }
+    // Someone else's credential is refused there as on node 1.
+    let bob = cluster.node(1).user("bob").await;
+    let reply = cluster
+        .node(1)
+        .request(
+            "POST",
+            &path,
+            Some(&bob.token),
+            Some(json!({"type": "ping", "id": 99})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
 }
