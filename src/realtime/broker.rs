@@ -160,6 +160,9 @@ pub enum ClusterEvent {
     Resync,
 }
 
+/// Reads a node's live counts: WebSocket connections, live rooms, live calls.
+pub type Gauges = Box<dyn Fn() -> (i64, i64, i64) + Send + Sync>;
+
 /// One queued operation on the publishing connection, run in order.
 enum Op {
     Publish { channel: String, payload: Vec<u8> },
@@ -195,6 +198,8 @@ struct Inner {
     channels: Mutex<HashSet<String>>,
     /// The other nodes last seen alive.
     peers: Mutex<HashSet<NodeId>>,
+    /// This node's live counts (connections, rooms, calls), shared at every heartbeat.
+    gauges: Mutex<Option<Gauges>>,
     /// Requests waiting for their answer, by number.
     pending: Mutex<HashMap<u64, oneshot::Sender<Box<RawValue>>>>,
     next_request: AtomicU64,
@@ -255,6 +260,7 @@ impl Broker {
             watchers: Mutex::default(),
             channels: Mutex::default(),
             peers: Mutex::default(),
+            gauges: Mutex::default(),
             pending: Mutex::default(),
             next_request: AtomicU64::new(1),
         }));
@@ -374,6 +380,37 @@ impl Broker {
         if lock(&self.0.channels).remove(&channel) {
             let _ = self.0.ops.send(Op::Unsubscribe(channel));
         }
+    }
+
+    /// Where this node's live counts come from: shared with the others at every heartbeat
+    /// (see [`Broker::cluster_gauges`]).
+    pub fn share_gauges(&self, gauges: Gauges) {
+        *lock(&self.0.gauges) = Some(gauges);
+    }
+
+    /// The live counts of every node alive, added up (connections, rooms, calls): each
+    /// other node's as of its last heartbeat, this node's as they are now. A room with
+    /// members on two nodes counts on each.
+    pub async fn cluster_gauges(&self) -> (i64, i64, i64) {
+        let mut total = lock(&self.0.gauges).as_ref().map_or((0, 0, 0), |g| g());
+        let keys: Vec<String> = self
+            .peers()
+            .iter()
+            .map(|n| self.key(&format!("gauges:{n}")))
+            .collect();
+        if keys.is_empty() {
+            return total;
+        }
+        let mut redis = self.redis();
+        let values: redis::RedisResult<Vec<Option<String>>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut redis).await;
+        for value in values.unwrap_or_default().into_iter().flatten() {
+            let mut parts = value.split(',').map(|p| p.parse::<i64>().unwrap_or(0));
+            total.0 += parts.next().unwrap_or(0);
+            total.1 += parts.next().unwrap_or(0);
+            total.2 += parts.next().unwrap_or(0);
+        }
+        total
     }
 
     /// Hands every message of `kind` from other nodes to `to`.
@@ -532,6 +569,16 @@ impl Broker {
             .arg(-1)
             .query_async(&mut redis)
             .await;
+        let gauges = lock(&self.0.gauges).as_ref().map(|g| g());
+        if let Some((connections, rooms, calls)) = gauges {
+            let _: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(self.key(&format!("gauges:{}", self.node())))
+                .arg(format!("{connections},{rooms},{calls}"))
+                .arg("PX")
+                .arg(ttl)
+                .query_async(&mut redis)
+                .await;
+        }
         let (refreshed, listed) = match result {
             Ok(r) => r,
             Err(e) => {

@@ -324,6 +324,8 @@ impl Realtime {
             None => stream::Streams::default(),
         });
         if let Some(broker) = &broker {
+            let gauges = Arc::clone(&metrics);
+            broker.share_gauges(Box::new(move || gauges.gauges()));
             broker.route(Kind::Session, presence.clone().recipient());
             let relay = stream::StreamRelay {
                 streams: Arc::clone(&streams),

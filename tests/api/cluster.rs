@@ -431,3 +431,28 @@ async fn posts_for_an_event_stream_reach_it_through_any_node_in_order() {
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
 }
+
+#[actix_web::test]
+async fn admin_stats_count_the_connections_of_every_node() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let admin = cluster.node(0).admin("root").await;
+    let ana = cluster.node(0).user("ana").await;
+    let bob = cluster.node(1).user("bob").await;
+    let _ana = connect(cluster.node(0), &ana).await;
+    let _bob_1 = connect(cluster.node(1), &bob).await;
+    let _bob_2 = connect(cluster.node(1), &bob).await;
+    within(
+        Duration::from_secs(10),
+        "three connections over two nodes",
+        async || {
+            let stats = cluster
+                .node(0)
+                .get("/api/admin/stats", Some(&admin.token))
+                .await;
+            stats.body["ws_connections"] == 3
+        },
+    )
+    .await;
+}
