@@ -456,3 +456,48 @@ async fn admin_stats_count_the_connections_of_every_node() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn the_per_user_connection_cap_counts_connections_on_every_node() {
+    let Some(cluster) = Cluster::start_with(2, |_, s| s.ws_max_conns_per_user = 2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user("ana").await;
+    let first = connect(cluster.node(0), &ana).await;
+    let _second = connect(cluster.node(0), &ana).await;
+    // The third, on the other node, is over the cap (once node 1's count is in Redis).
+    within(
+        Duration::from_secs(10),
+        "a third connection refused on node 2",
+        async || {
+            let third = crate::ws_client::try_connect(
+                cluster.node(1),
+                ConnectOpts {
+                    token: Some(&ana.token),
+                    ..ConnectOpts::default()
+                },
+            )
+            .await;
+            matches!(third, Err(429))
+        },
+    )
+    .await;
+    // One closes on node 1: node 2 takes one.
+    first.close_and_wait().await;
+    within(
+        Duration::from_secs(10),
+        "a connection admitted on node 2",
+        async || {
+            crate::ws_client::try_connect(
+                cluster.node(1),
+                ConnectOpts {
+                    token: Some(&ana.token),
+                    ..ConnectOpts::default()
+                },
+            )
+            .await
+            .is_ok()
+        },
+    )
+    .await;
+}
