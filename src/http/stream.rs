@@ -63,7 +63,7 @@ async fn open_stream(
     let credential = credential.ok_or_else(no_credential)?;
     let rt = &state.realtime;
     let user_id = who.user.id;
-    let Some(slot) = ws::admit(&state, user_id).await else {
+    let Some(slot) = ws::admit(&state, user_id) else {
         return Ok(ws::too_many_connections(&state));
     };
     let opened = rt.streams.open(credential);

@@ -61,12 +61,11 @@ async fn ws_echo_route(
 /// A place under the per-user connection cap (`--ws-max-conns-per-user`) for a new connection
 /// of `user_id`, over either transport; `None` when the user has them all open (answer with
 /// [`too_many_connections`]).
-pub(crate) async fn admit(state: &AppState, user_id: i64) -> Option<ConnectionSlot> {
+pub(crate) fn admit(state: &AppState, user_id: i64) -> Option<ConnectionSlot> {
     state
         .realtime
         .connections
-        .admit_anywhere(UserId(user_id), state.settings.ws_max_conns_per_user)
-        .await
+        .admit(UserId(user_id), state.settings.ws_max_conns_per_user)
 }
 
 /// The 429 answer to a connection over the per-user cap.
@@ -133,7 +132,7 @@ pub(crate) async fn ws_route(
     let (who, themes) = authenticate_upgrade(&state, request_token(&req)).await?;
     let rt = &state.realtime;
     let user_id = who.user.id;
-    let Some(slot) = admit(&state, user_id).await else {
+    let Some(slot) = admit(&state, user_id) else {
         return Ok(too_many_connections(&state));
     };
     let (response, session, stream) = actix_ws::handle(&req, body)

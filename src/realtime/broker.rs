@@ -165,16 +165,7 @@ pub type Gauges = Box<dyn Fn() -> (i64, i64, i64) + Send + Sync>;
 
 /// One queued operation on the publishing connection, run in order.
 enum Op {
-    Publish {
-        channel: String,
-        payload: Vec<u8>,
-    },
-    /// `HINCRBY key field delta`, in order with the publishes.
-    Count {
-        key: String,
-        field: i64,
-        delta: i64,
-    },
+    Publish { channel: String, payload: Vec<u8> },
     Subscribe(String),
     Unsubscribe(String),
 }
@@ -422,56 +413,6 @@ impl Broker {
         total
     }
 
-    /// This node's open connections of `user` went up or down by `delta`: kept in the hash
-    /// `{prefix}:conns:{node}` (user → count), which [`Broker::connections_elsewhere`] reads
-    /// for the per-user cap. Never waits (queued in order).
-    pub fn count_connection(&self, user: i64, delta: i64) {
-        if !self.is_up() {
-            // Rewritten whole on the resync when Redis is back.
-            return;
-        }
-        let _ = self.0.ops.send(Op::Count {
-            key: self.key(&format!("conns:{}", self.node())),
-            field: user,
-            delta,
-        });
-    }
-
-    /// Replaces this node's connection counts (after a resync): `counts` is user → count.
-    pub async fn rewrite_connection_counts(&self, counts: Vec<(i64, i64)>) {
-        let key = self.key(&format!("conns:{}", self.node()));
-        let mut pipe = redis::pipe();
-        pipe.atomic().del(&key).ignore();
-        if !counts.is_empty() {
-            pipe.hset_multiple(&key, &counts).ignore();
-        }
-        let mut redis = self.redis();
-        if let Err(e) = pipe.query_async::<()>(&mut redis).await {
-            log::warn!("broker: cannot rewrite the connection counts: {e}");
-        }
-    }
-
-    /// How many connections `user` has open on the other nodes alive (0 when Redis does
-    /// not answer: the cap then holds per node).
-    pub async fn connections_elsewhere(&self, user: i64) -> i64 {
-        let peers = self.peers();
-        if peers.is_empty() {
-            return 0;
-        }
-        let mut pipe = redis::pipe();
-        for peer in &peers {
-            pipe.hget(self.key(&format!("conns:{peer}")), user);
-        }
-        let mut redis = self.redis();
-        let counts: redis::RedisResult<Vec<Option<i64>>> = pipe.query_async(&mut redis).await;
-        counts
-            .unwrap_or_default()
-            .into_iter()
-            .flatten()
-            .map(|n| n.max(0))
-            .sum()
-    }
-
     /// Hands every message of `kind` from other nodes to `to`.
     pub fn route(&self, kind: Kind, to: Recipient<Inbound>) {
         lock(&self.0.routes).insert(kind, to);
@@ -510,10 +451,6 @@ impl Broker {
                 match op {
                     Op::Publish { channel, payload } => {
                         pipe.publish(channel, payload).ignore();
-                        queued += 1;
-                    }
-                    Op::Count { key, field, delta } => {
-                        pipe.hincr(key, field, delta).ignore();
                         queued += 1;
                     }
                     Op::Subscribe(channel) | Op::Unsubscribe(channel) if queued > 0 => {

@@ -54,7 +54,7 @@ use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
 use self::{
-    broker::{Broker, ClusterEvent, Kind, NodeId, Topic},
+    broker::{Broker, Kind, NodeId, Topic},
     hub::{Hub, Shutdown},
     metrics::RealtimeMetrics,
     presence::{CloseAll, CountSessions, Heartbeat, PresenceActor},
@@ -214,9 +214,6 @@ pub struct SessionHandle {
 #[derive(Default)]
 pub struct ConnectionCounts {
     per_user: Mutex<HashMap<UserId, UserConnections>>,
-    /// Several nodes: every admitted and dropped connection is counted in Redis too, where
-    /// the other nodes read it for the cap.
-    cluster: Option<Broker>,
 }
 
 /// One user's open connections.
@@ -228,87 +225,17 @@ struct UserConnections {
 }
 
 impl ConnectionCounts {
-    /// The counts of a node of several.
-    pub fn of_cluster(broker: Broker) -> Self {
-        ConnectionCounts {
-            per_user: Mutex::default(),
-            cluster: Some(broker),
-        }
-    }
-
-    /// A slot for one more connection of `user`, or `None` when they already have `max`
-    /// (with several nodes, counting those open elsewhere: see
-    /// [`Broker::connections_elsewhere`]).
-    pub async fn admit_anywhere(
-        self: &Arc<Self>,
-        user: UserId,
-        max: usize,
-    ) -> Option<ConnectionSlot> {
-        let elsewhere = match &self.cluster {
-            Some(broker) => {
-                usize::try_from(broker.connections_elsewhere(user.0).await).unwrap_or(0)
-            }
-            None => 0,
-        };
-        self.admit(user, max.saturating_sub(elsewhere))
-    }
-
-    /// Every user's open connections on this node.
-    fn snapshot(&self) -> Vec<(i64, i64)> {
-        let per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
-        per_user
-            .iter()
-            .map(|(user, c)| (user.0, i64::try_from(c.open).unwrap_or(i64::MAX)))
-            .collect()
-    }
-
-    /// A slot for one more connection of `user`, or `None` when they already have `max` on
-    /// this node.
+    /// A slot for one more connection of `user`, or `None` when they already have `max`.
     pub fn admit(self: &Arc<Self>, user: UserId, max: usize) -> Option<ConnectionSlot> {
         let mut per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
         if per_user.get(&user).map_or(0, |u| u.open) >= max {
             return None;
         }
         per_user.entry(user).or_default().open += 1;
-        if let Some(broker) = &self.cluster {
-            broker.count_connection(user.0, 1);
-        }
         Some(ConnectionSlot {
             counts: Arc::clone(self),
             user,
         })
-    }
-}
-
-/// Keeps this node's connection counts in Redis right: written whole at start (a node that
-/// restarts under the same id starts from none) and after every resync.
-struct CountsKeeper {
-    counts: Arc<ConnectionCounts>,
-    broker: Broker,
-}
-
-impl CountsKeeper {
-    fn rewrite(&self, ctx: &mut Context<Self>) {
-        let (broker, counts) = (self.broker.clone(), self.counts.snapshot());
-        ctx.spawn(async move { broker.rewrite_connection_counts(counts).await }.into_actor(self));
-    }
-}
-
-impl Actor for CountsKeeper {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.rewrite(ctx);
-    }
-}
-
-impl Handler<ClusterEvent> for CountsKeeper {
-    type Result = ();
-
-    fn handle(&mut self, event: ClusterEvent, ctx: &mut Self::Context) {
-        if let ClusterEvent::Resync = event {
-            self.rewrite(ctx);
-        }
     }
 }
 
@@ -342,9 +269,6 @@ impl Drop for ConnectionSlot {
             .per_user
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(broker) = &self.counts.cluster {
-            broker.count_connection(self.user.0, -1);
-        }
         if let Some(user) = per_user.get_mut(&self.user) {
             user.open -= 1;
             if user.open == 0 {
@@ -395,10 +319,6 @@ impl Realtime {
             broker.clone(),
         )
         .start();
-        let connections = Arc::new(match &broker {
-            Some(broker) => ConnectionCounts::of_cluster(broker.clone()),
-            None => ConnectionCounts::default(),
-        });
         let streams = Arc::new(match &broker {
             Some(broker) => stream::Streams::of_node(broker.node().clone()),
             None => stream::Streams::default(),
@@ -407,12 +327,6 @@ impl Realtime {
             let gauges = Arc::clone(&metrics);
             broker.share_gauges(Box::new(move || gauges.gauges()));
             broker.route(Kind::Session, presence.clone().recipient());
-            let keeper = CountsKeeper {
-                counts: Arc::clone(&connections),
-                broker: broker.clone(),
-            }
-            .start();
-            broker.watch(keeper.recipient());
             let relay = stream::StreamRelay {
                 streams: Arc::clone(&streams),
                 broker: broker.clone(),
@@ -433,7 +347,7 @@ impl Realtime {
             hub,
             store,
             metrics,
-            connections,
+            connections: Arc::default(),
             streams,
             broker,
             pool,
