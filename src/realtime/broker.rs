@@ -177,6 +177,11 @@ pub enum BrokerError {
     Url(String),
     #[error("Redis at {url} does not answer ({cause}); start it, or run without --broker")]
     Unreachable { url: String, cause: String },
+    #[error(
+        "another node is running as '{0}' (its liveness key is being refreshed); give this one \
+         another --node-id"
+    )]
+    NodeIdInUse(NodeId),
 }
 
 /// A node's link to the others (cheap to clone). See the module documentation.
@@ -218,7 +223,7 @@ impl Broker {
     /// the publishing queue, the receiving loop and the heartbeat on the current runtime.
     pub async fn connect(url: &str, node: NodeId, prefix: &str) -> Result<Broker, BrokerError> {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(BrokerError::Url(url.to_owned()));
+            return Err(BrokerError::Url(crate::db::redact_userinfo(url)));
         }
         // RESP3: pushes on the command connection (no second connection for pub/sub).
         let resp3 = if url.contains("protocol=") {
@@ -229,7 +234,7 @@ impl Broker {
             format!("{url}?protocol=resp3")
         };
         let unreachable = |e: redis::RedisError| BrokerError::Unreachable {
-            url: url.to_owned(),
+            url: crate::db::redact_userinfo(url),
             cause: e.to_string(),
         };
         let client =
@@ -264,6 +269,7 @@ impl Broker {
             pending: Mutex::default(),
             next_request: AtomicU64::new(1),
         }));
+        broker.claim_node_id().await?;
         broker.subscribe(Topic::Node(broker.node().clone()));
         broker.subscribe(Topic::Presence);
         broker.subscribe(Topic::All);
@@ -271,8 +277,50 @@ impl Broker {
         actix_rt::spawn(broker.clone().read_loop(push_rx));
         broker.heartbeat().await;
         actix_rt::spawn(broker.clone().heartbeat_loop());
-        log::info!("node {} joined the cluster at {url}", broker.node());
+        log::info!(
+            "node {} joined the cluster at {}",
+            broker.node(),
+            crate::db::redact_userinfo(url)
+        );
         Ok(broker)
+    }
+
+    /// Takes this node's liveness key, waiting for it to expire if a node that ran under the
+    /// same id just stopped (a restart within [`NODE_TTL`]); refuses an id another node
+    /// keeps alive.
+    async fn claim_node_id(&self) -> Result<(), BrokerError> {
+        let mut redis = self.redis();
+        let alive = self.key(&format!("alive:{}", self.node()));
+        let ttl = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
+        let deadline = tokio::time::Instant::now() + NODE_TTL + HEARTBEAT;
+        loop {
+            let now = crate::db::now_ms();
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(&alive)
+                .arg(now)
+                .arg("PX")
+                .arg(ttl)
+                .arg("NX")
+                .query_async(&mut redis)
+                .await
+                .map_err(|e| BrokerError::Unreachable {
+                    url: "the broker".to_owned(),
+                    cause: e.to_string(),
+                })?;
+            if claimed.is_some() {
+                let _: redis::RedisResult<()> = redis::cmd("ZADD")
+                    .arg(self.key("nodes"))
+                    .arg(now)
+                    .arg(self.node().0.as_str())
+                    .query_async(&mut redis)
+                    .await;
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BrokerError::NodeIdInUse(self.node().clone()));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// This node's id.

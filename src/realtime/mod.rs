@@ -291,6 +291,9 @@ pub struct Realtime {
     pub streams: Arc<stream::Streams>,
     /// The link to the other nodes (`--broker`); `None`: this process serves alone.
     pub broker: Option<Broker>,
+    /// Shutdown has begun: `/readyz` answers 503 (a balancer stops sending clients here) and
+    /// new connections are refused, so clients told 1001 reconnect elsewhere.
+    draining: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) pool: DbPool,
     pub(crate) settings: Arc<Settings>,
 }
@@ -350,14 +353,22 @@ impl Realtime {
             connections: Arc::default(),
             streams,
             broker,
+            draining: Arc::default(),
             pool,
             settings,
         }
     }
 
+    /// Whether shutdown has begun (see [`Realtime::shutdown`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Server shutdown: live calls are closed in the log and rooms told, then every socket
     /// is closed with 1001 so clients reconnect; waits (briefly) until they are gone.
     pub async fn shutdown(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if self.hub.send(Shutdown).await.is_err() {
             log::warn!("hub gone before shutdown");
         }

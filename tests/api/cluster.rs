@@ -295,7 +295,7 @@ async fn an_unreachable_broker_stops_the_start_with_a_clear_message() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = crate::helpers::test_settings(&dir);
     let db = settings.database_url.clone();
-    settings.broker = Some(format!("redis://127.0.0.1:{port}"));
+    settings.broker = Some(format!("redis://:sekrit@127.0.0.1:{port}"));
     let err = tertulia::startup::Application::build(settings)
         .await
         .err()
@@ -303,6 +303,10 @@ async fn an_unreachable_broker_stops_the_start_with_a_clear_message() {
     crate::helpers::drop_test_database(&db);
     let message = err.to_string();
     assert!(message.contains("does not answer"), "{message}");
+    assert!(
+        !message.contains("sekrit"),
+        "the password is not shown: {message}"
+    );
 }
 
 #[actix_web::test]
@@ -500,4 +504,25 @@ async fn the_per_user_connection_cap_counts_connections_on_every_node() {
         },
     )
     .await;
+}
+
+#[actix_web::test]
+async fn a_node_id_another_live_node_uses_is_refused() {
+    let Some(cluster) = Cluster::start(1).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = crate::helpers::sqlite_settings(&dir);
+    settings.database_url = cluster.node(0).settings.database_url.clone();
+    settings.broker = Some(cluster.redis.url());
+    settings.node_id = Some("node-1".to_owned());
+    let err = tertulia::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("another node is running as 'node-1'"),
+        "{err}"
+    );
 }
