@@ -9,6 +9,10 @@
 //! users, and every count is the theme's number of users — and what each client had to
 //! receive to get there (frames and bytes). With a very high `--rate` it is a connection
 //! storm: `arrivals_per_sec` is then the rate the server took them at.
+//!
+//! With several nodes (`--url` repeated) the users are spread over them (round robin) and
+//! convergence is also given as seen by the clients of each node: how long until a lobby on
+//! one node shows the users who arrived on the others.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -22,7 +26,7 @@ use tokio::{
 };
 
 use crate::{
-    http::Target,
+    http::Nodes,
     report::{Latency, Report},
     server_rss_kib, users, ws, BenchError, BenchResult, Cli, CpuMeter,
 };
@@ -77,6 +81,8 @@ enum Event {
 
 /// One client's figures at the end.
 struct ClientResult {
+    /// The node it is connected to (its index in `--url`).
+    node: usize,
     complete_at: Option<Instant>,
     /// The connection closed before the end (counted in `dropped`, not as incomplete).
     dropped: bool,
@@ -236,7 +242,7 @@ impl LobbyView {
 }
 
 /// Runs the workload.
-pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Report> {
+pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Report> {
     if args.users == 0 || args.rate <= 0.0 {
         return Err(BenchError::Protocol(
             "--users and --rate must be positive".to_owned(),
@@ -247,15 +253,15 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             "lobby needs --themes (since protocol 1.2 a lobby is its themes' windows)".to_owned(),
         ));
     }
-    let users = users::prepare(cli, target, args.users).await?;
+    let users = users::prepare(cli, nodes.first(), args.users).await?;
     let truth = Arc::new(Truth::of(&users));
     let total = users.len();
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
-    let rss_before = server_rss_kib(cli.server_pid);
+    let rss_before = server_rss_kib(&cli.server_pid);
     let start = Instant::now() + Duration::from_millis(50);
-    let cpu = CpuMeter::start(cli.server_pid);
+    let cpu = CpuMeter::start(&cli.server_pid);
     let mut tasks = Vec::with_capacity(total);
     let rand_seed = mix(std::process::id().into());
     let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
@@ -269,8 +275,10 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
     }
     for (i, user) in users.into_iter().enumerate() {
         let at = start + Duration::from_secs_f64(slot[i] as f64 / args.rate);
+        // User i on node i mod n; a reconnection (`--restart-cmd`) goes back to that node.
+        let node = nodes.index_of(i);
         let (target, truth, events, mut stop) = (
-            target.clone(),
+            nodes.of(i).clone(),
             Arc::clone(&truth),
             events_tx.clone(),
             stop.clone(),
@@ -356,6 +364,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                 }
             }
             let result = ClientResult {
+                node,
                 complete_at,
                 dropped,
                 wrong: view.wrong(&truth),
@@ -468,9 +477,9 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             complete,
         ));
     }
-    let rss_after = server_rss_kib(cli.server_pid);
+    let rss_after = server_rss_kib(&cli.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
-    let rss_held = server_rss_kib(cli.server_pid);
+    let rss_held = server_rss_kib(&cli.server_pid);
     let _ = stop_tx.send(true);
 
     let mut convergence = Vec::with_capacity(total);
@@ -480,6 +489,9 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
     // The most users an incomplete lobby lacked (or had too many) at the end.
     let mut missing_max = 0usize;
     let mut conns = Vec::with_capacity(total);
+    // Per node: the slowest of its clients' convergence, and its incomplete lobbies.
+    let mut slowest_by_node = vec![Duration::ZERO; nodes.len()];
+    let mut incomplete_by_node = vec![0u64; nodes.len()];
     for task in tasks {
         let Some((result, conn)) = task
             .await
@@ -490,12 +502,16 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         conns.push(conn);
         match result.complete_at {
             Some(at) if !result.dropped => {
-                convergence.push(at.saturating_duration_since(last_arrival))
+                let after = at.saturating_duration_since(last_arrival);
+                convergence.push(after);
+                let slowest = &mut slowest_by_node[result.node];
+                *slowest = (*slowest).max(after);
             }
             Some(_) => {}
             None if result.dropped => {}
             None => {
                 incomplete += 1;
+                incomplete_by_node[result.node] += 1;
                 missing_max = missing_max.max(result.wrong);
             }
         }
@@ -523,7 +539,19 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             "converged_after_last_arrival_s",
             converged_after.as_secs_f64(),
             "<= 1",
-        )
+        );
+    if nodes.several() {
+        // As seen by each node's clients; `null` for a node where some lobby never got right.
+        let by_node: Vec<Option<f64>> = slowest_by_node
+            .iter()
+            .zip(&incomplete_by_node)
+            .map(|(slowest, &incomplete)| (incomplete == 0).then_some(slowest.as_secs_f64()))
+            .collect();
+        report
+            .add("converged_after_last_arrival_s_by_node", by_node)
+            .add("incomplete_lobbies_by_node", incomplete_by_node);
+    }
+    report
         .add("frames_per_client_mean", mean(&frames))
         .add(
             "frames_per_client_max",
