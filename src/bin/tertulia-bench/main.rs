@@ -222,7 +222,7 @@ async fn run(cli: &Cli) -> BenchResult<report::Report> {
         )),
     }?;
     if nodes.several() {
-        report.add("nodes", nodes.len());
+        report.add_first("nodes", nodes.len());
     }
     Ok(report)
 }
