@@ -238,3 +238,44 @@ async fn cluster_bench_across_nodes_ends_in_time_and_reports_what_crossed() {
         r["converged_after_last_arrival_s_by_node"], r["incomplete_lobbies_by_node"]
     );
 }
+
+#[actix_web::test]
+async fn cluster_bench_lobby_clients_of_a_killed_node_come_back_on_another() {
+    let Some(cluster) = bench_cluster().await else {
+        return;
+    };
+    let doomed = cluster.spawn_process("node-3");
+    let urls = format!("{},{}", cluster.node(0).address, doomed.address);
+    let kill = format!("kill -KILL {}", doomed.pid());
+    let r = bench_at(
+        &urls,
+        &[
+            "lobby",
+            "--users",
+            "8",
+            "--rate",
+            "50",
+            "--themes",
+            "2",
+            "--timeout-secs",
+            "3",
+            "--hold-secs",
+            "0",
+            "--restart-cmd",
+            &kill,
+            "--storm-timeout-secs",
+            "60",
+        ],
+    )
+    .await;
+    // The four clients of the killed node, and only they, reconnected (to the other node).
+    assert_eq!(r["arrived"], 8, "{r}");
+    assert_eq!(r["dropped"], 0, "{r}");
+    assert_eq!(r["storm_reconnected"], 4, "{r}");
+    assert!(r["storm_all_back_s"].is_f64(), "{r}");
+    assert!(r["storm_every_lobby_right_s"].is_f64(), "{r}");
+    println!(
+        "a node killed under a lobby of 8: its clients back on the other after {} s, every lobby right after {} s",
+        r["storm_all_back_s"], r["storm_every_lobby_right_s"]
+    );
+}

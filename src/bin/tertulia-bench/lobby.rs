@@ -51,9 +51,17 @@ pub struct LobbyArgs {
     /// A reconnect storm: once every lobby is right, run this shell command (it should
     /// restart the server on the same address), then time how long until every client has
     /// reconnected (each after a random wait of up to a second, as the browser app does) and
-    /// every lobby is right again.
+    /// every lobby is right again. With several `--url`s the command may stop one node (a
+    /// drain or a kill): a client that lost its node tries the next one in the list at each
+    /// attempt (as a balancer would send it elsewhere), and the storm is over once every
+    /// client that lost its connection is back and every lobby is right.
     #[arg(long)]
     pub restart_cmd: Option<String>,
+    /// `--restart-cmd` stops only some of the nodes behind one `--url` (a balancer in front
+    /// of a cluster): the storm is over once every client that lost its connection is back
+    /// and every lobby is right (as with several `--url`s), not once every client is back.
+    #[arg(long)]
+    pub partial_storm: bool,
     /// Handshakes in flight at once (arrivals and reconnections): beyond the server's accept
     /// backlog (1,024) a burst's SYNs are dropped and retried seconds later.
     #[arg(long, default_value_t = 256)]
@@ -81,7 +89,7 @@ enum Event {
 
 /// One client's figures at the end.
 struct ClientResult {
-    /// The node it is connected to (its index in `--url`).
+    /// The node it arrived on (its index in `--url`; a reconnection may have moved it).
     node: usize,
     complete_at: Option<Instant>,
     /// The connection closed before the end (counted in `dropped`, not as incomplete).
@@ -273,12 +281,15 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
     for (pos, &i) in order.iter().enumerate() {
         slot[i] = pos;
     }
+    let shared_nodes = Arc::new(nodes.clone());
+    let several = nodes.several();
     for (i, user) in users.into_iter().enumerate() {
         let at = start + Duration::from_secs_f64(slot[i] as f64 / args.rate);
-        // User i on node i mod n; a reconnection (`--restart-cmd`) goes back to that node.
-        let node = nodes.index_of(i);
-        let (target, truth, events, mut stop) = (
-            nodes.of(i).clone(),
+        // User i on node i mod n; each reconnection attempt (`--restart-cmd`) on the next.
+        let mut node = nodes.index_of(i);
+        let arrival_node = node;
+        let (nodes, truth, events, mut stop) = (
+            Arc::clone(&shared_nodes),
             Arc::clone(&truth),
             events_tx.clone(),
             stop.clone(),
@@ -288,7 +299,7 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
         tasks.push(tokio::spawn(async move {
             sleep_until(at).await;
             let permit = permits.acquire().await;
-            let connected = ws::connect(&target, &user).await;
+            let connected = ws::connect(nodes.of(node), &user).await;
             drop(permit);
             let mut conn = match connected {
                 Ok(conn) => conn,
@@ -321,8 +332,9 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
                             _ = stop.changed() => return None,
                             _ = tokio::time::sleep(wait) => {}
                         }
+                        node = (node + 1) % nodes.len();
                         let permit = permits.acquire().await;
-                        let connected = ws::connect(&target, &user).await;
+                        let connected = ws::connect(nodes.of(node), &user).await;
                         drop(permit);
                         match connected {
                             Ok(conn) => break conn,
@@ -364,7 +376,7 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
                 }
             }
             let result = ClientResult {
-                node,
+                node: arrival_node,
                 complete_at,
                 dropped,
                 wrong: view.wrong(&truth),
@@ -442,6 +454,15 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
             )));
         }
         let (mut lost, mut back, mut all_back, mut right) = (0usize, 0usize, None, None);
+        // Who must come back: everyone (one server restarted), or with several nodes (or
+        // --partial-storm) the clients that lost theirs.
+        let storm_size = |lost: usize, dropped: usize| {
+            if several || args.partial_storm {
+                lost
+            } else {
+                arrived - dropped
+            }
+        };
         let give_up = t0 + Duration::from_secs_f64(args.storm_timeout_secs);
         loop {
             let event = tokio::select! {
@@ -452,7 +473,7 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
                 Some(Event::Lost) => lost += 1,
                 Some(Event::Back) => {
                     back += 1;
-                    if back == arrived - dropped && all_back.is_none() {
+                    if back == storm_size(lost, dropped) && all_back.is_none() {
                         all_back = Some(t0.elapsed().as_secs_f64());
                     }
                 }
@@ -465,7 +486,11 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
                 Some(_) => {}
                 None => break,
             }
-            if lost == back && back >= arrived - dropped && complete == arrived - dropped {
+            if lost == back
+                && back > 0
+                && back >= storm_size(lost, dropped)
+                && complete == arrived - dropped
+            {
                 right = Some(t0.elapsed().as_secs_f64());
                 break;
             }
@@ -489,8 +514,10 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
     // The most users an incomplete lobby lacked (or had too many) at the end.
     let mut missing_max = 0usize;
     let mut conns = Vec::with_capacity(total);
-    // Per node: the slowest of its clients' convergence, and its incomplete lobbies.
+    // Per arrival node: the slowest of its clients' convergence, how many converged, and its
+    // incomplete lobbies.
     let mut slowest_by_node = vec![Duration::ZERO; nodes.len()];
+    let mut converged_by_node = vec![0usize; nodes.len()];
     let mut incomplete_by_node = vec![0u64; nodes.len()];
     for task in tasks {
         let Some((result, conn)) = task
@@ -506,6 +533,7 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
                 convergence.push(after);
                 let slowest = &mut slowest_by_node[result.node];
                 *slowest = (*slowest).max(after);
+                converged_by_node[result.node] += 1;
             }
             Some(_) => {}
             None if result.dropped => {}
@@ -541,11 +569,13 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
             "<= 1",
         );
     if nodes.several() {
-        // As seen by each node's clients; `null` for a node where some lobby never got right.
-        let by_node: Vec<Option<f64>> = slowest_by_node
-            .iter()
-            .zip(&incomplete_by_node)
-            .map(|(slowest, &incomplete)| (incomplete == 0).then_some(slowest.as_secs_f64()))
+        // As seen by the clients that arrived on each node; `null` for a node where some
+        // lobby never got right (or none did).
+        let by_node: Vec<Option<f64>> = (0..nodes.len())
+            .map(|n| {
+                (incomplete_by_node[n] == 0 && converged_by_node[n] > 0)
+                    .then_some(slowest_by_node[n].as_secs_f64())
+            })
             .collect();
         report
             .add("converged_after_last_arrival_s_by_node", by_node)
