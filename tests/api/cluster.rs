@@ -175,6 +175,12 @@ pub struct ProcessNode {
 }
 
 impl ProcessNode {
+    /// Its process id (for a command that kills it from outside the test, e.g. the bench's
+    /// `--restart-cmd`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: the node ends at once, as in a crash, without leaving the cluster.
     pub fn kill(mut self) {
         rustix::process::kill_process(
