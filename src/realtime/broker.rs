@@ -203,6 +203,9 @@ struct Inner {
     channels: Mutex<HashSet<String>>,
     /// The other nodes last seen alive.
     peers: Mutex<HashSet<NodeId>>,
+    /// After Redis came back empty, no node is declared gone before this: every node needs a
+    /// heartbeat to register again.
+    settling_until: Mutex<Option<tokio::time::Instant>>,
     /// This node's live counts (connections, rooms, calls), shared at every heartbeat.
     gauges: Mutex<Option<Gauges>>,
     /// Requests waiting for their answer, by number.
@@ -265,6 +268,7 @@ impl Broker {
             watchers: Mutex::default(),
             channels: Mutex::default(),
             peers: Mutex::default(),
+            settling_until: Mutex::default(),
             gauges: Mutex::default(),
             pending: Mutex::default(),
             next_request: AtomicU64::new(1),
@@ -652,9 +656,11 @@ impl Broker {
                 .query_async(&mut redis)
                 .await;
         }
-        self.find_gone(&mut redis, listed).await;
         let first = !self.0.registered.swap(true, Ordering::Relaxed);
         if !first && (was_down || lost_keys) {
+            // The others register again at their next heartbeat: none is gone meanwhile.
+            *lock(&self.0.settling_until) =
+                Some(tokio::time::Instant::now() + NODE_TTL + HEARTBEAT);
             log::info!("broker: Redis is back; resynchronizing");
             let channels: Vec<String> = lock(&self.0.channels).iter().cloned().collect();
             for channel in channels {
@@ -662,6 +668,7 @@ impl Broker {
             }
             self.tell(&ClusterEvent::Resync);
         }
+        self.find_gone(&mut redis, listed).await;
     }
 
     /// Compares the listed nodes with their liveness keys: the listed whose key is gone are
@@ -699,6 +706,13 @@ impl Broker {
                     .query_async(redis)
                     .await;
             }
+        }
+        let settling =
+            lock(&self.0.settling_until).is_some_and(|until| tokio::time::Instant::now() < until);
+        if settling {
+            // Nodes not registered again yet are not gone: only add those that are back.
+            lock(&self.0.peers).extend(alive);
+            return;
         }
         let gone: Vec<NodeId> = {
             let mut peers = lock(&self.0.peers);
