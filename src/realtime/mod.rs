@@ -321,6 +321,12 @@ impl Realtime {
         .start();
         if let Some(broker) = &broker {
             broker.route(Kind::Session, presence.clone().recipient());
+            let feed = presence::PresenceFeed {
+                presence: presence.clone(),
+            }
+            .start();
+            broker.route(Kind::Presence, feed.recipient());
+            broker.watch(presence.clone().recipient());
         }
         let hub = hub_ctx.run(Hub::new(
             pool.clone(),

@@ -1,0 +1,351 @@
+//! Presence across nodes (issue 18): every lobby shows the users of every node, with the
+//! same snapshot, windows, counts and update frames as one node; a user on two nodes is one
+//! online user; a killed node's users go offline everywhere; a Redis restart heals.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+use crate::{
+    cluster::{within, Cluster},
+    helpers::{TestApp, TestUser},
+    ws_client::{connect, WsClient, WAIT},
+};
+
+const ALL: &[&str] = &["video", "audio", "text"];
+
+/// A client's lobby, kept as the browser app keeps it: the snapshot, then every update.
+#[derive(Default, Debug)]
+struct Lobby {
+    statuses: HashMap<i64, String>,
+    counts: HashMap<String, i64>,
+    /// Users this client was ever told were offline.
+    went_offline: HashSet<i64>,
+}
+
+impl Lobby {
+    /// The lobby as `ws`'s snapshot shows it.
+    fn of(ws: &WsClient) -> Lobby {
+        let mut lobby = Lobby::default();
+        lobby.apply(&ws.snapshot);
+        lobby
+    }
+
+    fn apply(&mut self, frame: &Value) {
+        if let Some(counts) = frame["counts"].as_object() {
+            self.counts = counts
+                .iter()
+                .map(|(theme, n)| (theme.clone(), n.as_i64().expect("count")))
+                .collect();
+        }
+        let mut set = |entry: &Value, key: &str| {
+            let id = entry[key].as_i64().expect("user id");
+            let status = entry["status"].as_str().expect("status");
+            if status == "offline" {
+                self.statuses.remove(&id);
+                self.went_offline.insert(id);
+            } else {
+                self.statuses.insert(id, status.to_owned());
+            }
+        };
+        match frame["type"].as_str() {
+            Some("presence.snapshot") => {
+                for user in frame["users"].as_array().expect("users") {
+                    set(user, "id");
+                }
+            }
+            Some("presence.window") => {
+                for user in frame["users"].as_array().expect("users") {
+                    set(user, "id");
+                }
+            }
+            Some("presence.update") => set(frame, "user_id"),
+            Some("presence.batch") => {
+                for update in frame["updates"].as_array().expect("updates") {
+                    set(update, "user_id");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads `ws` until this lobby shows exactly `users` (and, if given, `counts`), within
+    /// `limit`; answers how long that took.
+    async fn settle(
+        &mut self,
+        ws: &mut WsClient,
+        users: &[(&TestUser, &str)],
+        counts: Option<&[(&str, i64)]>,
+        limit: Duration,
+    ) -> Duration {
+        let start = Instant::now();
+        let users: HashMap<i64, String> =
+            users.iter().map(|(u, s)| (u.id, (*s).to_owned())).collect();
+        let counts: Option<HashMap<String, i64>> =
+            counts.map(|c| c.iter().map(|(t, n)| ((*t).to_owned(), *n)).collect());
+        loop {
+            if self.statuses == users && counts.as_ref().is_none_or(|c| *c == self.counts) {
+                return start.elapsed();
+            }
+            let left = limit.saturating_sub(start.elapsed());
+            match ws.recv_within(left).await {
+                Some(frame) => self.apply(&frame),
+                None => panic!(
+                    "the lobby shows {users:?} and counts {counts:?} within {limit:?}; it shows {self:?}"
+                ),
+            }
+        }
+    }
+}
+
+async fn set_status(ws: &mut WsClient, id: i64, status: &str) {
+    let reply = ws
+        .request(id, json!({"type": "presence.set", "status": status}))
+        .await;
+    assert_ne!(reply["type"], "error", "{reply}");
+}
+
+async fn online_users(node: &TestApp, admin: &TestUser) -> i64 {
+    let stats = node.get("/api/admin/stats", Some(&admin.token)).await;
+    stats.body["online_users"].as_i64().expect("online_users")
+}
+
+#[actix_web::test]
+async fn users_on_different_nodes_share_one_lobby_with_windows_counts_statuses_and_departures() {
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
+    let (n1, n2, n3) = (cluster.node(0), cluster.node(1), cluster.node(2));
+    let ana = n1.user_with("ana", &["Jogos"], ALL).await;
+    let bob = n1.user_with("bob", &["Jogos", "Livros"], ALL).await;
+    let carla = n1.user_with("carla", &["Livros"], ALL).await;
+    let admin = n1.admin("dora").await;
+
+    let mut a = connect(n1, &ana).await;
+    let mut ana_sees = Lobby::of(&a);
+    let mut b2 = connect(n2, &bob).await;
+    let mut bob_sees = Lobby::of(&b2);
+    // Ana (node 1) and Bob (node 2) see each other, and the counts of every theme.
+    ana_sees
+        .settle(
+            &mut a,
+            &[(&ana, "online"), (&bob, "online")],
+            Some(&[("Jogos", 2), ("Livros", 1)]),
+            WAIT,
+        )
+        .await;
+    bob_sees
+        .settle(
+            &mut b2,
+            &[(&ana, "online"), (&bob, "online")],
+            Some(&[("Jogos", 2), ("Livros", 1)]),
+            WAIT,
+        )
+        .await;
+
+    // A status chosen on node 2 is shown on node 1.
+    set_status(&mut b2, 1, "busy").await;
+    ana_sees
+        .settle(&mut a, &[(&ana, "online"), (&bob, "busy")], None, WAIT)
+        .await;
+
+    // Carla on node 3 watches Livros only: her snapshot (once the others' records reached
+    // node 3) has Bob, busy, but not Ana, who is in no window of hers.
+    let mut c = connect(n3, &carla).await;
+    let mut carla_sees = Lobby::of(&c);
+    carla_sees
+        .settle(
+            &mut c,
+            &[(&bob, "busy"), (&carla, "online")],
+            Some(&[("Jogos", 2), ("Livros", 2)]),
+            WAIT,
+        )
+        .await;
+    // Ana's window of Jogos does not show Carla; the counts do.
+    ana_sees
+        .settle(
+            &mut a,
+            &[(&ana, "online"), (&bob, "busy")],
+            Some(&[("Jogos", 2), ("Livros", 2)]),
+            WAIT,
+        )
+        .await;
+    // The admin's count of people online is over every node.
+    within(WAIT, "three people online on node 1's stats", async || {
+        online_users(n1, &admin).await == 3
+    })
+    .await;
+
+    // Bob is on nodes 2 and 3, and leaves node 2: still online, one person (the counts do
+    // not move); his next status, chosen on node 3, is seen on node 1.
+    let mut b3 = connect(n3, &bob).await;
+    b2.close_and_wait().await;
+    set_status(&mut b3, 2, "away").await;
+    ana_sees
+        .settle(
+            &mut a,
+            &[(&ana, "online"), (&bob, "away")],
+            Some(&[("Jogos", 2), ("Livros", 2)]),
+            WAIT,
+        )
+        .await;
+    assert!(
+        !ana_sees.went_offline.contains(&bob.id),
+        "Bob, still on node 3, was never shown offline"
+    );
+
+    // Bob leaves node 3 too: offline on every node.
+    b3.close_and_wait().await;
+    ana_sees
+        .settle(
+            &mut a,
+            &[(&ana, "online")],
+            Some(&[("Jogos", 1), ("Livros", 1)]),
+            WAIT,
+        )
+        .await;
+    carla_sees
+        .settle(&mut c, &[(&carla, "online")], None, WAIT)
+        .await;
+    assert_eq!(online_users(n2, &admin).await, 2);
+}
+
+#[actix_web::test]
+async fn a_frame_for_a_user_reaches_their_sessions_on_other_nodes() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let (n1, n2) = (cluster.node(0), cluster.node(1));
+    let ana = n1.user("ana").await;
+    let bia = n1.user("bia").await;
+    let mut a = connect(n1, &ana).await;
+    let mut b2 = connect(n2, &bia).await;
+    // Node 1 knows of Bia's session on node 2 once Ana sees her (she is nowhere else yet).
+    let mut ana_sees = Lobby::of(&a);
+    ana_sees
+        .settle(&mut a, &[(&ana, "online"), (&bia, "online")], None, WAIT)
+        .await;
+    let mut b1 = connect(n1, &bia).await;
+    let room = format!("dm:{}:{}", ana.id.min(bia.id), ana.id.max(bia.id));
+    a.join(&room).await;
+    let ack = a
+        .request(
+            1,
+            json!({"type": "chat.send", "room": room, "client_msg_id": "m-1", "text": "oi"}),
+        )
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let msg_id = ack["msg_id"].as_i64().expect("msg_id");
+    // Bia reads it on node 1: her session on node 2 is told (a frame for every session of
+    // a user but one, from node 1's presence).
+    let read = b1
+        .request(
+            2,
+            json!({"type": "conversation.read", "room": room, "msg_id": msg_id}),
+        )
+        .await;
+    assert_eq!(read["type"], "conversation.read", "{read}");
+    let synced = b2.recv_type("conversation.read").await;
+    assert_eq!(synced["room"], room);
+    assert_eq!(synced["msg_id"], msg_id);
+}
+
+#[actix_web::test]
+async fn the_users_of_a_node_killed_with_sigkill_are_shown_offline_everywhere_within_10_s() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let (n1, n2) = (cluster.node(0), cluster.node(1));
+    let ana = n1.user_with("ana", &["Jogos"], ALL).await;
+    let bob = n1.user_with("bob", &["Jogos"], ALL).await;
+    let dave = n1.user_with("dave", &["Jogos"], ALL).await;
+    let third = cluster.spawn_process("node-3");
+    let mut a = connect(n1, &ana).await;
+    let mut ana_sees = Lobby::of(&a);
+    // Bob is on node 2 and node 3; Dave only on node 3.
+    let _b2 = connect(n2, &bob).await;
+    let _b3 = connect(&third.port, &bob).await;
+    let d3 = connect(&third.port, &dave).await;
+    ana_sees
+        .settle(
+            &mut a,
+            &[(&ana, "online"), (&bob, "online"), (&dave, "online")],
+            Some(&[("Jogos", 3)]),
+            WAIT,
+        )
+        .await;
+
+    third.kill();
+    let took = ana_sees
+        .settle(
+            &mut a,
+            &[(&ana, "online"), (&bob, "online")],
+            Some(&[("Jogos", 2)]),
+            Duration::from_secs(10),
+        )
+        .await;
+    println!("the users of a node killed with SIGKILL were offline on node 1 after {took:?}");
+    assert!(
+        !ana_sees.went_offline.contains(&bob.id),
+        "Bob, still on node 2, was never shown offline"
+    );
+    d3.vanish();
+}
+
+#[actix_web::test]
+async fn after_a_redis_restart_every_lobby_is_right_again_within_5_s() {
+    let Some(mut cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user_with("ana", &["Jogos"], ALL).await;
+    let bob = cluster.node(0).user_with("bob", &["Jogos"], ALL).await;
+    let erin = cluster.node(0).user_with("erin", &["Jogos"], ALL).await;
+    let mut a = connect(cluster.node(0), &ana).await;
+    let mut ana_sees = Lobby::of(&a);
+    let mut b = connect(cluster.node(1), &bob).await;
+    ana_sees
+        .settle(&mut a, &[(&ana, "online"), (&bob, "online")], None, WAIT)
+        .await;
+
+    // Redis restarts empty; meanwhile Bob chooses a status and Erin arrives, both on
+    // node 2.
+    cluster.redis.restart();
+    let restarted = Instant::now();
+    set_status(&mut b, 1, "away").await;
+    let _e = connect(cluster.node(1), &erin).await;
+    ana_sees
+        .settle(
+            &mut a,
+            &[(&ana, "online"), (&bob, "away"), (&erin, "online")],
+            Some(&[("Jogos", 3)]),
+            Duration::from_secs(5).saturating_sub(restarted.elapsed()),
+        )
+        .await;
+    println!(
+        "after a Redis restart, node 1's lobby was right again after {:?}",
+        restarted.elapsed()
+    );
+    // A change after that crosses as before, and a new connection's snapshot is whole.
+    set_status(&mut b, 2, "busy").await;
+    ana_sees
+        .settle(
+            &mut a,
+            &[(&ana, "online"), (&bob, "busy"), (&erin, "online")],
+            None,
+            WAIT,
+        )
+        .await;
+    let again = connect(cluster.node(0), &ana).await;
+    let fresh = Lobby::of(&again);
+    assert_eq!(
+        fresh.statuses.get(&bob.id).map(String::as_str),
+        Some("busy")
+    );
+    assert_eq!(
+        fresh.statuses.get(&erin.id).map(String::as_str),
+        Some("online")
+    );
+}
