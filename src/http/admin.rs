@@ -818,7 +818,17 @@ pub async fn stats(state: web::Data<AppState>, _admin: Admin) -> ApiResult<web::
         .await
         .map_err(|_| ApiError::Unavailable("presence is not answering".to_owned()))?
         .len();
-    let (ws_connections, live_rooms, live_calls) = state.realtime.metrics.gauges();
+    let (mut ws_connections, live_rooms, live_calls) = state.realtime.metrics.gauges();
+    if state.realtime.broker.is_some() {
+        // With several nodes: this node's connections and the others'.
+        let elsewhere = state
+            .realtime
+            .presence
+            .send(crate::realtime::presence::SessionsElsewhere)
+            .await
+            .map_err(|_| ApiError::Unavailable("presence is not answering".to_owned()))?;
+        ws_connections += i64::try_from(elsewhere).unwrap_or(i64::MAX);
+    }
     let stats = db::run(&state.pool, move |conn| {
         let (users, banned_users, admins) = db::users::counts(conn)?;
         Ok(Stats {

@@ -123,6 +123,9 @@ struct OnlineUser {
     /// When they chose it (ms since the epoch; 0: they did not): with several nodes, the
     /// latest chosen on any node wins.
     chosen_at: i64,
+    /// When their nickname, capabilities or themes last changed (ms; 0: not since this
+    /// node knows them): with several nodes, the latest change wins.
+    profile_at: i64,
     /// How many live call rooms hold this user together with someone else.
     in_calls: u32,
     /// This user's connections, oldest first. Kept here rather than in a table of every
@@ -368,6 +371,15 @@ impl PresenceActor {
             counts_changed: false,
             counts_due: Instant::now(),
         }
+    }
+
+    /// With several nodes, keeps the users' connection counts on other nodes in
+    /// `connections` (for the per-user cap); nothing without a broker.
+    pub fn counting(mut self, connections: Arc<super::ConnectionCounts>) -> Self {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.connections = Some(connections);
+        }
+        self
     }
 
     /// Pushes the changes collected since the last push to the sessions they concern,
@@ -953,6 +965,7 @@ impl Handler<Connect> for PresenceActor {
             themes: Arc::clone(&msg.themes),
             chosen: ChosenStatus::Online,
             chosen_at: 0,
+            profile_at: 0,
             // Back within a call's reconnect grace: still in that call.
             in_calls,
             sessions: Vec::new(),
@@ -1053,14 +1066,54 @@ impl Handler<ProfileChanged> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: ProfileChanged, _: &mut Self::Context) {
+        let at = db::now_ms();
+        if let Some(broker) = &self.broker {
+            // Every node that shows the user learns it (also those with no session of the
+            // user's, whose records would not say it).
+            broker.publish(
+                &Topic::Presence,
+                Kind::Presence,
+                &remote::PresenceMsg::Profile(remote::Profile {
+                    user: msg.user_id,
+                    nickname: msg.nickname.clone(),
+                    capabilities: msg.capabilities,
+                    themes: msg.themes.to_vec(),
+                    at,
+                }),
+            );
+        }
+        self.change_profile(msg.user_id, msg.nickname, msg.capabilities, msg.themes, at);
+    }
+}
+
+impl PresenceActor {
+    /// `user_id`'s profile as of `at` (ms), unless a later one is known.
+    fn change_profile(
+        &mut self,
+        user_id: UserId,
+        nickname: SharedStr,
+        capabilities: Capabilities,
+        themes: Arc<[String]>,
+        at: i64,
+    ) {
+        if self
+            .users
+            .get(&user_id)
+            .is_some_and(|u| !u.sessions.is_empty())
+        {
+            self.own_changed(user_id);
+        }
         // The user's sessions keep watching what they watch: a client that wants its new
         // themes' windows subscribes to them (the browser app does).
-        self.own_changed(msg.user_id);
-        self.change_user(msg.user_id, |user| {
-            user.sort_name = SharedStr::from(msg.nickname.to_lowercase());
-            user.nickname = msg.nickname;
-            user.capabilities = msg.capabilities;
-            user.themes = msg.themes;
+        self.change_user(user_id, |user| {
+            if at < user.profile_at {
+                return false;
+            }
+            user.profile_at = at;
+            user.sort_name = SharedStr::from(nickname.to_lowercase());
+            user.nickname = nickname;
+            user.capabilities = capabilities;
+            user.themes = themes;
             true
         });
     }
@@ -1263,6 +1316,20 @@ impl Handler<Lookup> for PresenceActor {
             status: u.status(),
             capabilities: u.capabilities,
         })
+    }
+}
+
+/// How many connections users have on other nodes, by their records (admin stats:
+/// connections over every node).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub(crate) struct SessionsElsewhere;
+
+impl Handler<SessionsElsewhere> for PresenceActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: SessionsElsewhere, _: &mut Self::Context) -> usize {
+        self.users.values().map(Self::remote_sessions).sum()
     }
 }
 
@@ -1509,6 +1576,7 @@ mod tests {
             themes: Arc::from(vec!["Jogos".to_owned()]),
             chosen: ChosenStatus::Online,
             chosen_at: 0,
+            profile_at: 0,
             in_calls: 0,
             sessions: Vec::new(),
             remote: Vec::new(),
@@ -1587,6 +1655,7 @@ mod tests {
             sort_name: SharedStr::from("ana"),
             chosen: ChosenStatus::Busy,
             chosen_at: 0,
+            profile_at: 0,
             in_calls: 0,
             sessions: Vec::new(),
             remote: Vec::new(),

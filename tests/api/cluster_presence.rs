@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::{
     cluster::{within, Cluster},
     helpers::{TestApp, TestUser},
-    ws_client::{connect, WsClient, WAIT},
+    ws_client::{connect, try_connect, ConnectOpts, WsClient, WAIT},
 };
 
 const ALL: &[&str] = &["video", "audio", "text"];
@@ -348,4 +348,103 @@ async fn after_a_redis_restart_every_lobby_is_right_again_within_5_s() {
         fresh.statuses.get(&erin.id).map(String::as_str),
         Some("online")
     );
+}
+
+#[actix_web::test]
+async fn a_profile_changed_through_one_node_is_shown_by_every_node() {
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
+    let (n1, n2, n3) = (cluster.node(0), cluster.node(1), cluster.node(2));
+    let ana = n1.user_with("ana", &["Jogos"], ALL).await;
+    let bob = n1.user_with("bob", &["Jogos"], ALL).await;
+    let mut a = connect(n1, &ana).await;
+    let mut ana_sees = Lobby::of(&a);
+    // Bob's only session is on node 2; his profile changes through node 3, which holds no
+    // session of his.
+    let _b = connect(n2, &bob).await;
+    ana_sees
+        .settle(&mut a, &[(&ana, "online"), (&bob, "online")], None, WAIT)
+        .await;
+    let patch = n3
+        .request(
+            "PATCH",
+            "/api/me",
+            Some(&bob.token),
+            Some(json!({"capabilities": ["text"]})),
+        )
+        .await;
+    assert!(patch.status.is_success(), "{}", patch.body);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let update = a.presence_of(bob.id).await;
+        if update["capabilities"] == json!(["text"]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 1 shows Bob's new capabilities"
+        );
+    }
+    // A later connection on node 1 sees it in its snapshot too.
+    let again = connect(n1, &ana).await;
+    let bob_entry = again.snapshot["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["id"] == bob.id)
+        .cloned()
+        .expect("Bob in the snapshot");
+    assert_eq!(bob_entry["capabilities"], json!(["text"]));
+}
+
+#[actix_web::test]
+async fn the_per_user_connection_cap_and_the_admin_counts_are_over_every_node() {
+    let Some(cluster) = Cluster::start_with(2, |_, s| s.ws_max_conns_per_user = 2).await else {
+        return;
+    };
+    let (n1, n2) = (cluster.node(0), cluster.node(1));
+    let bob = n1.user("bob").await;
+    let admin = n1.admin("dora").await;
+    let _b1 = connect(n2, &bob).await;
+    let b2 = connect(n2, &bob).await;
+    // Node 1 holds no connection of Bob's: once node 2's record crossed, it refuses a third.
+    let opts = || ConnectOpts {
+        token: Some(&bob.token),
+        ..ConnectOpts::default()
+    };
+    within(
+        WAIT,
+        "node 1 refuses Bob's third connection",
+        async || match try_connect(n1, opts()).await {
+            Err(status) => {
+                assert_eq!(status, 429);
+                true
+            }
+            Ok(extra) => {
+                extra.close_and_wait().await;
+                false
+            }
+        },
+    )
+    .await;
+    let stats = n1.get("/api/admin/stats", Some(&admin.token)).await;
+    assert_eq!(stats.body["ws_connections"], 2, "{}", stats.body);
+    assert_eq!(stats.body["online_users"], 1, "{}", stats.body);
+    // One closes on node 2: node 1 admits one again.
+    b2.close_and_wait().await;
+    let mut admitted = None;
+    within(
+        WAIT,
+        "node 1 admits Bob again",
+        async || match try_connect(n1, opts()).await {
+            Ok(ws) => {
+                admitted = Some(ws);
+                true
+            }
+            Err(_) => false,
+        },
+    )
+    .await;
+    assert!(admitted.is_some());
 }

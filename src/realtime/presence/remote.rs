@@ -61,6 +61,9 @@ pub(crate) struct Record {
     /// latest chosen on any node wins.
     pub chosen: ChosenStatus,
     pub chosen_at: i64,
+    /// When the profile above was set (ms; 0: as registered): the latest wins.
+    #[serde(default)]
+    pub profile_at: i64,
     /// This node has them in a call.
     pub in_call: bool,
     /// Their sessions on this node.
@@ -76,6 +79,7 @@ impl Record {
             themes: user.themes.to_vec(),
             chosen: user.chosen,
             chosen_at: user.chosen_at,
+            profile_at: user.profile_at,
             in_call: user.in_calls > 0,
             sessions: u32::try_from(user.sessions.len()).unwrap_or(u32::MAX),
         }
@@ -90,7 +94,28 @@ pub(super) struct RemoteEntry {
     pub sessions: u32,
 }
 
-/// One node's presence changes ([`Kind::Presence`] on [`Topic::Presence`]).
+/// What nodes tell each other of presence ([`Kind::Presence`] on [`Topic::Presence`]).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub(crate) enum PresenceMsg {
+    /// Changes of the sending node's records.
+    News(News),
+    /// A user's profile changed (the node that changed it tells every node).
+    Profile(Profile),
+}
+
+/// A user's new nickname, capabilities and themes.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Profile {
+    pub user: UserId,
+    pub nickname: SharedStr,
+    pub capabilities: Capabilities,
+    pub themes: Vec<String>,
+    /// When it changed (ms): an older profile never replaces a newer one.
+    pub at: i64,
+}
+
+/// One node's presence changes.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct News {
     /// The node's version after these changes.
@@ -138,6 +163,8 @@ pub(super) struct Cluster {
     peers: HashMap<NodeId, Peer>,
     /// The last read token handed out.
     reads: u64,
+    /// Where the per-user cap learns of the users' connections on other nodes.
+    pub connections: Option<std::sync::Arc<crate::realtime::ConnectionCounts>>,
 }
 
 impl Cluster {
@@ -153,6 +180,7 @@ impl Cluster {
             writes_rx: Some(writes_rx),
             peers: HashMap::new(),
             reads: 0,
+            connections: None,
         }
     }
 
@@ -180,12 +208,34 @@ impl Handler<Inbound> for PresenceFeed {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, _: &mut Self::Context) {
-        if let Some(news) = msg.parse::<News>() {
-            self.presence.do_send(RemotePresence {
+        match msg.parse::<PresenceMsg>() {
+            Some(PresenceMsg::News(news)) => self.presence.do_send(RemotePresence {
                 from: msg.from,
                 news,
-            });
+            }),
+            Some(PresenceMsg::Profile(profile)) => self.presence.do_send(profile),
+            None => {}
         }
+    }
+}
+
+impl Message for Profile {
+    type Result = ();
+}
+
+/// A profile changed on another node.
+impl Handler<Profile> for PresenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Profile, ctx: &mut Self::Context) {
+        self.change_profile(
+            msg.user,
+            msg.nickname,
+            msg.capabilities,
+            msg.themes.into(),
+            msg.at,
+        );
+        self.ensure_ticking(ctx);
     }
 }
 
@@ -383,8 +433,16 @@ impl PresenceActor {
     }
 
     /// Merges `node`'s record of `user_id` (`None`: they left that node) into the user as
-    /// this node shows them.
+    /// this node shows them, and their connections elsewhere into the per-user cap.
     fn merge(&mut self, node: &NodeId, user_id: UserId, record: Option<Record>) {
+        self.merge_record(node, user_id, record);
+        if let Some(counts) = self.cluster.as_ref().and_then(|c| c.connections.as_ref()) {
+            let elsewhere = self.users.get(&user_id).map_or(0, Self::remote_sessions);
+            counts.set_elsewhere(user_id, elsewhere);
+        }
+    }
+
+    fn merge_record(&mut self, node: &NodeId, user_id: UserId, record: Option<Record>) {
         let Some(record) = record else {
             let Some(user) = self.users.get_mut(&user_id) else {
                 return;
@@ -418,6 +476,7 @@ impl PresenceActor {
                     themes: record.themes.into(),
                     chosen: record.chosen,
                     chosen_at: record.chosen_at,
+                    profile_at: record.profile_at,
                     in_calls,
                     sessions: Vec::new(),
                     remote: vec![entry],
@@ -437,13 +496,10 @@ impl PresenceActor {
                 user.chosen = record.chosen;
                 user.chosen_at = record.chosen_at;
             }
-            // The profile as the nodes holding the user's sessions know it, when this one
-            // holds none (a node with sessions has it from the database).
-            if user.sessions.is_empty()
-                && (user.nickname != record.nickname
-                    || user.capabilities != record.capabilities
-                    || *user.themes != *record.themes)
-            {
+            // A later profile than this node knows (its change was told to every node,
+            // but that message may have been lost).
+            if record.profile_at > user.profile_at {
+                user.profile_at = record.profile_at;
                 user.sort_name = SharedStr::from(record.nickname.to_lowercase());
                 user.nickname = record.nickname;
                 user.capabilities = record.capabilities;
@@ -647,11 +703,11 @@ async fn write_loop(
             Ok(()) => broker.publish(
                 &Topic::Presence,
                 Kind::Presence,
-                &News {
+                &PresenceMsg::News(News {
                     version: write.version,
                     reset: write.reset,
                     changes: write.changes,
-                },
+                }),
             ),
             Err(e) => {
                 log::debug!("presence: cannot write this node's records: {e}");
