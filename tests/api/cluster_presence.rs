@@ -448,3 +448,58 @@ async fn the_per_user_connection_cap_and_the_admin_counts_are_over_every_node() 
     .await;
     assert!(admitted.is_some());
 }
+
+#[actix_web::test]
+async fn presence_news_that_pub_sub_dropped_is_repaired_from_the_stored_records() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let (n1, n2) = (cluster.node(0), cluster.node(1));
+    let ana = n1.user_with("ana", &["Jogos"], ALL).await;
+    let bob = n1.user_with("bob", &["Jogos"], ALL).await;
+    let zed = n1.user_with("zed", &["Jogos"], ALL).await;
+    let mut a = connect(n1, &ana).await;
+    let mut ana_sees = Lobby::of(&a);
+    let _b = connect(n2, &bob).await;
+    ana_sees
+        .settle(&mut a, &[(&ana, "online"), (&bob, "online")], None, WAIT)
+        .await;
+
+    // Behind the nodes' backs, node 2's stored records lose Bob and gain Zed, and its
+    // version moves on: as if node 2 had published both changes and nobody heard them.
+    let redis = redis::Client::open(cluster.redis.url()).expect("redis URL");
+    let mut redis = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let prefix = &n1.settings.broker_prefix;
+    let hash = format!("{prefix}:presence:node-2");
+    let stored: String = redis::cmd("HGET")
+        .arg(&hash)
+        .arg(bob.id)
+        .query_async(&mut redis)
+        .await
+        .expect("Bob's record on node 2");
+    let mut record: Value = serde_json::from_str(&stored).expect("a JSON record");
+    record["nickname"] = json!("zed");
+    let () = redis::pipe()
+        .atomic()
+        .hset(&hash, zed.id, record.to_string())
+        .ignore()
+        .hdel(&hash, bob.id)
+        .ignore()
+        .incr(format!("{prefix}:pver:node-2"), 1000)
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .expect("records rewritten");
+    let took = ana_sees
+        .settle(
+            &mut a,
+            &[(&ana, "online"), (&zed, "online")],
+            Some(&[("Jogos", 2)]),
+            Duration::from_secs(10),
+        )
+        .await;
+    println!("node 1 repaired what pub/sub dropped after {took:?}");
+}
