@@ -54,6 +54,7 @@ const REPAIR_PATIENCE: u8 = 2;
 /// How one node sees one of its users (the value of their field in the node's hash).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Record {
+    /// Their nickname, capabilities and themes, as in the lobby.
     pub nickname: SharedStr,
     pub capabilities: Capabilities,
     pub themes: Vec<String>,
@@ -89,8 +90,11 @@ impl Record {
 /// What a user has on another node, kept in their [`OnlineUser`].
 #[derive(Debug, Clone)]
 pub(super) struct RemoteEntry {
+    /// The node.
     pub node: NodeId,
+    /// That node has them in a call.
     pub in_call: bool,
+    /// Their sessions on that node.
     pub sessions: u32,
 }
 
@@ -107,7 +111,9 @@ pub(crate) enum PresenceMsg {
 /// A user's new nickname, capabilities and themes.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Profile {
+    /// Whose profile.
     pub user: UserId,
+    /// The new profile.
     pub nickname: SharedStr,
     pub capabilities: Capabilities,
     pub themes: Vec<String>,
@@ -145,6 +151,8 @@ struct Peer {
     reading: Option<u64>,
     /// Repair rounds in a row that found the stored version different from `applied`.
     suspect: u8,
+    /// Repair rounds in a row that did not find the node alive.
+    unlisted: u8,
     /// The users it holds.
     users: HashSet<UserId>,
 }
@@ -243,6 +251,7 @@ impl Handler<Profile> for PresenceActor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct RemotePresence {
+    /// The node whose changes they are.
     pub from: NodeId,
     pub news: News,
 }
@@ -303,17 +312,7 @@ impl Handler<ClusterEvent> for PresenceActor {
             return;
         };
         match msg {
-            ClusterEvent::NodeGone(node) => {
-                if let Some(peer) = cluster.peers.remove(&node) {
-                    log::info!(
-                        "presence: node {node} is gone with {} user(s)",
-                        peer.users.len()
-                    );
-                    for user in peer.users {
-                        self.merge(&node, user, None);
-                    }
-                }
-            }
+            ClusterEvent::NodeGone(node) => self.forget_node(&node),
             ClusterEvent::Resync => {
                 cluster.reset_needed = true;
                 self.publish_own();
@@ -513,6 +512,21 @@ impl PresenceActor {
         });
     }
 
+    /// `node` is gone: everything it held goes (its users offline where it was their last
+    /// node).
+    fn forget_node(&mut self, node: &NodeId) {
+        let Some(peer) = self.cluster.as_mut().and_then(|c| c.peers.remove(node)) else {
+            return;
+        };
+        log::info!(
+            "presence: node {node} is gone with {} user(s)",
+            peer.users.len()
+        );
+        for user in peer.users {
+            self.merge(node, user, None);
+        }
+    }
+
     /// Reads `node`'s whole hash and version, and replaces what is known of it by them.
     fn read_node(&mut self, node: NodeId, ctx: &mut Context<Self>) {
         let Some(cluster) = &mut self.cluster else {
@@ -603,6 +617,20 @@ impl PresenceActor {
             let Some(cluster) = &mut act.cluster else {
                 return;
             };
+            // A node known here but no longer alive (news or a read that came after it was
+            // declared gone, or a missed NodeGone) is forgotten once it stays unlisted for
+            // longer than a new node takes to be listed.
+            let mut unlisted = Vec::new();
+            for (node, peer) in &mut cluster.peers {
+                if peers.contains(node) {
+                    peer.unlisted = 0;
+                } else {
+                    peer.unlisted += 1;
+                    if peer.unlisted > REPAIR_PATIENCE {
+                        unlisted.push(node.clone());
+                    }
+                }
+            }
             for (node, stored) in peers.into_iter().zip(versions) {
                 let Some(stored) = stored else {
                     // Not registered (yet): its reset brings it.
@@ -621,6 +649,9 @@ impl PresenceActor {
                         }
                     }
                 }
+            }
+            for node in unlisted {
+                act.forget_node(&node);
             }
             for node in behind {
                 act.read_node(node, ctx);
