@@ -5,15 +5,18 @@
 //! Redis hash `{prefix}:presence:{node}` (field: user id) and publishes every change on
 //! [`Topic::Presence`] as [`News`], the changes of one presence tick together. Each write
 //! carries the node's next *version* (also stored, with the hash, in `{prefix}:pver:{node}`,
-//! in the same transaction), as Centrifugo's Redis engine keeps presence:
+//! by one script that applies a batch only onto the version it follows), as Centrifugo's
+//! Redis engine keeps presence:
 //!
 //! - a receiver applies news whose version follows the last it applied; one that skips a
 //!   version (pub/sub dropped something) makes it re-read that node's whole hash;
 //! - every [`REPAIR_EVERY`] each node compares the stored versions of the live nodes with
 //!   what it applied, and re-reads those that differ twice in a row (pub/sub is not trusted
 //!   to deliver);
-//! - a node that starts, or finds Redis lost its keys ([`ClusterEvent::Resync`]), rewrites its
-//!   whole hash and publishes it whole (`reset`); receivers replace what they had of it;
+//! - a node that starts, finds Redis lost its keys ([`ClusterEvent::Resync`]), or could not
+//!   write a batch onto the version before it, rewrites its whole hash and publishes it whole
+//!   (`reset`); receivers replace what they had of it (a hash is never left with only part
+//!   of a node's users);
 //! - a node that is gone ([`ClusterEvent::NodeGone`]: killed, cut off) takes its records
 //!   with it on every node at once; its hash expires in Redis after [`KEYS_TTL`].
 //!
@@ -690,8 +693,35 @@ impl PresenceActor {
     }
 }
 
-/// Writes this node's batches in order, each in one transaction with its version, then
-/// publishes it; after a failure, drops what is queued and asks for a full rewrite.
+/// Writes one batch of a node's records, atomically (a script runs alone in Redis): a batch
+/// of changes only onto the version it follows (answers 0 otherwise: Redis restarted empty,
+/// or a batch before was lost, and the whole hash must be written again, rather than a
+/// part of it that others would read as the whole); a reset whatever was there.
+///
+/// KEYS: the hash, the version key. ARGV: reset (`1`/`0`), the version it follows, the new
+/// version, the keys' expiry (ms), how many records are set, then field and value of each,
+/// then the fields to delete.
+const WRITE_SCRIPT: &str = r"
+if ARGV[1] == '1' then
+  redis.call('DEL', KEYS[1])
+elseif redis.call('GET', KEYS[2]) ~= ARGV[2] then
+  return 0
+end
+local n = tonumber(ARGV[5])
+for i = 0, n - 1 do
+  redis.call('HSET', KEYS[1], ARGV[6 + 2 * i], ARGV[7 + 2 * i])
+end
+for i = 6 + 2 * n, #ARGV do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+";
+
+/// Writes this node's batches in order (see [`WRITE_SCRIPT`]), publishing each once
+/// written; after a failure, drops what is queued and asks for a full rewrite.
 async fn write_loop(
     broker: Broker,
     mut writes: mpsc::UnboundedReceiver<Write>,
@@ -700,38 +730,48 @@ async fn write_loop(
     let me = broker.node().clone();
     let hash = broker.key(&format!("presence:{me}"));
     let version_key = broker.key(&format!("pver:{me}"));
-    let ttl = i64::try_from(KEYS_TTL.as_millis()).unwrap_or(i64::MAX);
+    let ttl = KEYS_TTL.as_millis().to_string();
     let mut redis = broker.redis();
     while let Some(write) = writes.recv().await {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if write.reset {
-            pipe.del(&hash).ignore();
-        }
         let mut set = Vec::new();
         let mut removed = Vec::new();
         for (user, record) in &write.changes {
             match record {
-                Some(record) => {
-                    set.push((user.0, serde_json::to_string(record).unwrap_or_default()))
-                }
-                None => removed.push(user.0),
+                Some(record) => set.push((
+                    user.0.to_string(),
+                    serde_json::to_string(record).unwrap_or_default(),
+                )),
+                None if !write.reset => removed.push(user.0.to_string()),
+                None => {}
             }
         }
-        if !set.is_empty() {
-            pipe.hset_multiple(&hash, &set).ignore();
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(WRITE_SCRIPT)
+            .arg(2)
+            .arg(&hash)
+            .arg(&version_key)
+            .arg(if write.reset { "1" } else { "0" })
+            .arg(write.version.saturating_sub(1).to_string())
+            .arg(write.version.to_string())
+            .arg(&ttl)
+            .arg(set.len());
+        for (field, value) in &set {
+            eval.arg(field).arg(value);
         }
-        if !removed.is_empty() && !write.reset {
-            pipe.hdel(&hash, &removed).ignore();
-        }
-        pipe.set(&version_key, write.version)
-            .ignore()
-            .pexpire(&hash, ttl)
-            .ignore()
-            .pexpire(&version_key, ttl)
-            .ignore();
-        match pipe.query_async::<()>(&mut redis).await {
-            Ok(()) => broker.publish(
+        eval.arg(&removed);
+        let written = match eval.query_async::<i64>(&mut redis).await {
+            Ok(1) => true,
+            Ok(_) => {
+                log::info!("presence: this node's records in Redis are not as it left them; writing them all again");
+                false
+            }
+            Err(e) => {
+                log::debug!("presence: cannot write this node's records: {e}");
+                false
+            }
+        };
+        if written {
+            broker.publish(
                 &Topic::Presence,
                 Kind::Presence,
                 &PresenceMsg::News(News {
@@ -739,12 +779,10 @@ async fn write_loop(
                     reset: write.reset,
                     changes: write.changes,
                 }),
-            ),
-            Err(e) => {
-                log::debug!("presence: cannot write this node's records: {e}");
-                while writes.try_recv().is_ok() {}
-                failed.do_send(OwnWriteFailed);
-            }
+            );
+        } else {
+            while writes.try_recv().is_ok() {}
+            failed.do_send(OwnWriteFailed);
         }
     }
 }
