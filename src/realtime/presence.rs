@@ -120,21 +120,15 @@ struct OnlineUser {
     themes: Arc<[String]>,
     /// What the user chose (`presence.set`); shown unless they are in a call.
     chosen: ChosenStatus,
-    /// When they chose it (ms since the epoch; 0: they did not): with several nodes, the
-    /// latest chosen on any node wins.
-    chosen_at: i64,
-    /// When their nickname, capabilities or themes last changed (ms; 0: not since this
-    /// node knows them): with several nodes, the latest change wins.
-    profile_at: i64,
     /// How many live call rooms hold this user together with someone else.
     in_calls: u32,
     /// This user's connections, oldest first. Kept here rather than in a table of every
     /// session: one entry each, no hash table (which doubles as it grows: at 15,000
     /// connections it held 32,768 buckets, 140 bytes per connection; this is 48).
     sessions: Vec<SessionEntry>,
-    /// What other nodes hold of this user (`--broker`; empty, without an allocation,
-    /// otherwise): online while either this or `sessions` is not empty.
-    remote: Vec<remote::RemoteEntry>,
+    /// What other nodes hold of this user, and when their status and profile were set
+    /// (`--broker` only: one pointer, `None`, in a single process).
+    elsewhere: Option<Box<remote::Elsewhere>>,
     /// This user's entry of `presence.snapshot`, serialized; dropped on every change. A
     /// snapshot is then a concatenation, so many arrivals at once do not each re-serialize
     /// everyone.
@@ -142,8 +136,19 @@ struct OnlineUser {
 }
 
 impl OnlineUser {
+    /// The user's presence on other nodes (none in a single process): online while either
+    /// this or `sessions` is not empty.
+    fn remote(&self) -> &[remote::RemoteEntry] {
+        self.elsewhere.as_deref().map_or(&[], |e| &e.remote)
+    }
+
+    /// Their cluster part, made if they had none.
+    fn elsewhere_mut(&mut self) -> &mut remote::Elsewhere {
+        self.elsewhere.get_or_insert_with(Box::default)
+    }
+
     fn status(&self) -> Status {
-        if self.in_calls > 0 || self.remote.iter().any(|r| r.in_call) {
+        if self.in_calls > 0 || self.remote().iter().any(|r| r.in_call) {
             Status::InCall
         } else {
             self.chosen.into()
@@ -799,7 +804,7 @@ impl PresenceActor {
             user.sessions.shrink_to(user.sessions.len() * 2);
         }
         let last = user.sessions.is_empty();
-        let elsewhere = !user.remote.is_empty();
+        let elsewhere = !user.remote().is_empty();
         self.own_changed(user_id);
         self.connections -= 1;
         self.metrics.connections_open(self.connections);
@@ -964,16 +969,14 @@ impl Handler<Connect> for PresenceActor {
             capabilities: msg.capabilities,
             themes: Arc::clone(&msg.themes),
             chosen: ChosenStatus::Online,
-            chosen_at: 0,
-            profile_at: 0,
             // Back within a call's reconnect grace: still in that call.
             in_calls,
             sessions: Vec::new(),
-            remote: Vec::new(),
+            elsewhere: None,
             fragment: None,
         });
         // Online already if another node holds a session of theirs.
-        let arrived = user.sessions.is_empty() && user.remote.is_empty();
+        let arrived = user.sessions.is_empty() && user.remote().is_empty();
         // A new session watches its user's themes (as they are now).
         let watching: Vec<SharedStr> = user
             .themes
@@ -1043,10 +1046,13 @@ impl Handler<SetStatus> for PresenceActor {
 
     fn handle(&mut self, msg: SetStatus, _: &mut Self::Context) {
         self.own_changed(msg.user_id);
+        let clustered = self.cluster.is_some();
         self.change_user(msg.user_id, |user| {
             let before = user.status();
             user.chosen = msg.status;
-            user.chosen_at = db::now_ms();
+            if clustered {
+                user.elsewhere_mut().chosen_at = db::now_ms();
+            }
             user.status() != before
         });
     }
@@ -1105,11 +1111,15 @@ impl PresenceActor {
         }
         // The user's sessions keep watching what they watch: a client that wants its new
         // themes' windows subscribes to them (the browser app does).
+        let clustered = self.cluster.is_some();
         self.change_user(user_id, |user| {
-            if at < user.profile_at {
-                return false;
+            if clustered {
+                let elsewhere = user.elsewhere_mut();
+                if at < elsewhere.profile_at {
+                    return false;
+                }
+                elsewhere.profile_at = at;
             }
-            user.profile_at = at;
             user.sort_name = SharedStr::from(nickname.to_lowercase());
             user.nickname = nickname;
             user.capabilities = capabilities;
@@ -1575,11 +1585,9 @@ mod tests {
             capabilities: Capabilities::default(),
             themes: Arc::from(vec!["Jogos".to_owned()]),
             chosen: ChosenStatus::Online,
-            chosen_at: 0,
-            profile_at: 0,
             in_calls: 0,
             sessions: Vec::new(),
-            remote: Vec::new(),
+            elsewhere: None,
             fragment: None,
         }
     }
@@ -1654,11 +1662,9 @@ mod tests {
             themes: Arc::from(vec!["Jogos".to_owned()]),
             sort_name: SharedStr::from("ana"),
             chosen: ChosenStatus::Busy,
-            chosen_at: 0,
-            profile_at: 0,
             in_calls: 0,
             sessions: Vec::new(),
-            remote: Vec::new(),
+            elsewhere: None,
             fragment: None,
         };
         let expected = ServerMsg::PresenceSnapshot {

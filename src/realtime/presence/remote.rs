@@ -82,12 +82,25 @@ impl Record {
             capabilities: user.capabilities,
             themes: user.themes.to_vec(),
             chosen: user.chosen,
-            chosen_at: user.chosen_at,
-            profile_at: user.profile_at,
+            chosen_at: user.elsewhere.as_ref().map_or(0, |e| e.chosen_at),
+            profile_at: user.elsewhere.as_ref().map_or(0, |e| e.profile_at),
             in_call: user.in_calls > 0,
             sessions: u32::try_from(user.sessions.len()).unwrap_or(u32::MAX),
         }
     }
+}
+
+/// A user's part in the cluster, kept in their [`OnlineUser`] (with `--broker` only).
+#[derive(Debug, Default)]
+pub(super) struct Elsewhere {
+    /// When the user chose their status (ms since the epoch; 0: they did not): the latest
+    /// chosen on any node wins.
+    pub chosen_at: i64,
+    /// When their nickname, capabilities or themes last changed (ms; 0: not since they
+    /// came online): the latest change wins.
+    pub profile_at: i64,
+    /// What other nodes hold of them.
+    pub remote: Vec<RemoteEntry>,
 }
 
 /// What a user has on another node, kept in their [`OnlineUser`].
@@ -449,12 +462,12 @@ impl PresenceActor {
             let Some(user) = self.users.get_mut(&user_id) else {
                 return;
             };
-            let Some(at) = user.remote.iter().position(|r| &r.node == node) else {
+            let Some(at) = user.remote().iter().position(|r| &r.node == node) else {
                 return;
             };
             let before = user.status();
-            user.remote.swap_remove(at);
-            if user.sessions.is_empty() && user.remote.is_empty() {
+            user.elsewhere_mut().remote.swap_remove(at);
+            if user.sessions.is_empty() && user.remote().is_empty() {
                 self.went_offline(user_id);
             } else {
                 // Not in a call any more if only that node said so.
@@ -477,11 +490,13 @@ impl PresenceActor {
                     capabilities: record.capabilities,
                     themes: record.themes.into(),
                     chosen: record.chosen,
-                    chosen_at: record.chosen_at,
-                    profile_at: record.profile_at,
                     in_calls,
                     sessions: Vec::new(),
-                    remote: vec![entry],
+                    elsewhere: Some(Box::new(Elsewhere {
+                        chosen_at: record.chosen_at,
+                        profile_at: record.profile_at,
+                        remote: vec![entry],
+                    })),
                     fragment: None,
                 },
             );
@@ -490,18 +505,25 @@ impl PresenceActor {
         }
         self.change_user(user_id, |user| {
             let before = user.view(user_id);
-            match user.remote.iter_mut().find(|r| &r.node == node) {
+            let elsewhere = user.elsewhere_mut();
+            match elsewhere.remote.iter_mut().find(|r| &r.node == node) {
                 Some(known) => *known = entry,
-                None => user.remote.push(entry),
+                None => elsewhere.remote.push(entry),
             }
-            if record.chosen_at > user.chosen_at {
-                user.chosen = record.chosen;
-                user.chosen_at = record.chosen_at;
+            let chosen_later = record.chosen_at > elsewhere.chosen_at;
+            if chosen_later {
+                elsewhere.chosen_at = record.chosen_at;
             }
             // A later profile than this node knows (its change was told to every node,
             // but that message may have been lost).
-            if record.profile_at > user.profile_at {
-                user.profile_at = record.profile_at;
+            let profile_later = record.profile_at > elsewhere.profile_at;
+            if profile_later {
+                elsewhere.profile_at = record.profile_at;
+            }
+            if chosen_later {
+                user.chosen = record.chosen;
+            }
+            if profile_later {
                 user.sort_name = SharedStr::from(record.nickname.to_lowercase());
                 user.nickname = record.nickname;
                 user.capabilities = record.capabilities;
@@ -664,7 +686,7 @@ impl PresenceActor {
 
     /// How many sessions `user` has on other nodes (as their records say).
     pub(super) fn remote_sessions(user: &OnlineUser) -> usize {
-        user.remote.iter().map(|r| r.sessions as usize).sum()
+        user.remote().iter().map(|r| r.sessions as usize).sum()
     }
 
     /// Passes `frame` to `user`'s sessions on other nodes but `except`; answers how many
@@ -678,7 +700,7 @@ impl PresenceActor {
         let (Some(cluster), Some(user)) = (&self.cluster, self.users.get(&user_id)) else {
             return 0;
         };
-        for remote in &user.remote {
+        for remote in user.remote() {
             cluster.broker.publish(
                 &Topic::Node(remote.node.clone()),
                 Kind::Session,
