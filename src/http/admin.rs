@@ -789,9 +789,9 @@ pub struct Stats {
     pub messages: i64,
     /// Calls logged, in any state.
     pub calls: i64,
-    /// Users with at least one live WebSocket connection.
+    /// Users with at least one live WebSocket connection (on any node).
     pub online_users: i64,
-    /// Open WebSocket connections.
+    /// Open WebSocket connections (on every node).
     pub ws_connections: i64,
     /// Rooms with at least one member right now.
     pub live_rooms: i64,
