@@ -124,7 +124,12 @@ impl Application {
         let broker = match &settings.broker {
             Some(url) => {
                 let node = match &settings.node_id {
-                    Some(id) => NodeId(id.as_str().into()),
+                    Some(id) if valid_node_id(id) => NodeId(id.as_str().into()),
+                    Some(id) => {
+                        return Err(StartupError::Broker(format!(
+                            "--node-id '{id}': use 1 to 64 letters, digits, '-' or '_'"
+                        )))
+                    }
                     None => NodeId::random(),
                 };
                 let broker = Broker::connect(url, node, &settings.broker_prefix)
@@ -375,6 +380,14 @@ fn register_pool_gauges(metrics: &Metrics, pool: &DbPool) {
 
 /// Deletes expired sessions every `every`, starting now, for as long as the server's state
 /// lives (the task ends once the server has stopped and dropped it).
+/// A node id names keys, channels and stream ids: letters, digits, `-` and `_`.
+fn valid_node_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// `/metrics` series of the broker: whether Redis answers, and how many nodes are alive.
 fn register_broker_gauges(metrics: &Metrics, broker: &Broker) {
     let up = broker.clone();

@@ -31,7 +31,14 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test (unit + integration, including the diesel CLI checks)"
 TERTULIA_REQUIRE_DIESEL_CLI=1 cargo test --locked --all-targets
 
-step "the API and WebSocket suite again on PostgreSQL (a private cluster when none answers)"
+if ! command -v redis-server >/dev/null 2>&1; then
+  step "installing Debian's redis-server (the several-node tests start Redis servers of their own)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq redis-server >/dev/null
+fi
+
+step "the API and WebSocket suite again on PostgreSQL, with the several-node tests (a private cluster when none answers)"
 TERTULIA_REQUIRE_DIESEL_CLI=1 bash tests/pg.sh
 
 step "the protocol's integration tests again over the HTTP transport (SSE + POST)"
@@ -54,4 +61,6 @@ if [ -x tests/browser/run.sh ]; then
   bash tests/browser/run.sh
   step "the chat scenario again, its server on PostgreSQL"
   bash tests/pg.sh --browser 03-chat
+  step "two browsers on two nodes over Redis (PostgreSQL)"
+  bash tests/pg.sh --browser 25-two-nodes
 fi

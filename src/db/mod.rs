@@ -341,6 +341,12 @@ pub fn redact_url(url: &str) -> String {
     if Backend::of(url) == Backend::Sqlite {
         return url.to_owned();
     }
+    redact_userinfo(url)
+}
+
+/// A `scheme://user:password@host/…` URL (any scheme: also the broker's `redis://`) with its
+/// password replaced by `***`.
+pub fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -413,6 +419,10 @@ pub fn open(
     Ok((pool(url, size, durability)?, applied))
 }
 
+/// The PostgreSQL advisory lock key under which migrations run (any constant of this
+/// application's own).
+const MIGRATION_LOCK: i64 = 0x7465_7274_756c_6961; // "tertulia"
+
 /// Why [`migrate`] stopped.
 #[derive(Debug)]
 pub(crate) enum MigrateError {
@@ -426,7 +436,15 @@ pub(crate) enum MigrateError {
 /// Refuses (applying nothing) a database that records a migration this binary does not have.
 pub(crate) fn migrate(conn: &mut DbConnection) -> Result<Vec<String>, MigrateError> {
     match conn {
-        DbConnection::Postgres(c) => migrate_with::<Pg, _>(c, PG_MIGRATIONS),
+        DbConnection::Postgres(c) => {
+            // Several nodes may start at once on one database: one migrates while the others
+            // wait on this lock, then find nothing left to do.
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                .map_err(|e| MigrateError::Failed(e.to_string()))?;
+            let done = migrate_with::<Pg, _>(c, PG_MIGRATIONS);
+            let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+            done
+        }
         DbConnection::Sqlite(c) => migrate_with::<Sqlite, _>(c, SQLITE_MIGRATIONS),
     }
 }

@@ -791,11 +791,12 @@ pub struct Stats {
     pub calls: i64,
     /// Users with at least one live WebSocket connection (on any node).
     pub online_users: i64,
-    /// Open WebSocket connections (on every node).
+    /// Open WebSocket connections (on every node: see docs/scale-out.md).
     pub ws_connections: i64,
-    /// Rooms with at least one member right now.
+    /// Rooms with at least one member right now (with several nodes, a room with members on
+    /// two nodes counts on each).
     pub live_rooms: i64,
-    /// Calls ringing or in progress right now.
+    /// Calls ringing or in progress right now (on every node).
     pub live_calls: i64,
 }
 
@@ -818,17 +819,11 @@ pub async fn stats(state: web::Data<AppState>, _admin: Admin) -> ApiResult<web::
         .await
         .map_err(|_| ApiError::Unavailable("presence is not answering".to_owned()))?
         .len();
-    let (mut ws_connections, live_rooms, live_calls) = state.realtime.metrics.gauges();
-    if state.realtime.broker.is_some() {
-        // With several nodes: this node's connections and the others'.
-        let elsewhere = state
-            .realtime
-            .presence
-            .send(crate::realtime::presence::SessionsElsewhere)
-            .await
-            .map_err(|_| ApiError::Unavailable("presence is not answering".to_owned()))?;
-        ws_connections += i64::try_from(elsewhere).unwrap_or(i64::MAX);
-    }
+    let (ws_connections, live_rooms, live_calls) = match &state.realtime.broker {
+        // Several nodes: every node's counts.
+        Some(broker) => broker.cluster_gauges().await,
+        None => state.realtime.metrics.gauges(),
+    };
     let stats = db::run(&state.pool, move |conn| {
         let (users, banned_users, admins) = db::users::counts(conn)?;
         Ok(Stats {

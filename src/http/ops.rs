@@ -72,11 +72,16 @@ pub async fn healthz() -> HttpResponse {
     security(()),
     responses(
         (status = 200, body = Readiness),
-        (status = 503, body = ErrorBody, description = "the database or the broker does not answer"),
+        (status = 503, body = ErrorBody, description = "the database or the broker does not answer, or the server is shutting down"),
     )
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    if state.realtime.is_draining() {
+        return Err(ApiError::Unavailable(
+            "this server is shutting down".to_owned(),
+        ));
+    }
     db::ping(&state.pool).await?;
     let broker = match &state.realtime.broker {
         Some(broker) if !broker.is_up() => {

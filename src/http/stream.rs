@@ -5,7 +5,7 @@
 //! JSON array of them), `DELETE /api/stream/{stream_id}` is the client leaving on purpose.
 //! The realtime side is [`crate::realtime::stream`].
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message};
@@ -24,10 +24,11 @@ use crate::{
         ws::{self, authenticate_upgrade},
     },
     realtime::{
+        broker::{Kind, NodeId},
         frames::InboundFrames,
         outbox::Wire,
         session::{Connecting, SessionActor},
-        stream::PostError,
+        stream::{PostError, StreamPost},
     },
 };
 
@@ -129,6 +130,15 @@ async fn post_frames(
 ) -> Result<HttpResponse, ApiError> {
     let credential = credential(&req)?;
     let frames = frames_of(&body)?;
+    if let Some(node) = state.realtime.streams.elsewhere(&path) {
+        let post = StreamPost {
+            stream: path.into_inner(),
+            credential: auth::digest_hex(&credential),
+            frames: frames.into_iter().map(|f| f.to_string()).collect(),
+            close: false,
+        };
+        return relay(&state, &node, &post).await;
+    }
     state
         .realtime
         .streams
@@ -146,6 +156,15 @@ async fn leave(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let credential = credential(&req)?;
+    if let Some(node) = state.realtime.streams.elsewhere(&path) {
+        let post = StreamPost {
+            stream: path.into_inner(),
+            credential: auth::digest_hex(&credential),
+            frames: Vec::new(),
+            close: true,
+        };
+        return relay(&state, &node, &post).await;
+    }
     let close = Message::Close(Some(CloseReason {
         code: CloseCode::Normal,
         description: None,
@@ -157,6 +176,28 @@ async fn leave(
         .await
         .map_err(|PostError::NoStream| no_stream())?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// How long a POST for a stream on another node waits for that node's answer.
+const RELAY_WAIT: Duration = Duration::from_secs(5);
+
+/// Hands a POST for a stream that `node` holds to that node (several nodes behind a
+/// balancer), and answers as that node did: 204 once the frames are queued there, 404 when
+/// the stream is not open there, 503 when the node does not answer (gone: the stream too).
+async fn relay(
+    state: &AppState,
+    node: &NodeId,
+    post: &StreamPost,
+) -> Result<HttpResponse, ApiError> {
+    let broker = state.realtime.broker.as_ref().ok_or_else(no_stream)?;
+    let answer = broker.request(node, Kind::Stream, post, RELAY_WAIT).await;
+    match answer.map(|a| serde_json::from_str::<bool>(a.get())) {
+        Some(Ok(true)) => Ok(HttpResponse::NoContent().finish()),
+        Some(_) => Err(no_stream()),
+        None => Err(ApiError::Unavailable(format!(
+            "node '{node}', which holds this event stream, does not answer; open a new stream"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -62,14 +62,24 @@ async fn ws_echo_route(
 /// of `user_id`, over either transport; `None` when the user has them all open (answer with
 /// [`too_many_connections`]).
 pub(crate) fn admit(state: &AppState, user_id: i64) -> Option<ConnectionSlot> {
+    if state.realtime.is_draining() {
+        return None;
+    }
     state
         .realtime
         .connections
         .admit(UserId(user_id), state.settings.ws_max_conns_per_user)
 }
 
-/// The 429 answer to a connection over the per-user cap.
+/// The 429 answer to a connection over the per-user cap (503 while the server shuts down:
+/// the client reconnects elsewhere).
 pub(crate) fn too_many_connections(state: &AppState) -> HttpResponse {
+    if state.realtime.is_draining() {
+        return error_response(
+            ErrorCode::Unavailable,
+            "this server is shutting down; connect again".to_owned(),
+        );
+    }
     error_response(
         ErrorCode::RateLimited,
         format!(

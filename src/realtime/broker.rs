@@ -28,7 +28,7 @@ use std::{
     collections::{HashMap, HashSet},
     fmt,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, PoisonError,
     },
     time::Duration,
@@ -41,7 +41,7 @@ use redis::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{RoomName, SharedStr};
 
@@ -99,6 +99,11 @@ pub enum Kind {
     Room,
     /// The call lifecycle (the hub).
     Call,
+    /// Frames a client posted to another node for its event stream on this one (the HTTP
+    /// transport behind a balancer: [`super::stream::StreamRelay`]).
+    Stream,
+    /// The answer to a [`Broker::request`] (taken by the broker itself).
+    Reply,
 }
 
 /// What crosses the broker: who sent it, for whom, and a body for that actor.
@@ -106,6 +111,9 @@ pub enum Kind {
 struct Envelope<'a, B: Serialize> {
     from: &'a NodeId,
     kind: Kind,
+    /// A request's number (its answer carries it back), if one is expected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    req: Option<u64>,
     body: &'a B,
 }
 
@@ -114,6 +122,8 @@ struct Envelope<'a, B: Serialize> {
 struct Received {
     from: NodeId,
     kind: Kind,
+    #[serde(default)]
+    req: Option<u64>,
     body: Box<RawValue>,
 }
 
@@ -123,6 +133,8 @@ struct Received {
 pub struct Inbound {
     /// The node that published it.
     pub from: NodeId,
+    /// Set when the sender waits for an answer ([`Broker::reply`] with it).
+    pub request: Option<u64>,
     /// Its body, for the receiving actor to parse.
     pub body: Box<RawValue>,
 }
@@ -148,6 +160,9 @@ pub enum ClusterEvent {
     Resync,
 }
 
+/// Reads a node's live counts: WebSocket connections, live rooms, live calls.
+pub type Gauges = Box<dyn Fn() -> (i64, i64, i64) + Send + Sync>;
+
 /// One queued operation on the publishing connection, run in order.
 enum Op {
     Publish { channel: String, payload: Vec<u8> },
@@ -162,6 +177,11 @@ pub enum BrokerError {
     Url(String),
     #[error("Redis at {url} does not answer ({cause}); start it, or run without --broker")]
     Unreachable { url: String, cause: String },
+    #[error(
+        "another node is running as '{0}' (its liveness key is being refreshed); give this one \
+         another --node-id"
+    )]
+    NodeIdInUse(NodeId),
 }
 
 /// A node's link to the others (cheap to clone). See the module documentation.
@@ -183,6 +203,11 @@ struct Inner {
     channels: Mutex<HashSet<String>>,
     /// The other nodes last seen alive.
     peers: Mutex<HashSet<NodeId>>,
+    /// This node's live counts (connections, rooms, calls), shared at every heartbeat.
+    gauges: Mutex<Option<Gauges>>,
+    /// Requests waiting for their answer, by number.
+    pending: Mutex<HashMap<u64, oneshot::Sender<Box<RawValue>>>>,
+    next_request: AtomicU64,
 }
 
 impl fmt::Debug for Broker {
@@ -198,7 +223,7 @@ impl Broker {
     /// the publishing queue, the receiving loop and the heartbeat on the current runtime.
     pub async fn connect(url: &str, node: NodeId, prefix: &str) -> Result<Broker, BrokerError> {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(BrokerError::Url(url.to_owned()));
+            return Err(BrokerError::Url(crate::db::redact_userinfo(url)));
         }
         // RESP3: pushes on the command connection (no second connection for pub/sub).
         let resp3 = if url.contains("protocol=") {
@@ -209,7 +234,7 @@ impl Broker {
             format!("{url}?protocol=resp3")
         };
         let unreachable = |e: redis::RedisError| BrokerError::Unreachable {
-            url: url.to_owned(),
+            url: crate::db::redact_userinfo(url),
             cause: e.to_string(),
         };
         let client =
@@ -240,7 +265,11 @@ impl Broker {
             watchers: Mutex::default(),
             channels: Mutex::default(),
             peers: Mutex::default(),
+            gauges: Mutex::default(),
+            pending: Mutex::default(),
+            next_request: AtomicU64::new(1),
         }));
+        broker.claim_node_id().await?;
         broker.subscribe(Topic::Node(broker.node().clone()));
         broker.subscribe(Topic::Presence);
         broker.subscribe(Topic::All);
@@ -248,8 +277,50 @@ impl Broker {
         actix_rt::spawn(broker.clone().read_loop(push_rx));
         broker.heartbeat().await;
         actix_rt::spawn(broker.clone().heartbeat_loop());
-        log::info!("node {} joined the cluster at {url}", broker.node());
+        log::info!(
+            "node {} joined the cluster at {}",
+            broker.node(),
+            crate::db::redact_userinfo(url)
+        );
         Ok(broker)
+    }
+
+    /// Takes this node's liveness key, waiting for it to expire if a node that ran under the
+    /// same id just stopped (a restart within [`NODE_TTL`]); refuses an id another node
+    /// keeps alive.
+    async fn claim_node_id(&self) -> Result<(), BrokerError> {
+        let mut redis = self.redis();
+        let alive = self.key(&format!("alive:{}", self.node()));
+        let ttl = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
+        let deadline = tokio::time::Instant::now() + NODE_TTL + HEARTBEAT;
+        loop {
+            let now = crate::db::now_ms();
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(&alive)
+                .arg(now)
+                .arg("PX")
+                .arg(ttl)
+                .arg("NX")
+                .query_async(&mut redis)
+                .await
+                .map_err(|e| BrokerError::Unreachable {
+                    url: "the broker".to_owned(),
+                    cause: e.to_string(),
+                })?;
+            if claimed.is_some() {
+                let _: redis::RedisResult<()> = redis::cmd("ZADD")
+                    .arg(self.key("nodes"))
+                    .arg(now)
+                    .arg(self.node().0.as_str())
+                    .query_async(&mut redis)
+                    .await;
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BrokerError::NodeIdInUse(self.node().clone()));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// This node's id.
@@ -293,9 +364,43 @@ impl Broker {
     /// publishes. A message published while Redis is down is lost; what depends on it is
     /// repaired on [`ClusterEvent::Resync`].
     pub fn publish(&self, topic: &Topic, kind: Kind, body: &impl Serialize) {
+        self.send(topic, kind, None, body);
+    }
+
+    /// Asks `node` (its actor for `kind`) and waits up to `wait` for the answer; `None` when
+    /// none came (the node is gone, or Redis is away). Only for a question one node must
+    /// answer, never to ask every node.
+    pub async fn request(
+        &self,
+        node: &NodeId,
+        kind: Kind,
+        body: &impl Serialize,
+        wait: Duration,
+    ) -> Option<Box<RawValue>> {
+        let id = self.0.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.0.pending).insert(id, tx);
+        self.send(&Topic::Node(node.clone()), kind, Some(id), body);
+        let answer = tokio::time::timeout(wait, rx).await;
+        lock(&self.0.pending).remove(&id);
+        answer.ok()?.ok()
+    }
+
+    /// Answers request `request` of node `to` (see [`Broker::request`]).
+    pub fn reply(&self, to: &NodeId, request: u64, body: &impl Serialize) {
+        self.send(&Topic::Node(to.clone()), Kind::Reply, Some(request), body);
+    }
+
+    fn send(&self, topic: &Topic, kind: Kind, req: Option<u64>, body: &impl Serialize) {
+        if !self.is_up() {
+            // Not queued while Redis is away (the queue would only grow): dropped, and
+            // repaired by the resync when it is back.
+            return;
+        }
         let envelope = Envelope {
             from: self.node(),
             kind,
+            req,
             body,
         };
         match serde_json::to_vec(&envelope) {
@@ -323,6 +428,37 @@ impl Broker {
         if lock(&self.0.channels).remove(&channel) {
             let _ = self.0.ops.send(Op::Unsubscribe(channel));
         }
+    }
+
+    /// Where this node's live counts come from: shared with the others at every heartbeat
+    /// (see [`Broker::cluster_gauges`]).
+    pub fn share_gauges(&self, gauges: Gauges) {
+        *lock(&self.0.gauges) = Some(gauges);
+    }
+
+    /// The live counts of every node alive, added up (connections, rooms, calls): each
+    /// other node's as of its last heartbeat, this node's as they are now. A room with
+    /// members on two nodes counts on each.
+    pub async fn cluster_gauges(&self) -> (i64, i64, i64) {
+        let mut total = lock(&self.0.gauges).as_ref().map_or((0, 0, 0), |g| g());
+        let keys: Vec<String> = self
+            .peers()
+            .iter()
+            .map(|n| self.key(&format!("gauges:{n}")))
+            .collect();
+        if keys.is_empty() {
+            return total;
+        }
+        let mut redis = self.redis();
+        let values: redis::RedisResult<Vec<Option<String>>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut redis).await;
+        for value in values.unwrap_or_default().into_iter().flatten() {
+            let mut parts = value.split(',').map(|p| p.parse::<i64>().unwrap_or(0));
+            total.0 += parts.next().unwrap_or(0);
+            total.1 += parts.next().unwrap_or(0);
+            total.2 += parts.next().unwrap_or(0);
+        }
+        total
     }
 
     /// Hands every message of `kind` from other nodes to `to`.
@@ -430,10 +566,20 @@ impl Broker {
             // This node's own message on a channel it also listens to: already handled here.
             return;
         }
+        if received.kind == Kind::Reply {
+            let waiting = received
+                .req
+                .and_then(|id| lock(&self.0.pending).remove(&id));
+            if let Some(waiting) = waiting {
+                let _ = waiting.send(received.body);
+            }
+            return;
+        }
         let route = lock(&self.0.routes).get(&received.kind).cloned();
         match route {
             Some(to) => to.do_send(Inbound {
                 from: received.from,
+                request: received.req,
                 body: received.body,
             }),
             None => log::debug!("broker: nobody takes {:?} messages", received.kind),
@@ -471,6 +617,16 @@ impl Broker {
             .arg(-1)
             .query_async(&mut redis)
             .await;
+        let gauges = lock(&self.0.gauges).as_ref().map(|g| g());
+        if let Some((connections, rooms, calls)) = gauges {
+            let _: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(self.key(&format!("gauges:{}", self.node())))
+                .arg(format!("{connections},{rooms},{calls}"))
+                .arg("PX")
+                .arg(ttl)
+                .query_async(&mut redis)
+                .await;
+        }
         let (refreshed, listed) = match result {
             Ok(r) => r,
             Err(e) => {

@@ -241,9 +241,7 @@ impl ConnectionCounts {
             user,
         })
     }
-}
 
-impl ConnectionCounts {
     /// `user` has `count` connections on other nodes (several nodes, `--broker`).
     pub(crate) fn set_elsewhere(&self, user: UserId, count: usize) {
         let mut per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
@@ -312,6 +310,9 @@ pub struct Realtime {
     pub streams: Arc<stream::Streams>,
     /// The link to the other nodes (`--broker`); `None`: this process serves alone.
     pub broker: Option<Broker>,
+    /// Shutdown has begun: `/readyz` answers 503 (a balancer stops sending clients here) and
+    /// new connections are refused, so clients told 1001 reconnect elsewhere.
+    draining: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) pool: DbPool,
     pub(crate) settings: Arc<Settings>,
 }
@@ -342,7 +343,13 @@ impl Realtime {
         )
         .counting(Arc::clone(&connections))
         .start();
+        let streams = Arc::new(match &broker {
+            Some(broker) => stream::Streams::of_node(broker.node().clone()),
+            None => stream::Streams::default(),
+        });
         if let Some(broker) = &broker {
+            let gauges = Arc::clone(&metrics);
+            broker.share_gauges(Box::new(move || gauges.gauges()));
             broker.route(Kind::Session, presence.clone().recipient());
             let feed = presence::PresenceFeed {
                 presence: presence.clone(),
@@ -350,6 +357,12 @@ impl Realtime {
             .start();
             broker.route(Kind::Presence, feed.recipient());
             broker.watch(presence.clone().recipient());
+            let relay = stream::StreamRelay {
+                streams: Arc::clone(&streams),
+                broker: broker.clone(),
+            }
+            .start();
+            broker.route(Kind::Stream, relay.recipient());
         }
         let hub = hub_ctx.run(Hub::new(
             pool.clone(),
@@ -365,16 +378,24 @@ impl Realtime {
             store,
             metrics,
             connections,
-            streams: Arc::default(),
+            streams,
             broker,
+            draining: Arc::default(),
             pool,
             settings,
         }
     }
 
+    /// Whether shutdown has begun (see [`Realtime::shutdown`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Server shutdown: live calls are closed in the log and rooms told, then every socket
     /// is closed with 1001 so clients reconnect; waits (briefly) until they are gone.
     pub async fn shutdown(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if self.hub.send(Shutdown).await.is_err() {
             log::warn!("hub gone before shutdown");
         }

@@ -1329,20 +1329,6 @@ impl Handler<Lookup> for PresenceActor {
     }
 }
 
-/// How many connections users have on other nodes, by their records (admin stats:
-/// connections over every node).
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub(crate) struct SessionsElsewhere;
-
-impl Handler<SessionsElsewhere> for PresenceActor {
-    type Result = usize;
-
-    fn handle(&mut self, _: SessionsElsewhere, _: &mut Self::Context) -> usize {
-        self.users.values().map(Self::remote_sessions).sum()
-    }
-}
-
 /// Every online user's status (for the HTTP directory and admin stats).
 #[derive(Message)]
 #[rtype(result = "HashMap<i64, Status>")]

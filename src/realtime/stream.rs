@@ -9,6 +9,11 @@
 //! the posted frames from a channel instead of a socket, under the same limits (rate, size).
 //! The POSTs find their session by the stream id that [`EventStream`] sends first, and only
 //! with the credential that opened the stream.
+//!
+//! With several nodes behind a balancer, a POST may reach a node other than the one holding
+//! its stream: the stream id names its node (`st-….node-1`), and that node's
+//! [`StreamRelay`] takes the frames over the broker and answers once they are queued, so the
+//! POST answers as it would on the right node and the next POST cannot overtake them.
 
 use std::{
     collections::HashMap,
@@ -17,12 +22,18 @@ use std::{
     task::{Context as TaskContext, Poll},
 };
 
+use actix::prelude::*;
 use actix_web::{
     body::{BodySize, MessageBody},
     web::{Bytes, BytesMut},
 };
+use actix_ws::{CloseCode, CloseReason};
 use actix_ws::{Item, Message};
+use bytestring::ByteString;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+use super::broker::{Broker, Inbound, NodeId};
 
 /// Posted frames waiting for their session: a POST waits (without failing) while this many
 /// are queued, as a WebSocket client waits for its TCP window.
@@ -40,6 +51,8 @@ pub type CredentialDigest = [u8; 32];
 #[derive(Default)]
 pub struct Streams {
     open: Mutex<HashMap<Arc<str>, Posted>>,
+    /// This node's id (several nodes), put at the end of every stream id.
+    node: Option<NodeId>,
 }
 
 /// One open stream as its POSTs see it.
@@ -70,11 +83,16 @@ impl Streams {
     /// Opens a stream for the holder of `credential`: a fresh random id, announced as the
     /// stream's first event.
     pub fn open(self: &Arc<Self>, credential: CredentialDigest) -> Opened {
-        let id: Arc<str> = Arc::from(format!(
+        let mut id = format!(
             "st-{:016x}{:016x}",
             rand::random::<u64>(),
             rand::random::<u64>()
-        ));
+        );
+        if let Some(node) = &self.node {
+            id.push('.');
+            id.push_str(node.0.as_str());
+        }
+        let id: Arc<str> = Arc::from(id);
         let (outbound, frames) = mpsc::channel(OUTBOUND_CHANNEL);
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         self.open
@@ -128,6 +146,21 @@ impl Streams {
             inbound.send(frame).await.map_err(|_| PostError::NoStream)?;
         }
         Ok(())
+    }
+
+    /// The streams of a node of several (`node`), whose ids name it.
+    pub fn of_node(node: NodeId) -> Self {
+        Streams {
+            open: Mutex::default(),
+            node: Some(node),
+        }
+    }
+
+    /// The node holding stream `id`, when that is another node of the cluster.
+    pub fn elsewhere(&self, id: &str) -> Option<NodeId> {
+        let mine = self.node.as_ref()?;
+        let (_, node) = id.rsplit_once('.')?;
+        (node != mine.0.as_str() && !node.is_empty()).then(|| NodeId(node.into()))
     }
 
     /// How many streams are open.
@@ -290,6 +323,89 @@ impl MessageBody for EventStream {
             Poll::Pending
         }
     }
+}
+
+/// Frames posted to one node for a stream another node holds ([`Kind::Stream`] requests).
+///
+/// [`Kind::Stream`]: super::broker::Kind::Stream
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StreamPost {
+    pub stream: String,
+    /// The posting credential's digest, hex (the stream takes posts only with its own).
+    pub credential: String,
+    /// The frames, in order; or none and `close` for a `DELETE`.
+    pub frames: Vec<String>,
+    pub close: bool,
+}
+
+impl StreamPost {
+    /// The messages the stream's session reads.
+    fn messages(self) -> Vec<Message> {
+        let mut messages: Vec<Message> = self
+            .frames
+            .into_iter()
+            .map(|f| Message::Text(ByteString::from(f)))
+            .collect();
+        if self.close {
+            messages.push(Message::Close(Some(CloseReason {
+                code: CloseCode::Normal,
+                description: None,
+            })));
+        }
+        messages
+    }
+}
+
+/// Takes, on the node holding a stream, the frames another node received for it, and answers
+/// whether the stream took them (`true`) or is not open here for that credential (`false`).
+pub struct StreamRelay {
+    pub streams: Arc<Streams>,
+    pub broker: Broker,
+}
+
+impl Actor for StreamRelay {
+    type Context = Context<Self>;
+}
+
+impl Handler<Inbound> for StreamRelay {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
+        let (Some(request), Some(post)) = (msg.request, msg.parse::<StreamPost>()) else {
+            return;
+        };
+        let streams = Arc::clone(&self.streams);
+        let broker = self.broker.clone();
+        let from = msg.from;
+        ctx.spawn(
+            async move {
+                let taken = match hex_digest(&post.credential) {
+                    Some(credential) => {
+                        let stream = post.stream.clone();
+                        streams
+                            .post(&stream, &credential, post.messages())
+                            .await
+                            .is_ok()
+                    }
+                    None => false,
+                };
+                broker.reply(&from, request, &taken);
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// A credential digest from its hex form.
+fn hex_digest(hex: &str) -> Option<CredentialDigest> {
+    let mut digest = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(digest)
 }
 
 #[cfg(test)]

@@ -27,8 +27,9 @@ async fn bench(app: &TestApp, args: &[&str]) -> Value {
     bench_at(&app.address, args).await
 }
 
-/// Runs `tertulia-bench <args>` against the server at `url` and returns its JSON line.
-async fn bench_at(url: &str, args: &[&str]) -> Value {
+/// Runs `tertulia-bench <args>` against the server at `url` (several nodes: their URLs comma
+/// separated) and returns its JSON line.
+pub(crate) async fn bench_at(url: &str, args: &[&str]) -> Value {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tertulia-bench"));
     command
         .arg("--url")
@@ -66,6 +67,7 @@ async fn relay_in_closed_loop_bounces_every_signal_back_in_order() {
     .await;
     assert_eq!(r["mode"], "closed");
     assert_every_signal_came_back(&r);
+    assert!(r.get("nodes").is_none(), "one server, no node figures: {r}");
 }
 
 #[actix_web::test]
@@ -96,8 +98,8 @@ async fn relay_in_open_loop_times_every_round_trip_and_loses_nothing() {
     }
 }
 
-/// The relay's checks, shared by the tests below.
-fn assert_every_signal_came_back(r: &Value) {
+/// The relay's checks, shared by the tests below and the several-node ones.
+pub(crate) fn assert_every_signal_came_back(r: &Value) {
     assert!(r["signals_relayed"].as_u64().unwrap() > 0, "{r}");
     assert_eq!(r["signals_relayed"], r["signals_sent"], "{r}");
     for key in ["lost", "duplicated", "reordered", "errors"] {

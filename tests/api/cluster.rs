@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::{
     helpers::{on_postgres, spawn_app_with, TestApp},
-    ws_client::connect,
+    ws_client::{connect, connect_with, ConnectOpts, Transport},
 };
 
 /// A `redis-server` of the test's own, on a free port, keeping nothing on disk; killed when
@@ -175,6 +175,12 @@ pub struct ProcessNode {
 }
 
 impl ProcessNode {
+    /// Its process id (for a command that kills it from outside the test, e.g. the bench's
+    /// `--restart-cmd`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: the node ends at once, as in a crash, without leaving the cluster.
     pub fn kill(mut self) {
         rustix::process::kill_process(
@@ -295,7 +301,7 @@ async fn an_unreachable_broker_stops_the_start_with_a_clear_message() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = crate::helpers::test_settings(&dir);
     let db = settings.database_url.clone();
-    settings.broker = Some(format!("redis://127.0.0.1:{port}"));
+    settings.broker = Some(format!("redis://:sekrit@127.0.0.1:{port}"));
     let err = tertulia::startup::Application::build(settings)
         .await
         .err()
@@ -303,6 +309,10 @@ async fn an_unreachable_broker_stops_the_start_with_a_clear_message() {
     crate::helpers::drop_test_database(&db);
     let message = err.to_string();
     assert!(message.contains("does not answer"), "{message}");
+    assert!(
+        !message.contains("sekrit"),
+        "the password is not shown: {message}"
+    );
 }
 
 #[actix_web::test]
@@ -387,4 +397,138 @@ async fn a_logout_on_one_node_closes_the_sessions_connections_on_every_node() {
     assert!(reply.status.is_success(), "{}", reply.body);
     assert_eq!(on_1.expect_close().await, 4001);
     assert_eq!(on_2.expect_close().await, 4001);
+}
+
+#[actix_web::test]
+async fn posts_for_an_event_stream_reach_it_through_any_node_in_order() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user("ana").await;
+    let mut client = connect_with(
+        cluster.node(0),
+        ConnectOpts {
+            token: Some(&ana.token),
+            transport: Some(Transport::Http),
+            ..ConnectOpts::default()
+        },
+    )
+    .await;
+    let path = client.stream_path().expect("an event stream");
+    assert!(
+        path.ends_with(".node-1"),
+        "the stream id names its node: {path}"
+    );
+    // A balancer sends the posts to node 2: they reach the session on node 1, in order.
+    client.post_via(cluster.node(1).port);
+    for id in 1..=30 {
+        client.send(json!({"type": "ping", "id": id})).await;
+    }
+    for id in 1..=30 {
+        let reply = client.recv_type("pong").await;
+        assert_eq!(reply["id"], id, "{reply}");
+    }
+    // Someone else's credential is refused there as on node 1.
+    let bob = cluster.node(1).user("bob").await;
+    let reply = cluster
+        .node(1)
+        .request(
+            "POST",
+            &path,
+            Some(&bob.token),
+            Some(json!({"type": "ping", "id": 99})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+}
+
+#[actix_web::test]
+async fn admin_stats_count_the_connections_of_every_node() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let admin = cluster.node(0).admin("root").await;
+    let ana = cluster.node(0).user("ana").await;
+    let bob = cluster.node(1).user("bob").await;
+    let _ana = connect(cluster.node(0), &ana).await;
+    let _bob_1 = connect(cluster.node(1), &bob).await;
+    let _bob_2 = connect(cluster.node(1), &bob).await;
+    within(
+        Duration::from_secs(10),
+        "three connections over two nodes",
+        async || {
+            let stats = cluster
+                .node(0)
+                .get("/api/admin/stats", Some(&admin.token))
+                .await;
+            stats.body["ws_connections"] == 3
+        },
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn the_per_user_connection_cap_counts_connections_on_every_node() {
+    let Some(cluster) = Cluster::start_with(2, |_, s| s.ws_max_conns_per_user = 2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user("ana").await;
+    let first = connect(cluster.node(0), &ana).await;
+    let _second = connect(cluster.node(0), &ana).await;
+    // The third, on the other node, is over the cap (once node 1's count is in Redis).
+    within(
+        Duration::from_secs(10),
+        "a third connection refused on node 2",
+        async || {
+            let third = crate::ws_client::try_connect(
+                cluster.node(1),
+                ConnectOpts {
+                    token: Some(&ana.token),
+                    ..ConnectOpts::default()
+                },
+            )
+            .await;
+            matches!(third, Err(429))
+        },
+    )
+    .await;
+    // One closes on node 1: node 2 takes one.
+    first.close_and_wait().await;
+    within(
+        Duration::from_secs(10),
+        "a connection admitted on node 2",
+        async || {
+            crate::ws_client::try_connect(
+                cluster.node(1),
+                ConnectOpts {
+                    token: Some(&ana.token),
+                    ..ConnectOpts::default()
+                },
+            )
+            .await
+            .is_ok()
+        },
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_node_id_another_live_node_uses_is_refused() {
+    let Some(cluster) = Cluster::start(1).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = crate::helpers::sqlite_settings(&dir);
+    settings.database_url = cluster.node(0).settings.database_url.clone();
+    settings.broker = Some(cluster.redis.url());
+    settings.node_id = Some("node-1".to_owned());
+    let err = tertulia::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("another node is running as 'node-1'"),
+        "{err}"
+    );
 }

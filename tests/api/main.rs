@@ -7,6 +7,7 @@ mod cli;
 // The several-node harness is shared by the cluster tests of other files.
 #[allow(dead_code)]
 mod cluster;
+mod cluster_bench;
 mod cluster_presence;
 mod conversations;
 mod crash;

@@ -426,6 +426,14 @@ impl WsClient {
         }
     }
 
+    /// Sends this client's posts to the server on `port` instead (the HTTP transport): as a
+    /// balancer that sends each request to any node.
+    pub fn post_via(&mut self, port: u16) {
+        if let Conn::Events(events) = &mut self.ws {
+            events.post_url = format!("http://127.0.0.1:{port}{}", events.post_path);
+        }
+    }
+
     /// The `id:` of the last event read (the HTTP transport).
     pub fn last_event_id(&self) -> Option<String> {
         match &self.ws {

@@ -234,6 +234,37 @@ async fn shutting_down_closes_every_socket_with_1001() {
     a.join("canal1").await;
     b.join("canal1").await;
     trigger.trigger();
+    // While it drains (its clients have not answered the close yet), a balancer's health
+    // check sees 503 and a new connection is refused, so clients reconnect elsewhere.
+    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let status = awc::Client::default()
+            .get(&readyz)
+            .send()
+            .await
+            .map(|r| r.status());
+        if matches!(status, Ok(s) if s.as_u16() == 503) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz 503 while draining: {status:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let late = crate::ws_client::try_connect(
+        &port,
+        crate::ws_client::ConnectOpts {
+            token: Some(&ana.token),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(late, Err(503)),
+        "a connection while draining is refused"
+    );
     assert_eq!(a.expect_close().await, 1001);
     assert_eq!(b.expect_close().await, 1001);
     running.await.expect("joined").expect("clean exit");

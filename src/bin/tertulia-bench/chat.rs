@@ -5,6 +5,10 @@
 //! message that is waiting (else: unexpected), and each sender's `msg_id`s must grow. Every
 //! acknowledged message must then reach every member of its room as `chat.message`
 //! (the sender included): deliveries that never come are counted as lost.
+//!
+//! With several nodes (`--url` repeated) neighbouring members of each room are on different
+//! nodes, so messages cross the broker; `--same-node` keeps each room on one node for the
+//! reference figures, and deliveries out of `msg_id` order are counted too.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -23,7 +27,7 @@ use tokio::{
 };
 
 use crate::{
-    http::Target,
+    http::Nodes,
     report::{micros, per_sec, Report},
     run_tag, users,
     ws::{self, Conn, Frame},
@@ -52,6 +56,11 @@ pub struct ChatArgs {
     /// Seconds to wait, once sending stops, for the last acks and deliveries.
     #[arg(long, default_value_t = 5.0)]
     pub drain_secs: f64,
+    /// With several `--url`s: every member of a room on one node (the rooms still spread
+    /// over the nodes), so no message crosses the broker: the same-node reference beside the
+    /// default, where neighbouring members of each room are on different nodes.
+    #[arg(long)]
+    pub same_node: bool,
 }
 
 /// Counters the members share with the coordinator, so it knows when nothing is in flight.
@@ -77,20 +86,30 @@ struct Member {
     first_error: Option<String>,
     delivered: u64,
     duplicate_deliveries: u64,
+    /// Deliveries whose `msg_id` is not above the last one this member was delivered in its
+    /// room (a room's messages must reach every member in increasing `msg_id`, from any node).
+    deliveries_out_of_order: u64,
     ack_latency: Vec<u32>,
 }
 
 /// Runs the workload.
-pub async fn run(cli: &Cli, target: &Target, args: &ChatArgs) -> BenchResult<Report> {
+pub async fn run(cli: &Cli, nodes: &Nodes, args: &ChatArgs) -> BenchResult<Report> {
     if args.rooms == 0 || args.members == 0 || args.window == 0 || args.duration <= 0.0 {
         return Err(BenchError::Protocol(
             "--rooms, --members, --window and --duration must be positive".to_owned(),
         ));
     }
-    let users = users::prepare(cli, target, args.rooms * args.members).await?;
+    let users = users::prepare(cli, nodes.first(), args.rooms * args.members).await?;
     let tag = run_tag();
     let conns = try_join_all(users.iter().enumerate().map(|(i, user)| {
         let room = format!("bench-{tag}-c{}", i / args.members);
+        // Member i on node i mod n, so neighbouring members of a room are on different
+        // nodes; or with --same-node every member on the room's node.
+        let target = if args.same_node {
+            nodes.of(i / args.members)
+        } else {
+            nodes.of(i)
+        };
         async move {
             let mut conn = ws::connect(target, user).await?;
             conn.join(&room, 1).await?;
@@ -110,7 +129,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &ChatArgs) -> BenchResult<Rep
         .take(args.text_bytes.max(1))
         .collect();
     let start = Instant::now() + Duration::from_millis(50);
-    let cpu = CpuMeter::start(cli.server_pid);
+    let cpu = CpuMeter::start(&cli.server_pid);
     let duration = Duration::from_secs_f64(args.duration);
     let deadline = start + duration;
     let tasks: Vec<_> = conns
@@ -162,6 +181,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &ChatArgs) -> BenchResult<Rep
         total.errors += m.errors;
         total.delivered += m.delivered;
         total.duplicate_deliveries += m.duplicate_deliveries;
+        total.deliveries_out_of_order += m.deliveries_out_of_order;
         if total.first_error.is_none() {
             total.first_error = m.first_error;
         }
@@ -198,6 +218,22 @@ pub async fn run(cli: &Cli, target: &Target, args: &ChatArgs) -> BenchResult<Rep
             "0",
         )
         .add_target("deliveries_duplicated", total.duplicate_deliveries, "0");
+    if nodes.several() {
+        report
+            .add(
+                "placement",
+                if args.same_node {
+                    "same-node"
+                } else {
+                    "cross-node"
+                },
+            )
+            .add_target(
+                "deliveries_out_of_order",
+                total.deliveries_out_of_order,
+                "0",
+            );
+    }
     if let Some(first) = &total.first_error {
         report.add("first_error", first.as_str());
     }
@@ -229,6 +265,7 @@ async fn member(
     // Message id → when it was sent.
     let mut pending: HashMap<u64, Instant> = HashMap::new();
     let mut last_msg_id = 0i64;
+    let mut last_delivered = 0i64;
     let mut seen: HashSet<i64> = HashSet::new();
     let mut settled = false;
     sleep_until(plan.start).await;
@@ -272,7 +309,12 @@ async fn member(
                 }
             }
             "chat.message" if frame.room.as_deref() == Some(plan.room.as_str()) => {
-                if seen.insert(frame.msg_id.unwrap_or(0)) {
+                let msg_id = frame.msg_id.unwrap_or(0);
+                if seen.insert(msg_id) {
+                    if msg_id <= last_delivered {
+                        me.deliveries_out_of_order += 1;
+                    }
+                    last_delivered = last_delivered.max(msg_id);
                     me.delivered += 1;
                     shared.delivered.fetch_add(1, Ordering::Relaxed);
                 } else {

@@ -13,7 +13,7 @@ use tokio::{
 };
 
 use crate::{
-    http::Target,
+    http::Nodes,
     report::{per_sec, Report},
     run_tag, server_rss_kib, users, ws, BenchError, BenchResult, Cli, CpuMeter,
 };
@@ -42,12 +42,13 @@ pub struct ConnectArgs {
 
 /// What one connection's task reports.
 enum Event {
-    Connected,
+    /// Welcomed by this node (its index in `--url`).
+    Connected(usize),
     Failed(String),
 }
 
 /// Runs the workload.
-pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<Report> {
+pub async fn run(cli: &Cli, nodes: &Nodes, args: &ConnectArgs) -> BenchResult<Report> {
     if args.conns == 0 || args.conns_per_user == 0 {
         return Err(BenchError::Protocol(
             "--conns and --conns-per-user must be positive".to_owned(),
@@ -57,18 +58,18 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
     let users = if args.bare {
         Vec::new()
     } else {
-        users::prepare(cli, target, user_count).await?
+        users::prepare(cli, nodes.first(), user_count).await?
     };
     let tag = run_tag();
     // Let the server settle after the logins before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_before = server_rss_kib(cli.server_pid);
+    let rss_before = server_rss_kib(&cli.server_pid);
 
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
     let started = Instant::now();
-    let cpu = CpuMeter::start(cli.server_pid);
+    let cpu = CpuMeter::start(&cli.server_pid);
     let mut tasks = Vec::with_capacity(args.conns);
     for i in 0..args.conns {
         let user = users.get(i % user_count).cloned();
@@ -79,7 +80,8 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
         } else {
             String::new()
         };
-        let target = target.clone();
+        // Connection i on node i mod n (round robin, as every workload).
+        let (node, target) = (nodes.index_of(i), nodes.of(i).clone());
         let permits = Arc::clone(&permits);
         let events = events_tx.clone();
         let mut stop = stop.clone();
@@ -97,7 +99,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
                 }
             };
             drop(permit);
-            let _ = events.send(Event::Connected);
+            let _ = events.send(Event::Connected(node));
             // Hold: keep reading (presence updates) so the server never sees a slow reader.
             let dropped = loop {
                 tokio::select! {
@@ -118,13 +120,15 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
     drop(events_tx);
 
     let mut connected = 0u64;
+    let mut connected_by_node = vec![0u64; nodes.len()];
     let mut failed = 0u64;
     let mut first_failure = None;
     let mut last = started;
     while let Some(event) = events.recv().await {
         match event {
-            Event::Connected => {
+            Event::Connected(node) => {
                 connected += 1;
+                connected_by_node[node] += 1;
                 last = Instant::now();
             }
             Event::Failed(why) => {
@@ -139,7 +143,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
     let connect_time = last.duration_since(started);
     let cpu = cpu.stop();
     tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
-    let rss_after = server_rss_kib(cli.server_pid);
+    let rss_after = server_rss_kib(&cli.server_pid);
     let _ = stop_tx.send(true);
 
     let mut frames = 0u64;
@@ -171,6 +175,9 @@ pub async fn run(cli: &Cli, target: &Target, args: &ConnectArgs) -> BenchResult<
         )
         .add("frames_per_conn", frames as f64 / args.conns as f64)
         .add("bytes_per_conn", bytes as f64 / args.conns as f64);
+    if nodes.several() {
+        report.add("connected_by_node", connected_by_node);
+    }
     if let Some(why) = first_failure {
         report.add("first_failure", why);
     }

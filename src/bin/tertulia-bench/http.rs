@@ -151,6 +151,63 @@ impl Target {
     }
 }
 
+/// The servers a run drives: one, or the nodes of one cluster (`--url` given several times).
+///
+/// Client `i` of a workload talks to node `i mod n` (round robin by client index), so two
+/// clients next to each other in a workload's order (the two ends of a relay pair, the
+/// members of a chat room) are on different nodes whenever there are several. Setup calls
+/// (registration, login, `/api/me`, admin) all go to the first node: the nodes share one
+/// database, so a token from one is good on every other.
+#[derive(Debug, Clone)]
+pub struct Nodes {
+    /// In the order of the `--url`s; never empty.
+    targets: Vec<Target>,
+}
+
+impl Nodes {
+    /// Parses every `--url` (see [`Target::parse`]); `transport` is the protocol's transport.
+    pub fn parse(urls: &[String], transport: crate::Transport) -> BenchResult<Self> {
+        let targets = urls
+            .iter()
+            .map(|url| {
+                let mut target = Target::parse(url)?;
+                target.transport = transport;
+                Ok(target)
+            })
+            .collect::<BenchResult<Vec<_>>>()?;
+        if targets.is_empty() {
+            return Err(BenchError::Url(String::new()));
+        }
+        Ok(Nodes { targets })
+    }
+
+    /// The first node: registration, login and admin calls go here.
+    pub fn first(&self) -> &Target {
+        &self.targets[0]
+    }
+
+    /// Which node client `index` uses (round robin).
+    pub fn index_of(&self, index: usize) -> usize {
+        index % self.targets.len()
+    }
+
+    /// The node client `index` talks to (round robin).
+    pub fn of(&self, index: usize) -> &Target {
+        &self.targets[self.index_of(index)]
+    }
+
+    /// How many nodes.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Whether the run spreads its clients over several nodes; only then do the reports carry
+    /// the per-node figures (a one-server run prints exactly what it always did).
+    pub fn several(&self) -> bool {
+        self.targets.len() > 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +224,21 @@ mod tests {
         );
         assert!(Target::parse("https://x:1").is_err());
         assert!(Target::parse("http://x:1/path").is_err());
+    }
+
+    #[test]
+    fn neighbouring_clients_land_on_different_nodes() {
+        let urls = ["http://a:1", "http://b:2", "http://c:3"].map(str::to_owned);
+        let nodes = Nodes::parse(&urls, crate::Transport::WebSocket).unwrap();
+        assert!(nodes.several());
+        assert_eq!(nodes.first().authority, "a:1");
+        let of: Vec<&str> = (0..6).map(|i| nodes.of(i).authority.as_str()).collect();
+        assert_eq!(of, ["a:1", "b:2", "c:3", "a:1", "b:2", "c:3"]);
+        for i in 0..6 {
+            assert_ne!(nodes.index_of(i), nodes.index_of(i + 1));
+        }
+        let one = Nodes::parse(&urls[..1], crate::Transport::WebSocket).unwrap();
+        assert!(!one.several());
+        assert_eq!(one.of(5).authority, "a:1");
     }
 }

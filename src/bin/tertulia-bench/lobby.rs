@@ -9,6 +9,10 @@
 //! users, and every count is the theme's number of users — and what each client had to
 //! receive to get there (frames and bytes). With a very high `--rate` it is a connection
 //! storm: `arrivals_per_sec` is then the rate the server took them at.
+//!
+//! With several nodes (`--url` repeated) the users are spread over them (round robin) and
+//! convergence is also given as seen by the clients of each node: how long until a lobby on
+//! one node shows the users who arrived on the others.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -22,7 +26,7 @@ use tokio::{
 };
 
 use crate::{
-    http::Target,
+    http::Nodes,
     report::{Latency, Report},
     server_rss_kib, users, ws, BenchError, BenchResult, Cli, CpuMeter,
 };
@@ -47,9 +51,17 @@ pub struct LobbyArgs {
     /// A reconnect storm: once every lobby is right, run this shell command (it should
     /// restart the server on the same address), then time how long until every client has
     /// reconnected (each after a random wait of up to a second, as the browser app does) and
-    /// every lobby is right again.
+    /// every lobby is right again. With several `--url`s the command may stop one node (a
+    /// drain or a kill): a client that lost its node tries the next one in the list at each
+    /// attempt (as a balancer would send it elsewhere), and the storm is over once every
+    /// client that lost its connection is back and every lobby is right.
     #[arg(long)]
     pub restart_cmd: Option<String>,
+    /// `--restart-cmd` stops only some of the nodes behind one `--url` (a balancer in front
+    /// of a cluster): the storm is over once every client that lost its connection is back
+    /// and every lobby is right (as with several `--url`s), not once every client is back.
+    #[arg(long)]
+    pub partial_storm: bool,
     /// Handshakes in flight at once (arrivals and reconnections): beyond the server's accept
     /// backlog (1,024) a burst's SYNs are dropped and retried seconds later.
     #[arg(long, default_value_t = 256)]
@@ -77,6 +89,8 @@ enum Event {
 
 /// One client's figures at the end.
 struct ClientResult {
+    /// The node it arrived on (its index in `--url`; a reconnection may have moved it).
+    node: usize,
     complete_at: Option<Instant>,
     /// The connection closed before the end (counted in `dropped`, not as incomplete).
     dropped: bool,
@@ -236,7 +250,7 @@ impl LobbyView {
 }
 
 /// Runs the workload.
-pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Report> {
+pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Report> {
     if args.users == 0 || args.rate <= 0.0 {
         return Err(BenchError::Protocol(
             "--users and --rate must be positive".to_owned(),
@@ -247,15 +261,15 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             "lobby needs --themes (since protocol 1.2 a lobby is its themes' windows)".to_owned(),
         ));
     }
-    let users = users::prepare(cli, target, args.users).await?;
+    let users = users::prepare(cli, nodes.first(), args.users).await?;
     let truth = Arc::new(Truth::of(&users));
     let total = users.len();
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
-    let rss_before = server_rss_kib(cli.server_pid);
+    let rss_before = server_rss_kib(&cli.server_pid);
     let start = Instant::now() + Duration::from_millis(50);
-    let cpu = CpuMeter::start(cli.server_pid);
+    let cpu = CpuMeter::start(&cli.server_pid);
     let mut tasks = Vec::with_capacity(total);
     let rand_seed = mix(std::process::id().into());
     let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
@@ -267,10 +281,15 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
     for (pos, &i) in order.iter().enumerate() {
         slot[i] = pos;
     }
+    let shared_nodes = Arc::new(nodes.clone());
+    let several = nodes.several();
     for (i, user) in users.into_iter().enumerate() {
         let at = start + Duration::from_secs_f64(slot[i] as f64 / args.rate);
-        let (target, truth, events, mut stop) = (
-            target.clone(),
+        // User i on node i mod n; each reconnection attempt (`--restart-cmd`) on the next.
+        let mut node = nodes.index_of(i);
+        let arrival_node = node;
+        let (nodes, truth, events, mut stop) = (
+            Arc::clone(&shared_nodes),
             Arc::clone(&truth),
             events_tx.clone(),
             stop.clone(),
@@ -280,7 +299,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         tasks.push(tokio::spawn(async move {
             sleep_until(at).await;
             let permit = permits.acquire().await;
-            let connected = ws::connect(&target, &user).await;
+            let connected = ws::connect(nodes.of(node), &user).await;
             drop(permit);
             let mut conn = match connected {
                 Ok(conn) => conn,
@@ -313,8 +332,9 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                             _ = stop.changed() => return None,
                             _ = tokio::time::sleep(wait) => {}
                         }
+                        node = (node + 1) % nodes.len();
                         let permit = permits.acquire().await;
-                        let connected = ws::connect(&target, &user).await;
+                        let connected = ws::connect(nodes.of(node), &user).await;
                         drop(permit);
                         match connected {
                             Ok(conn) => break conn,
@@ -356,6 +376,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                 }
             }
             let result = ClientResult {
+                node: arrival_node,
                 complete_at,
                 dropped,
                 wrong: view.wrong(&truth),
@@ -433,6 +454,15 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             )));
         }
         let (mut lost, mut back, mut all_back, mut right) = (0usize, 0usize, None, None);
+        // Who must come back: everyone (one server restarted), or with several nodes (or
+        // --partial-storm) the clients that lost theirs.
+        let storm_size = |lost: usize, dropped: usize| {
+            if several || args.partial_storm {
+                lost
+            } else {
+                arrived - dropped
+            }
+        };
         let give_up = t0 + Duration::from_secs_f64(args.storm_timeout_secs);
         loop {
             let event = tokio::select! {
@@ -443,7 +473,7 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                 Some(Event::Lost) => lost += 1,
                 Some(Event::Back) => {
                     back += 1;
-                    if back == arrived - dropped && all_back.is_none() {
+                    if back == storm_size(lost, dropped) && all_back.is_none() {
                         all_back = Some(t0.elapsed().as_secs_f64());
                     }
                 }
@@ -456,7 +486,11 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
                 Some(_) => {}
                 None => break,
             }
-            if lost == back && back >= arrived - dropped && complete == arrived - dropped {
+            if lost == back
+                && back > 0
+                && back >= storm_size(lost, dropped)
+                && complete == arrived - dropped
+            {
                 right = Some(t0.elapsed().as_secs_f64());
                 break;
             }
@@ -468,9 +502,9 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             complete,
         ));
     }
-    let rss_after = server_rss_kib(cli.server_pid);
+    let rss_after = server_rss_kib(&cli.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
-    let rss_held = server_rss_kib(cli.server_pid);
+    let rss_held = server_rss_kib(&cli.server_pid);
     let _ = stop_tx.send(true);
 
     let mut convergence = Vec::with_capacity(total);
@@ -480,6 +514,11 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
     // The most users an incomplete lobby lacked (or had too many) at the end.
     let mut missing_max = 0usize;
     let mut conns = Vec::with_capacity(total);
+    // Per arrival node: the slowest of its clients' convergence, how many converged, and its
+    // incomplete lobbies.
+    let mut slowest_by_node = vec![Duration::ZERO; nodes.len()];
+    let mut converged_by_node = vec![0usize; nodes.len()];
+    let mut incomplete_by_node = vec![0u64; nodes.len()];
     for task in tasks {
         let Some((result, conn)) = task
             .await
@@ -490,12 +529,17 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
         conns.push(conn);
         match result.complete_at {
             Some(at) if !result.dropped => {
-                convergence.push(at.saturating_duration_since(last_arrival))
+                let after = at.saturating_duration_since(last_arrival);
+                convergence.push(after);
+                let slowest = &mut slowest_by_node[result.node];
+                *slowest = (*slowest).max(after);
+                converged_by_node[result.node] += 1;
             }
             Some(_) => {}
             None if result.dropped => {}
             None => {
                 incomplete += 1;
+                incomplete_by_node[result.node] += 1;
                 missing_max = missing_max.max(result.wrong);
             }
         }
@@ -523,7 +567,21 @@ pub async fn run(cli: &Cli, target: &Target, args: &LobbyArgs) -> BenchResult<Re
             "converged_after_last_arrival_s",
             converged_after.as_secs_f64(),
             "<= 1",
-        )
+        );
+    if nodes.several() {
+        // As seen by the clients that arrived on each node; `null` for a node where some
+        // lobby never got right (or none did).
+        let by_node: Vec<Option<f64>> = (0..nodes.len())
+            .map(|n| {
+                (incomplete_by_node[n] == 0 && converged_by_node[n] > 0)
+                    .then_some(slowest_by_node[n].as_secs_f64())
+            })
+            .collect();
+        report
+            .add("converged_after_last_arrival_s_by_node", by_node)
+            .add("incomplete_lobbies_by_node", incomplete_by_node);
+    }
+    report
         .add("frames_per_client_mean", mean(&frames))
         .add(
             "frames_per_client_max",

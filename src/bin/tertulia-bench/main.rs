@@ -20,7 +20,8 @@
 //!
 //! ## Layout
 //!
-//! - `http`: where the server is, and the few JSON calls (register, login, me) over h2c.
+//! - `http`: where the server is (or the nodes, with several `--url`s, and which client
+//!   talks to which), and the few JSON calls (register, login, me) over h2c.
 //! - `users`: creating, logging in and caching the bench users.
 //! - `ws`: opening an authenticated connection and reading the protocol's frames.
 //! - `events`: the HTTP transport's connection (`--transport http`: h2c, the `h2` crate).
@@ -51,13 +52,26 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "tertulia-bench", version, about)]
 pub struct Cli {
-    /// Base URL of the server (plain HTTP; the WebSocket is `<url>/ws`).
-    #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
-    pub url: String,
+    /// Base URL of the server (plain HTTP; the WebSocket is `<url>/ws`). Several (the option
+    /// repeated, or comma separated): the nodes of one cluster (`tertulia serve --broker`).
+    /// Clients are then spread over them round robin by client index, so the two ends of
+    /// each `relay` pair and the members of each `chat` room are on different nodes (unless
+    /// `--same-node`), `connect` and `lobby` spread their users, and `lobby` reports
+    /// convergence as seen by the clients of each node. Registration, login and admin calls
+    /// go to the first.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub url: Vec<String>,
 
-    /// PID of the server process, to read its memory (VmRSS) from /proc.
-    #[arg(long, global = true)]
-    pub server_pid: Option<u32>,
+    /// PID of the server process, to read its memory (VmRSS) and CPU time from /proc. With
+    /// several nodes, one per node (repeated or comma separated): figures are summed over
+    /// them, and CPU is also given per node.
+    #[arg(long, value_delimiter = ',', global = true)]
+    pub server_pid: Vec<u32>,
 
     /// File that keeps the bench users' tokens between runs, so later runs skip the
     /// argon2-expensive registration and login.
@@ -197,17 +211,20 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli) -> BenchResult<report::Report> {
-    let mut target = http::Target::parse(&cli.url)?;
-    target.transport = cli.transport;
-    match &cli.workload {
-        Workload::Relay(args) => relay::run(cli, &target, args).await,
-        Workload::Connect(args) => connect::run(cli, &target, args).await,
-        Workload::Lobby(args) => lobby::run(cli, &target, args).await,
-        Workload::Chat(args) => chat::run(cli, &target, args).await,
+    let nodes = http::Nodes::parse(&cli.url, cli.transport)?;
+    let mut report = match &cli.workload {
+        Workload::Relay(args) => relay::run(cli, &nodes, args).await,
+        Workload::Connect(args) => connect::run(cli, &nodes, args).await,
+        Workload::Lobby(args) => lobby::run(cli, &nodes, args).await,
+        Workload::Chat(args) => chat::run(cli, &nodes, args).await,
         Workload::BareServer(_) => Err(BenchError::Protocol(
             "bare-server is a server, not a workload".to_owned(),
         )),
+    }?;
+    if nodes.several() {
+        report.add_first("nodes", nodes.len());
     }
+    Ok(report)
 }
 
 /// Raises this process's soft open-file limit to its hard limit: every connection is a file
@@ -223,9 +240,18 @@ fn raise_open_file_limit() {
     }
 }
 
-/// The server's resident memory in KiB (`VmRSS` of `/proc/<pid>/status`), if readable.
-pub fn server_rss_kib(pid: Option<u32>) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+/// The server's resident memory in KiB (`VmRSS` of `/proc/<pid>/status`), if readable; with
+/// several nodes' PIDs, their sum (if every one is readable).
+pub fn server_rss_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| rss_kib(pid)).sum()
+}
+
+/// One process's resident memory in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
@@ -246,21 +272,24 @@ fn cpu_time(pid: &str) -> Option<std::time::Duration> {
     ))
 }
 
-/// CPU used by the server and by the generator over a measured interval. The CPU cost per
-/// operation does not depend on what else the machine runs, unlike operations per second.
+/// CPU used by the server (every node's process, with several) and by the generator over a
+/// measured interval. The CPU cost per operation does not depend on what else the machine
+/// runs, unlike operations per second.
 pub struct CpuMeter {
-    server_pid: Option<u32>,
-    server_start: Option<std::time::Duration>,
+    /// The servers' PIDs and their CPU time at the start.
+    servers: Vec<(u32, Option<std::time::Duration>)>,
     own_start: Option<std::time::Duration>,
     wall_start: std::time::Instant,
 }
 
 impl CpuMeter {
     /// Starts measuring now.
-    pub fn start(server_pid: Option<u32>) -> Self {
+    pub fn start(server_pids: &[u32]) -> Self {
         CpuMeter {
-            server_pid,
-            server_start: server_pid.and_then(|pid| cpu_time(&pid.to_string())),
+            servers: server_pids
+                .iter()
+                .map(|&pid| (pid, cpu_time(&pid.to_string())))
+                .collect(),
             own_start: cpu_time("self"),
             wall_start: std::time::Instant::now(),
         }
@@ -271,10 +300,18 @@ impl CpuMeter {
         let used = |start: Option<std::time::Duration>, pid: &str| {
             Some(cpu_time(pid)?.saturating_sub(start?).as_secs_f64())
         };
+        let by_server: Vec<Option<f64>> = self
+            .servers
+            .iter()
+            .map(|&(pid, start)| used(start, &pid.to_string()))
+            .collect();
         CpuUse {
-            server_s: self
-                .server_pid
-                .and_then(|pid| used(self.server_start, &pid.to_string())),
+            server_s: if by_server.is_empty() {
+                None
+            } else {
+                by_server.iter().copied().sum()
+            },
+            by_server,
             own_s: used(self.own_start, "self"),
             wall_s: self.wall_start.elapsed().as_secs_f64().max(1e-9),
         }
@@ -283,14 +320,18 @@ impl CpuMeter {
 
 /// CPU used over one interval.
 pub struct CpuUse {
+    /// Every server process together (`None` if one could not be read).
     server_s: Option<f64>,
+    /// Each server process, in the order of `--server-pid`.
+    by_server: Vec<Option<f64>>,
     own_s: Option<f64>,
     wall_s: f64,
 }
 
 impl CpuUse {
     /// Adds the CPU figures: seconds used, share of one core, and the server's microseconds
-    /// per `op` (`ops` of them done).
+    /// per `op` (`ops` of them done); with several server processes, also each one's seconds
+    /// (`server_cpu_s_by_node`, `null` where unreadable).
     pub fn add_to(&self, report: &mut report::Report, ops: u64, op: &str) {
         let round = |x: f64| (x * 1000.0).round() / 1000.0;
         if let Some(used) = self.server_s {
@@ -303,6 +344,10 @@ impl CpuUse {
                     round(used * 1e6 / ops as f64),
                 );
             }
+        }
+        if self.by_server.len() > 1 {
+            let each: Vec<Option<f64>> = self.by_server.iter().map(|s| s.map(round)).collect();
+            report.add("server_cpu_s_by_node", each);
         }
         if let Some(used) = self.own_s {
             report.add("bench_cpu_share", round(used / self.wall_s));

@@ -7,13 +7,17 @@
 //! stalled server cannot slow the pace, and how late each send was against its schedule
 //! (`send_lag`) is reported so a generator that fell behind is seen. Both ends check the
 //! sequence numbers: lost, duplicated and reordered signals are counted, never hidden.
+//!
+//! With several nodes (`--url` repeated) A and B of each pair are on different nodes, so
+//! every signal crosses the broker twice per round trip; `--same-node` keeps both ends of a
+//! pair on one node for the reference figures.
 
 use std::{
     collections::{HashSet, VecDeque},
     time::Duration,
 };
 
-use futures_util::future::try_join_all;
+use futures_util::future::{join_all, try_join_all};
 use serde_json::json;
 use tokio::{
     sync::oneshot,
@@ -21,7 +25,7 @@ use tokio::{
 };
 
 use crate::{
-    http::Target,
+    http::{Nodes, Target},
     report::{micros, per_sec, Latency, Report},
     run_tag, users,
     ws::{self, Conn, Frame},
@@ -65,6 +69,11 @@ pub struct RelayArgs {
     /// machine's ceiling to read Tertulia's figures against.
     #[arg(long)]
     pub bare: bool,
+    /// With several `--url`s: both ends of each pair on one node (the pairs still spread
+    /// over the nodes), so no signal crosses the broker: the same-node reference beside the
+    /// default, where the two ends of every pair are on different nodes.
+    #[arg(long)]
+    pub same_node: bool,
 }
 
 /// Where a pair meets.
@@ -77,31 +86,52 @@ pub enum RoomKind {
 }
 
 /// Runs the workload.
-pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Report> {
+pub async fn run(cli: &Cli, nodes: &Nodes, args: &RelayArgs) -> BenchResult<Report> {
     if args.pairs == 0 || args.window == 0 || args.duration <= 0.0 {
         return Err(BenchError::Protocol(
             "--pairs, --window and --duration must be positive".to_owned(),
         ));
     }
     let tag = run_tag();
+    // With several nodes a pair that cannot be set up (a call that does not ring across
+    // nodes, say) is a figure of the report, not the end of the run.
+    let mut setup_failed = 0usize;
+    let mut first_setup_error = None;
     let pairs = if args.bare {
-        try_join_all((0..args.pairs).map(|i| bare_pair(target, &tag, i))).await?
+        try_join_all((0..args.pairs).map(|i| bare_pair(nodes.of(i), &tag, i))).await?
     } else {
-        let users = users::prepare(cli, target, args.pairs * 2).await?;
-        try_join_all(
-            users
-                .chunks(2)
-                .enumerate()
-                .map(|(i, two)| setup_pair(target, &two[0], &two[1], args.rooms, &tag, i)),
-        )
-        .await?
+        let users = users::prepare(cli, nodes.first(), args.pairs * 2).await?;
+        let setups = users.chunks(2).enumerate().map(|(i, two)| {
+            // Clients 2i and 2i+1: on neighbouring nodes, or both on pair i's node.
+            let (a, b) = if args.same_node {
+                (nodes.of(i), nodes.of(i))
+            } else {
+                (nodes.of(2 * i), nodes.of(2 * i + 1))
+            };
+            setup_pair((a, b), (&two[0], &two[1]), args.rooms, &tag, i)
+        });
+        if nodes.several() {
+            let mut pairs = Vec::with_capacity(args.pairs);
+            for setup in join_all(setups).await {
+                match setup {
+                    Ok(pair) => pairs.push(pair),
+                    Err(e) => {
+                        setup_failed += 1;
+                        first_setup_error.get_or_insert_with(|| e.to_string());
+                    }
+                }
+            }
+            pairs
+        } else {
+            try_join_all(setups).await?
+        }
     };
 
     let duration = Duration::from_secs_f64(args.duration);
     let drain = Duration::from_secs_f64(args.drain_secs);
     let start = Instant::now() + Duration::from_millis(50);
     let deadline = start + duration;
-    let cpu = CpuMeter::start(cli.server_pid);
+    let cpu = CpuMeter::start(&cli.server_pid);
     let spinner = args
         .busy_poll
         .then(|| tokio::spawn(spin_until(deadline + drain)));
@@ -170,6 +200,21 @@ pub async fn run(cli: &Cli, target: &Target, args: &RelayArgs) -> BenchResult<Re
         .add("duration_s", args.duration)
         .add("payload_bytes", args.payload_bytes)
         .add("busy_poll", args.busy_poll);
+    if nodes.several() && !args.bare {
+        report
+            .add(
+                "placement",
+                if args.same_node {
+                    "same-node"
+                } else {
+                    "cross-node"
+                },
+            )
+            .add_target("pairs_failed", setup_failed, "0");
+        if let Some(first) = &first_setup_error {
+            report.add("first_setup_error", first.as_str());
+        }
+    }
     match args.rate {
         Some(rate) => report.add("rate_per_sec", rate),
         None => report.add("window", args.window),
@@ -215,17 +260,16 @@ struct Pair {
     room: String,
 }
 
-/// Connects A and B and brings them into one room.
+/// Connects A and B (each to its node) and brings them into one room.
 async fn setup_pair(
-    target: &Target,
-    user_a: &users::BenchUser,
-    user_b: &users::BenchUser,
+    (node_a, node_b): (&Target, &Target),
+    (user_a, user_b): (&users::BenchUser, &users::BenchUser),
     kind: RoomKind,
     tag: &str,
     index: usize,
 ) -> BenchResult<Pair> {
-    let mut a = ws::connect(target, user_a).await?;
-    let mut b = ws::connect(target, user_b).await?;
+    let mut a = ws::connect(node_a, user_a).await?;
+    let mut b = ws::connect(node_b, user_b).await?;
     let room = match kind {
         RoomKind::Public => format!("bench-{tag}-p{index}"),
         RoomKind::Call => {

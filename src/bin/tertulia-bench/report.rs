@@ -36,6 +36,19 @@ impl Report {
         self
     }
 
+    /// Adds a figure before every other (what describes the whole run, such as its nodes).
+    pub fn add_first(&mut self, key: impl Into<String>, value: impl Into<Value>) -> &mut Self {
+        self.rows.insert(
+            0,
+            Row {
+                key: key.into(),
+                value: value.into(),
+                target: None,
+            },
+        );
+        self
+    }
+
     /// Adds a figure with the target it is judged against.
     pub fn add_target(
         &mut self,
