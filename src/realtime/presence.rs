@@ -28,6 +28,13 @@
 //! `--heartbeat-ms` and closes those silent for longer than `--client-timeout-ms`, instead of
 //! a timer in every session. Both the push tick and the sweep stop while nobody is
 //! connected, so an idle server's presence thread sleeps.
+//!
+//! # Several nodes (`--broker`)
+//!
+//! The users of the other nodes are users here too, merged from those nodes' records
+//! ([`remote`]): windows, counts and update frames treat them like any other. Sessions and
+//! watchers are this node's only; a frame for a user also goes to the nodes holding their
+//! other sessions. Without a broker none of it runs.
 
 mod remote;
 
