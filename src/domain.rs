@@ -190,7 +190,7 @@ impl RoomName {
 }
 
 /// Statuses a user may choose; `in_call` and `offline` are set by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChosenStatus {
     Online,

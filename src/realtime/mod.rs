@@ -220,6 +220,10 @@ pub struct ConnectionCounts {
 #[derive(Default)]
 struct UserConnections {
     open: usize,
+    /// Their connections on other nodes (`--broker`), as those nodes' presence records say
+    /// (kept by the presence actor): the cap is over every node. Two upgrades at the same
+    /// instant on two nodes may both be admitted; the cap holds once the records crossed.
+    elsewhere: usize,
     /// The nickname their sessions share (see [`ConnectionSlot::nickname`]).
     nickname: Option<SharedStr>,
 }
@@ -228,7 +232,7 @@ impl ConnectionCounts {
     /// A slot for one more connection of `user`, or `None` when they already have `max`.
     pub fn admit(self: &Arc<Self>, user: UserId, max: usize) -> Option<ConnectionSlot> {
         let mut per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
-        if per_user.get(&user).map_or(0, |u| u.open) >= max {
+        if per_user.get(&user).map_or(0, |u| u.open + u.elsewhere) >= max {
             return None;
         }
         per_user.entry(user).or_default().open += 1;
@@ -236,6 +240,21 @@ impl ConnectionCounts {
             counts: Arc::clone(self),
             user,
         })
+    }
+
+    /// `user` has `count` connections on other nodes (several nodes, `--broker`).
+    pub(crate) fn set_elsewhere(&self, user: UserId, count: usize) {
+        let mut per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
+        if count == 0 {
+            if let Some(known) = per_user.get_mut(&user) {
+                known.elsewhere = 0;
+                if known.open == 0 {
+                    per_user.remove(&user);
+                }
+            }
+        } else {
+            per_user.entry(user).or_default().elsewhere = count;
+        }
     }
 }
 
@@ -271,7 +290,7 @@ impl Drop for ConnectionSlot {
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(user) = per_user.get_mut(&self.user) {
             user.open -= 1;
-            if user.open == 0 {
+            if user.open == 0 && user.elsewhere == 0 {
                 per_user.remove(&self.user);
             }
         }
@@ -310,6 +329,7 @@ impl Realtime {
         broker: Option<Broker>,
     ) -> Self {
         let metrics = Arc::new(RealtimeMetrics::new(registry));
+        let connections: Arc<ConnectionCounts> = Arc::default();
         // Presence and hub know each other: create the hub's context first for its address.
         let hub_ctx = Context::<Hub>::new();
         let presence = PresenceActor::new(
@@ -321,6 +341,7 @@ impl Realtime {
             hub_ctx.address(),
             broker.clone(),
         )
+        .counting(Arc::clone(&connections))
         .start();
         let streams = Arc::new(match &broker {
             Some(broker) => stream::Streams::of_node(broker.node().clone()),
@@ -330,6 +351,12 @@ impl Realtime {
             let gauges = Arc::clone(&metrics);
             broker.share_gauges(Box::new(move || gauges.gauges()));
             broker.route(Kind::Session, presence.clone().recipient());
+            let feed = presence::PresenceFeed {
+                presence: presence.clone(),
+            }
+            .start();
+            broker.route(Kind::Presence, feed.recipient());
+            broker.watch(presence.clone().recipient());
             let relay = stream::StreamRelay {
                 streams: Arc::clone(&streams),
                 broker: broker.clone(),
@@ -350,7 +377,7 @@ impl Realtime {
             hub,
             store,
             metrics,
-            connections: Arc::default(),
+            connections,
             streams,
             broker,
             draining: Arc::default(),

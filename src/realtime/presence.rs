@@ -28,6 +28,17 @@
 //! `--heartbeat-ms` and closes those silent for longer than `--client-timeout-ms`, instead of
 //! a timer in every session. Both the push tick and the sweep stop while nobody is
 //! connected, so an idle server's presence thread sleeps.
+//!
+//! # Several nodes (`--broker`)
+//!
+//! The users of the other nodes are users here too, merged from those nodes' records
+//! ([`remote`]): windows, counts and update frames treat them like any other. Sessions and
+//! watchers are this node's only; a frame for a user also goes to the nodes holding their
+//! other sessions. Without a broker none of it runs.
+
+mod remote;
+
+pub use remote::PresenceFeed;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -122,6 +133,9 @@ struct OnlineUser {
     /// session: one entry each, no hash table (which doubles as it grows: at 15,000
     /// connections it held 32,768 buckets, 140 bytes per connection; this is 48).
     sessions: Vec<SessionEntry>,
+    /// What other nodes hold of this user, and when their status and profile were set
+    /// (`--broker` only: one pointer, `None`, in a single process).
+    elsewhere: Option<Box<remote::Elsewhere>>,
     /// This user's entry of `presence.snapshot`, serialized; dropped on every change. A
     /// snapshot is then a concatenation, so many arrivals at once do not each re-serialize
     /// everyone.
@@ -129,8 +143,19 @@ struct OnlineUser {
 }
 
 impl OnlineUser {
+    /// The user's presence on other nodes (none in a single process): online while either
+    /// this or `sessions` is not empty.
+    fn remote(&self) -> &[remote::RemoteEntry] {
+        self.elsewhere.as_deref().map_or(&[], |e| &e.remote)
+    }
+
+    /// Their cluster part, made if they had none.
+    fn elsewhere_mut(&mut self) -> &mut remote::Elsewhere {
+        self.elsewhere.get_or_insert_with(Box::default)
+    }
+
     fn status(&self) -> Status {
-        if self.in_calls > 0 {
+        if self.in_calls > 0 || self.remote().iter().any(|r| r.in_call) {
             Status::InCall
         } else {
             self.chosen.into()
@@ -214,6 +239,8 @@ pub struct PresenceActor {
     hub: Addr<Hub>,
     /// The other nodes (`--broker`), or `None`.
     broker: Option<Broker>,
+    /// The other nodes' users, and this node's records of its own (`--broker`).
+    cluster: Option<remote::Cluster>,
     users: HashMap<UserId, OnlineUser>,
     /// How many sessions are registered (the users' lists together).
     connections: usize,
@@ -339,6 +366,7 @@ impl PresenceActor {
             swept: 0,
             metrics,
             hub,
+            cluster: broker.clone().map(remote::Cluster::new),
             broker,
             users: HashMap::new(),
             connections: 0,
@@ -357,9 +385,21 @@ impl PresenceActor {
         }
     }
 
+    /// With several nodes, keeps the users' connection counts on other nodes in
+    /// `connections` (for the per-user cap); nothing without a broker.
+    pub fn counting(mut self, connections: Arc<super::ConnectionCounts>) -> Self {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.connections = Some(connections);
+        }
+        self
+    }
+
     /// Pushes the changes collected since the last push to the sessions they concern,
     /// serialized once per window size and theme; answers how many frames that was.
     fn flush(&mut self) -> usize {
+        if self.cluster.is_some() {
+            self.publish_own();
+        }
         let mut frames = 0;
         if !self.touched.is_empty() || !self.dirty.is_empty() {
             frames += self.push_windows();
@@ -560,10 +600,7 @@ impl PresenceActor {
     /// A session arrived: the push tick and the heartbeat sweep run (again) if they had
     /// stopped.
     fn wake(&mut self, ctx: &mut Context<Self>) {
-        if !self.ticking {
-            self.ticking = true;
-            ctx.run_later(self.tick, |act, ctx| act.push_and_schedule(ctx));
-        }
+        self.ensure_ticking(ctx);
         if !self.sweeping {
             self.sweeping = true;
             let step = self.heartbeat.step_ms();
@@ -571,6 +608,42 @@ impl PresenceActor {
             ctx.run_later(Duration::from_millis(step.into()), |act, ctx| {
                 act.sweep(ctx)
             });
+        }
+    }
+
+    /// The push tick runs (again) if it had stopped: a change to push, or (several nodes)
+    /// this node's records to publish.
+    fn ensure_ticking(&mut self, ctx: &mut Context<Self>) {
+        if !self.ticking {
+            self.ticking = true;
+            ctx.run_later(self.tick, |act, ctx| act.push_and_schedule(ctx));
+        }
+    }
+
+    /// How many live calls this node sees `user_id` in (someone back within a call's
+    /// reconnect grace is still in it).
+    fn calls_holding(&self, user_id: UserId) -> u32 {
+        self.call_rooms
+            .values()
+            .filter(|r| r.in_call().contains(&user_id))
+            .count() as u32
+    }
+
+    /// `user_id` (just put in `users`) came online: listed, and pushed.
+    fn came_online(&mut self, user_id: UserId) {
+        self.dirty.insert(user_id);
+        self.departed.remove(&user_id);
+        self.enlist(user_id);
+    }
+
+    /// `user_id` went offline (no session on any node): unlisted, and pushed as offline.
+    fn went_offline(&mut self, user_id: UserId) {
+        if let Some(user) = self.users.remove(&user_id) {
+            self.unlist(&user.place(user_id), &user.themes);
+            let mut view = user.view(user_id);
+            view.status = Status::Offline;
+            self.departed.insert(user_id, view);
+            self.dirty.insert(user_id);
         }
     }
 
@@ -682,6 +755,13 @@ impl PresenceActor {
     }
 
     fn set_in_call(&mut self, user_id: UserId, delta: i32) {
+        if self
+            .users
+            .get(&user_id)
+            .is_some_and(|u| !u.sessions.is_empty())
+        {
+            self.own_changed(user_id);
+        }
         self.change_user(user_id, |user| {
             let before = user.status();
             user.in_calls = user.in_calls.saturating_add_signed(delta);
@@ -731,18 +811,16 @@ impl PresenceActor {
             user.sessions.shrink_to(user.sessions.len() * 2);
         }
         let last = user.sessions.is_empty();
+        let elsewhere = !user.remote().is_empty();
+        self.own_changed(user_id);
         self.connections -= 1;
         self.metrics.connections_open(self.connections);
         for theme in &entry.watching {
             self.unwatch(theme, session_id);
         }
         if last {
-            if let Some(user) = self.users.remove(&user_id) {
-                self.unlist(&user.place(user_id), &user.themes);
-                let mut view = user.view(user_id);
-                view.status = Status::Offline;
-                self.departed.insert(user_id, view);
-                self.dirty.insert(user_id);
+            if !elsewhere {
+                self.went_offline(user_id);
             }
             self.hub.do_send(UserOffline { user_id, left });
             self.last_seen.touch(user_id.0);
@@ -863,6 +941,10 @@ fn next_push_in(tick: Duration, frames: usize, frames_per_sec: u32) -> Duration 
 
 impl Actor for PresenceActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.start_cluster(ctx);
+    }
 }
 
 /// A new session: registers it and answers with its `presence.snapshot` frame.
@@ -887,6 +969,7 @@ impl Handler<Connect> for PresenceActor {
             deliver,
             close,
         } = msg.handle;
+        let in_calls = self.calls_holding(msg.user_id);
         let user = self.users.entry(msg.user_id).or_insert_with(|| OnlineUser {
             sort_name: SharedStr::from(msg.nickname.to_lowercase()),
             nickname: msg.nickname.clone(),
@@ -894,15 +977,13 @@ impl Handler<Connect> for PresenceActor {
             themes: Arc::clone(&msg.themes),
             chosen: ChosenStatus::Online,
             // Back within a call's reconnect grace: still in that call.
-            in_calls: self
-                .call_rooms
-                .values()
-                .filter(|r| r.in_call().contains(&msg.user_id))
-                .count() as u32,
+            in_calls,
             sessions: Vec::new(),
+            elsewhere: None,
             fragment: None,
         });
-        let arrived = user.sessions.is_empty();
+        // Online already if another node holds a session of theirs.
+        let arrived = user.sessions.is_empty() && user.remote().is_empty();
         // A new session watches its user's themes (as they are now).
         let watching: Vec<SharedStr> = user
             .themes
@@ -917,11 +998,10 @@ impl Handler<Connect> for PresenceActor {
             watching: watching.clone(),
         });
         if arrived {
-            self.dirty.insert(msg.user_id);
-            self.departed.remove(&msg.user_id);
             self.last_seen.touch(msg.user_id.0);
-            self.enlist(msg.user_id);
+            self.came_online(msg.user_id);
         }
+        self.own_changed(msg.user_id);
         self.hub.do_send(UserOnline {
             user_id: msg.user_id,
             deliver: deliver.clone(),
@@ -972,9 +1052,14 @@ impl Handler<SetStatus> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: SetStatus, _: &mut Self::Context) {
+        self.own_changed(msg.user_id);
+        let clustered = self.cluster.is_some();
         self.change_user(msg.user_id, |user| {
             let before = user.status();
             user.chosen = msg.status;
+            if clustered {
+                user.elsewhere_mut().chosen_at = db::now_ms();
+            }
             user.status() != before
         });
     }
@@ -994,13 +1079,58 @@ impl Handler<ProfileChanged> for PresenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: ProfileChanged, _: &mut Self::Context) {
+        let at = db::now_ms();
+        if let Some(broker) = &self.broker {
+            // Every node that shows the user learns it (also those with no session of the
+            // user's, whose records would not say it).
+            broker.publish(
+                &Topic::Presence,
+                Kind::Presence,
+                &remote::PresenceMsg::Profile(remote::Profile {
+                    user: msg.user_id,
+                    nickname: msg.nickname.clone(),
+                    capabilities: msg.capabilities,
+                    themes: msg.themes.to_vec(),
+                    at,
+                }),
+            );
+        }
+        self.change_profile(msg.user_id, msg.nickname, msg.capabilities, msg.themes, at);
+    }
+}
+
+impl PresenceActor {
+    /// `user_id`'s profile as of `at` (ms), unless a later one is known.
+    fn change_profile(
+        &mut self,
+        user_id: UserId,
+        nickname: SharedStr,
+        capabilities: Capabilities,
+        themes: Arc<[String]>,
+        at: i64,
+    ) {
+        if self
+            .users
+            .get(&user_id)
+            .is_some_and(|u| !u.sessions.is_empty())
+        {
+            self.own_changed(user_id);
+        }
         // The user's sessions keep watching what they watch: a client that wants its new
         // themes' windows subscribes to them (the browser app does).
-        self.change_user(msg.user_id, |user| {
-            user.sort_name = SharedStr::from(msg.nickname.to_lowercase());
-            user.nickname = msg.nickname;
-            user.capabilities = msg.capabilities;
-            user.themes = msg.themes;
+        let clustered = self.cluster.is_some();
+        self.change_user(user_id, |user| {
+            if clustered {
+                let elsewhere = user.elsewhere_mut();
+                if at < elsewhere.profile_at {
+                    return false;
+                }
+                elsewhere.profile_at = at;
+            }
+            user.sort_name = SharedStr::from(nickname.to_lowercase());
+            user.nickname = nickname;
+            user.capabilities = capabilities;
+            user.themes = themes;
             true
         });
     }
@@ -1098,7 +1228,11 @@ impl Handler<SendToUser> for PresenceActor {
     type Result = usize;
 
     fn handle(&mut self, msg: SendToUser, _: &mut Self::Context) -> usize {
-        self.send_to_user(msg.user_id, &msg.frame, msg.except.as_ref())
+        let here = self.send_to_user(msg.user_id, &msg.frame, msg.except.as_ref());
+        if self.cluster.is_none() {
+            return here;
+        }
+        here + self.send_to_remote(msg.user_id, &msg.frame, msg.except.as_ref())
     }
 }
 
@@ -1446,6 +1580,7 @@ mod tests {
             chosen: ChosenStatus::Online,
             in_calls: 0,
             sessions: Vec::new(),
+            elsewhere: None,
             fragment: None,
         }
     }
@@ -1522,6 +1657,7 @@ mod tests {
             chosen: ChosenStatus::Busy,
             in_calls: 0,
             sessions: Vec::new(),
+            elsewhere: None,
             fragment: None,
         };
         let expected = ServerMsg::PresenceSnapshot {

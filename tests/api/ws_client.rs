@@ -268,6 +268,14 @@ impl WsClient {
         }
     }
 
+    /// The next frame (of any type) if one arrives within `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
+        if !self.backlog.is_empty() {
+            return Some(self.backlog.remove(0));
+        }
+        self.read_frame(wait).await
+    }
+
     /// The next frame of `type` if one arrives within `wait`.
     pub async fn recv_type_within(&mut self, kind: &str, wait: Duration) -> Option<Value> {
         if let Some(i) = self.backlog.iter().position(|f| f["type"] == kind) {
