@@ -65,6 +65,19 @@ pub enum CallAction {
     Hangup(String),
 }
 
+impl CallAction {
+    /// The call an answer, a cancel or a hang-up is about (`None`: an invitation).
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            CallAction::Invite { .. } => None,
+            CallAction::Accept(id)
+            | CallAction::Decline(id)
+            | CallAction::Cancel(id)
+            | CallAction::Hangup(id) => Some(id),
+        }
+    }
+}
+
 /// Who sent a call request: the user, what their account may do, and which connection (with
 /// the frame id its reply echoes).
 #[derive(Debug, Clone)]
@@ -492,6 +505,17 @@ impl CallMachine {
     /// How many calls are live (ringing or running).
     pub fn live_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Whether `call_id` is live here (being stored, ringing or running): with several
+    /// nodes, a call this machine does not know is run by another node's.
+    pub(crate) fn knows(&self, call_id: &str) -> bool {
+        self.calls.contains_key(call_id)
+    }
+
+    /// Whether a call this machine runs is held in `room`.
+    pub(crate) fn runs_in(&self, room: &RoomName) -> bool {
+        self.rooms.contains_key(room) || self.calls.values().any(|c| &c.room == room)
     }
 
     /// Whether a live call still refers to `session` (it sent the invitation, or a crossing

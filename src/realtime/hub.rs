@@ -10,6 +10,20 @@
 //! Everything it does to the call log goes through one ordered queue run on the blocking
 //! pool, so a call's log entry moves ringing → accepted → ended in that order and the hub's
 //! mailbox never waits on I/O.
+//!
+//! ## Several nodes (`--broker`)
+//!
+//! The hub of the node where an invitation is made runs the call (its machine holds it) and
+//! names itself in the log (`calls.owner_node`). An answer, cancel or hang-up that reaches
+//! a node whose machine does not know the call is forwarded ([`Kind::Call`]) to the node the
+//! log names, whose hub answers the session through a remote [`Delivery`]. The log is the
+//! referee: every move is a conditional update from the state it starts from, so of two
+//! moves that race only one changes the row. When a node is gone (and still gone
+//! [`CONFIRM_GONE`] later, so a Redis restart that lost every liveness key is not taken for
+//! a death), its ringing calls are missed, once over all nodes, and its running calls are
+//! adopted by one live node, which ends them in the log when fewer than two of their people
+//! are still online after the reconnect grace. Every [`ORPHAN_SWEEP`] each node also looks for
+//! live calls of nodes that are gone (a death it did not see).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -19,10 +33,12 @@ use std::{
 
 use crate::db::DbConnection;
 use actix::prelude::*;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use super::calls::CallAction;
 use super::{
+    broker::{Broker, ClusterEvent, Inbound, Kind, NodeId, Topic, NODE_TTL},
     calls::{
         CallMachine, Callee, Config, Effect, Event, LogWrite, Ms, NewCallEntry, Refusal, Requester,
         Timer, To,
@@ -45,6 +61,12 @@ use crate::{
     },
     error::{ApiError, ErrorCode},
 };
+
+/// How long after a node looks gone its calls are closed, if it is still gone then: longer
+/// than a heartbeat after a Redis restart, when every live node registers again.
+pub const CONFIRM_GONE: Duration = NODE_TTL;
+/// How often a node looks for live calls of nodes that are gone.
+pub const ORPHAN_SWEEP: Duration = Duration::from_secs(10);
 
 /// One database write of the call log, run in order with the others.
 type DbJob = Box<dyn FnOnce(&mut DbConnection) -> diesel::QueryResult<()> + Send>;
@@ -76,6 +98,10 @@ pub struct Hub {
     /// The machine's running timers, by key; replacing or cancelling one stops it.
     timers: HashMap<Timer, SpawnHandle>,
     db_jobs: Option<mpsc::UnboundedSender<DbJob>>,
+    /// The link to the other nodes (`None`: this server runs alone, and every call is here).
+    broker: Option<Broker>,
+    /// Nodes whose calls are about to be swept (each once at a time).
+    sweeping: HashSet<NodeId>,
 }
 
 /// What a client is told when `r` answers a message that expects an [`ApiError`].
@@ -104,6 +130,7 @@ impl Hub {
         presence: Addr<PresenceActor>,
         metrics: Arc<RealtimeMetrics>,
         unseen_missed: HashSet<UserId>,
+        broker: Option<Broker>,
     ) -> Self {
         let ms = |v: u64| Ms::try_from(v).unwrap_or(Ms::MAX);
         let config = Config {
@@ -121,6 +148,8 @@ impl Hub {
             outboxes: HashMap::new(),
             timers: HashMap::new(),
             db_jobs: None,
+            broker,
+            sweeping: HashSet::new(),
         }
     }
 
@@ -278,7 +307,10 @@ impl Hub {
                 db::calls::set_missed(conn, &call_id.0, seen, at).map(drop)
             })),
             LogWrite::CloseDangling => {
-                self.db(Box::new(|conn| db::calls::close_dangling(conn).map(drop)))
+                let owner = self.owner_node();
+                self.db(Box::new(move |conn| {
+                    db::calls::close_dangling(conn, owner.as_deref()).map(drop)
+                }))
             }
         }
     }
@@ -349,6 +381,7 @@ impl Hub {
         let room_name = room.as_str().to_owned();
         let key = call_id.clone();
         let pool = self.pool.clone();
+        let owner = self.owner_node();
         let stored = async move {
             db::run(&pool, move |conn| {
                 crate::db::write_transaction(conn, |conn| {
@@ -368,6 +401,7 @@ impl Hub {
                             media: media.as_str(),
                             state: CallState::Ringing.as_str(),
                             created_at: at,
+                            owner_node: owner.as_deref(),
                         },
                     )?;
                     Ok(())
@@ -389,6 +423,292 @@ impl Hub {
     }
 }
 
+/// Several nodes: calls run by other nodes, and the calls of nodes that are gone.
+impl Hub {
+    /// This node's name in the call log (`None`: a server alone).
+    fn owner_node(&self) -> Option<String> {
+        self.broker.as_ref().map(|b| b.node().to_string())
+    }
+
+    /// `msg` is about a call this machine does not know: the log says which node runs it;
+    /// a live other node gets the request, otherwise this machine answers it (`not_found`,
+    /// or the call, if it was stored here meanwhile).
+    fn forward(&mut self, broker: Broker, msg: CallRequest, ctx: &mut Context<Self>) {
+        let Some(key) = msg.action.call_id().map(str::to_owned) else {
+            return;
+        };
+        let pool = self.pool.clone();
+        let lookup = {
+            let (key, broker) = (key.clone(), broker.clone());
+            async move {
+                let owner = db::run(&pool, move |c| Ok(db::calls::live_owner(c, &key)?)).await?;
+                let owner = owner.flatten().map(|n| NodeId(SharedStr::from(n)));
+                let alive = match &owner {
+                    Some(node) if node != broker.node() => alive(&broker, node).await == Some(true),
+                    _ => false,
+                };
+                Ok::<_, ApiError>(owner.filter(|_| alive))
+            }
+        };
+        ctx.spawn(lookup.into_actor(self).map(move |res, act, ctx| {
+            let owner = match res {
+                Ok(owner) => owner,
+                Err(e) => return msg.reply_error(&e),
+            };
+            match owner {
+                Some(node) if !act.calls.knows(&key) => {
+                    if let Some(body) = ForwardedCall::new(&msg) {
+                        broker.publish(&Topic::Node(node), Kind::Call, &body);
+                    }
+                }
+                _ => {
+                    let event = Event::Request(requester(&msg), msg.action.clone());
+                    act.run(event, Origin::Request(&msg), ctx);
+                }
+            }
+        }));
+    }
+
+    /// `node` looks gone: if it still is [`CONFIRM_GONE`] from now, its calls are closed
+    /// (see [`Hub::close_orphans`]).
+    fn sweep_later(&mut self, node: NodeId, ctx: &mut Context<Self>) {
+        let Some(broker) = self.broker.clone() else {
+            return;
+        };
+        if &node == broker.node() || !self.sweeping.insert(node.clone()) {
+            return;
+        }
+        ctx.run_later(CONFIRM_GONE, move |act, ctx| {
+            let gone = node.clone();
+            // Gone only when Redis answers that its liveness key is gone.
+            let check = async move { alive(&broker, &gone).await == Some(false) };
+            ctx.spawn(check.into_actor(act).map(move |gone, act, ctx| {
+                act.sweeping.remove(&node);
+                if gone {
+                    act.close_orphans(node, ctx);
+                }
+            }));
+        });
+    }
+
+    /// Closes the calls of `node`, which is gone: its ringing calls are missed (the callee's
+    /// connections hear `call.missed`; the log says whether one did), its running calls are
+    /// adopted by this node. Each call moves once over all the nodes that sweep at once.
+    fn close_orphans(&mut self, node: NodeId, ctx: &mut Context<Self>) {
+        let Some(me) = self.owner_node() else {
+            return;
+        };
+        let pool = self.pool.clone();
+        let dead = node.to_string();
+        let swept = async move {
+            db::run(&pool, move |c| {
+                let missed = db::calls::miss_orphans(c, &dead, now())?;
+                let adopted = db::calls::adopt_orphans(c, &dead, &me)?;
+                Ok((missed, adopted))
+            })
+            .await
+        };
+        ctx.spawn(swept.into_actor(self).map(move |res, act, ctx| {
+            let (missed, adopted) = match res {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!("cannot close the calls of node {node}, which is gone: {e}");
+                    return;
+                }
+            };
+            if !missed.is_empty() || !adopted.is_empty() {
+                log::info!(
+                    "node {node} is gone: {} ringing call(s) missed, {} running call(s) taken over",
+                    missed.len(),
+                    adopted.len()
+                );
+            }
+            for (key, _caller, callee) in missed {
+                act.announce_orphan_missed(CallId(SharedStr::from(key)), UserId(callee), ctx);
+            }
+            for (key, caller, callee) in adopted {
+                act.watch_adopted(key, [UserId(caller), UserId(callee)], ctx);
+            }
+        }));
+    }
+
+    /// A call of a node that is gone was missed: the callee's connections hear it, and it is
+    /// marked seen if one did (otherwise told on their next connection here).
+    fn announce_orphan_missed(&mut self, call_id: CallId, callee: UserId, ctx: &mut Context<Self>) {
+        let told = self.presence.send(SendToUser {
+            user_id: callee,
+            frame: ServerMsg::CallMissed { call_id: &call_id }.encode(),
+            except: None,
+        });
+        ctx.spawn(
+            async move { told.await.unwrap_or(0) > 0 }
+                .into_actor(self)
+                .map(move |seen, act, ctx| {
+                    if seen {
+                        act.db(Box::new(move |conn| {
+                            db::calls::mark_seen_key(conn, &call_id.0).map(drop)
+                        }));
+                    } else {
+                        act.run(Event::MissedUnseen { user: callee }, Origin::Nobody, ctx);
+                    }
+                }),
+        );
+    }
+
+    /// A running call taken over from a node that is gone: after the reconnect grace, it
+    /// ends in the log unless both of its people are online again (then it is looked at
+    /// again one grace later).
+    fn watch_adopted(&mut self, key: String, users: [UserId; 2], ctx: &mut Context<Self>) {
+        let grace = Duration::from_millis(self.settings.call_reconnect_grace_ms.max(1000));
+        ctx.run_later(grace, move |act, ctx| {
+            let lookups = users.map(|user_id| act.presence.send(Lookup { user_id }));
+            let online = async move {
+                let mut n = 0;
+                for lookup in lookups {
+                    if matches!(lookup.await, Ok(Some(_))) {
+                        n += 1;
+                    }
+                }
+                n
+            };
+            ctx.spawn(online.into_actor(act).map(move |online, act, ctx| {
+                if online >= 2 {
+                    act.watch_adopted(key, users, ctx);
+                } else {
+                    act.db(Box::new(move |conn| {
+                        db::calls::set_state(conn, &key, CallState::Ended, now()).map(drop)
+                    }));
+                }
+            }));
+        });
+    }
+
+    /// Every [`ORPHAN_SWEEP`]: the nodes that run live calls in the log but are not seen
+    /// alive are swept (once confirmed gone).
+    fn sweep_all(&mut self, ctx: &mut Context<Self>) {
+        let Some(broker) = self.broker.clone() else {
+            return;
+        };
+        if !broker.is_up() {
+            return;
+        }
+        let pool = self.pool.clone();
+        let owners = async move { db::run(&pool, |c| Ok(db::calls::live_owners(c)?)).await };
+        ctx.spawn(owners.into_actor(self).map(move |res, act, ctx| {
+            let Ok(owners) = res else {
+                return;
+            };
+            let alive = broker.peers();
+            for owner in owners {
+                let node = NodeId(SharedStr::from(owner));
+                if &node != broker.node() && !alive.contains(&node) {
+                    act.sweep_later(node, ctx);
+                }
+            }
+        }));
+    }
+}
+
+/// Whether `node`'s liveness key is in Redis (`None`: Redis does not answer).
+async fn alive(broker: &Broker, node: &NodeId) -> Option<bool> {
+    let mut redis = broker.redis();
+    redis::cmd("EXISTS")
+        .arg(broker.key(&format!("alive:{node}")))
+        .query_async(&mut redis)
+        .await
+        .ok()
+}
+
+/// A call frame a session sent to another node, for the node that runs the call
+/// ([`Kind::Call`] on that node's channel).
+#[derive(Debug, Serialize, Deserialize)]
+struct ForwardedCall {
+    user: UserId,
+    nickname: String,
+    session: SessionId,
+    reply: Option<FrameId>,
+    action: ForwardedAction,
+}
+
+/// What a forwarded frame asks (an invitation is never forwarded: the inviting node runs
+/// the call).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", content = "call_id", rename_all = "snake_case")]
+enum ForwardedAction {
+    Accept(String),
+    Decline(String),
+    Cancel(String),
+    Hangup(String),
+}
+
+impl ForwardedCall {
+    /// The wire form of `req` (which names a call).
+    fn new(req: &CallRequest) -> Option<Self> {
+        let action = match &req.action {
+            CallAction::Invite { .. } => return None,
+            CallAction::Accept(id) => ForwardedAction::Accept(id.clone()),
+            CallAction::Decline(id) => ForwardedAction::Decline(id.clone()),
+            CallAction::Cancel(id) => ForwardedAction::Cancel(id.clone()),
+            CallAction::Hangup(id) => ForwardedAction::Hangup(id.clone()),
+        };
+        Some(ForwardedCall {
+            user: req.user.id,
+            nickname: req.user.nickname.as_str().to_owned(),
+            session: req.session.clone(),
+            reply: req.id.clone(),
+            action,
+        })
+    }
+}
+
+impl Handler<Inbound> for Hub {
+    type Result = ();
+
+    /// A call frame forwarded by the node its session is on: answered as if it came from a
+    /// session here, through a remote [`Delivery`]. (Capabilities matter only to
+    /// invitations, which are never forwarded.)
+    fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
+        let Some(broker) = self.broker.clone() else {
+            return;
+        };
+        let Some(fwd) = msg.parse::<ForwardedCall>() else {
+            return;
+        };
+        let action = match fwd.action {
+            ForwardedAction::Accept(id) => CallAction::Accept(id),
+            ForwardedAction::Decline(id) => CallAction::Decline(id),
+            ForwardedAction::Cancel(id) => CallAction::Cancel(id),
+            ForwardedAction::Hangup(id) => CallAction::Hangup(id),
+        };
+        let req = CallRequest {
+            user: UserRef {
+                id: fwd.user,
+                nickname: SharedStr::from(fwd.nickname),
+            },
+            caps: Capabilities::default(),
+            deliver: Delivery::remote(&broker, msg.from, fwd.user, fwd.session.clone()),
+            session: fwd.session,
+            id: fwd.reply,
+            action,
+        };
+        let event = Event::Request(requester(&req), req.action.clone());
+        self.run(event, Origin::Request(&req), ctx);
+    }
+}
+
+impl Handler<ClusterEvent> for Hub {
+    type Result = ();
+
+    /// A node gone: its calls are closed once it is confirmed gone. (After a Redis restart
+    /// nothing is to be registered again: the calls are in the log.)
+    fn handle(&mut self, msg: ClusterEvent, ctx: &mut Self::Context) {
+        match msg {
+            ClusterEvent::NodeGone(node) => self.sweep_later(node, ctx),
+            ClusterEvent::Resync => self.sweep_all(ctx),
+        }
+    }
+}
+
 /// The machine's view of who sent `req`.
 fn requester(req: &CallRequest) -> Requester {
     Requester {
@@ -402,7 +722,10 @@ fn requester(req: &CallRequest) -> Requester {
 impl Actor for Hub {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Self::Context) {
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.broker.is_some() {
+            ctx.run_interval(ORPHAN_SWEEP, |act, ctx| act.sweep_all(ctx));
+        }
         let (tx, mut rx) = mpsc::unbounded_channel::<DbJob>();
         self.db_jobs = Some(tx);
         let pool = self.pool.clone();
@@ -433,7 +756,7 @@ pub(crate) struct GetRoom {
 }
 
 impl Handler<GetRoom> for Hub {
-    type Result = MessageResult<GetRoom>;
+    type Result = ResponseActFuture<Self, Result<Addr<RoomActor>, ApiError>>;
 
     fn handle(&mut self, msg: GetRoom, ctx: &mut Self::Context) -> Self::Result {
         if msg.kind == RoomRef::Call {
@@ -442,11 +765,31 @@ impl Handler<GetRoom> for Hub {
                 room: msg.name.clone(),
             };
             if let Some(refusal) = self.run(event, Origin::Answer, ctx) {
-                return MessageResult(Err(api_error(refusal)));
+                if self.broker.is_none() || self.calls.runs_in(&msg.name) {
+                    return Box::pin(fut::ready(Err(api_error(refusal))));
+                }
+                // With several nodes the call may run on another node: the log says.
+                let pool = self.pool.clone();
+                let (room, user) = (msg.name.as_str().to_owned(), msg.user.0);
+                let runs = async move {
+                    db::run(&pool, move |c| Ok(db::calls::runs_with(c, &room, user)?)).await
+                };
+                return Box::pin(runs.into_actor(self).map(move |res, act, ctx| match res {
+                    Ok(true) => Ok(act.room(msg, ctx)),
+                    Ok(false) => Err(api_error(refusal)),
+                    Err(e) => Err(e),
+                }));
             }
         }
+        Box::pin(fut::ready(Ok(self.room(msg, ctx))))
+    }
+}
+
+impl Hub {
+    /// The live room `msg` names, started if it has none.
+    fn room(&mut self, msg: GetRoom, ctx: &mut Context<Self>) -> Addr<RoomActor> {
         if let Some(addr) = self.rooms.get(&msg.name).filter(|a| a.connected()) {
-            return MessageResult(Ok(addr.clone()));
+            return addr.clone();
         }
         let (name, kind, cap) = (msg.name.clone(), msg.kind, self.settings.room_member_cap);
         let (hub, presence) = (ctx.address(), self.presence.clone());
@@ -455,7 +798,7 @@ impl Handler<GetRoom> for Hub {
         });
         self.rooms.insert(msg.name, addr.clone());
         self.metrics.rooms_live(self.rooms.len());
-        MessageResult(Ok(addr))
+        addr
     }
 }
 
@@ -505,6 +848,15 @@ impl Handler<CallRequest> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: CallRequest, ctx: &mut Self::Context) {
+        if let (Some(broker), Some(call_id)) = (&self.broker, msg.action.call_id()) {
+            // Only a session of this node's request goes on to another node: one that came
+            // from another node was sent here because this one runs the call.
+            if !self.calls.knows(call_id) && msg.deliver.node().is_none() {
+                let broker = broker.clone();
+                self.forward(broker, msg, ctx);
+                return;
+            }
+        }
         let event = Event::Request(requester(&msg), msg.action.clone());
         self.run(event, Origin::Request(&msg), ctx);
     }
@@ -554,6 +906,12 @@ impl Handler<UserOnline> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: UserOnline, ctx: &mut Self::Context) {
+        if self.broker.is_some() {
+            // Another node may have logged a missed call for them (a ringing call of a node
+            // that died): the log says, and tells each missed call once over all nodes.
+            self.calls
+                .handle(now(), Event::MissedUnseen { user: msg.user_id });
+        }
         let event = Event::Connected { user: msg.user_id };
         self.run(event, Origin::Connection(&msg.deliver), ctx);
     }
@@ -624,8 +982,12 @@ impl Handler<Shutdown> for Hub {
         self.outboxes.clear();
         self.metrics.calls_live(self.calls.live_calls());
         let pool = self.pool.clone();
+        let owner = self.owner_node();
         Box::pin(async move {
-            if let Err(e) = db::run(&pool, |conn| Ok(db::calls::close_dangling(conn)?)).await {
+            let closed = db::run(&pool, move |conn| {
+                Ok(db::calls::close_dangling(conn, owner.as_deref())?)
+            });
+            if let Err(e) = closed.await {
                 log::error!("cannot close live calls at shutdown: {e}");
             }
         })
