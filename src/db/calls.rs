@@ -131,18 +131,79 @@ pub(crate) fn mark_seen_key(conn: &mut DbConnection, call_key: &str) -> QueryRes
         .execute(conn)
 }
 
-/// Whether a call with `user` in it runs in the room called `room` (for a call room entered
-/// on a node that does not run the call).
-pub(crate) fn runs_with(conn: &mut DbConnection, room: &str, user: i64) -> QueryResult<bool> {
+/// A call with `user` in it, in the room called `room`, as the log has it (for a call room
+/// entered on a node that does not run the call).
+#[derive(Debug, PartialEq)]
+pub(crate) enum InRoom {
+    /// It runs, on that node (`None`: a server alone).
+    Running(Option<String>),
+    /// It still rings (an answer may be on its way to the log).
+    Ringing,
+    /// No such call.
+    Nothing,
+}
+
+/// Where `user`'s call in the room called `room` stands in the log.
+pub(crate) fn call_in_room(conn: &mut DbConnection, room: &str, user: i64) -> QueryResult<InRoom> {
     use super::schema::rooms;
-    let n: i64 = calls::table
+    let calls: Vec<(String, Option<String>)> = calls::table
         .inner_join(rooms::table)
         .filter(rooms::name.eq(room))
-        .filter(calls::state.eq(CallState::Accepted.as_str()))
+        .filter(calls::state.eq_any(LIVE))
         .filter(calls::caller_id.eq(user).or(calls::callee_id.eq(user)))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
+        .select((calls::state, calls::owner_node))
+        .load(conn)?;
+    let running = calls
+        .iter()
+        .find(|(state, _)| state == CallState::Accepted.as_str());
+    Ok(match running {
+        Some((_, owner)) => InRoom::Running(owner.clone()),
+        None if calls.is_empty() => InRoom::Nothing,
+        None => InRoom::Ringing,
+    })
+}
+
+/// A call ringing for its callee, as `call.incoming` announces it.
+#[derive(Debug)]
+pub(crate) struct Ringing {
+    pub call_key: String,
+    pub caller_id: i64,
+    pub caller_nickname: String,
+    pub media: String,
+    pub room: Option<String>,
+}
+
+/// The calls ringing for `callee_id`, oldest first (for a connection that opens on a node
+/// that does not run them).
+pub(crate) fn ringing_for(conn: &mut DbConnection, callee_id: i64) -> QueryResult<Vec<Ringing>> {
+    use super::schema::rooms;
+    let rows: Vec<(String, i64, String, Option<String>)> = calls::table
+        .left_join(rooms::table)
+        .filter(calls::callee_id.eq(callee_id))
+        .filter(calls::state.eq(CallState::Ringing.as_str()))
+        .select((
+            calls::call_key,
+            calls::caller_id,
+            calls::media,
+            rooms::name.nullable(),
+        ))
+        .order(calls::id.asc())
+        .load(conn)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let callers: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let names = super::users::nicknames(conn, &callers)?;
+    Ok(rows
+        .into_iter()
+        .map(|(call_key, caller_id, media, room)| Ringing {
+            call_key,
+            caller_id,
+            caller_nickname: names.get(&caller_id).cloned().unwrap_or_default(),
+            media,
+            room,
+        })
+        .collect())
 }
 
 /// Every user with missed calls they have not been told about.

@@ -56,6 +56,7 @@ use crate::{
     config::Settings,
     db::{
         self,
+        calls::InRoom,
         models::{CallState, Capabilities, NewCall, RoomKind},
         DbPool,
     },
@@ -67,6 +68,12 @@ use crate::{
 pub const CONFIRM_GONE: Duration = NODE_TTL;
 /// How often a node looks for live calls of nodes that are gone.
 pub const ORPHAN_SWEEP: Duration = Duration::from_secs(10);
+
+/// A call room entered on a node that does not run its call, while the log says the call
+/// still rings (its answer is on its way to the log): looked at again this often, ...
+const ANSWER_WAIT_STEP: Duration = Duration::from_millis(100);
+/// ... at most this many times.
+const ANSWER_WAIT_TRIES: u32 = 20;
 
 /// One database write of the call log, run in order with the others.
 type DbJob = Box<dyn FnOnce(&mut DbConnection) -> diesel::QueryResult<()> + Send>;
@@ -458,13 +465,66 @@ impl Hub {
             match owner {
                 Some(node) if !act.calls.knows(&key) => {
                     if let Some(body) = ForwardedCall::new(&msg) {
-                        broker.publish(&Topic::Node(node), Kind::Call, &body);
+                        broker.publish(&Topic::Node(node), Kind::Call, &CallWire::Request(body));
                     }
                 }
                 _ => {
                     let event = Event::Request(requester(&msg), msg.action.clone());
                     act.run(event, Origin::Request(&msg), ctx);
                 }
+            }
+        }));
+    }
+
+    /// `user` entered, here, the room of a call that `owner` runs: that node's machine stops
+    /// holding them (their reconnect grace ends, as when they enter it there).
+    fn entered_elsewhere(&self, owner: Option<String>, user: UserId, room: &RoomName) {
+        let (Some(broker), Some(owner)) = (&self.broker, owner) else {
+            return;
+        };
+        let node = NodeId(SharedStr::from(owner));
+        if &node != broker.node() {
+            let body = CallWire::Entered {
+                user,
+                room: room.clone(),
+            };
+            broker.publish(&Topic::Node(node), Kind::Call, &body);
+        }
+    }
+
+    /// A connection of `user` opened here, with several nodes: the calls ringing for them
+    /// that other nodes run are announced to it (`call.incoming`), as this node's own are.
+    fn announce_ringing_elsewhere(
+        &mut self,
+        user: UserId,
+        deliver: Delivery,
+        ctx: &mut Context<Self>,
+    ) {
+        let pool = self.pool.clone();
+        let ringing =
+            async move { db::run(&pool, move |c| Ok(db::calls::ringing_for(c, user.0)?)).await };
+        ctx.spawn(ringing.into_actor(self).map(move |res, act, _| {
+            let ringing = match res {
+                Ok(r) => r,
+                Err(e) => return log::warn!("cannot read the calls ringing for {}: {e}", user.0),
+            };
+            for call in ringing {
+                if act.calls.knows(&call.call_key) {
+                    continue;
+                }
+                let Some(Ok((room, _))) = call.room.as_deref().map(RoomName::parse) else {
+                    continue;
+                };
+                let frame = ServerMsg::CallIncoming {
+                    call_id: &CallId(SharedStr::from(call.call_key)),
+                    from: &UserRef {
+                        id: UserId(call.caller_id),
+                        nickname: SharedStr::from(call.caller_nickname),
+                    },
+                    media: Media::parse(&call.media),
+                    room: &room,
+                };
+                deliver.do_send(Deliver(frame.encode()));
             }
         }));
     }
@@ -619,8 +679,17 @@ async fn alive(broker: &Broker, node: &NodeId) -> Option<bool> {
         .ok()
 }
 
-/// A call frame a session sent to another node, for the node that runs the call
-/// ([`Kind::Call`] on that node's channel).
+/// What one node tells the node that runs a call ([`Kind::Call`] on that node's channel).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum CallWire {
+    /// A call frame from a session of the sending node.
+    Request(ForwardedCall),
+    /// `user` entered the call's `room` on the sending node.
+    Entered { user: UserId, room: RoomName },
+}
+
+/// A call frame a session sent to another node, for the node that runs the call.
 #[derive(Debug, Serialize, Deserialize)]
 struct ForwardedCall {
     user: UserId,
@@ -666,13 +735,19 @@ impl Handler<Inbound> for Hub {
 
     /// A call frame forwarded by the node its session is on: answered as if it came from a
     /// session here, through a remote [`Delivery`]. (Capabilities matter only to
-    /// invitations, which are never forwarded.)
+    /// invitations, which are never forwarded.) Or a participant entered the call's room on
+    /// another node.
     fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
         let Some(broker) = self.broker.clone() else {
             return;
         };
-        let Some(fwd) = msg.parse::<ForwardedCall>() else {
-            return;
+        let fwd = match msg.parse::<CallWire>() {
+            Some(CallWire::Request(fwd)) => fwd,
+            Some(CallWire::Entered { user, room }) => {
+                self.run(Event::EnterCallRoom { user, room }, Origin::Nobody, ctx);
+                return;
+            }
+            None => return,
         };
         let action = match fwd.action {
             ForwardedAction::Accept(id) => CallAction::Accept(id),
@@ -772,11 +847,26 @@ impl Handler<GetRoom> for Hub {
                 let pool = self.pool.clone();
                 let (room, user) = (msg.name.as_str().to_owned(), msg.user.0);
                 let runs = async move {
-                    db::run(&pool, move |c| Ok(db::calls::runs_with(c, &room, user)?)).await
+                    // An answer the other node sent before its log write is in: wait for it.
+                    let mut tries = ANSWER_WAIT_TRIES;
+                    loop {
+                        let (room, pool) = (room.clone(), pool.clone());
+                        let found =
+                            db::run(&pool, move |c| Ok(db::calls::call_in_room(c, &room, user)?))
+                                .await?;
+                        tries -= 1;
+                        if found != InRoom::Ringing || tries == 0 {
+                            return Ok::<_, ApiError>(found);
+                        }
+                        tokio::time::sleep(ANSWER_WAIT_STEP).await;
+                    }
                 };
                 return Box::pin(runs.into_actor(self).map(move |res, act, ctx| match res {
-                    Ok(true) => Ok(act.room(msg, ctx)),
-                    Ok(false) => Err(api_error(refusal)),
+                    Ok(InRoom::Running(owner)) => {
+                        act.entered_elsewhere(owner, msg.user, &msg.name);
+                        Ok(act.room(msg, ctx))
+                    }
+                    Ok(InRoom::Ringing | InRoom::Nothing) => Err(api_error(refusal)),
                     Err(e) => Err(e),
                 }));
             }
@@ -911,6 +1001,9 @@ impl Handler<UserOnline> for Hub {
             // that died): the log says, and tells each missed call once over all nodes.
             self.calls
                 .handle(now(), Event::MissedUnseen { user: msg.user_id });
+        }
+        if self.broker.is_some() {
+            self.announce_ringing_elsewhere(msg.user_id, msg.deliver.clone(), ctx);
         }
         let event = Event::Connected { user: msg.user_id };
         self.run(event, Origin::Connection(&msg.deliver), ctx);

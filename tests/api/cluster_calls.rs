@@ -404,3 +404,75 @@ async fn an_invitation_rings_every_device_of_the_callee_on_other_nodes() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn a_connection_opened_on_another_node_while_a_call_rings_is_told_of_it() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let (n1, n2) = (cluster.node(0), cluster.node(1));
+    let (ana, bia) = (n1.user("ana").await, n1.user("bia").await);
+    let mut a = connect(n1, &ana).await;
+    let mut b1 = connect(n1, &bia).await;
+    let call_id = ringing_on_node_1(&mut a, &mut b1, &bia).await;
+    // Bia opens the app on another device, served by node 2: it rings there too.
+    let mut b2 = connect(n2, &bia).await;
+    let incoming = b2.recv_type("call.incoming").await;
+    assert_eq!(incoming["call_id"], call_id.as_str(), "{incoming}");
+    assert_eq!(incoming["from"]["nickname"], "ana");
+    assert_eq!(incoming["media"], "video");
+    let accepted = b2
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
+    assert_eq!(incoming["room"], accepted["room"]);
+    // Once answered (in the log), a new connection is not rung.
+    within(
+        Duration::from_secs(10),
+        "the log says accepted",
+        async || state_of(n1, &bia, &call_id).await.as_deref() == Some("accepted"),
+    )
+    .await;
+    let mut b3 = connect(n2, &bia).await;
+    b3.expect_no("call.incoming").await;
+}
+
+#[actix_web::test]
+async fn a_participant_back_on_another_node_within_the_grace_stays_in_the_call() {
+    let Some(cluster) = Cluster::start_with(2, |_, s| s.call_reconnect_grace_ms = 2_000).await
+    else {
+        return;
+    };
+    let (n1, n2) = (cluster.node(0), cluster.node(1));
+    let (ana, bia) = (n1.user("ana").await, n1.user("bia").await);
+    let mut a = connect(n1, &ana).await;
+    let mut b = connect(n1, &bia).await;
+    let call_id = ringing_on_node_1(&mut a, &mut b, &bia).await;
+    let accepted = b
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    let room = accepted["room"].as_str().expect("room").to_owned();
+    a.join(&room).await;
+    b.join(&room).await;
+
+    // Ana's network fails; node 1 holds her in the call for the grace. She comes back on
+    // node 2 and enters the call's room there.
+    a.vanish();
+    let left = b.recv_type("room.peer_left").await;
+    assert_eq!(left["dropped"], true, "{left}");
+    let mut a2 = connect(n2, &ana).await;
+    a2.join(&room).await;
+
+    // Well past the grace the call still runs: node 1 knows she is back.
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    b.expect_no("call.ended").await;
+    assert_eq!(
+        state_of(n1, &bia, &call_id).await.as_deref(),
+        Some("accepted")
+    );
+    let ack = a2
+        .request(3, json!({"type": "call.hangup", "call_id": call_id}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(b.recv_type("call.ended").await["call_id"], call_id.as_str());
+}
