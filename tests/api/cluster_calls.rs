@@ -476,3 +476,61 @@ async fn a_participant_back_on_another_node_within_the_grace_stays_in_the_call()
     assert_eq!(ack["type"], "ack", "{ack}");
     assert_eq!(b.recv_type("call.ended").await["call_id"], call_id.as_str());
 }
+
+#[actix_web::test]
+async fn calls_ring_and_run_on_through_a_redis_restart() {
+    let Some(mut cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let (ana, bia, cid, dani) = (
+        cluster.node(0).user("ana").await,
+        cluster.node(0).user("bia").await,
+        cluster.node(0).user("cid").await,
+        cluster.node(0).user("dani").await,
+    );
+    let (mut a, mut b1, mut b2) = (
+        connect(cluster.node(0), &ana).await,
+        connect(cluster.node(0), &bia).await,
+        connect(cluster.node(1), &bia).await,
+    );
+    let (mut c, mut d) = (
+        connect(cluster.node(0), &cid).await,
+        connect(cluster.node(0), &dani).await,
+    );
+    let ringing_id = ringing_on_node_1(&mut a, &mut b1, &bia).await;
+    let running = invite(&mut c, 1, &dani).await;
+    let running_id = running["call_id"].as_str().expect("call id").to_owned();
+    d.recv_type("call.incoming").await;
+    let accepted = d
+        .request(2, json!({"type": "call.accept", "call_id": running_id}))
+        .await;
+    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
+
+    // Redis loses everything (every node's liveness key too): no node is taken for dead.
+    cluster.redis.restart();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let (n1, n2) = (cluster.node(0), cluster.node(1));
+    assert_eq!(
+        state_of(n1, &bia, &ringing_id).await.as_deref(),
+        Some("ringing")
+    );
+    assert_eq!(
+        state_of(n1, &cid, &running_id).await.as_deref(),
+        Some("accepted")
+    );
+    // And the ringing call can still be answered from node 2.
+    let accepted = b2
+        .request(3, json!({"type": "call.accept", "call_id": ringing_id}))
+        .await;
+    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
+    assert_eq!(
+        a.recv_type("call.accepted").await["call_id"],
+        ringing_id.as_str()
+    );
+    within(
+        Duration::from_secs(10),
+        "the log says accepted",
+        async || state_of(n2, &ana, &ringing_id).await.as_deref() == Some("accepted"),
+    )
+    .await;
+}
