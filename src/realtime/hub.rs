@@ -60,6 +60,7 @@ use crate::{
         models::{CallState, Capabilities, NewCall, RoomKind},
         DbPool,
     },
+    domain::Capability,
     error::{ApiError, ErrorCode},
 };
 
@@ -437,19 +438,41 @@ impl Hub {
         self.broker.as_ref().map(|b| b.node().to_string())
     }
 
-    /// `msg` is about a call this machine does not know: the log says which node runs it;
-    /// a live other node gets the request, otherwise this machine answers it (`not_found`,
-    /// or the call, if it was stored here meanwhile).
+    /// `msg` is about a call this machine does not know (an answer, cancel or hang-up of
+    /// it, or an invitation into the room it runs): the log says which node runs it; a live
+    /// other node gets the request, otherwise this machine answers it (`not_found` or
+    /// `forbidden`, or as it would anyway if the call was stored here meanwhile).
     fn forward(&mut self, broker: Broker, msg: CallRequest, ctx: &mut Context<Self>) {
-        let Some(key) = msg.action.call_id().map(str::to_owned) else {
-            return;
-        };
         let pool = self.pool.clone();
+        let (action, user) = (msg.action.clone(), msg.user.id.0);
         let lookup = {
-            let (key, broker) = (key.clone(), broker.clone());
+            let broker = broker.clone();
             async move {
-                let owner = db::run(&pool, move |c| Ok(db::calls::live_owner(c, &key)?)).await?;
-                let owner = owner.flatten().map(|n| NodeId(SharedStr::from(n)));
+                let owner = match action {
+                    CallAction::Invite {
+                        room: Some((room, _)),
+                        ..
+                    } => {
+                        let room = room.as_str().to_owned();
+                        let found =
+                            db::run(&pool, move |c| Ok(db::calls::call_in_room(c, &room, user)?))
+                                .await?;
+                        match found {
+                            InRoom::Running(owner) => owner,
+                            InRoom::Ringing | InRoom::Nothing => None,
+                        }
+                    }
+                    CallAction::Invite { room: None, .. } => None,
+                    CallAction::Accept(key)
+                    | CallAction::Decline(key)
+                    | CallAction::Cancel(key)
+                    | CallAction::Hangup(key) => {
+                        db::run(&pool, move |c| Ok(db::calls::live_owner(c, &key)?))
+                            .await?
+                            .flatten()
+                    }
+                };
+                let owner = owner.map(|n| NodeId(SharedStr::from(n)));
                 let alive = match &owner {
                     Some(node) if node != broker.node() => alive(&broker, node).await == Some(true),
                     _ => false,
@@ -463,7 +486,7 @@ impl Hub {
                 Err(e) => return msg.reply_error(&e),
             };
             match owner {
-                Some(node) if !act.calls.knows(&key) => {
+                Some(node) if !act.runs(&msg.action) => {
                     if let Some(body) = ForwardedCall::new(&msg) {
                         broker.publish(&Topic::Node(node), Kind::Call, &CallWire::Request(body));
                     }
@@ -474,6 +497,22 @@ impl Hub {
                 }
             }
         }));
+    }
+
+    /// Whether this node's machine runs the call `action` is about (an invitation without a
+    /// room: the new call will run here).
+    fn runs(&self, action: &CallAction) -> bool {
+        match action {
+            CallAction::Invite { room: None, .. } => true,
+            CallAction::Invite {
+                room: Some((room, _)),
+                ..
+            } => self.calls.runs_in(room),
+            CallAction::Accept(key)
+            | CallAction::Decline(key)
+            | CallAction::Cancel(key)
+            | CallAction::Hangup(key) => self.calls.knows(key),
+        }
     }
 
     /// `user` entered, here, the room of a call that `owner` runs: that node's machine stops
@@ -694,16 +733,24 @@ enum CallWire {
 struct ForwardedCall {
     user: UserId,
     nickname: String,
+    /// What the sender's account may do (an invitation is checked against it).
+    #[serde(default)]
+    caps: Vec<Capability>,
     session: SessionId,
     reply: Option<FrameId>,
     action: ForwardedAction,
 }
 
-/// What a forwarded frame asks (an invitation is never forwarded: the inviting node runs
-/// the call).
+/// What a forwarded frame asks (an invitation only when it is into a running call's room:
+/// any other runs on the inviting node).
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", content = "call_id", rename_all = "snake_case")]
+#[serde(tag = "op", content = "arg", rename_all = "snake_case")]
 enum ForwardedAction {
+    Invite {
+        to: UserId,
+        media: Media,
+        room: RoomName,
+    },
     Accept(String),
     Decline(String),
     Cancel(String),
@@ -714,7 +761,16 @@ impl ForwardedCall {
     /// The wire form of `req` (which names a call).
     fn new(req: &CallRequest) -> Option<Self> {
         let action = match &req.action {
-            CallAction::Invite { .. } => return None,
+            CallAction::Invite {
+                to,
+                media,
+                room: Some((room, _)),
+            } => ForwardedAction::Invite {
+                to: *to,
+                media: *media,
+                room: room.clone(),
+            },
+            CallAction::Invite { room: None, .. } => return None,
             CallAction::Accept(id) => ForwardedAction::Accept(id.clone()),
             CallAction::Decline(id) => ForwardedAction::Decline(id.clone()),
             CallAction::Cancel(id) => ForwardedAction::Cancel(id.clone()),
@@ -725,6 +781,7 @@ impl ForwardedCall {
             nickname: req.user.nickname.as_str().to_owned(),
             session: req.session.clone(),
             reply: req.id.clone(),
+            caps: req.caps.to_list(),
             action,
         })
     }
@@ -734,8 +791,7 @@ impl Handler<Inbound> for Hub {
     type Result = ();
 
     /// A call frame forwarded by the node its session is on: answered as if it came from a
-    /// session here, through a remote [`Delivery`]. (Capabilities matter only to
-    /// invitations, which are never forwarded.) Or a participant entered the call's room on
+    /// session here, through a remote [`Delivery`]. Or a participant entered the call's room on
     /// another node.
     fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
         let Some(broker) = self.broker.clone() else {
@@ -750,6 +806,16 @@ impl Handler<Inbound> for Hub {
             None => return,
         };
         let action = match fwd.action {
+            ForwardedAction::Invite { to, media, room } => {
+                let Ok((room, kind)) = RoomName::parse(room.as_str()) else {
+                    return;
+                };
+                CallAction::Invite {
+                    to,
+                    media,
+                    room: Some((room, kind)),
+                }
+            }
             ForwardedAction::Accept(id) => CallAction::Accept(id),
             ForwardedAction::Decline(id) => CallAction::Decline(id),
             ForwardedAction::Cancel(id) => CallAction::Cancel(id),
@@ -760,7 +826,7 @@ impl Handler<Inbound> for Hub {
                 id: fwd.user,
                 nickname: SharedStr::from(fwd.nickname),
             },
-            caps: Capabilities::default(),
+            caps: Capabilities::from_list(&fwd.caps),
             deliver: Delivery::remote(&broker, msg.from, fwd.user, fwd.session.clone()),
             session: fwd.session,
             id: fwd.reply,
@@ -938,10 +1004,10 @@ impl Handler<CallRequest> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: CallRequest, ctx: &mut Self::Context) {
-        if let (Some(broker), Some(call_id)) = (&self.broker, msg.action.call_id()) {
+        if let Some(broker) = &self.broker {
             // Only a session of this node's request goes on to another node: one that came
             // from another node was sent here because this one runs the call.
-            if !self.calls.knows(call_id) && msg.deliver.node().is_none() {
+            if !self.runs(&msg.action) && msg.deliver.node().is_none() {
                 let broker = broker.clone();
                 self.forward(broker, msg, ctx);
                 return;

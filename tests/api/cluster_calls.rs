@@ -534,3 +534,55 @@ async fn calls_ring_and_run_on_through_a_redis_restart() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn a_participant_on_another_node_brings_a_third_person_into_the_call() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let (n1, n2) = (cluster.node(0), cluster.node(1));
+    let (ana, bia, cid) = (
+        n1.user("ana").await,
+        n1.user("bia").await,
+        n1.user("cid").await,
+    );
+    let mut a = connect(n1, &ana).await;
+    let mut b1 = connect(n1, &bia).await;
+    let mut b2 = connect(n2, &bia).await;
+    let mut c = connect(n1, &cid).await;
+    let call_id = ringing_on_node_1(&mut a, &mut b1, &bia).await;
+    let accepted = b2
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    let room = accepted["room"].as_str().expect("room").to_owned();
+    b2.join(&room).await;
+
+    // Bia, on node 2, invites Cid into the call that node 1 runs.
+    let ringing = b2
+        .request(
+            3,
+            json!({"type": "call.invite", "to": cid.id, "media": "video", "room": room}),
+        )
+        .await;
+    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
+    assert_eq!(ringing["room"], room.as_str());
+    let second = ringing["call_id"].as_str().expect("call id").to_owned();
+    let incoming = c.recv_type("call.incoming").await;
+    assert_eq!(incoming["call_id"], second.as_str());
+    assert_eq!(incoming["room"], room.as_str());
+    let joined = c
+        .request(4, json!({"type": "call.accept", "call_id": second}))
+        .await;
+    assert_eq!(joined["type"], "call.accepted", "{joined}");
+    // The inviter on node 2 hears the answer.
+    assert_eq!(
+        b2.recv_type("call.accepted").await["call_id"],
+        second.as_str()
+    );
+    c.join(&room).await;
+    within(Duration::from_secs(10), "both calls logged", async || {
+        state_of(n2, &cid, &second).await.as_deref() == Some("accepted")
+            && state_of(n2, &ana, &call_id).await.as_deref() == Some("accepted")
+    })
+    .await;
+}
