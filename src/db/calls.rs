@@ -282,6 +282,21 @@ pub(crate) fn set_missed(
         calls::seen_by_callee.eq(seen),
     ))
     .execute(conn)
+    .and_then(|moved| match (moved, seen) {
+        // Already missed (decided in the log first, with several nodes): the callee was told.
+        (0, true) => mark_seen_key(conn, call_key),
+        _ => Ok(moved),
+    })
+}
+
+/// The state of the call `call_key` in the log, if it is there.
+pub(crate) fn state_of(conn: &mut DbConnection, call_key: &str) -> QueryResult<Option<CallState>> {
+    let state: Option<String> = calls::table
+        .filter(calls::call_key.eq(call_key))
+        .select(calls::state)
+        .first(conn)
+        .optional()?;
+    Ok(state.as_deref().and_then(CallState::parse))
 }
 
 /// A user's call log with the other party's nickname, newest first.

@@ -513,6 +513,42 @@ impl CallMachine {
         self.calls.contains_key(call_id)
     }
 
+    /// The state `action` by `by` would move a ringing call to (accepted, declined or
+    /// cancelled), if it is one the machine would carry out; `None` for anything else (which
+    /// the machine answers as usual). With several nodes the driver records that move in the
+    /// shared log first, and lets the machine carry it out only if the log agrees.
+    pub(crate) fn answers(&self, by: &Requester, action: &CallAction) -> Option<CallState> {
+        let (key, wanted) = match action {
+            CallAction::Invite { .. } => return None,
+            CallAction::Accept(key) => (key, Some((Side::Callee, CallState::Accepted))),
+            CallAction::Decline(key) => (key, Some((Side::Callee, CallState::Declined))),
+            CallAction::Cancel(key) => (key, Some((Side::Caller, CallState::Cancelled))),
+            CallAction::Hangup(key) => (key, None),
+        };
+        let call = self.calls.get(key.as_str())?;
+        if !matches!(call.phase, Phase::Ringing { .. }) {
+            return None;
+        }
+        let me = by.user.id;
+        let (side, state) = wanted.unwrap_or(if call.caller.id == me {
+            (Side::Caller, CallState::Cancelled)
+        } else {
+            (Side::Callee, CallState::Declined)
+        });
+        let party = match side {
+            Side::Caller => &call.caller,
+            Side::Callee => &call.callee,
+        };
+        (party.id == me).then_some(state)
+    }
+
+    /// Whether `call_id` rings until `at` (its ring deadline, set for `at`, counts).
+    pub(crate) fn rings_until(&self, call_id: &CallId, at: Ms) -> bool {
+        self.calls
+            .get(&call_id.0)
+            .is_some_and(|c| matches!(c.phase, Phase::Ringing { deadline } if deadline == at))
+    }
+
     /// Whether a call this machine runs is held in `room`.
     pub(crate) fn runs_in(&self, room: &RoomName) -> bool {
         self.rooms.contains_key(room) || self.calls.values().any(|c| &c.room == room)

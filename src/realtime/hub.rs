@@ -284,7 +284,7 @@ impl Hub {
                 let key = timer.clone();
                 let handle = ctx.run_later(wait, move |act, ctx| {
                     act.timers.remove(&key);
-                    act.run(Event::Deadline { timer: key, at }, Origin::Nobody, ctx);
+                    act.deadline(key, at, ctx);
                 });
                 if let Some(old) = self.timers.insert(timer, handle) {
                     ctx.cancel_future(old);
@@ -491,10 +491,7 @@ impl Hub {
                         broker.publish(&Topic::Node(node), Kind::Call, &CallWire::Request(body));
                     }
                 }
-                _ => {
-                    let event = Event::Request(requester(&msg), msg.action.clone());
-                    act.run(event, Origin::Request(&msg), ctx);
-                }
+                _ => act.request(msg, ctx),
             }
         }));
     }
@@ -513,6 +510,98 @@ impl Hub {
             | CallAction::Cancel(key)
             | CallAction::Hangup(key) => self.calls.knows(key),
         }
+    }
+
+    /// A call request for this machine. With several nodes, an answer to a ringing call
+    /// (accept, decline, cancel, or a hang-up that is one) is first recorded in the shared
+    /// log, from `ringing`: only if that moves the row does the machine carry it out;
+    /// otherwise the call was decided elsewhere (missed by the sweep of a node that took
+    /// this one for dead, or by its ring deadline here) and the request is too late.
+    fn request(&mut self, msg: CallRequest, ctx: &mut Context<Self>) {
+        let by = requester(&msg);
+        let answer = match (&self.broker, msg.action.call_id()) {
+            (Some(_), Some(key)) => self.calls.answers(&by, &msg.action).map(|s| (key, s)),
+            _ => None,
+        };
+        let Some((key, state)) = answer else {
+            self.run(
+                Event::Request(by, msg.action.clone()),
+                Origin::Request(&msg),
+                ctx,
+            );
+            return;
+        };
+        let (pool, key) = (self.pool.clone(), key.to_owned());
+        let decided = async move {
+            db::run(&pool, move |c| {
+                Ok(db::calls::set_state(c, &key, state, now())?)
+            })
+            .await
+        };
+        ctx.spawn(
+            decided
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(1) => {
+                        let key = msg.action.call_id().unwrap_or_default().to_owned();
+                        let event = Event::Request(requester(&msg), msg.action.clone());
+                        act.run(event, Origin::Request(&msg), ctx);
+                        if state == CallState::Accepted && !act.calls.knows(&key) {
+                            // The machine ended it meanwhile (its caller left): so does the log.
+                            act.log(LogWrite::State {
+                                call_id: CallId(SharedStr::from(key)),
+                                state: CallState::Ended,
+                                at: now(),
+                            });
+                        }
+                    }
+                    Ok(_) => msg
+                        .reply_error(&ApiError::Conflict("this call was already answered".into())),
+                    Err(e) => msg.reply_error(&e),
+                }),
+        );
+    }
+
+    /// A timer came. With several nodes a ring deadline is first recorded in the shared
+    /// log (ringing → missed): the machine misses the call only if that moved the row, or
+    /// if the log already says missed (a sweep elsewhere); if the call was answered in the
+    /// log meanwhile, the answer's request is on its way to the machine.
+    fn deadline(&mut self, timer: Timer, at: Ms, ctx: &mut Context<Self>) {
+        let ring = match (&self.broker, &timer) {
+            (Some(_), Timer::Ring(call_id)) if self.calls.rings_until(call_id, at) => {
+                call_id.clone()
+            }
+            _ => {
+                self.run(Event::Deadline { timer, at }, Origin::Nobody, ctx);
+                return;
+            }
+        };
+        let pool = self.pool.clone();
+        let decided = async move {
+            db::run(&pool, move |c| {
+                let moved = db::calls::set_missed(c, &ring.0, false, now())?;
+                Ok(if moved == 1 {
+                    Some(CallState::Missed)
+                } else {
+                    db::calls::state_of(c, &ring.0)?
+                })
+            })
+            .await
+        };
+        ctx.spawn(
+            decided
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(Some(CallState::Missed) | None) => {
+                        act.run(Event::Deadline { timer, at }, Origin::Nobody, ctx);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        log::error!("cannot record a ring deadline: {e}");
+                        act.run(Event::Deadline { timer, at }, Origin::Nobody, ctx);
+                    }
+                }),
+        );
     }
 
     /// `user` entered, here, the room of a call that `owner` runs: that node's machine stops
@@ -832,8 +921,7 @@ impl Handler<Inbound> for Hub {
             id: fwd.reply,
             action,
         };
-        let event = Event::Request(requester(&req), req.action.clone());
-        self.run(event, Origin::Request(&req), ctx);
+        self.request(req, ctx);
     }
 }
 
@@ -1013,8 +1101,7 @@ impl Handler<CallRequest> for Hub {
                 return;
             }
         }
-        let event = Event::Request(requester(&msg), msg.action.clone());
-        self.run(event, Origin::Request(&msg), ctx);
+        self.request(msg, ctx);
     }
 }
 

@@ -586,3 +586,40 @@ async fn a_participant_on_another_node_brings_a_third_person_into_the_call() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn an_answer_the_log_already_decided_otherwise_is_refused_on_the_node_that_runs_the_call() {
+    use diesel::{Connection, RunQueryDsl};
+    let Some(cluster) = Cluster::start_with(2, |_, s| s.ring_timeout_ms = 3_000).await else {
+        return;
+    };
+    let n1 = cluster.node(0);
+    let (ana, bia) = (n1.user("ana").await, n1.user("bia").await);
+    let mut a = connect(n1, &ana).await;
+    let mut b = connect(n1, &bia).await;
+    let call_id = ringing_on_node_1(&mut a, &mut b, &bia).await;
+    // Another node took node 1 for dead (cut off from Redis, say) and missed its call.
+    let mut pg = diesel::PgConnection::establish(&n1.settings.database_url).expect("database");
+    let moved = diesel::sql_query(
+        "UPDATE calls SET state = 'missed', ended_at = 1 WHERE call_key = $1 AND state = 'ringing'",
+    )
+    .bind::<diesel::sql_types::Text, _>(&call_id)
+    .execute(&mut pg)
+    .expect("update");
+    assert_eq!(moved, 1);
+
+    // Node 1 still rings it, but an answer there now loses to the log ...
+    let late = b
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    assert_eq!(late["code"], "conflict", "{late}");
+    // ... and the ring deadline ends it as the log says, once.
+    assert_eq!(
+        a.recv_type("call.missed").await["call_id"],
+        call_id.as_str()
+    );
+    a.expect_no("call.accepted").await;
+    let log = log_of(n1, &ana).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["state"], "missed");
+}
