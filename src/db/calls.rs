@@ -231,10 +231,14 @@ pub(crate) fn log_for(conn: &mut DbConnection, user_id: i64, limit: i64) -> Quer
 }
 
 /// After a restart no call can still be live: ringing ones were missed, accepted ones ended.
-/// `owner`: only the calls that node runs (a node of several stopping); `None`: every call
-/// (a server alone).
+/// `owner`: a node of several stopping (drained): only the calls it runs that ring are
+/// missed (their callers are gone); its running calls stay, for a live node to take over
+/// while their people reconnect to other nodes. `None`: every call (a server alone).
 pub(crate) fn close_dangling(conn: &mut DbConnection, owner: Option<&str>) -> QueryResult<usize> {
     let ringing = set_state_where(conn, owner, CallState::Ringing, CallState::Missed)?;
+    if owner.is_some() {
+        return Ok(ringing);
+    }
     let accepted = set_state_where(conn, owner, CallState::Accepted, CallState::Ended)?;
     Ok(ringing + accepted)
 }

@@ -110,6 +110,9 @@ pub struct Hub {
     broker: Option<Broker>,
     /// Nodes whose calls are about to be swept (each once at a time).
     sweeping: HashSet<NodeId>,
+    /// Running calls taken over from nodes that are gone (not in the machine: their people
+    /// are back on any node, in rooms of their own), by call id, with their two people.
+    adopted: HashMap<String, [UserId; 2]>,
 }
 
 /// What a client is told when `r` answers a message that expects an [`ApiError`].
@@ -158,6 +161,7 @@ impl Hub {
             db_jobs: None,
             broker,
             sweeping: HashSet::new(),
+            adopted: HashMap::new(),
         }
     }
 
@@ -505,11 +509,46 @@ impl Hub {
                 room: Some((room, _)),
                 ..
             } => self.calls.runs_in(room),
-            CallAction::Accept(key)
-            | CallAction::Decline(key)
-            | CallAction::Cancel(key)
-            | CallAction::Hangup(key) => self.calls.knows(key),
+            CallAction::Accept(key) | CallAction::Decline(key) | CallAction::Cancel(key) => {
+                self.calls.knows(key)
+            }
+            CallAction::Hangup(key) => self.calls.knows(key) || self.adopted.contains_key(key),
         }
+    }
+
+    /// A hang-up of a call taken over from a node that is gone: it ends (in the log, and for
+    /// the other person, who hears `call.ended`).
+    fn hang_up_adopted(&mut self, msg: CallRequest, users: [UserId; 2]) {
+        let other = match users {
+            [me, other] | [other, me] if me == msg.user.id => other,
+            _ => return msg.reply_error(&ApiError::Forbidden("you are not in this call".into())),
+        };
+        let key = msg.action.call_id().unwrap_or_default().to_owned();
+        self.adopted.remove(&key);
+        let call_id = CallId(SharedStr::from(key));
+        self.presence.do_send(SendToUser {
+            user_id: other,
+            frame: ServerMsg::CallEnded {
+                call_id: &call_id,
+                by: &msg.user,
+                dropped: false,
+            }
+            .encode(),
+            except: None,
+        });
+        self.log(LogWrite::State {
+            call_id,
+            state: CallState::Ended,
+            at: now(),
+        });
+        msg.deliver.do_send(Deliver(
+            ServerMsg::Ack {
+                id: msg.id.as_ref(),
+                msg_id: None,
+                created_at: None,
+            }
+            .encode(),
+        ));
     }
 
     /// A call request for this machine. With several nodes, an answer to a ringing call
@@ -518,6 +557,11 @@ impl Hub {
     /// otherwise the call was decided elsewhere (missed by the sweep of a node that took
     /// this one for dead, or by its ring deadline here) and the request is too late.
     fn request(&mut self, msg: CallRequest, ctx: &mut Context<Self>) {
+        if let CallAction::Hangup(key) = &msg.action {
+            if let Some(users) = self.adopted.get(key).copied() {
+                return self.hang_up_adopted(msg, users);
+            }
+        }
         let by = requester(&msg);
         let answer = match (&self.broker, msg.action.call_id()) {
             (Some(_), Some(key)) => self.calls.answers(&by, &msg.action).map(|s| (key, s)),
@@ -747,8 +791,13 @@ impl Hub {
     /// ends in the log unless both of its people are online again (then it is looked at
     /// again one grace later).
     fn watch_adopted(&mut self, key: String, users: [UserId; 2], ctx: &mut Context<Self>) {
+        self.adopted.insert(key.clone(), users);
         let grace = Duration::from_millis(self.settings.call_reconnect_grace_ms.max(1000));
         ctx.run_later(grace, move |act, ctx| {
+            if !act.adopted.contains_key(&key) {
+                // Hung up meanwhile.
+                return;
+            }
             let lookups = users.map(|user_id| act.presence.send(Lookup { user_id }));
             let online = async move {
                 let mut n = 0;
@@ -763,6 +812,7 @@ impl Hub {
                 if online >= 2 {
                     act.watch_adopted(key, users, ctx);
                 } else {
+                    act.adopted.remove(&key);
                     act.db(Box::new(move |conn| {
                         db::calls::set_state(conn, &key, CallState::Ended, now()).map(drop)
                     }));

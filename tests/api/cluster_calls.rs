@@ -623,3 +623,64 @@ async fn an_answer_the_log_already_decided_otherwise_is_refused_on_the_node_that
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["state"], "missed");
 }
+
+#[actix_web::test]
+async fn a_call_of_a_drained_node_goes_on_elsewhere_and_ends_with_a_hang_up() {
+    // One node survives: it takes the call over, and its presence sees both people.
+    let Some(cluster) = Cluster::start_with(1, |_, s| s.call_reconnect_grace_ms = 2_000).await
+    else {
+        return;
+    };
+    let n1 = cluster.node(0);
+    let (ana, bia) = (n1.user("ana").await, n1.user("bia").await);
+    let drained = cluster.spawn_process("node-drained");
+    let mut a = connect(&drained.port, &ana).await;
+    let mut b = connect(&drained.port, &bia).await;
+    let call_id = ringing_on_node_1(&mut a, &mut b, &bia).await;
+    let accepted = b
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    let room = accepted["room"].as_str().expect("room").to_owned();
+    within(
+        Duration::from_secs(10),
+        "the log says accepted",
+        async || state_of(n1, &bia, &call_id).await.as_deref() == Some("accepted"),
+    )
+    .await;
+
+    within(
+        Duration::from_secs(10),
+        "node 1 sees the other node",
+        async || crate::cluster::metric(n1, "tertulia_cluster_nodes").await == Some(2.0),
+    )
+    .await;
+
+    // The node is drained (SIGTERM): its clients are sent away with 1001 ...
+    drained.terminate();
+    assert_eq!(a.expect_close().await, 1001);
+    assert_eq!(b.expect_close().await, 1001);
+    // ... and come back on node 1, into the same call.
+    let mut a1 = connect(n1, &ana).await;
+    let mut b1 = connect(n1, &bia).await;
+    a1.join(&room).await;
+    b1.join(&room).await;
+    // Node 1 takes the call over (the drained node left the cluster: seen at its next
+    // heartbeat, confirmed 5 s later), and keeps it while both are there, past the grace.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(
+        state_of(n1, &ana, &call_id).await.as_deref(),
+        Some("accepted")
+    );
+    let ack = a1
+        .request(3, json!({"type": "call.hangup", "call_id": call_id}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let ended = b1.recv_type("call.ended").await;
+    assert_eq!(ended["call_id"], call_id.as_str());
+    assert_eq!(ended["by"]["id"], ana.id);
+    within(Duration::from_secs(10), "the log says ended", async || {
+        state_of(n1, &bia, &call_id).await.as_deref() == Some("ended")
+    })
+    .await;
+    assert_eq!(log_of(n1, &ana).await.len(), 1);
+}
