@@ -13,17 +13,27 @@
 //!
 //! ## Several nodes (`--broker`)
 //!
-//! The hub of the node where an invitation is made runs the call (its machine holds it) and
-//! names itself in the log (`calls.owner_node`). An answer, cancel or hang-up that reaches
-//! a node whose machine does not know the call is forwarded ([`Kind::Call`]) to the node the
-//! log names, whose hub answers the session through a remote [`Delivery`]. The log is the
-//! referee: every move is a conditional update from the state it starts from, so of two
-//! moves that race only one changes the row. When a node is gone (and still gone
-//! [`CONFIRM_GONE`] later, so a Redis restart that lost every liveness key is not taken for
-//! a death), its ringing calls are missed, once over all nodes, and its running calls are
-//! adopted by one live node, which ends them in the log when fewer than two of their people
-//! are still online after the reconnect grace. Every [`ORPHAN_SWEEP`] each node also looks for
-//! live calls of nodes that are gone (a death it did not see).
+//! - **Who runs a call**: the hub of the node where the invitation is made (its machine
+//!   holds it), named in the log (`calls.owner_node`). An answer, cancel or hang-up that
+//!   reaches a node whose machine does not know the call, or an invitation into a running
+//!   call's room, is forwarded ([`Kind::Call`]) to the node the log names, if its liveness
+//!   key says it is alive; its hub answers the session through a remote [`Delivery`].
+//! - **The log is the referee**: every answer to a ringing call (accept, decline, cancel, the
+//!   ring deadline) is first a conditional update from `ringing`, and the machine carries
+//!   it out only if that moved the row; every other move is conditional on the state it
+//!   starts from. Of two moves that race, on any nodes, one wins.
+//! - **Connections elsewhere**: a connection that opens while a call another node runs
+//!   rings for it is told (`call.incoming`, from the log); missed calls are told from the
+//!   log on every connection (each once, over all nodes); a call room may be entered on any
+//!   node while the log says its call runs with you in it (which ends your reconnect grace
+//!   on the node that runs it).
+//! - **Nodes that go**: a node that is gone (its liveness key expired, and still gone
+//!   [`CONFIRM_GONE`] later, so a Redis restart that lost every key is not taken for a
+//!   death) has its ringing calls missed, once over all nodes, and its running calls taken
+//!   over by one live node, which ends each in the log when, after the reconnect grace,
+//!   fewer than two of its people are online (or at a hang-up). A drained node (stopping)
+//!   misses its ringing calls and leaves its running ones to be taken over. Every
+//!   [`ORPHAN_SWEEP`] each node also looks for live calls of nodes that are gone.
 
 use std::{
     collections::{HashMap, HashSet},
