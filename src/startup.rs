@@ -146,7 +146,7 @@ impl Application {
         let alone = broker.is_none();
         let (closed, unseen_missed) = db::run(&pool, move |conn| {
             let closed = if alone {
-                db::calls::close_dangling(conn)?
+                db::calls::close_dangling(conn, None)?
             } else {
                 0
             };

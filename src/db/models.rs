@@ -247,4 +247,6 @@ pub struct NewCall<'a> {
     pub media: &'a str,
     pub state: &'a str,
     pub created_at: i64,
+    /// The node whose hub runs the call (several nodes); `None` for a server alone.
+    pub owner_node: Option<&'a str>,
 }

@@ -13,6 +13,7 @@ diesel::table! {
         answered_at -> Nullable<BigInt>,
         ended_at -> Nullable<BigInt>,
         seen_by_callee -> Bool,
+        owner_node -> Nullable<Text>,
     }
 }
 

@@ -65,6 +65,19 @@ pub enum CallAction {
     Hangup(String),
 }
 
+impl CallAction {
+    /// The call an answer, a cancel or a hang-up is about (`None`: an invitation).
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            CallAction::Invite { .. } => None,
+            CallAction::Accept(id)
+            | CallAction::Decline(id)
+            | CallAction::Cancel(id)
+            | CallAction::Hangup(id) => Some(id),
+        }
+    }
+}
+
 /// Who sent a call request: the user, what their account may do, and which connection (with
 /// the frame id its reply echoes).
 #[derive(Debug, Clone)]
@@ -492,6 +505,53 @@ impl CallMachine {
     /// How many calls are live (ringing or running).
     pub fn live_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Whether `call_id` is live here (being stored, ringing or running): with several
+    /// nodes, a call this machine does not know is run by another node's.
+    pub(crate) fn knows(&self, call_id: &str) -> bool {
+        self.calls.contains_key(call_id)
+    }
+
+    /// The state `action` by `by` would move a ringing call to (accepted, declined or
+    /// cancelled), if it is one the machine would carry out; `None` for anything else (which
+    /// the machine answers as usual). With several nodes the driver records that move in the
+    /// shared log first, and lets the machine carry it out only if the log agrees.
+    pub(crate) fn answers(&self, by: &Requester, action: &CallAction) -> Option<CallState> {
+        let (key, wanted) = match action {
+            CallAction::Invite { .. } => return None,
+            CallAction::Accept(key) => (key, Some((Side::Callee, CallState::Accepted))),
+            CallAction::Decline(key) => (key, Some((Side::Callee, CallState::Declined))),
+            CallAction::Cancel(key) => (key, Some((Side::Caller, CallState::Cancelled))),
+            CallAction::Hangup(key) => (key, None),
+        };
+        let call = self.calls.get(key.as_str())?;
+        if !matches!(call.phase, Phase::Ringing { .. }) {
+            return None;
+        }
+        let me = by.user.id;
+        let (side, state) = wanted.unwrap_or(if call.caller.id == me {
+            (Side::Caller, CallState::Cancelled)
+        } else {
+            (Side::Callee, CallState::Declined)
+        });
+        let party = match side {
+            Side::Caller => &call.caller,
+            Side::Callee => &call.callee,
+        };
+        (party.id == me).then_some(state)
+    }
+
+    /// Whether `call_id` rings until `at` (its ring deadline, set for `at`, counts).
+    pub(crate) fn rings_until(&self, call_id: &CallId, at: Ms) -> bool {
+        self.calls
+            .get(&call_id.0)
+            .is_some_and(|c| matches!(c.phase, Phase::Ringing { deadline } if deadline == at))
+    }
+
+    /// Whether a call this machine runs is held in `room`.
+    pub(crate) fn runs_in(&self, room: &RoomName) -> bool {
+        self.rooms.contains_key(room) || self.calls.values().any(|c| &c.room == room)
     }
 
     /// Whether a live call still refers to `session` (it sent the invitation, or a crossing

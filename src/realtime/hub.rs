@@ -10,6 +10,30 @@
 //! Everything it does to the call log goes through one ordered queue run on the blocking
 //! pool, so a call's log entry moves ringing → accepted → ended in that order and the hub's
 //! mailbox never waits on I/O.
+//!
+//! ## Several nodes (`--broker`)
+//!
+//! - **Who runs a call**: the hub of the node where the invitation is made (its machine
+//!   holds it), named in the log (`calls.owner_node`). An answer, cancel or hang-up that
+//!   reaches a node whose machine does not know the call, or an invitation into a running
+//!   call's room, is forwarded ([`Kind::Call`]) to the node the log names, if its liveness
+//!   key says it is alive; its hub answers the session through a remote [`Delivery`].
+//! - **The log is the referee**: every answer to a ringing call (accept, decline, cancel, the
+//!   ring deadline) is first a conditional update from `ringing`, and the machine carries
+//!   it out only if that moved the row; every other move is conditional on the state it
+//!   starts from. Of two moves that race, on any nodes, one wins.
+//! - **Connections elsewhere**: a connection that opens while a call another node runs
+//!   rings for it is told (`call.incoming`, from the log); missed calls are told from the
+//!   log on every connection (each once, over all nodes); a call room may be entered on any
+//!   node while the log says its call runs with you in it (which ends your reconnect grace
+//!   on the node that runs it).
+//! - **Nodes that go**: a node that is gone (its liveness key expired, and still gone
+//!   [`CONFIRM_GONE`] later, so a Redis restart that lost every key is not taken for a
+//!   death) has its ringing calls missed, once over all nodes, and its running calls taken
+//!   over by one live node, which ends each in the log when, after the reconnect grace,
+//!   fewer than two of its people are online (or at a hang-up). A drained node (stopping)
+//!   misses its ringing calls and leaves its running ones to be taken over. Every
+//!   [`ORPHAN_SWEEP`] each node also looks for live calls of nodes that are gone.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -19,10 +43,12 @@ use std::{
 
 use crate::db::DbConnection;
 use actix::prelude::*;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use super::calls::CallAction;
 use super::{
+    broker::{Broker, ClusterEvent, Inbound, Kind, NodeId, Topic, NODE_TTL},
     calls::{
         CallMachine, Callee, Config, Effect, Event, LogWrite, Ms, NewCallEntry, Refusal, Requester,
         Timer, To,
@@ -40,11 +66,25 @@ use crate::{
     config::Settings,
     db::{
         self,
+        calls::InRoom,
         models::{CallState, Capabilities, NewCall, RoomKind},
         DbPool,
     },
+    domain::Capability,
     error::{ApiError, ErrorCode},
 };
+
+/// How long after a node looks gone its calls are closed, if it is still gone then: longer
+/// than a heartbeat after a Redis restart, when every live node registers again.
+pub const CONFIRM_GONE: Duration = NODE_TTL;
+/// How often a node looks for live calls of nodes that are gone.
+pub const ORPHAN_SWEEP: Duration = Duration::from_secs(10);
+
+/// A call room entered on a node that does not run its call, while the log says the call
+/// still rings (its answer is on its way to the log): looked at again this often, ...
+const ANSWER_WAIT_STEP: Duration = Duration::from_millis(100);
+/// ... at most this many times.
+const ANSWER_WAIT_TRIES: u32 = 20;
 
 /// One database write of the call log, run in order with the others.
 type DbJob = Box<dyn FnOnce(&mut DbConnection) -> diesel::QueryResult<()> + Send>;
@@ -76,6 +116,13 @@ pub struct Hub {
     /// The machine's running timers, by key; replacing or cancelling one stops it.
     timers: HashMap<Timer, SpawnHandle>,
     db_jobs: Option<mpsc::UnboundedSender<DbJob>>,
+    /// The link to the other nodes (`None`: this server runs alone, and every call is here).
+    broker: Option<Broker>,
+    /// Nodes whose calls are about to be swept (each once at a time).
+    sweeping: HashSet<NodeId>,
+    /// Running calls taken over from nodes that are gone (not in the machine: their people
+    /// are back on any node, in rooms of their own), by call id, with their two people.
+    adopted: HashMap<String, [UserId; 2]>,
 }
 
 /// What a client is told when `r` answers a message that expects an [`ApiError`].
@@ -104,6 +151,7 @@ impl Hub {
         presence: Addr<PresenceActor>,
         metrics: Arc<RealtimeMetrics>,
         unseen_missed: HashSet<UserId>,
+        broker: Option<Broker>,
     ) -> Self {
         let ms = |v: u64| Ms::try_from(v).unwrap_or(Ms::MAX);
         let config = Config {
@@ -121,6 +169,9 @@ impl Hub {
             outboxes: HashMap::new(),
             timers: HashMap::new(),
             db_jobs: None,
+            broker,
+            sweeping: HashSet::new(),
+            adopted: HashMap::new(),
         }
     }
 
@@ -247,7 +298,7 @@ impl Hub {
                 let key = timer.clone();
                 let handle = ctx.run_later(wait, move |act, ctx| {
                     act.timers.remove(&key);
-                    act.run(Event::Deadline { timer: key, at }, Origin::Nobody, ctx);
+                    act.deadline(key, at, ctx);
                 });
                 if let Some(old) = self.timers.insert(timer, handle) {
                     ctx.cancel_future(old);
@@ -278,7 +329,10 @@ impl Hub {
                 db::calls::set_missed(conn, &call_id.0, seen, at).map(drop)
             })),
             LogWrite::CloseDangling => {
-                self.db(Box::new(|conn| db::calls::close_dangling(conn).map(drop)))
+                let owner = self.owner_node();
+                self.db(Box::new(move |conn| {
+                    db::calls::close_dangling(conn, owner.as_deref()).map(drop)
+                }))
             }
         }
     }
@@ -349,6 +403,7 @@ impl Hub {
         let room_name = room.as_str().to_owned();
         let key = call_id.clone();
         let pool = self.pool.clone();
+        let owner = self.owner_node();
         let stored = async move {
             db::run(&pool, move |conn| {
                 crate::db::write_transaction(conn, |conn| {
@@ -368,6 +423,7 @@ impl Hub {
                             media: media.as_str(),
                             state: CallState::Ringing.as_str(),
                             created_at: at,
+                            owner_node: owner.as_deref(),
                         },
                     )?;
                     Ok(())
@@ -389,6 +445,559 @@ impl Hub {
     }
 }
 
+/// Several nodes: calls run by other nodes, and the calls of nodes that are gone.
+impl Hub {
+    /// This node's name in the call log (`None`: a server alone).
+    fn owner_node(&self) -> Option<String> {
+        self.broker.as_ref().map(|b| b.node().to_string())
+    }
+
+    /// `msg` is about a call this machine does not know (an answer, cancel or hang-up of
+    /// it, or an invitation into the room it runs): the log says which node runs it; a live
+    /// other node gets the request, otherwise this machine answers it (`not_found` or
+    /// `forbidden`, or as it would anyway if the call was stored here meanwhile).
+    fn forward(&mut self, broker: Broker, msg: CallRequest, ctx: &mut Context<Self>) {
+        let pool = self.pool.clone();
+        let (action, user) = (msg.action.clone(), msg.user.id.0);
+        let lookup = {
+            let broker = broker.clone();
+            async move {
+                let owner = match action {
+                    CallAction::Invite {
+                        room: Some((room, _)),
+                        ..
+                    } => {
+                        let room = room.as_str().to_owned();
+                        let found =
+                            db::run(&pool, move |c| Ok(db::calls::call_in_room(c, &room, user)?))
+                                .await?;
+                        match found {
+                            InRoom::Running(owner) => owner,
+                            InRoom::Ringing | InRoom::Nothing => None,
+                        }
+                    }
+                    CallAction::Invite { room: None, .. } => None,
+                    CallAction::Accept(key)
+                    | CallAction::Decline(key)
+                    | CallAction::Cancel(key)
+                    | CallAction::Hangup(key) => {
+                        db::run(&pool, move |c| Ok(db::calls::live_owner(c, &key)?))
+                            .await?
+                            .flatten()
+                    }
+                };
+                let owner = owner.map(|n| NodeId(SharedStr::from(n)));
+                let alive = match &owner {
+                    Some(node) if node != broker.node() => alive(&broker, node).await == Some(true),
+                    _ => false,
+                };
+                Ok::<_, ApiError>(owner.filter(|_| alive))
+            }
+        };
+        ctx.spawn(lookup.into_actor(self).map(move |res, act, ctx| {
+            let owner = match res {
+                Ok(owner) => owner,
+                Err(e) => return msg.reply_error(&e),
+            };
+            match owner {
+                Some(node) if !act.runs(&msg.action) => {
+                    if let Some(body) = ForwardedCall::new(&msg) {
+                        broker.publish(&Topic::Node(node), Kind::Call, &CallWire::Request(body));
+                    }
+                }
+                _ => act.request(msg, ctx),
+            }
+        }));
+    }
+
+    /// Whether this node's machine runs the call `action` is about (an invitation without a
+    /// room: the new call will run here).
+    fn runs(&self, action: &CallAction) -> bool {
+        match action {
+            CallAction::Invite { room: None, .. } => true,
+            CallAction::Invite {
+                room: Some((room, _)),
+                ..
+            } => self.calls.runs_in(room),
+            CallAction::Accept(key) | CallAction::Decline(key) | CallAction::Cancel(key) => {
+                self.calls.knows(key)
+            }
+            CallAction::Hangup(key) => self.calls.knows(key) || self.adopted.contains_key(key),
+        }
+    }
+
+    /// A hang-up of a call taken over from a node that is gone: it ends (in the log, and for
+    /// the other person, who hears `call.ended`).
+    fn hang_up_adopted(&mut self, msg: CallRequest, users: [UserId; 2]) {
+        let other = match users {
+            [me, other] | [other, me] if me == msg.user.id => other,
+            _ => return msg.reply_error(&ApiError::Forbidden("you are not in this call".into())),
+        };
+        let key = msg.action.call_id().unwrap_or_default().to_owned();
+        self.adopted.remove(&key);
+        let call_id = CallId(SharedStr::from(key));
+        self.presence.do_send(SendToUser {
+            user_id: other,
+            frame: ServerMsg::CallEnded {
+                call_id: &call_id,
+                by: &msg.user,
+                dropped: false,
+            }
+            .encode(),
+            except: None,
+        });
+        self.log(LogWrite::State {
+            call_id,
+            state: CallState::Ended,
+            at: now(),
+        });
+        msg.deliver.do_send(Deliver(
+            ServerMsg::Ack {
+                id: msg.id.as_ref(),
+                msg_id: None,
+                created_at: None,
+            }
+            .encode(),
+        ));
+    }
+
+    /// A call request for this machine. With several nodes, an answer to a ringing call
+    /// (accept, decline, cancel, or a hang-up that is one) is first recorded in the shared
+    /// log, from `ringing`: only if that moves the row does the machine carry it out;
+    /// otherwise the call was decided elsewhere (missed by the sweep of a node that took
+    /// this one for dead, or by its ring deadline here) and the request is too late.
+    fn request(&mut self, msg: CallRequest, ctx: &mut Context<Self>) {
+        if let CallAction::Hangup(key) = &msg.action {
+            if let Some(users) = self.adopted.get(key).copied() {
+                return self.hang_up_adopted(msg, users);
+            }
+        }
+        let by = requester(&msg);
+        let answer = match (&self.broker, msg.action.call_id()) {
+            (Some(_), Some(key)) => self.calls.answers(&by, &msg.action).map(|s| (key, s)),
+            _ => None,
+        };
+        let Some((key, state)) = answer else {
+            self.run(
+                Event::Request(by, msg.action.clone()),
+                Origin::Request(&msg),
+                ctx,
+            );
+            return;
+        };
+        let (pool, key) = (self.pool.clone(), key.to_owned());
+        let decided = async move {
+            db::run(&pool, move |c| {
+                Ok(db::calls::set_state(c, &key, state, now())?)
+            })
+            .await
+        };
+        ctx.spawn(
+            decided
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(1) => {
+                        let key = msg.action.call_id().unwrap_or_default().to_owned();
+                        let event = Event::Request(requester(&msg), msg.action.clone());
+                        act.run(event, Origin::Request(&msg), ctx);
+                        if state == CallState::Accepted && !act.calls.knows(&key) {
+                            // The machine ended it meanwhile (its caller left): so does the log.
+                            act.log(LogWrite::State {
+                                call_id: CallId(SharedStr::from(key)),
+                                state: CallState::Ended,
+                                at: now(),
+                            });
+                        }
+                    }
+                    Ok(_) => msg
+                        .reply_error(&ApiError::Conflict("this call was already answered".into())),
+                    Err(e) => msg.reply_error(&e),
+                }),
+        );
+    }
+
+    /// A timer came. With several nodes a ring deadline is first recorded in the shared
+    /// log (ringing → missed): the machine misses the call only if that moved the row, or
+    /// if the log already says missed (a sweep elsewhere); if the call was answered in the
+    /// log meanwhile, the answer's request is on its way to the machine.
+    fn deadline(&mut self, timer: Timer, at: Ms, ctx: &mut Context<Self>) {
+        let ring = match (&self.broker, &timer) {
+            (Some(_), Timer::Ring(call_id)) if self.calls.rings_until(call_id, at) => {
+                call_id.clone()
+            }
+            _ => {
+                self.run(Event::Deadline { timer, at }, Origin::Nobody, ctx);
+                return;
+            }
+        };
+        let pool = self.pool.clone();
+        let decided = async move {
+            db::run(&pool, move |c| {
+                let moved = db::calls::set_missed(c, &ring.0, false, now())?;
+                Ok(if moved == 1 {
+                    Some(CallState::Missed)
+                } else {
+                    db::calls::state_of(c, &ring.0)?
+                })
+            })
+            .await
+        };
+        ctx.spawn(
+            decided
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(Some(CallState::Missed) | None) => {
+                        act.run(Event::Deadline { timer, at }, Origin::Nobody, ctx);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        log::error!("cannot record a ring deadline: {e}");
+                        act.run(Event::Deadline { timer, at }, Origin::Nobody, ctx);
+                    }
+                }),
+        );
+    }
+
+    /// `user` entered, here, the room of a call that `owner` runs: that node's machine stops
+    /// holding them (their reconnect grace ends, as when they enter it there).
+    fn entered_elsewhere(&self, owner: Option<String>, user: UserId, room: &RoomName) {
+        let (Some(broker), Some(owner)) = (&self.broker, owner) else {
+            return;
+        };
+        let node = NodeId(SharedStr::from(owner));
+        if &node != broker.node() {
+            let body = CallWire::Entered {
+                user,
+                room: room.clone(),
+            };
+            broker.publish(&Topic::Node(node), Kind::Call, &body);
+        }
+    }
+
+    /// A connection of `user` opened here, with several nodes: the calls ringing for them
+    /// that other nodes run are announced to it (`call.incoming`), as this node's own are.
+    fn announce_ringing_elsewhere(
+        &mut self,
+        user: UserId,
+        deliver: Delivery,
+        ctx: &mut Context<Self>,
+    ) {
+        let pool = self.pool.clone();
+        let ringing =
+            async move { db::run(&pool, move |c| Ok(db::calls::ringing_for(c, user.0)?)).await };
+        ctx.spawn(ringing.into_actor(self).map(move |res, act, _| {
+            let ringing = match res {
+                Ok(r) => r,
+                Err(e) => return log::warn!("cannot read the calls ringing for {}: {e}", user.0),
+            };
+            for call in ringing {
+                if act.calls.knows(&call.call_key) {
+                    continue;
+                }
+                let Some(Ok((room, _))) = call.room.as_deref().map(RoomName::parse) else {
+                    continue;
+                };
+                let frame = ServerMsg::CallIncoming {
+                    call_id: &CallId(SharedStr::from(call.call_key)),
+                    from: &UserRef {
+                        id: UserId(call.caller_id),
+                        nickname: SharedStr::from(call.caller_nickname),
+                    },
+                    media: Media::parse(&call.media),
+                    room: &room,
+                };
+                deliver.do_send(Deliver(frame.encode()));
+            }
+        }));
+    }
+
+    /// `node` looks gone: if it still is [`CONFIRM_GONE`] from now, its calls are closed
+    /// (see [`Hub::close_orphans`]).
+    fn sweep_later(&mut self, node: NodeId, ctx: &mut Context<Self>) {
+        let Some(broker) = self.broker.clone() else {
+            return;
+        };
+        if &node == broker.node() || !self.sweeping.insert(node.clone()) {
+            return;
+        }
+        ctx.run_later(CONFIRM_GONE, move |act, ctx| {
+            let gone = node.clone();
+            // Gone only when Redis answers that its liveness key is gone.
+            let check = async move { alive(&broker, &gone).await == Some(false) };
+            ctx.spawn(check.into_actor(act).map(move |gone, act, ctx| {
+                act.sweeping.remove(&node);
+                if gone {
+                    act.close_orphans(node, ctx);
+                }
+            }));
+        });
+    }
+
+    /// Closes the calls of `node`, which is gone: its ringing calls are missed (the callee's
+    /// connections hear `call.missed`; the log says whether one did), its running calls are
+    /// adopted by this node. Each call moves once over all the nodes that sweep at once.
+    fn close_orphans(&mut self, node: NodeId, ctx: &mut Context<Self>) {
+        let Some(me) = self.owner_node() else {
+            return;
+        };
+        let pool = self.pool.clone();
+        let dead = node.to_string();
+        let swept = async move {
+            db::run(&pool, move |c| {
+                let missed = db::calls::miss_orphans(c, &dead, now())?;
+                let adopted = db::calls::adopt_orphans(c, &dead, &me)?;
+                Ok((missed, adopted))
+            })
+            .await
+        };
+        ctx.spawn(swept.into_actor(self).map(move |res, act, ctx| {
+            let (missed, adopted) = match res {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!("cannot close the calls of node {node}, which is gone: {e}");
+                    return;
+                }
+            };
+            if !missed.is_empty() || !adopted.is_empty() {
+                log::info!(
+                    "node {node} is gone: {} ringing call(s) missed, {} running call(s) taken over",
+                    missed.len(),
+                    adopted.len()
+                );
+            }
+            for (key, _caller, callee) in missed {
+                act.announce_orphan_missed(CallId(SharedStr::from(key)), UserId(callee), ctx);
+            }
+            for (key, caller, callee) in adopted {
+                act.watch_adopted(key, [UserId(caller), UserId(callee)], ctx);
+            }
+        }));
+    }
+
+    /// A call of a node that is gone was missed: the callee's connections hear it, and it is
+    /// marked seen if one did (otherwise told on their next connection here).
+    fn announce_orphan_missed(&mut self, call_id: CallId, callee: UserId, ctx: &mut Context<Self>) {
+        let told = self.presence.send(SendToUser {
+            user_id: callee,
+            frame: ServerMsg::CallMissed { call_id: &call_id }.encode(),
+            except: None,
+        });
+        ctx.spawn(
+            async move { told.await.unwrap_or(0) > 0 }
+                .into_actor(self)
+                .map(move |seen, act, ctx| {
+                    if seen {
+                        act.db(Box::new(move |conn| {
+                            db::calls::mark_seen_key(conn, &call_id.0).map(drop)
+                        }));
+                    } else {
+                        act.run(Event::MissedUnseen { user: callee }, Origin::Nobody, ctx);
+                    }
+                }),
+        );
+    }
+
+    /// A running call taken over from a node that is gone: after the reconnect grace, it
+    /// ends in the log unless both of its people are online again (then it is looked at
+    /// again one grace later).
+    fn watch_adopted(&mut self, key: String, users: [UserId; 2], ctx: &mut Context<Self>) {
+        self.adopted.insert(key.clone(), users);
+        let grace = Duration::from_millis(self.settings.call_reconnect_grace_ms.max(1000));
+        ctx.run_later(grace, move |act, ctx| {
+            if !act.adopted.contains_key(&key) {
+                // Hung up meanwhile.
+                return;
+            }
+            let lookups = users.map(|user_id| act.presence.send(Lookup { user_id }));
+            let online = async move {
+                let mut n = 0;
+                for lookup in lookups {
+                    if matches!(lookup.await, Ok(Some(_))) {
+                        n += 1;
+                    }
+                }
+                n
+            };
+            ctx.spawn(online.into_actor(act).map(move |online, act, ctx| {
+                if online >= 2 {
+                    act.watch_adopted(key, users, ctx);
+                } else {
+                    act.adopted.remove(&key);
+                    act.db(Box::new(move |conn| {
+                        db::calls::set_state(conn, &key, CallState::Ended, now()).map(drop)
+                    }));
+                }
+            }));
+        });
+    }
+
+    /// Every [`ORPHAN_SWEEP`]: the nodes that run live calls in the log but are not seen
+    /// alive are swept (once confirmed gone).
+    fn sweep_all(&mut self, ctx: &mut Context<Self>) {
+        let Some(broker) = self.broker.clone() else {
+            return;
+        };
+        if !broker.is_up() {
+            return;
+        }
+        let pool = self.pool.clone();
+        let owners = async move { db::run(&pool, |c| Ok(db::calls::live_owners(c)?)).await };
+        ctx.spawn(owners.into_actor(self).map(move |res, act, ctx| {
+            let Ok(owners) = res else {
+                return;
+            };
+            let alive = broker.peers();
+            for owner in owners {
+                let node = NodeId(SharedStr::from(owner));
+                if &node != broker.node() && !alive.contains(&node) {
+                    act.sweep_later(node, ctx);
+                }
+            }
+        }));
+    }
+}
+
+/// Whether `node`'s liveness key is in Redis (`None`: Redis does not answer).
+async fn alive(broker: &Broker, node: &NodeId) -> Option<bool> {
+    let mut redis = broker.redis();
+    redis::cmd("EXISTS")
+        .arg(broker.key(&format!("alive:{node}")))
+        .query_async(&mut redis)
+        .await
+        .ok()
+}
+
+/// What one node tells the node that runs a call ([`Kind::Call`] on that node's channel).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum CallWire {
+    /// A call frame from a session of the sending node.
+    Request(ForwardedCall),
+    /// `user` entered the call's `room` on the sending node.
+    Entered { user: UserId, room: RoomName },
+}
+
+/// A call frame a session sent to another node, for the node that runs the call.
+#[derive(Debug, Serialize, Deserialize)]
+struct ForwardedCall {
+    user: UserId,
+    nickname: String,
+    /// What the sender's account may do (an invitation is checked against it).
+    #[serde(default)]
+    caps: Vec<Capability>,
+    session: SessionId,
+    reply: Option<FrameId>,
+    action: ForwardedAction,
+}
+
+/// What a forwarded frame asks (an invitation only when it is into a running call's room:
+/// any other runs on the inviting node).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", content = "arg", rename_all = "snake_case")]
+enum ForwardedAction {
+    Invite {
+        to: UserId,
+        media: Media,
+        room: RoomName,
+    },
+    Accept(String),
+    Decline(String),
+    Cancel(String),
+    Hangup(String),
+}
+
+impl ForwardedCall {
+    /// The wire form of `req` (which names a call).
+    fn new(req: &CallRequest) -> Option<Self> {
+        let action = match &req.action {
+            CallAction::Invite {
+                to,
+                media,
+                room: Some((room, _)),
+            } => ForwardedAction::Invite {
+                to: *to,
+                media: *media,
+                room: room.clone(),
+            },
+            CallAction::Invite { room: None, .. } => return None,
+            CallAction::Accept(id) => ForwardedAction::Accept(id.clone()),
+            CallAction::Decline(id) => ForwardedAction::Decline(id.clone()),
+            CallAction::Cancel(id) => ForwardedAction::Cancel(id.clone()),
+            CallAction::Hangup(id) => ForwardedAction::Hangup(id.clone()),
+        };
+        Some(ForwardedCall {
+            user: req.user.id,
+            nickname: req.user.nickname.as_str().to_owned(),
+            session: req.session.clone(),
+            reply: req.id.clone(),
+            caps: req.caps.to_list(),
+            action,
+        })
+    }
+}
+
+impl Handler<Inbound> for Hub {
+    type Result = ();
+
+    /// A call frame forwarded by the node its session is on: answered as if it came from a
+    /// session here, through a remote [`Delivery`]. Or a participant entered the call's room on
+    /// another node.
+    fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
+        let Some(broker) = self.broker.clone() else {
+            return;
+        };
+        let fwd = match msg.parse::<CallWire>() {
+            Some(CallWire::Request(fwd)) => fwd,
+            Some(CallWire::Entered { user, room }) => {
+                self.run(Event::EnterCallRoom { user, room }, Origin::Nobody, ctx);
+                return;
+            }
+            None => return,
+        };
+        let action = match fwd.action {
+            ForwardedAction::Invite { to, media, room } => {
+                let Ok((room, kind)) = RoomName::parse(room.as_str()) else {
+                    return;
+                };
+                CallAction::Invite {
+                    to,
+                    media,
+                    room: Some((room, kind)),
+                }
+            }
+            ForwardedAction::Accept(id) => CallAction::Accept(id),
+            ForwardedAction::Decline(id) => CallAction::Decline(id),
+            ForwardedAction::Cancel(id) => CallAction::Cancel(id),
+            ForwardedAction::Hangup(id) => CallAction::Hangup(id),
+        };
+        let req = CallRequest {
+            user: UserRef {
+                id: fwd.user,
+                nickname: SharedStr::from(fwd.nickname),
+            },
+            caps: Capabilities::from_list(&fwd.caps),
+            deliver: Delivery::remote(&broker, msg.from, fwd.user, fwd.session.clone()),
+            session: fwd.session,
+            id: fwd.reply,
+            action,
+        };
+        self.request(req, ctx);
+    }
+}
+
+impl Handler<ClusterEvent> for Hub {
+    type Result = ();
+
+    /// A node gone: its calls are closed once it is confirmed gone. (After a Redis restart
+    /// nothing is to be registered again: the calls are in the log.)
+    fn handle(&mut self, msg: ClusterEvent, ctx: &mut Self::Context) {
+        match msg {
+            ClusterEvent::NodeGone(node) => self.sweep_later(node, ctx),
+            ClusterEvent::Resync => self.sweep_all(ctx),
+        }
+    }
+}
+
 /// The machine's view of who sent `req`.
 fn requester(req: &CallRequest) -> Requester {
     Requester {
@@ -402,7 +1011,10 @@ fn requester(req: &CallRequest) -> Requester {
 impl Actor for Hub {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Self::Context) {
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.broker.is_some() {
+            ctx.run_interval(ORPHAN_SWEEP, |act, ctx| act.sweep_all(ctx));
+        }
         let (tx, mut rx) = mpsc::unbounded_channel::<DbJob>();
         self.db_jobs = Some(tx);
         let pool = self.pool.clone();
@@ -433,7 +1045,7 @@ pub(crate) struct GetRoom {
 }
 
 impl Handler<GetRoom> for Hub {
-    type Result = MessageResult<GetRoom>;
+    type Result = ResponseActFuture<Self, Result<Addr<RoomActor>, ApiError>>;
 
     fn handle(&mut self, msg: GetRoom, ctx: &mut Self::Context) -> Self::Result {
         if msg.kind == RoomRef::Call {
@@ -442,11 +1054,46 @@ impl Handler<GetRoom> for Hub {
                 room: msg.name.clone(),
             };
             if let Some(refusal) = self.run(event, Origin::Answer, ctx) {
-                return MessageResult(Err(api_error(refusal)));
+                if self.broker.is_none() || self.calls.runs_in(&msg.name) {
+                    return Box::pin(fut::ready(Err(api_error(refusal))));
+                }
+                // With several nodes the call may run on another node: the log says.
+                let pool = self.pool.clone();
+                let (room, user) = (msg.name.as_str().to_owned(), msg.user.0);
+                let runs = async move {
+                    // An answer the other node sent before its log write is in: wait for it.
+                    let mut tries = ANSWER_WAIT_TRIES;
+                    loop {
+                        let (room, pool) = (room.clone(), pool.clone());
+                        let found =
+                            db::run(&pool, move |c| Ok(db::calls::call_in_room(c, &room, user)?))
+                                .await?;
+                        tries -= 1;
+                        if found != InRoom::Ringing || tries == 0 {
+                            return Ok::<_, ApiError>(found);
+                        }
+                        tokio::time::sleep(ANSWER_WAIT_STEP).await;
+                    }
+                };
+                return Box::pin(runs.into_actor(self).map(move |res, act, ctx| match res {
+                    Ok(InRoom::Running(owner)) => {
+                        act.entered_elsewhere(owner, msg.user, &msg.name);
+                        Ok(act.room(msg, ctx))
+                    }
+                    Ok(InRoom::Ringing | InRoom::Nothing) => Err(api_error(refusal)),
+                    Err(e) => Err(e),
+                }));
             }
         }
+        Box::pin(fut::ready(Ok(self.room(msg, ctx))))
+    }
+}
+
+impl Hub {
+    /// The live room `msg` names, started if it has none.
+    fn room(&mut self, msg: GetRoom, ctx: &mut Context<Self>) -> Addr<RoomActor> {
         if let Some(addr) = self.rooms.get(&msg.name).filter(|a| a.connected()) {
-            return MessageResult(Ok(addr.clone()));
+            return addr.clone();
         }
         let (name, kind, cap) = (msg.name.clone(), msg.kind, self.settings.room_member_cap);
         let (hub, presence) = (ctx.address(), self.presence.clone());
@@ -455,7 +1102,7 @@ impl Handler<GetRoom> for Hub {
         });
         self.rooms.insert(msg.name, addr.clone());
         self.metrics.rooms_live(self.rooms.len());
-        MessageResult(Ok(addr))
+        addr
     }
 }
 
@@ -505,8 +1152,16 @@ impl Handler<CallRequest> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: CallRequest, ctx: &mut Self::Context) {
-        let event = Event::Request(requester(&msg), msg.action.clone());
-        self.run(event, Origin::Request(&msg), ctx);
+        if let Some(broker) = &self.broker {
+            // Only a session of this node's request goes on to another node: one that came
+            // from another node was sent here because this one runs the call.
+            if !self.runs(&msg.action) && msg.deliver.node().is_none() {
+                let broker = broker.clone();
+                self.forward(broker, msg, ctx);
+                return;
+            }
+        }
+        self.request(msg, ctx);
     }
 }
 
@@ -554,6 +1209,15 @@ impl Handler<UserOnline> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: UserOnline, ctx: &mut Self::Context) {
+        if self.broker.is_some() {
+            // Another node may have logged a missed call for them (a ringing call of a node
+            // that died): the log says, and tells each missed call once over all nodes.
+            self.calls
+                .handle(now(), Event::MissedUnseen { user: msg.user_id });
+        }
+        if self.broker.is_some() {
+            self.announce_ringing_elsewhere(msg.user_id, msg.deliver.clone(), ctx);
+        }
         let event = Event::Connected { user: msg.user_id };
         self.run(event, Origin::Connection(&msg.deliver), ctx);
     }
@@ -624,8 +1288,12 @@ impl Handler<Shutdown> for Hub {
         self.outboxes.clear();
         self.metrics.calls_live(self.calls.live_calls());
         let pool = self.pool.clone();
+        let owner = self.owner_node();
         Box::pin(async move {
-            if let Err(e) = db::run(&pool, |conn| Ok(db::calls::close_dangling(conn)?)).await {
+            let closed = db::run(&pool, move |conn| {
+                Ok(db::calls::close_dangling(conn, owner.as_deref())?)
+            });
+            if let Err(e) = closed.await {
                 log::error!("cannot close live calls at shutdown: {e}");
             }
         })

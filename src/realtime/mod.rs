@@ -370,7 +370,12 @@ impl Realtime {
             presence.clone(),
             Arc::clone(&metrics),
             unseen_missed.into_iter().map(UserId).collect(),
+            broker.clone(),
         ));
+        if let Some(broker) = &broker {
+            broker.route(Kind::Call, hub.clone().recipient());
+            broker.watch(hub.clone().recipient());
+        }
         let store = ChatStore::new(pool.clone(), presence.clone(), Arc::clone(&metrics)).start();
         Realtime {
             presence,

@@ -566,6 +566,7 @@ async fn stats_count_users_sessions_themes_messages_and_calls() {
                 media: "video",
                 state: "ringing",
                 created_at: db::now_ms(),
+                owner_node: None,
             },
         )
         .unwrap();

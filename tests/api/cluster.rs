@@ -181,6 +181,16 @@ impl ProcessNode {
         self.child.id()
     }
 
+    /// SIGTERM: the node shuts down as a drained one does (1001 to its clients, then it
+    /// leaves the cluster).
+    pub fn terminate(&self) {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        )
+        .expect("SIGTERM sent");
+    }
+
     /// SIGKILL: the node ends at once, as in a crash, without leaving the cluster.
     pub fn kill(mut self) {
         rustix::process::kill_process(
@@ -259,7 +269,8 @@ async fn readyz(app: &TestApp) -> (StatusCode, serde_json::Value) {
     (reply.status, reply.body)
 }
 
-async fn metric(app: &TestApp, name: &str) -> Option<f64> {
+/// The value of the `/metrics` series `name` on `app`.
+pub async fn metric(app: &TestApp, name: &str) -> Option<f64> {
     let text = awc::Client::default()
         .get(format!("{}/metrics", app.address))
         .send()

@@ -437,6 +437,7 @@ async fn migrate_data_copies_a_sqlite_community_into_postgres_and_refuses_a_non_
                 media: "video",
                 state: "missed",
                 created_at: tertulia::db::now_ms(),
+                owner_node: None,
             },
         )
         .unwrap();

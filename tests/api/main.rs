@@ -8,6 +8,7 @@ mod cli;
 #[allow(dead_code)]
 mod cluster;
 mod cluster_bench;
+mod cluster_calls;
 mod cluster_presence;
 mod conversations;
 mod crash;
