@@ -34,6 +34,7 @@ use super::{
         SharedStr, UserId, UserRef,
     },
     room::RoomActor,
+    room_cluster::RoomLink,
     Deliver, Delivery,
 };
 use crate::{
@@ -76,6 +77,8 @@ pub struct Hub {
     /// The machine's running timers, by key; replacing or cancelling one stops it.
     timers: HashMap<Timer, SpawnHandle>,
     db_jobs: Option<mpsc::UnboundedSender<DbJob>>,
+    /// How room actors reach the other nodes (`--broker`), handed to each new one.
+    room_link: Option<RoomLink>,
 }
 
 /// What a client is told when `r` answers a message that expects an [`ApiError`].
@@ -104,6 +107,7 @@ impl Hub {
         presence: Addr<PresenceActor>,
         metrics: Arc<RealtimeMetrics>,
         unseen_missed: HashSet<UserId>,
+        room_link: Option<RoomLink>,
     ) -> Self {
         let ms = |v: u64| Ms::try_from(v).unwrap_or(Ms::MAX);
         let config = Config {
@@ -121,6 +125,7 @@ impl Hub {
             outboxes: HashMap::new(),
             timers: HashMap::new(),
             db_jobs: None,
+            room_link,
         }
     }
 
@@ -450,8 +455,9 @@ impl Handler<GetRoom> for Hub {
         }
         let (name, kind, cap) = (msg.name.clone(), msg.kind, self.settings.room_member_cap);
         let (hub, presence) = (ctx.address(), self.presence.clone());
+        let link = self.room_link.clone();
         let addr = RoomActor::start_in_arbiter(&msg.arbiter, move |_| {
-            RoomActor::new(name, kind, cap, hub, presence)
+            RoomActor::new(name, kind, cap, hub, presence, link)
         });
         self.rooms.insert(msg.name, addr.clone());
         self.metrics.rooms_live(self.rooms.len());

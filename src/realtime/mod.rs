@@ -37,6 +37,7 @@ pub mod outbox;
 pub mod presence;
 pub mod protocol;
 pub mod room;
+pub mod room_cluster;
 pub mod session;
 pub mod store;
 pub mod stream;
@@ -59,6 +60,7 @@ use self::{
     metrics::RealtimeMetrics,
     presence::{CloseAll, CountSessions, Heartbeat, PresenceActor},
     protocol::{SessionId, SharedStr, UserId},
+    room_cluster::{RoomLink, RoomRouter},
     store::ChatStore,
 };
 use crate::{
@@ -322,14 +324,31 @@ impl Realtime {
         if let Some(broker) = &broker {
             broker.route(Kind::Session, presence.clone().recipient());
         }
+        let room_link = broker.as_ref().map(|broker| {
+            let router = RoomRouter::new(broker.clone()).start();
+            broker.route(Kind::Room, router.clone().recipient());
+            broker.watch(router.clone().recipient());
+            RoomLink {
+                broker: broker.clone(),
+                router,
+                pool: pool.clone(),
+            }
+        });
         let hub = hub_ctx.run(Hub::new(
             pool.clone(),
             Arc::clone(&settings),
             presence.clone(),
             Arc::clone(&metrics),
             unseen_missed.into_iter().map(UserId).collect(),
+            room_link,
         ));
-        let store = ChatStore::new(pool.clone(), presence.clone(), Arc::clone(&metrics)).start();
+        let store = ChatStore::new(
+            pool.clone(),
+            presence.clone(),
+            Arc::clone(&metrics),
+            broker.is_some(),
+        )
+        .start();
         Realtime {
             presence,
             hub,

@@ -7,6 +7,7 @@ mod cli;
 // The several-node harness is shared by the cluster tests of other files.
 #[allow(dead_code)]
 mod cluster;
+mod cluster_rooms;
 mod conversations;
 mod crash;
 mod database;

@@ -1,0 +1,296 @@
+//! Rooms across nodes (issue 18): members on several nodes of one Redis and one PostgreSQL
+//! database see each other, signal each other in order, and get every acknowledged chat
+//! message once, in `msg_id` order, also through a Redis restart.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
+
+use serde_json::json;
+
+use crate::{
+    cluster::Cluster,
+    ws_client::{connect, WsClient},
+};
+
+/// How long a test waits for what the cluster should do (a noisy machine).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A cluster of `n` nodes whose connections may send fast.
+async fn fast_cluster(n: usize) -> Option<Cluster> {
+    Cluster::start_with(n, |_, s| {
+        s.ws_rate_per_sec = 100_000;
+        s.ws_rate_burst = 100_000;
+        s.ws_outbound_queue = 8192;
+    })
+    .await
+}
+
+/// Sends `chat.send` with frame id `id` and answers the acknowledged `msg_id`.
+async fn say(client: &mut WsClient, id: i64, room: &str, text: &str) -> i64 {
+    let ack = client
+        .request(
+            id,
+            json!({"type": "chat.send", "room": room, "client_msg_id": format!("c-{id}"), "text": text}),
+        )
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    ack["msg_id"].as_i64().expect("msg_id")
+}
+
+/// Reads `chat.message` frames until `client` has `want` of them (other frames are kept
+/// aside): answers the `msg_id`s received per room, in the order they came.
+async fn collect_chat(client: &mut WsClient, want: usize) -> BTreeMap<String, Vec<i64>> {
+    let mut got: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut count = 0;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while count < want {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(frame) = client.recv_type_within("chat.message", left).await else {
+            panic!("{count} of {want} chat messages within {PATIENCE:?}: {got:?}");
+        };
+        let room = frame["room"].as_str().expect("room").to_owned();
+        got.entry(room)
+            .or_default()
+            .push(frame["msg_id"].as_i64().expect("msg_id"));
+        count += 1;
+    }
+    got
+}
+
+/// No further `chat.message` arrives for a little while (no duplicate comes late).
+async fn no_more_chat(client: &mut WsClient) {
+    let late = client
+        .recv_type_within("chat.message", Duration::from_millis(1500))
+        .await;
+    assert!(late.is_none(), "an extra chat message: {late:?}");
+}
+
+#[actix_web::test]
+async fn members_on_two_nodes_see_each_other_signal_in_order_chat_and_leave() {
+    let Some(cluster) = fast_cluster(2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user("ana").await;
+    let bob = cluster.node(0).user("bob").await;
+    let mut a = connect(cluster.node(0), &ana).await;
+    let mut b = connect(cluster.node(1), &bob).await;
+
+    let joined = a.join("canal1").await;
+    assert_eq!(joined["peers"], json!([]));
+    let joined = b.join("canal1").await;
+    let peers = joined["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 1, "ana (node 1) is in bob's peers: {joined}");
+    assert_eq!(peers[0]["peer_id"], a.session_id.as_str());
+    assert_eq!(peers[0]["user"]["nickname"], "ana");
+    assert_eq!(peers[0]["polite"], true);
+    let seen = a.recv_type("room.peer_joined").await;
+    assert_eq!(seen["peer"]["peer_id"], b.session_id.as_str());
+    assert_eq!(seen["peer"]["polite"], false);
+
+    // 200 signals from ana to bob, across nodes: all arrive, in the order sent.
+    for n in 0..200 {
+        a.send(
+            json!({"type": "signal", "room": "canal1", "to": b.session_id,
+                      "kind": "candidate", "data": {"n": n}}),
+        )
+        .await;
+    }
+    for n in 0..200 {
+        let got = b.recv_type("signal").await;
+        assert_eq!(got["from"], a.session_id.as_str());
+        assert_eq!(got["data"]["n"], n, "signal {n} in order");
+    }
+    b.send(
+        json!({"type": "signal", "room": "canal1", "to": a.session_id,
+                  "kind": "answer", "data": {"sdp": "x"}}),
+    )
+    .await;
+    let got = a.recv_type("signal").await;
+    assert_eq!(got["from"], b.session_id.as_str());
+    assert_eq!(got["kind"], "answer");
+
+    // Typing and chat both ways.
+    a.send(json!({"type": "chat.typing", "room": "canal1"}))
+        .await;
+    assert_eq!(b.recv_type("chat.typing").await["from"]["nickname"], "ana");
+    let from_ana = say(&mut a, 1, "canal1", "olá bob").await;
+    let got = b.recv_type("chat.message").await;
+    assert_eq!(got["msg_id"], from_ana);
+    assert_eq!(got["text"], "olá bob");
+    assert_eq!(got["from"]["nickname"], "ana");
+    let from_bob = say(&mut b, 2, "canal1", "olá ana").await;
+    assert!(from_bob > from_ana);
+    assert_eq!(a.recv_type("chat.message").await["msg_id"], from_ana);
+    let got = a.recv_type("chat.message").await;
+    assert_eq!(got["msg_id"], from_bob);
+    assert_eq!(got["text"], "olá ana");
+
+    // A retry of the same client_msg_id on the other node is the same message.
+    let mut bob_on_1 = connect(cluster.node(0), &bob).await;
+    bob_on_1.join("canal1").await;
+    let second = bob_on_1.session_id.clone();
+    let retried = bob_on_1
+        .request(
+            2,
+            json!({"type": "chat.send", "room": "canal1", "client_msg_id": "c-2", "text": "olá ana"}),
+        )
+        .await;
+    assert_eq!(retried["msg_id"], from_bob, "{retried}");
+    bob_on_1.close_and_wait().await;
+    for client in [&mut a, &mut b] {
+        let left = client.recv_type("room.peer_left").await;
+        assert_eq!(left["peer_id"], second.as_str());
+    }
+
+    // Bob leaves: ana (node 1) is told.
+    let reply = b
+        .request(3, json!({"type": "room.leave", "room": "canal1"}))
+        .await;
+    assert_eq!(reply["type"], "ack", "{reply}");
+    let left = a.recv_type("room.peer_left").await;
+    assert_eq!(left["peer_id"], b.session_id.as_str());
+    assert_eq!(left["dropped"], false);
+    a.expect_no("chat.message").await;
+}
+
+#[actix_web::test]
+async fn members_on_three_nodes_get_every_message_of_two_rooms_once_and_in_order() {
+    let Some(cluster) = fast_cluster(3).await else {
+        return;
+    };
+    const PER_USER_PER_ROOM: usize = 25;
+    let rooms = ["sala-a", "sala-b"];
+    // Two users on each node, each in both rooms.
+    let mut clients = Vec::new();
+    for node in 0..3 {
+        for k in 0..2 {
+            let user = cluster.node(0).user(&format!("u{node}{k}")).await;
+            let mut c = connect(cluster.node(node), &user).await;
+            for room in rooms {
+                c.join(room).await;
+            }
+            clients.push(c);
+        }
+    }
+    // Every member sees the five others in each room (joins seen live or read from Redis).
+    for c in &mut clients {
+        crate::cluster::within(PATIENCE, "every member sees five peers", async || {
+            let reply = c
+                .request(77, json!({"type": "room.join", "room": "sala-a"}))
+                .await;
+            reply["peers"].as_array().map_or(0, Vec::len) == 5
+        })
+        .await;
+    }
+
+    // Everyone sends at once, without waiting for acks.
+    let total = clients.len() * PER_USER_PER_ROOM * rooms.len();
+    let work = clients.iter_mut().enumerate().map(|(u, c)| async move {
+        let mut next = 1000 * (u as i64 + 1);
+        for i in 0..PER_USER_PER_ROOM {
+            for room in rooms {
+                c.send(json!({"type": "chat.send", "id": next, "room": room,
+                              "client_msg_id": format!("m-{u}-{room}-{i}"), "text": format!("{u}:{i}")}))
+                    .await;
+                next += 1;
+            }
+        }
+        let mut acked: Vec<(String, i64)> = Vec::new();
+        let first = 1000 * (u as i64 + 1);
+        for id in first..next {
+            let ack = c.recv_reply(id).await;
+            assert_eq!(ack["type"], "ack", "{ack}");
+            let room = rooms[((id - first) % 2) as usize].to_owned();
+            acked.push((room, ack["msg_id"].as_i64().expect("msg_id")));
+        }
+        let got = collect_chat(c, total).await;
+        (acked, got)
+    });
+    let results = futures_util::future::join_all(work).await;
+
+    let mut stored: HashMap<String, Vec<i64>> = HashMap::new();
+    for (acked, _) in &results {
+        for (room, id) in acked {
+            stored.entry(room.clone()).or_default().push(*id);
+        }
+    }
+    for ids in stored.values_mut() {
+        ids.sort_unstable();
+        assert_eq!(ids.len(), total / rooms.len());
+    }
+    for (u, (_, got)) in results.iter().enumerate() {
+        for room in rooms {
+            let ids = &got[room];
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "member {u} got {room}'s messages in increasing msg_id: {ids:?}"
+            );
+            assert_eq!(
+                ids, &stored[room],
+                "member {u} got every acknowledged message of {room} once"
+            );
+        }
+    }
+    for c in &mut clients {
+        no_more_chat(c).await;
+    }
+    // What the database holds is what everybody got.
+    let history = clients[0]
+        .request(
+            5,
+            json!({"type": "chat.history", "room": "sala-a", "after": 0, "limit": 200}),
+        )
+        .await;
+    let in_db: Vec<i64> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["msg_id"].as_i64().expect("msg_id"))
+        .collect();
+    assert_eq!(in_db, stored["sala-a"]);
+}
+
+#[actix_web::test]
+async fn messages_sent_while_redis_is_down_reach_the_other_node_once_and_in_order() {
+    let Some(mut cluster) = fast_cluster(2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user("ana").await;
+    let bob = cluster.node(0).user("bob").await;
+    let mut a = connect(cluster.node(0), &ana).await;
+    let mut b = connect(cluster.node(1), &bob).await;
+    a.join("canal1").await;
+    b.join("canal1").await;
+    let first = say(&mut a, 1, "canal1", "antes").await;
+    assert_eq!(b.recv_type("chat.message").await["msg_id"], first);
+
+    // Redis dies: the messages are still stored and acknowledged on node 1, and the
+    // broker cannot carry them to node 2.
+    cluster.redis.kill();
+    let mut sent = vec![first];
+    for i in 0..5 {
+        sent.push(say(&mut a, 10 + i, "canal1", &format!("durante {i}")).await);
+    }
+    sent.push(say(&mut b, 20, "canal1", "bob durante").await);
+    cluster.redis.restart();
+    for i in 0..5 {
+        sent.push(say(&mut a, 30 + i, "canal1", &format!("depois {i}")).await);
+    }
+    sent.sort_unstable();
+
+    // Bob read the first message above; ana has read none of them yet.
+    for (who, client, expected) in [("bob", &mut b, &sent[1..]), ("ana", &mut a, &sent[..])] {
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            let frame = client
+                .recv_type_within("chat.message", PATIENCE)
+                .await
+                .unwrap_or_else(|| panic!("{who} got only {got:?} of {expected:?}"));
+            got.push(frame["msg_id"].as_i64().expect("msg_id"));
+        }
+        assert_eq!(got, expected, "{who} gets every message once, in order");
+        no_more_chat(client).await;
+    }
+}
