@@ -25,7 +25,9 @@ use super::{
         error_frame, FrameId, PeerView, RoomName, RoomRef, ServerMsg, SessionId, SignalKind,
         UserId, UserRef,
     },
-    room_cluster::{MemberEntry, RemoteEvent, RoomDown, RoomEvent, RoomLink, RoomUp, RECONCILE},
+    room_cluster::{
+        MemberEntry, RemoteEvent, RoomDown, RoomEvent, RoomLink, RoomUp, RECONCILE, SETTLE,
+    },
     Deliver, Delivery,
 };
 use crate::{
@@ -221,6 +223,7 @@ impl Actor for RoomActor {
                 act.reconcile(members, ctx);
             }
         }));
+        ctx.run_later(SETTLE, |act, ctx| act.repair(ctx));
         ctx.run_interval(RECONCILE, |act, ctx| act.repair(ctx));
     }
 

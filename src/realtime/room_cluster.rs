@@ -37,6 +37,10 @@ use crate::db::DbPool;
 /// and looks in the database for chat messages pub/sub did not bring.
 pub const RECONCILE: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// How soon after a room actor starts it reads the room's members and chat once more: what
+/// the other nodes did while its subscription to the room's channel was being made.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What a node's room actor tells the other nodes' actors of the same room.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

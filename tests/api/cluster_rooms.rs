@@ -294,3 +294,45 @@ async fn messages_sent_while_redis_is_down_reach_the_other_node_once_and_in_orde
         no_more_chat(client).await;
     }
 }
+
+#[actix_web::test]
+async fn the_members_of_a_node_killed_with_sigkill_leave_the_room_as_dropped_everywhere() {
+    let Some(cluster) = fast_cluster(2).await else {
+        return;
+    };
+    let third = cluster.spawn_process("node-3");
+    let ana = cluster.node(0).user("ana").await;
+    let bob = cluster.node(0).user("bob").await;
+    let caio = cluster.node(0).user("caio").await;
+    let mut a = connect(cluster.node(0), &ana).await;
+    let mut b = connect(&third.port, &bob).await;
+    a.join("canal1").await;
+    let joined = b.join("canal1").await;
+    assert_eq!(joined["peers"][0]["peer_id"], a.session_id.as_str());
+    let seen = a.recv_type("room.peer_joined").await;
+    assert_eq!(seen["peer"]["peer_id"], b.session_id.as_str());
+    let bob_peer = b.session_id.clone();
+
+    third.kill();
+    let started = std::time::Instant::now();
+    let left = a
+        .recv_type_within("room.peer_left", PATIENCE)
+        .await
+        .expect("bob's peer_left after his node died");
+    println!(
+        "the member of a node killed with SIGKILL left the room for the others after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(left["peer_id"], bob_peer.as_str());
+    assert_eq!(left["dropped"], true);
+    // Someone entering afterwards, on the other live node, is not shown the dead node's member.
+    let mut c = connect(cluster.node(1), &caio).await;
+    let joined = c.join("canal1").await;
+    let peers: Vec<&str> = joined["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .map(|p| p["peer_id"].as_str().expect("peer_id"))
+        .collect();
+    assert_eq!(peers, vec![a.session_id.as_str()]);
+}
