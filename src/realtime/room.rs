@@ -27,6 +27,7 @@ use super::{
     },
     room_cluster::{
         MemberEntry, RemoteEvent, RoomDown, RoomEvent, RoomLink, RoomUp, RECONCILE, SETTLE,
+        STALE_MS,
     },
     Deliver, Delivery,
 };
@@ -246,6 +247,9 @@ impl RoomActor {
         let Some(cluster) = &self.cluster else {
             return;
         };
+        // This node's entries first, written again: they stay fresh, and come back after a
+        // Redis that lost them.
+        cluster.link.register(&self.name, self.own_entries());
         let read = RoomLink::members(
             cluster.link.broker.clone(),
             cluster.link.members_key(&self.name),
@@ -258,10 +262,30 @@ impl RoomActor {
         self.fetch(ctx);
     }
 
+    /// This node's members as entries of the room's hash, written now.
+    fn own_entries(&self) -> Vec<(SessionId, MemberEntry)> {
+        let Some(cluster) = &self.cluster else {
+            return Vec::new();
+        };
+        let (node, at) = (cluster.link.broker.node(), db::now_ms());
+        self.members
+            .iter()
+            .map(|m| {
+                let entry = MemberEntry {
+                    user: m.user.clone(),
+                    node: node.clone(),
+                    at,
+                };
+                (m.peer_id.clone(), entry)
+            })
+            .collect()
+    }
+
     /// Brings the remote members in line with the room's hash `listed`: those of live
-    /// nodes it lists are members; one it no longer lists twice in a row has left. This
-    /// node's own entries that are no longer members are removed from it (a leave's HDEL
-    /// that overtook its join's HSET).
+    /// nodes it lists are members; one it no longer lists (or lists with an entry older
+    /// than [`STALE_MS`]) twice in a row has left. Leftovers are removed from the hash:
+    /// this node's own entries that are no longer members (a leave's HDEL that overtook its
+    /// join's HSET, or was lost) and stale ones.
     fn reconcile(&mut self, listed: Vec<(SessionId, MemberEntry)>, _: &mut Context<Self>) {
         let Some(cluster) = &mut self.cluster else {
             return;
@@ -271,11 +295,17 @@ impl RoomActor {
         let mut stale = Vec::new();
         let mut joined = Vec::new();
         let mut seen = HashSet::new();
+        let oldest = db::now_ms() - STALE_MS;
         for (peer, entry) in listed {
             if entry.node == me {
                 if !self.members.iter().any(|m| m.peer_id == peer) {
                     stale.push(peer);
                 }
+                continue;
+            }
+            if entry.at < oldest {
+                // Not written again by its node: a leftover (its node may be gone too).
+                stale.push(peer);
                 continue;
             }
             seen.insert(peer.clone());
@@ -357,7 +387,9 @@ impl RoomActor {
     /// delivered if it is the next one, dropped if already delivered, else held while the
     /// missing ones are read from the database.
     fn offer_chat(&mut self, msg_id: i64, prev: i64, frame: ByteString, ctx: &mut Context<Self>) {
-        let Some(cluster) = &mut self.cluster else {
+        let Some(cluster) = self.cluster.as_mut().filter(|c| c.room_id.is_some()) else {
+            // One node, or a conversation (whose messages reach its members through presence,
+            // so one here is one that could not: it goes out as it comes).
             return self.broadcast(&frame, None);
         };
         if msg_id <= cluster.delivered {
@@ -506,6 +538,7 @@ impl Handler<Join> for RoomActor {
             let entry = MemberEntry {
                 user: msg.user.clone(),
                 node: cluster.link.broker.node().clone(),
+                at: db::now_ms(),
             };
             cluster
                 .link
@@ -786,22 +819,7 @@ impl Handler<ClusterEvent> for RoomActor {
                     self.report_users();
                 }
             }
-            ClusterEvent::Resync => {
-                let me = cluster.link.broker.node().clone();
-                let own = self
-                    .members
-                    .iter()
-                    .map(|m| {
-                        let entry = MemberEntry {
-                            user: m.user.clone(),
-                            node: me.clone(),
-                        };
-                        (m.peer_id.clone(), entry)
-                    })
-                    .collect();
-                cluster.link.register(&self.name, own);
-                self.repair(ctx);
-            }
+            ClusterEvent::Resync => self.repair(ctx),
         }
     }
 }

@@ -10,9 +10,10 @@
 //! not there yet lose messages), so neither membership nor chat depends on it alone:
 //!
 //! - **Members**: each node writes its own members (and only those) into the Redis hash
-//!   `{prefix}:room:{name}:members` (peer id → user and node); every room actor reads it when
-//!   it starts, on [`ClusterEvent::Resync`] and every [`RECONCILE`], and drops the members of
-//!   a node that is gone ([`ClusterEvent::NodeGone`]).
+//!   `{prefix}:room:{name}:members` (peer id → user, node and when it was written), again
+//!   every [`RECONCILE`] and on [`ClusterEvent::Resync`]; every room actor reads it when it
+//!   starts, then at the same times, and drops the members of a node that is gone
+//!   ([`ClusterEvent::NodeGone`]) and entries not written for [`STALE_MS`].
 //! - **Chat**: every message carries the id of the room's message before it (`prev`), so a
 //!   room actor that has delivered up to `delivered` sees a gap at once and reads the missing
 //!   messages from the database, where every acknowledged message is; it also looks there
@@ -83,11 +84,20 @@ pub struct RemoteEvent {
     pub event: RoomEvent,
 }
 
+/// How old a member's entry in a room's hash may be before the others take it for a
+/// leftover (its node writes it again every [`RECONCILE`]): a leave whose removal was lost
+/// while Redis was away, or an entry that overtook it, does not outlive this. Nodes' clocks
+/// are taken to agree within a few seconds (NTP).
+pub const STALE_MS: i64 = 15_000;
+
 /// A member's entry in the room's Redis hash (the field is its peer id).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberEntry {
     pub user: UserRef,
     pub node: NodeId,
+    /// When its node last wrote it (ms since the epoch).
+    #[serde(default)]
+    pub at: i64,
 }
 
 /// What a room actor needs to reach the other nodes (cheap to clone).
