@@ -158,14 +158,14 @@ async fn members_on_two_nodes_see_each_other_signal_in_order_chat_and_leave() {
 /// The two rooms of the chat storms.
 const ROOMS: [&str; 2] = ["sala-a", "sala-b"];
 
-/// Two users on each of the cluster's nodes, each in both [`ROOMS`], once every member sees
-/// the five others (their joins seen live or read from Redis).
-async fn members_everywhere(cluster: &Cluster) -> Vec<WsClient> {
+/// Two users on each of the nodes at `ports`, each in both [`ROOMS`], once every member
+/// sees the others (their joins seen live or read from Redis).
+async fn members_on(cluster: &Cluster, ports: &[u16]) -> Vec<WsClient> {
     let mut clients = Vec::new();
-    for node in 0..cluster.nodes.len() {
+    for (n, port) in ports.iter().enumerate() {
         for k in 0..2 {
-            let user = cluster.node(0).user(&format!("u{node}{k}")).await;
-            let mut c = connect(cluster.node(node), &user).await;
+            let user = cluster.node(0).user(&format!("u{n}{k}")).await;
+            let mut c = connect(port, &user).await;
             for room in ROOMS {
                 c.join(room).await;
             }
@@ -174,15 +174,26 @@ async fn members_everywhere(cluster: &Cluster) -> Vec<WsClient> {
     }
     let others = clients.len() - 1;
     for c in &mut clients {
-        crate::cluster::within(PATIENCE, "every member sees the others", async || {
-            let reply = c
-                .request(77, json!({"type": "room.join", "room": "sala-a"}))
-                .await;
-            reply["peers"].as_array().map_or(0, Vec::len) == others
-        })
-        .await;
+        peers_become(c, others).await;
     }
     clients
+}
+
+/// Waits until `c` is shown `n` peers in `sala-a`.
+async fn peers_become(c: &mut WsClient, n: usize) {
+    crate::cluster::within(PATIENCE, "every member sees the others", async || {
+        let reply = c
+            .request(77, json!({"type": "room.join", "room": "sala-a"}))
+            .await;
+        reply["peers"].as_array().map_or(0, Vec::len) == n
+    })
+    .await;
+}
+
+/// Two users on each of the cluster's (in-process) nodes: see [`members_on`].
+async fn members_everywhere(cluster: &Cluster) -> Vec<WsClient> {
+    let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
+    members_on(cluster, &ports).await
 }
 
 /// Every client sends `per_room` messages to each of [`ROOMS`] at once, without waiting for
@@ -211,31 +222,52 @@ async fn send_round(
 }
 
 /// Each client's acks for what it `sent`, then its `chat.message`s: every member got every
-/// acknowledged message of each room once, in increasing `msg_id`, as the database has
-/// them, and nothing more.
-async fn everyone_got_everything(clients: &mut [WsClient], sent: Vec<Vec<(i64, &'static str)>>) {
-    let total: usize = sent.iter().map(Vec::len).sum();
-    let work = clients.iter_mut().zip(sent).map(|(c, sent)| async move {
+/// stored message of each room once, in increasing `msg_id`, as the database has them, and
+/// nothing more; every acknowledged message is stored (`all_stored`: and nothing else is,
+/// when no sender died with messages in flight).
+async fn everyone_got_everything(
+    clients: &mut [WsClient],
+    sent: Vec<Vec<(i64, &'static str)>>,
+    all_stored: bool,
+) {
+    let acks = clients.iter_mut().zip(sent).map(|(c, sent)| async move {
         let mut acked: Vec<(&'static str, i64)> = Vec::new();
         for (id, room) in sent {
             let ack = c.recv_reply(id).await;
             assert_eq!(ack["type"], "ack", "{ack}");
             acked.push((room, ack["msg_id"].as_i64().expect("msg_id")));
         }
-        let got = collect_chat(c, total).await;
-        (acked, got)
+        acked
     });
-    let results = futures_util::future::join_all(work).await;
+    let mut acked: HashMap<&str, Vec<i64>> = HashMap::new();
+    for (room, id) in futures_util::future::join_all(acks)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        acked.entry(room).or_default().push(id);
+    }
     let mut stored: HashMap<&str, Vec<i64>> = HashMap::new();
-    for (acked, _) in &results {
-        for (room, id) in acked {
-            stored.entry(room).or_default().push(*id);
+    for room in ROOMS {
+        stored.insert(room, history_ids(&mut clients[0], room).await);
+        let ids = acked.entry(room).or_default();
+        ids.sort_unstable();
+        if all_stored {
+            assert_eq!(
+                ids, &stored[room],
+                "the database holds what was acknowledged"
+            );
+        } else {
+            assert!(
+                ids.iter().all(|id| stored[room].binary_search(id).is_ok()),
+                "every acknowledged message of {room} is stored"
+            );
         }
     }
-    for ids in stored.values_mut() {
-        ids.sort_unstable();
-    }
-    for (u, (_, got)) in results.iter().enumerate() {
+    let total: usize = stored.values().map(Vec::len).sum();
+    let chats = clients.iter_mut().map(|c| collect_chat(c, total));
+    let results = futures_util::future::join_all(chats).await;
+    for (u, got) in results.iter().enumerate() {
         for room in ROOMS {
             let ids = &got[room];
             assert!(
@@ -244,16 +276,12 @@ async fn everyone_got_everything(clients: &mut [WsClient], sent: Vec<Vec<(i64, &
             );
             assert_eq!(
                 ids, &stored[room],
-                "member {u} got every acknowledged message of {room} once"
+                "member {u} got every stored message of {room} once"
             );
         }
     }
     for c in clients.iter_mut() {
         no_more_chat(c).await;
-    }
-    // What the database holds is what everybody got.
-    for room in ROOMS {
-        assert_eq!(history_ids(&mut clients[0], room).await, stored[room]);
     }
 }
 
@@ -287,7 +315,7 @@ async fn members_on_three_nodes_get_every_message_of_two_rooms_once_and_in_order
     };
     let mut clients = members_everywhere(&cluster).await;
     let sent = send_round(&mut clients, 0, 25).await;
-    everyone_got_everything(&mut clients, sent).await;
+    everyone_got_everything(&mut clients, sent, true).await;
 }
 
 #[actix_web::test]
@@ -306,7 +334,7 @@ async fn chatting_on_three_nodes_through_a_redis_restart_loses_and_repeats_nothi
     for (all, more) in sent.iter_mut().zip(send_round(&mut clients, 2, 15).await) {
         all.extend(more);
     }
-    everyone_got_everything(&mut clients, sent).await;
+    everyone_got_everything(&mut clients, sent, true).await;
 }
 
 #[actix_web::test]
@@ -406,4 +434,28 @@ async fn the_members_of_a_node_killed_with_sigkill_leave_the_room_as_dropped_eve
         .map(|p| p["peer_id"].as_str().expect("peer_id"))
         .collect();
     assert_eq!(peers, vec![a.session_id.as_str()]);
+}
+
+#[actix_web::test]
+async fn chatting_on_three_nodes_when_one_is_killed_loses_and_repeats_nothing_for_the_others() {
+    let Some(cluster) = fast_cluster(2).await else {
+        return;
+    };
+    let third = cluster.spawn_process("node-3");
+    let ports = [cluster.node(0).port, cluster.node(1).port, third.port];
+    let mut clients = members_on(&cluster, &ports).await;
+    // A round from everyone, and node 3 dies with its part in flight.
+    let sent = send_round(&mut clients, 0, 15).await;
+    third.kill();
+    let dead: Vec<WsClient> = clients.split_off(4);
+    let mut sent: Vec<_> = sent.into_iter().take(4).collect();
+    for (all, more) in sent.iter_mut().zip(send_round(&mut clients, 1, 15).await) {
+        all.extend(more);
+    }
+    // Whatever node 3 stored before it died reaches the others too.
+    everyone_got_everything(&mut clients, sent, false).await;
+    for c in &mut clients {
+        peers_become(c, 3).await;
+    }
+    drop(dead);
 }
