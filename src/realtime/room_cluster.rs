@@ -126,7 +126,8 @@ impl RoomLink {
 
     /// Writes this node's `entries` into `room`'s hash (in the background).
     pub fn register(&self, room: &RoomName, entries: Vec<(SessionId, MemberEntry)>) {
-        if entries.is_empty() {
+        // While Redis is away, nothing: the entries are written again once it is back.
+        if entries.is_empty() || !self.broker.is_up() {
             return;
         }
         let key = self.members_key(room);
@@ -148,7 +149,9 @@ impl RoomLink {
 
     /// Removes `peers` from `room`'s hash (in the background).
     pub fn unregister(&self, room: &RoomName, peers: Vec<SessionId>) {
-        if peers.is_empty() {
+        // While Redis is away, nothing: an entry left behind goes stale (`STALE_MS`), and its
+        // node removes it when it next reads the room's members.
+        if peers.is_empty() || !self.broker.is_up() {
             return;
         }
         let key = self.members_key(room);
@@ -167,8 +170,12 @@ impl RoomLink {
     }
 
     /// Reads `room`'s hash: every member on every node (entries that do not parse are
-    /// skipped). `None`: Redis did not answer.
+    /// skipped). `None`: Redis is away or did not answer (a room actor starting then does not
+    /// wait for it).
     pub async fn members(broker: Broker, key: String) -> Option<Vec<(SessionId, MemberEntry)>> {
+        if !broker.is_up() {
+            return None;
+        }
         let mut redis = broker.redis();
         let all: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(&key)
