@@ -80,6 +80,7 @@ struct Incoming {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct RemoteEvent {
+    /// The node whose member did it (a joiner's node, for its entry).
     pub from: NodeId,
     pub event: RoomEvent,
 }
@@ -93,7 +94,10 @@ pub const STALE_MS: i64 = 15_000;
 /// A member's entry in the room's Redis hash (the field is its peer id).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberEntry {
+    /// Who the member is (as peers lists show them).
     pub user: UserRef,
+    /// The node its connection is on (the only one that writes or removes the entry while
+    /// alive).
     pub node: NodeId,
     /// When its node last wrote it (ms since the epoch).
     #[serde(default)]
@@ -104,7 +108,9 @@ pub struct MemberEntry {
 #[derive(Clone)]
 pub struct RoomLink {
     pub broker: Broker,
+    /// Where a room actor says it started or stopped.
     pub router: Addr<RoomRouter>,
+    /// For chat catch-up: the database holds every acknowledged message.
     pub pool: DbPool,
 }
 
@@ -220,6 +226,7 @@ impl Actor for RoomRouter {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RoomUp {
+    /// The room's name (its channel's).
     pub name: RoomName,
     pub addr: Addr<RoomActor>,
 }
@@ -238,6 +245,7 @@ impl Handler<RoomUp> for RoomRouter {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RoomDown {
+    /// The room's name (its channel's).
     pub name: RoomName,
     pub addr: Addr<RoomActor>,
 }
