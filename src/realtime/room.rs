@@ -191,35 +191,10 @@ impl Actor for RoomActor {
         });
         let broker = cluster.link.broker.clone();
         let key = cluster.link.members_key(&self.name);
-        let pool = cluster.link.pool.clone();
-        let chat = matches!(self.kind, RoomRef::Public | RoomRef::Call);
-        let name = self.name.clone();
-        let init = async move {
-            let members = RoomLink::members(broker, key).await;
-            let room = if chat {
-                let lookup = name.clone();
-                db::run(&pool, move |conn| {
-                    let Some(room) = db::rooms::find_by_name(conn, lookup.as_str())? else {
-                        return Ok(None);
-                    };
-                    Ok(Some((room.id, db::messages::last_id(conn, room.id)?)))
-                })
-                .await
-                .map_err(|e| log::warn!("room {}: cannot read its chat: {e}", name.as_str()))
-                .ok()
-                .flatten()
-            } else {
-                None
-            };
-            (members, room)
-        };
+        let chat = self.chat_position();
+        let init = async move { (RoomLink::members(broker, key).await, chat.await) };
         ctx.wait(init.into_actor(self).map(|(members, room), act, ctx| {
-            if let Some(cluster) = &mut act.cluster {
-                if let Some((room_id, last)) = room {
-                    cluster.room_id = Some(room_id);
-                    cluster.delivered = last.unwrap_or(0);
-                }
-            }
+            act.chat_found(room);
             if let Some(members) = members {
                 act.reconcile(members, ctx);
             }
@@ -241,9 +216,54 @@ impl Actor for RoomActor {
 
 /// The several-node side of a room (every method is a no-op without a broker).
 impl RoomActor {
+    /// Where the room's chat stands in the database: the room's id and its latest message
+    /// (`None`: a conversation, a room not stored, or the database failed).
+    fn chat_position(&self) -> impl std::future::Future<Output = Option<(i64, i64)>> + 'static {
+        let chat = matches!(self.kind, RoomRef::Public | RoomRef::Call);
+        let pool = self.cluster.as_ref().map(|c| c.link.pool.clone());
+        let name = self.name.clone();
+        async move {
+            let pool = pool.filter(|_| chat)?;
+            let lookup = name.clone();
+            db::run(&pool, move |conn| {
+                let Some(room) = db::rooms::find_by_name(conn, lookup.as_str())? else {
+                    return Ok(None);
+                };
+                Ok(Some((
+                    room.id,
+                    db::messages::last_id(conn, room.id)?.unwrap_or(0),
+                )))
+            })
+            .await
+            .map_err(|e| log::warn!("room {}: cannot read its chat: {e}", name.as_str()))
+            .ok()
+            .flatten()
+        }
+    }
+
+    /// The chat's position is known: from now on messages go out in order, after
+    /// `delivered` (what went out before, without an order, stays delivered).
+    fn chat_found(&mut self, room: Option<(i64, i64)>) {
+        if let (Some(cluster), Some((room_id, last))) = (&mut self.cluster, room) {
+            cluster.room_id = Some(room_id);
+            cluster.delivered = cluster.delivered.max(last);
+        }
+    }
+
     /// Re-reads the members of every node from Redis and catches up the chat from the
     /// database (every [`RECONCILE`], and on [`ClusterEvent::Resync`]).
     fn repair(&mut self, ctx: &mut Context<Self>) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        if cluster.room_id.is_none() && matches!(self.kind, RoomRef::Public | RoomRef::Call) {
+            // Its start could not read it (or the room was not stored yet): again.
+            let chat = self.chat_position();
+            ctx.spawn(
+                chat.into_actor(self)
+                    .map(|room, act, _| act.chat_found(room)),
+            );
+        }
         let Some(cluster) = &self.cluster else {
             return;
         };
@@ -389,7 +409,11 @@ impl RoomActor {
     fn offer_chat(&mut self, msg_id: i64, prev: i64, frame: ByteString, ctx: &mut Context<Self>) {
         let Some(cluster) = self.cluster.as_mut().filter(|c| c.room_id.is_some()) else {
             // One node, or a conversation (whose messages reach its members through presence,
-            // so one here is one that could not: it goes out as it comes).
+            // so one here is one that could not), or a room whose chat position is not known
+            // yet: it goes out as it comes.
+            if let Some(cluster) = &mut self.cluster {
+                cluster.delivered = cluster.delivered.max(msg_id);
+            }
             return self.broadcast(&frame, None);
         };
         if msg_id <= cluster.delivered {
