@@ -665,7 +665,7 @@ impl Handler<Signal> for RoomActor {
                 .encode();
                 target.deliver.do_send(Deliver(frame));
             }
-            None if self.is_remote_member(&msg.to, &msg.from) => {
+            None if self.remote_node_of(&msg.to, &msg.from).is_some() => {
                 let frame = ServerMsg::Signal {
                     room: &self.name,
                     from: &msg.from,
@@ -673,10 +673,17 @@ impl Handler<Signal> for RoomActor {
                     data: &msg.data,
                 }
                 .encode();
-                self.publish(&RoomEvent::Signal {
-                    to: SessionId(msg.to.as_str().into()),
-                    frame: frame.to_string(),
-                });
+                if let (Some(cluster), Some(node)) =
+                    (&self.cluster, self.remote_node_of(&msg.to, &msg.from))
+                {
+                    // To the target's node only; in order with this node's room events,
+                    // since all of a node's publishes leave in one queue.
+                    let event = RoomEvent::Signal {
+                        to: SessionId(msg.to.as_str().into()),
+                        frame: frame.to_string(),
+                    };
+                    cluster.link.publish_to(node, &self.name, &event);
+                }
             }
             None => sender.deliver.do_send(Deliver(error_frame(
                 msg.id.as_ref(),
@@ -692,14 +699,16 @@ impl Handler<Signal> for RoomActor {
 }
 
 impl RoomActor {
-    /// Whether `peer` (not `from`) is a member on another node.
-    fn is_remote_member(&self, peer: &str, from: &SessionId) -> bool {
-        from.0.as_str() != peer
-            && self
-                .cluster
-                .iter()
-                .flat_map(|c| &c.remote)
-                .any(|m| m.peer_id.0.as_str() == peer)
+    /// The node of `peer` (not `from`) if it is a member on another node.
+    fn remote_node_of(&self, peer: &str, from: &SessionId) -> Option<&NodeId> {
+        if from.0.as_str() == peer {
+            return None;
+        }
+        self.cluster
+            .iter()
+            .flat_map(|c| &c.remote)
+            .find(|m| m.peer_id.0.as_str() == peer)
+            .map(|m| &m.node)
     }
 }
 

@@ -3,8 +3,10 @@
 //!
 //! Each node runs its own [`RoomActor`] for a room while it has members there. Every such
 //! actor listens on the room's channel ([`Topic::Room`]) and publishes there what its own
-//! members do ([`RoomEvent`]): joins and leaves, signals for a member elsewhere, typing, and
-//! the room's chat messages once stored. The others apply them to their own members.
+//! members do ([`RoomEvent`]): joins and leaves, typing, and the room's chat messages once
+//! stored; a signal for a member elsewhere goes to that member's node alone (its
+//! [`Topic::Node`] channel: in order with the rest, since all of a node's publishes leave
+//! through one queue and one connection). The others apply them to their own members.
 //!
 //! Pub/sub is not trusted to deliver (a Redis restart, a reconnect, a subscription that was
 //! not there yet lose messages), so neither membership nor chat depends on it alone:
@@ -50,7 +52,7 @@ pub enum RoomEvent {
     Joined { peer: SessionId, user: UserRef },
     /// A session of the sending node left it (`dropped`: its connection was lost).
     Left { peer: SessionId, dropped: bool },
-    /// A frame (a `signal`) for the member `to`, wherever it is.
+    /// A frame (a `signal`) for the member `to` (sent on its node's channel only).
     Signal { to: SessionId, frame: String },
     /// A frame for every member (typing).
     Frame { frame: String },
@@ -119,6 +121,15 @@ impl RoomLink {
     pub fn publish(&self, room: &RoomName, event: &RoomEvent) {
         self.broker.publish(
             &Topic::Room(room.clone()),
+            Kind::Room,
+            &Outgoing { room, event },
+        );
+    }
+
+    /// Publishes `event` for `room`'s actor on `node` only (on that node's channel).
+    pub fn publish_to(&self, node: &NodeId, room: &RoomName, event: &RoomEvent) {
+        self.broker.publish(
+            &Topic::Node(node.clone()),
             Kind::Room,
             &Outgoing { room, event },
         );
