@@ -459,3 +459,27 @@ async fn chatting_on_three_nodes_when_one_is_killed_loses_and_repeats_nothing_fo
     }
     drop(dead);
 }
+
+#[actix_web::test]
+async fn a_room_full_with_members_of_two_nodes_refuses_one_more_on_either() {
+    let Some(cluster) = Cluster::start_with(2, |_, s| s.room_member_cap = 2).await else {
+        return;
+    };
+    let users = [
+        cluster.node(0).user("ana").await,
+        cluster.node(0).user("bob").await,
+        cluster.node(0).user("caio").await,
+    ];
+    let mut a = connect(cluster.node(0), &users[0]).await;
+    let mut b = connect(cluster.node(1), &users[1]).await;
+    a.join("sala").await;
+    b.join("sala").await;
+    a.recv_type("room.peer_joined").await;
+    for node in 0..2 {
+        let mut c = connect(cluster.node(node), &users[2]).await;
+        let err = c
+            .request(1, json!({"type": "room.join", "room": "sala"}))
+            .await;
+        assert_eq!(err["code"], "conflict", "node {}: {err}", node + 1);
+    }
+}
