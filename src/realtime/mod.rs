@@ -13,6 +13,9 @@
 //!   participants, the reconnect grace: a pure state machine, no actor), and carries out
 //!   what it answers (frames, timers, the call log).
 //! - [`store::ChatStore`], one: chat writes with group commit.
+//! - [`room_cluster::RoomRouter`], one per node with a broker (`--broker`): hands the other
+//!   nodes' room events and the cluster's events to this node's live rooms; a room's members
+//!   on other nodes and its chat order across nodes are in [`room_cluster`].
 //!
 //! Every connection's frames go through [`frames`] (limits, fragments, UTF-8, close codes)
 //! and out through its session's [`outbox::Outbox`], whichever transport carries them: a
