@@ -335,6 +335,7 @@ impl Realtime {
                 broker: broker.clone(),
                 router,
                 pool: pool.clone(),
+                metrics: Arc::clone(&metrics),
             }
         });
         let hub = hub_ctx.run(Hub::new(

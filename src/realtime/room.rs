@@ -462,6 +462,7 @@ impl RoomActor {
         ctx.spawn(read.into_actor(self).map(move |res, act, ctx| {
             let more = match res {
                 Ok((views, more)) => {
+                    let mut caught_up = 0;
                     for view in &views {
                         let delivered = act.cluster.as_ref().map_or(i64::MAX, |c| c.delivered);
                         if view.msg_id > delivered {
@@ -470,7 +471,11 @@ impl RoomActor {
                             if let Some(c) = &mut act.cluster {
                                 c.delivered = view.msg_id;
                             }
+                            caught_up += 1;
                         }
+                    }
+                    if let (Some(c), true) = (&act.cluster, caught_up > 0) {
+                        c.link.metrics.chat_caught_up(caught_up);
                     }
                     more
                 }

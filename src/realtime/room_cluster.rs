@@ -24,13 +24,14 @@
 //!
 //! Without a broker none of this exists: no router, and room actors carry no [`RoomLink`].
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
     broker::{Broker, ClusterEvent, Inbound, Kind, NodeId, Topic},
+    metrics::RealtimeMetrics,
     protocol::{RoomName, SessionId, UserRef},
     room::RoomActor,
 };
@@ -114,6 +115,8 @@ pub struct RoomLink {
     pub router: Addr<RoomRouter>,
     /// For chat catch-up: the database holds every acknowledged message.
     pub pool: DbPool,
+    /// Counts what the catch-up delivered.
+    pub metrics: Arc<RealtimeMetrics>,
 }
 
 impl RoomLink {
