@@ -151,6 +151,52 @@ pub fn insert(conn: &mut DbConnection, new: &NewMessage) -> QueryResult<(Message
         .ok_or(Error::NotFound)
 }
 
+/// The id of `room_id`'s latest message (`None`: it has none).
+pub fn last_id(conn: &mut DbConnection, room_id: i64) -> QueryResult<Option<i64>> {
+    messages::table
+        .filter(messages::room_id.eq(room_id))
+        .select(diesel::dsl::max(messages::id))
+        .first(conn)
+}
+
+/// For each of `stored` (room id, message id, all committed), the id of its room's message
+/// before it (0: the first of its room), by message id. Once a message is committed its
+/// room's earlier messages are all committed (see [`insert_batch`]), so the answer is final.
+/// Two indexed queries per room: the message before the room's first of `stored`, and the
+/// room's ids from there to its last of `stored` (others' messages may lie between when a
+/// batch was stored a message at a time).
+pub fn previous_ids(
+    conn: &mut DbConnection,
+    stored: &[(i64, i64)],
+) -> QueryResult<std::collections::HashMap<i64, i64>> {
+    let mut by_room: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+    for &(room, id) in stored {
+        let span = by_room.entry(room).or_insert((id, id));
+        span.0 = span.0.min(id);
+        span.1 = span.1.max(id);
+    }
+    let mut prev = std::collections::HashMap::with_capacity(stored.len());
+    for (room, (first, last)) in by_room {
+        let before: Option<i64> = messages::table
+            .filter(messages::room_id.eq(room))
+            .filter(messages::id.lt(first))
+            .select(diesel::dsl::max(messages::id))
+            .first(conn)?;
+        let ids: Vec<i64> = messages::table
+            .filter(messages::room_id.eq(room))
+            .filter(messages::id.between(first, last))
+            .order(messages::id.asc())
+            .select(messages::id)
+            .load(conn)?;
+        let mut last_seen = before.unwrap_or(0);
+        for id in ids {
+            prev.insert(id, last_seen);
+            last_seen = id;
+        }
+    }
+    Ok(prev)
+}
+
 /// How many messages are stored in all.
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     messages::table.count().get_result(conn)

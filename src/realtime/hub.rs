@@ -60,6 +60,7 @@ use super::{
         SharedStr, UserId, UserRef,
     },
     room::RoomActor,
+    room_cluster::RoomLink,
     Deliver, Delivery,
 };
 use crate::{
@@ -123,6 +124,8 @@ pub struct Hub {
     /// Running calls taken over from nodes that are gone (not in the machine: their people
     /// are back on any node, in rooms of their own), by call id, with their two people.
     adopted: HashMap<String, [UserId; 2]>,
+    /// How room actors reach the other nodes (`--broker`), handed to each new one.
+    room_link: Option<RoomLink>,
 }
 
 /// What a client is told when `r` answers a message that expects an [`ApiError`].
@@ -152,6 +155,7 @@ impl Hub {
         metrics: Arc<RealtimeMetrics>,
         unseen_missed: HashSet<UserId>,
         broker: Option<Broker>,
+        room_link: Option<RoomLink>,
     ) -> Self {
         let ms = |v: u64| Ms::try_from(v).unwrap_or(Ms::MAX);
         let config = Config {
@@ -172,6 +176,7 @@ impl Hub {
             broker,
             sweeping: HashSet::new(),
             adopted: HashMap::new(),
+            room_link,
         }
     }
 
@@ -1097,8 +1102,9 @@ impl Hub {
         }
         let (name, kind, cap) = (msg.name.clone(), msg.kind, self.settings.room_member_cap);
         let (hub, presence) = (ctx.address(), self.presence.clone());
+        let link = self.room_link.clone();
         let addr = RoomActor::start_in_arbiter(&msg.arbiter, move |_| {
-            RoomActor::new(name, kind, cap, hub, presence)
+            RoomActor::new(name, kind, cap, hub, presence, link)
         });
         self.rooms.insert(msg.name, addr.clone());
         self.metrics.rooms_live(self.rooms.len());

@@ -39,6 +39,9 @@ pub struct RealtimeMetrics {
     /// group commit's batch size).
     chat_commits: Counter,
     chat_committed: Counter,
+    /// Chat messages a room of this node read from the database to deliver, because the
+    /// broker had not brought them (several nodes: a gap, or the periodic catch-up).
+    chat_caught_up: Counter,
 }
 
 impl Default for RealtimeMetrics {
@@ -88,6 +91,11 @@ impl RealtimeMetrics {
             chat_committed: registry.counter(
                 "tertulia_chat_committed_messages_total",
                 "Chat messages carried by committed transactions, retries included",
+                &[],
+            ),
+            chat_caught_up: registry.counter(
+                "tertulia_chat_caught_up_total",
+                "Chat messages delivered from the database because the broker did not bring them in time (several nodes)",
                 &[],
             ),
         }
@@ -149,6 +157,12 @@ impl RealtimeMetrics {
     pub(crate) fn chat_commit(&self, messages: usize) {
         self.chat_commits.inc();
         self.chat_committed
+            .add(u64::try_from(messages).unwrap_or(u64::MAX));
+    }
+
+    /// Counts chat messages delivered from the database rather than by the broker.
+    pub(crate) fn chat_caught_up(&self, messages: usize) {
+        self.chat_caught_up
             .add(u64::try_from(messages).unwrap_or(u64::MAX));
     }
 

@@ -13,6 +13,9 @@
 //!   participants, the reconnect grace: a pure state machine, no actor), and carries out
 //!   what it answers (frames, timers, the call log).
 //! - [`store::ChatStore`], one: chat writes with group commit.
+//! - [`room_cluster::RoomRouter`], one per node with a broker (`--broker`): hands the other
+//!   nodes' room events and the cluster's events to this node's live rooms; a room's members
+//!   on other nodes and its chat order across nodes are in [`room_cluster`].
 //!
 //! Every connection's frames go through [`frames`] (limits, fragments, UTF-8, close codes)
 //! and out through its session's [`outbox::Outbox`], whichever transport carries them: a
@@ -37,6 +40,7 @@ pub mod outbox;
 pub mod presence;
 pub mod protocol;
 pub mod room;
+pub mod room_cluster;
 pub mod session;
 pub mod store;
 pub mod stream;
@@ -59,6 +63,7 @@ use self::{
     metrics::RealtimeMetrics,
     presence::{CloseAll, CountSessions, Heartbeat, PresenceActor},
     protocol::{SessionId, SharedStr, UserId},
+    room_cluster::{RoomLink, RoomRouter},
     store::ChatStore,
 };
 use crate::{
@@ -364,6 +369,17 @@ impl Realtime {
             .start();
             broker.route(Kind::Stream, relay.recipient());
         }
+        let room_link = broker.as_ref().map(|broker| {
+            let router = RoomRouter::new(broker.clone()).start();
+            broker.route(Kind::Room, router.clone().recipient());
+            broker.watch(router.clone().recipient());
+            RoomLink {
+                broker: broker.clone(),
+                router,
+                pool: pool.clone(),
+                metrics: Arc::clone(&metrics),
+            }
+        });
         let hub = hub_ctx.run(Hub::new(
             pool.clone(),
             Arc::clone(&settings),
@@ -371,12 +387,19 @@ impl Realtime {
             Arc::clone(&metrics),
             unseen_missed.into_iter().map(UserId).collect(),
             broker.clone(),
+            room_link,
         ));
         if let Some(broker) = &broker {
             broker.route(Kind::Call, hub.clone().recipient());
             broker.watch(hub.clone().recipient());
         }
-        let store = ChatStore::new(pool.clone(), presence.clone(), Arc::clone(&metrics)).start();
+        let store = ChatStore::new(
+            pool.clone(),
+            presence.clone(),
+            Arc::clone(&metrics),
+            broker.is_some(),
+        )
+        .start();
         Realtime {
             presence,
             hub,

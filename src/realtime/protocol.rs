@@ -510,8 +510,8 @@ fn parse_body(kind: &str, text: &str) -> Result<ClientMsg, String> {
     })
 }
 
-/// A user as frames name them.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A user as frames name them (and room members' entries between nodes).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserRef {
     #[schema(value_type = i64)]
     pub id: UserId,

@@ -93,17 +93,27 @@ pub struct ChatStore {
     pending: Vec<StoreChat>,
     /// A batch is being written.
     busy: bool,
+    /// Several nodes (`--broker`): each message goes out with the id of its room's
+    /// message before it, for the other nodes' ordering (see [`super::room_cluster`]).
+    cluster: bool,
 }
 
 impl ChatStore {
     /// A store writing to `pool`, counting its commits in `metrics`.
-    pub fn new(pool: DbPool, presence: Addr<PresenceActor>, metrics: Arc<RealtimeMetrics>) -> Self {
+    /// `cluster`: with a broker (several nodes).
+    pub fn new(
+        pool: DbPool,
+        presence: Addr<PresenceActor>,
+        metrics: Arc<RealtimeMetrics>,
+        cluster: bool,
+    ) -> Self {
         ChatStore {
             pool,
             presence,
             metrics,
             pending: Vec::new(),
             busy: false,
+            cluster,
         }
     }
 
@@ -123,6 +133,7 @@ impl ChatStore {
             .filter(|(reply, _)| is_conversation(&reply.room_name))
             .map(|(_, new)| new.room_id)
             .collect();
+        let cluster = self.cluster;
         let write = async move {
             db::run(&pool, move |conn| {
                 let results = db::messages::store_batch(conn, &batch)?;
@@ -131,7 +142,12 @@ impl ChatStore {
                 } else {
                     conversation_members(conn, &conversations, &results)
                 };
-                Ok((results, members))
+                let prev = if cluster {
+                    previous_ids(conn, &results, &conversations)
+                } else {
+                    HashMap::new()
+                };
+                Ok((results, members, prev))
             })
             .await
         };
@@ -190,10 +206,36 @@ fn conversation_members(
     }
 }
 
-/// A committed batch: one result per message, and the members of its conversations.
+/// After a commit, with several nodes: the id of the room's message before each new message
+/// of a room that delivers its own messages (not a conversation). The messages are stored
+/// whatever happens here: on failure they go out with `i64::MAX` (unknown), which makes
+/// every node read the room's messages from the database before delivering them.
+fn previous_ids(
+    conn: &mut crate::db::DbConnection,
+    results: &[diesel::QueryResult<(StoredMessage, bool)>],
+    conversations: &HashSet<i64>,
+) -> HashMap<i64, i64> {
+    let stored: Vec<(i64, i64)> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|(m, is_new)| *is_new && !conversations.contains(&m.room_id))
+        .map(|(m, _)| (m.room_id, m.id))
+        .collect();
+    if stored.is_empty() {
+        return HashMap::new();
+    }
+    db::messages::previous_ids(conn, &stored).unwrap_or_else(|e| {
+        log::error!("previous message ids after a chat commit: {e}");
+        HashMap::new()
+    })
+}
+
+/// A committed batch: one result per message, the members of its conversations, and (with
+/// several nodes) each new message's previous one in its room.
 type StoredBatch = (
     Vec<diesel::QueryResult<(StoredMessage, bool)>>,
     HashMap<i64, Vec<i64>>,
+    HashMap<i64, i64>,
 );
 
 /// Sends each room its committed messages (acks and deliveries), and each failed message's
@@ -203,7 +245,7 @@ fn answer(
     res: Result<StoredBatch, ApiError>,
     presence: &Addr<PresenceActor>,
 ) {
-    let (results, members) = match res {
+    let (results, members, prev) = match res {
         Ok(done) => done,
         Err(e) => {
             // `ws_error` logs an internal error: once for the batch.
@@ -233,6 +275,7 @@ fn answer(
         .encode();
         // A retry was delivered the first time: it only gets its ack again.
         let room_id = msg.room_id;
+        let msg_id = msg.id;
         let mut message = is_new.then(|| {
             let view = chat_view_from(reply.room_name, msg, reply.from);
             ServerMsg::ChatMessage(&view).encode()
@@ -257,6 +300,8 @@ fn answer(
                 sender: reply.sender,
                 ack,
                 message,
+                msg_id,
+                prev: prev.get(&msg_id).copied().unwrap_or(i64::MAX),
             });
     }
     for (room, committed) in rooms.into_values() {

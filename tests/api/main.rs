@@ -10,6 +10,7 @@ mod cluster;
 mod cluster_bench;
 mod cluster_calls;
 mod cluster_presence;
+mod cluster_rooms;
 mod conversations;
 mod crash;
 mod database;

@@ -1,0 +1,520 @@
+//! Rooms across nodes (issue 18): members on several nodes of one Redis and one PostgreSQL
+//! database see each other, signal each other in order, and get every acknowledged chat
+//! message once, in `msg_id` order, also through a Redis restart.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
+
+use serde_json::json;
+
+use crate::{
+    cluster::Cluster,
+    ws_client::{connect, WsClient},
+};
+
+/// How long a test waits for what the cluster should do (a noisy machine).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A cluster of `n` nodes whose connections may send fast.
+async fn fast_cluster(n: usize) -> Option<Cluster> {
+    Cluster::start_with(n, |_, s| {
+        s.ws_rate_per_sec = 100_000;
+        s.ws_rate_burst = 100_000;
+        s.ws_outbound_queue = 8192;
+    })
+    .await
+}
+
+/// Sends `chat.send` with frame id `id` and answers the acknowledged `msg_id`.
+async fn say(client: &mut WsClient, id: i64, room: &str, text: &str) -> i64 {
+    let ack = client
+        .request(
+            id,
+            json!({"type": "chat.send", "room": room, "client_msg_id": format!("c-{id}"), "text": text}),
+        )
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    ack["msg_id"].as_i64().expect("msg_id")
+}
+
+/// Reads `chat.message` frames until `client` has `want` of them (other frames are kept
+/// aside): answers the `msg_id`s received per room, in the order they came.
+async fn collect_chat(client: &mut WsClient, want: usize) -> BTreeMap<String, Vec<i64>> {
+    let mut got: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut count = 0;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while count < want {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(frame) = client.recv_type_within("chat.message", left).await else {
+            panic!("{count} of {want} chat messages within {PATIENCE:?}: {got:?}");
+        };
+        let room = frame["room"].as_str().expect("room").to_owned();
+        got.entry(room)
+            .or_default()
+            .push(frame["msg_id"].as_i64().expect("msg_id"));
+        count += 1;
+    }
+    got
+}
+
+/// No further `chat.message` arrives for a little while (no duplicate comes late).
+async fn no_more_chat(client: &mut WsClient) {
+    let late = client
+        .recv_type_within("chat.message", Duration::from_millis(1500))
+        .await;
+    assert!(late.is_none(), "an extra chat message: {late:?}");
+}
+
+/// Kills the cluster's Redis and waits until every node has noticed (`/readyz` 503): what
+/// is published from then on is lost, not held for a reconnect.
+async fn redis_down(cluster: &mut Cluster) {
+    cluster.redis.kill();
+    for node in &cluster.nodes {
+        crate::cluster::within(PATIENCE, "readyz 503 without Redis", async || {
+            node.get("/readyz", None).await.status
+                == actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+        })
+        .await;
+    }
+}
+
+/// The value of the series `name` (no labels) in `app`'s `/metrics`.
+async fn metric(app: &crate::helpers::TestApp, name: &str) -> f64 {
+    let text = awc::Client::default()
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .body()
+        .await
+        .expect("metrics body");
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
+#[actix_web::test]
+async fn members_on_two_nodes_see_each_other_signal_in_order_chat_and_leave() {
+    let Some(cluster) = fast_cluster(2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user("ana").await;
+    let bob = cluster.node(0).user("bob").await;
+    let mut a = connect(cluster.node(0), &ana).await;
+    let mut b = connect(cluster.node(1), &bob).await;
+
+    let joined = a.join("canal1").await;
+    assert_eq!(joined["peers"], json!([]));
+    let joined = b.join("canal1").await;
+    let peers = joined["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 1, "ana (node 1) is in bob's peers: {joined}");
+    assert_eq!(peers[0]["peer_id"], a.session_id.as_str());
+    assert_eq!(peers[0]["user"]["nickname"], "ana");
+    assert_eq!(peers[0]["polite"], true);
+    let seen = a.recv_type("room.peer_joined").await;
+    assert_eq!(seen["peer"]["peer_id"], b.session_id.as_str());
+    assert_eq!(seen["peer"]["polite"], false);
+
+    // 200 signals from ana to bob, across nodes: all arrive, in the order sent.
+    for n in 0..200 {
+        a.send(
+            json!({"type": "signal", "room": "canal1", "to": b.session_id,
+                      "kind": "candidate", "data": {"n": n}}),
+        )
+        .await;
+    }
+    for n in 0..200 {
+        let got = b.recv_type("signal").await;
+        assert_eq!(got["from"], a.session_id.as_str());
+        assert_eq!(got["data"]["n"], n, "signal {n} in order");
+    }
+    b.send(
+        json!({"type": "signal", "room": "canal1", "to": a.session_id,
+                  "kind": "answer", "data": {"sdp": "x"}}),
+    )
+    .await;
+    let got = a.recv_type("signal").await;
+    assert_eq!(got["from"], b.session_id.as_str());
+    assert_eq!(got["kind"], "answer");
+
+    // Typing and chat both ways.
+    a.send(json!({"type": "chat.typing", "room": "canal1"}))
+        .await;
+    assert_eq!(b.recv_type("chat.typing").await["from"]["nickname"], "ana");
+    let from_ana = say(&mut a, 1, "canal1", "olá bob").await;
+    let got = b.recv_type("chat.message").await;
+    assert_eq!(got["msg_id"], from_ana);
+    assert_eq!(got["text"], "olá bob");
+    assert_eq!(got["from"]["nickname"], "ana");
+    let from_bob = say(&mut b, 2, "canal1", "olá ana").await;
+    assert!(from_bob > from_ana);
+    assert_eq!(a.recv_type("chat.message").await["msg_id"], from_ana);
+    let got = a.recv_type("chat.message").await;
+    assert_eq!(got["msg_id"], from_bob);
+    assert_eq!(got["text"], "olá ana");
+
+    // A retry of the same client_msg_id on the other node is the same message.
+    let mut bob_on_1 = connect(cluster.node(0), &bob).await;
+    bob_on_1.join("canal1").await;
+    let second = bob_on_1.session_id.clone();
+    let retried = bob_on_1
+        .request(
+            2,
+            json!({"type": "chat.send", "room": "canal1", "client_msg_id": "c-2", "text": "olá ana"}),
+        )
+        .await;
+    assert_eq!(retried["msg_id"], from_bob, "{retried}");
+    bob_on_1.close_and_wait().await;
+    for client in [&mut a, &mut b] {
+        let left = client.recv_type("room.peer_left").await;
+        assert_eq!(left["peer_id"], second.as_str());
+    }
+
+    // Bob leaves: ana (node 1) is told.
+    let reply = b
+        .request(3, json!({"type": "room.leave", "room": "canal1"}))
+        .await;
+    assert_eq!(reply["type"], "ack", "{reply}");
+    let left = a.recv_type("room.peer_left").await;
+    assert_eq!(left["peer_id"], b.session_id.as_str());
+    assert_eq!(left["dropped"], false);
+    a.expect_no("chat.message").await;
+}
+
+/// The two rooms of the chat storms.
+const ROOMS: [&str; 2] = ["sala-a", "sala-b"];
+
+/// Two users on each of the nodes at `ports`, each in both [`ROOMS`], once every member
+/// sees the others (their joins seen live or read from Redis).
+async fn members_on(cluster: &Cluster, ports: &[u16]) -> Vec<WsClient> {
+    let mut clients = Vec::new();
+    for (n, port) in ports.iter().enumerate() {
+        for k in 0..2 {
+            let user = cluster.node(0).user(&format!("u{n}{k}")).await;
+            let mut c = connect(port, &user).await;
+            for room in ROOMS {
+                c.join(room).await;
+            }
+            clients.push(c);
+        }
+    }
+    let others = clients.len() - 1;
+    for c in &mut clients {
+        peers_become(c, others).await;
+    }
+    clients
+}
+
+/// Waits until `c` is shown `n` peers in `sala-a`.
+async fn peers_become(c: &mut WsClient, n: usize) {
+    crate::cluster::within(PATIENCE, "every member sees the others", async || {
+        let reply = c
+            .request(77, json!({"type": "room.join", "room": "sala-a"}))
+            .await;
+        reply["peers"].as_array().map_or(0, Vec::len) == n
+    })
+    .await;
+}
+
+/// Two users on each of the cluster's (in-process) nodes: see [`members_on`].
+async fn members_everywhere(cluster: &Cluster) -> Vec<WsClient> {
+    let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
+    members_on(cluster, &ports).await
+}
+
+/// Every client sends `per_room` messages to each of [`ROOMS`] at once, without waiting for
+/// acks (frame ids from `round`); answers each client's frame ids and their rooms.
+async fn send_round(
+    clients: &mut [WsClient],
+    round: i64,
+    per_room: usize,
+) -> Vec<Vec<(i64, &'static str)>> {
+    let mut sent = Vec::new();
+    for (u, c) in clients.iter_mut().enumerate() {
+        let mut ids = Vec::new();
+        let mut next = (round * 100 + u as i64) * 1000;
+        for i in 0..per_room {
+            for room in ROOMS {
+                c.send(json!({"type": "chat.send", "id": next, "room": room,
+                              "client_msg_id": format!("m-{round}-{u}-{room}-{i}"), "text": format!("{u}:{i}")}))
+                    .await;
+                ids.push((next, room));
+                next += 1;
+            }
+        }
+        sent.push(ids);
+    }
+    sent
+}
+
+/// Each client's acks for what it `sent`, then its `chat.message`s: every member got every
+/// stored message of each room once, in increasing `msg_id`, as the database has them, and
+/// nothing more; every acknowledged message is stored (`all_stored`: and nothing else is,
+/// when no sender died with messages in flight).
+async fn everyone_got_everything(
+    clients: &mut [WsClient],
+    sent: Vec<Vec<(i64, &'static str)>>,
+    all_stored: bool,
+) {
+    let acks = clients.iter_mut().zip(sent).map(|(c, sent)| async move {
+        let mut acked: Vec<(&'static str, i64)> = Vec::new();
+        for (id, room) in sent {
+            let ack = c.recv_reply(id).await;
+            assert_eq!(ack["type"], "ack", "{ack}");
+            acked.push((room, ack["msg_id"].as_i64().expect("msg_id")));
+        }
+        acked
+    });
+    let mut acked: HashMap<&str, Vec<i64>> = HashMap::new();
+    for (room, id) in futures_util::future::join_all(acks)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        acked.entry(room).or_default().push(id);
+    }
+    let mut stored: HashMap<&str, Vec<i64>> = HashMap::new();
+    for room in ROOMS {
+        stored.insert(room, history_ids(&mut clients[0], room).await);
+        let ids = acked.entry(room).or_default();
+        ids.sort_unstable();
+        if all_stored {
+            assert_eq!(
+                ids, &stored[room],
+                "the database holds what was acknowledged"
+            );
+        } else {
+            assert!(
+                ids.iter().all(|id| stored[room].binary_search(id).is_ok()),
+                "every acknowledged message of {room} is stored"
+            );
+        }
+    }
+    let total: usize = stored.values().map(Vec::len).sum();
+    let chats = clients.iter_mut().map(|c| collect_chat(c, total));
+    let results = futures_util::future::join_all(chats).await;
+    for (u, got) in results.iter().enumerate() {
+        for room in ROOMS {
+            let ids = &got[room];
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "member {u} got {room}'s messages in increasing msg_id: {ids:?}"
+            );
+            assert_eq!(
+                ids, &stored[room],
+                "member {u} got every stored message of {room} once"
+            );
+        }
+    }
+    for c in clients.iter_mut() {
+        no_more_chat(c).await;
+    }
+}
+
+/// Every stored message of `room`, oldest first, page after page.
+async fn history_ids(client: &mut WsClient, room: &str) -> Vec<i64> {
+    let mut ids = Vec::new();
+    loop {
+        let after = ids.last().copied().unwrap_or(0);
+        let page = client
+            .request(
+                5,
+                json!({"type": "chat.history", "room": room, "after": after, "limit": 200}),
+            )
+            .await;
+        let messages = page["messages"].as_array().expect("messages");
+        ids.extend(
+            messages
+                .iter()
+                .map(|m| m["msg_id"].as_i64().expect("msg_id")),
+        );
+        if messages.is_empty() || page["has_more"] != true {
+            return ids;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn members_on_three_nodes_get_every_message_of_two_rooms_once_and_in_order() {
+    let Some(cluster) = fast_cluster(3).await else {
+        return;
+    };
+    let mut clients = members_everywhere(&cluster).await;
+    let sent = send_round(&mut clients, 0, 25).await;
+    everyone_got_everything(&mut clients, sent, true).await;
+}
+
+#[actix_web::test]
+async fn chatting_on_three_nodes_through_a_redis_restart_loses_and_repeats_nothing() {
+    let Some(mut cluster) = fast_cluster(3).await else {
+        return;
+    };
+    let mut clients = members_everywhere(&cluster).await;
+    // A round in flight when Redis dies, one while it is away, one once it is back.
+    let mut sent = send_round(&mut clients, 0, 15).await;
+    redis_down(&mut cluster).await;
+    for (all, more) in sent.iter_mut().zip(send_round(&mut clients, 1, 15).await) {
+        all.extend(more);
+    }
+    cluster.redis.restart();
+    for (all, more) in sent.iter_mut().zip(send_round(&mut clients, 2, 15).await) {
+        all.extend(more);
+    }
+    everyone_got_everything(&mut clients, sent, true).await;
+}
+
+#[actix_web::test]
+async fn messages_sent_while_redis_is_down_reach_the_other_node_once_and_in_order() {
+    let Some(mut cluster) = fast_cluster(2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user("ana").await;
+    let bob = cluster.node(0).user("bob").await;
+    let mut a = connect(cluster.node(0), &ana).await;
+    let mut b = connect(cluster.node(1), &bob).await;
+    a.join("canal1").await;
+    b.join("canal1").await;
+    let first = say(&mut a, 1, "canal1", "antes").await;
+    assert_eq!(b.recv_type("chat.message").await["msg_id"], first);
+
+    // Redis dies: the messages are still stored and acknowledged on node 1, and the
+    // broker cannot carry them to node 2. Nothing else is sent: bob gets them only by the
+    // catch-up from the database, Redis or not.
+    redis_down(&mut cluster).await;
+    let mut during = Vec::new();
+    for i in 0..5 {
+        during.push(say(&mut a, 10 + i, "canal1", &format!("durante {i}")).await);
+    }
+    let outage = std::time::Instant::now();
+    let mut got = Vec::new();
+    while got.len() < during.len() {
+        let frame = b
+            .recv_type_within("chat.message", PATIENCE)
+            .await
+            .unwrap_or_else(|| panic!("bob got only {got:?} of {during:?}"));
+        got.push(frame["msg_id"].as_i64().expect("msg_id"));
+    }
+    println!(
+        "messages sent while Redis was down reached the other node after {:?}",
+        outage.elapsed()
+    );
+    assert_eq!(got, during, "bob gets every message once, in order");
+    let caught_up = metric(cluster.node(1), "tertulia_chat_caught_up_total").await;
+    assert!(
+        caught_up >= 5.0,
+        "node 2 read them from the database: {caught_up}"
+    );
+    cluster.redis.restart();
+
+    // Live again, both ways, and nobody gets anything twice.
+    let after = say(&mut b, 20, "canal1", "depois").await;
+    assert_eq!(b.recv_type("chat.message").await["msg_id"], after);
+    let mut expected = vec![first];
+    expected.extend(&during);
+    expected.push(after);
+    let mut got = Vec::new();
+    while got.len() < expected.len() {
+        let frame = a
+            .recv_type_within("chat.message", PATIENCE)
+            .await
+            .unwrap_or_else(|| panic!("ana got only {got:?} of {expected:?}"));
+        got.push(frame["msg_id"].as_i64().expect("msg_id"));
+    }
+    assert_eq!(got, expected, "ana gets every message once, in order");
+    no_more_chat(&mut a).await;
+    no_more_chat(&mut b).await;
+}
+
+#[actix_web::test]
+async fn the_members_of_a_node_killed_with_sigkill_leave_the_room_as_dropped_everywhere() {
+    let Some(cluster) = fast_cluster(2).await else {
+        return;
+    };
+    let third = cluster.spawn_process("node-3");
+    let ana = cluster.node(0).user("ana").await;
+    let bob = cluster.node(0).user("bob").await;
+    let caio = cluster.node(0).user("caio").await;
+    let mut a = connect(cluster.node(0), &ana).await;
+    let mut b = connect(&third.port, &bob).await;
+    a.join("canal1").await;
+    let joined = b.join("canal1").await;
+    assert_eq!(joined["peers"][0]["peer_id"], a.session_id.as_str());
+    let seen = a.recv_type("room.peer_joined").await;
+    assert_eq!(seen["peer"]["peer_id"], b.session_id.as_str());
+    let bob_peer = b.session_id.clone();
+
+    third.kill();
+    let started = std::time::Instant::now();
+    let left = a
+        .recv_type_within("room.peer_left", PATIENCE)
+        .await
+        .expect("bob's peer_left after his node died");
+    println!(
+        "the member of a node killed with SIGKILL left the room for the others after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(left["peer_id"], bob_peer.as_str());
+    assert_eq!(left["dropped"], true);
+    // Someone entering afterwards, on the other live node, is not shown the dead node's member.
+    let mut c = connect(cluster.node(1), &caio).await;
+    let joined = c.join("canal1").await;
+    let peers: Vec<&str> = joined["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .map(|p| p["peer_id"].as_str().expect("peer_id"))
+        .collect();
+    assert_eq!(peers, vec![a.session_id.as_str()]);
+}
+
+#[actix_web::test]
+async fn chatting_on_three_nodes_when_one_is_killed_loses_and_repeats_nothing_for_the_others() {
+    let Some(cluster) = fast_cluster(2).await else {
+        return;
+    };
+    let third = cluster.spawn_process("node-3");
+    let ports = [cluster.node(0).port, cluster.node(1).port, third.port];
+    let mut clients = members_on(&cluster, &ports).await;
+    // A round from everyone, and node 3 dies with its part in flight.
+    let sent = send_round(&mut clients, 0, 15).await;
+    third.kill();
+    let dead: Vec<WsClient> = clients.split_off(4);
+    let mut sent: Vec<_> = sent.into_iter().take(4).collect();
+    for (all, more) in sent.iter_mut().zip(send_round(&mut clients, 1, 15).await) {
+        all.extend(more);
+    }
+    // Whatever node 3 stored before it died reaches the others too.
+    everyone_got_everything(&mut clients, sent, false).await;
+    for c in &mut clients {
+        peers_become(c, 3).await;
+    }
+    drop(dead);
+}
+
+#[actix_web::test]
+async fn a_room_full_with_members_of_two_nodes_refuses_one_more_on_either() {
+    let Some(cluster) = Cluster::start_with(2, |_, s| s.room_member_cap = 2).await else {
+        return;
+    };
+    let users = [
+        cluster.node(0).user("ana").await,
+        cluster.node(0).user("bob").await,
+        cluster.node(0).user("caio").await,
+    ];
+    let mut a = connect(cluster.node(0), &users[0]).await;
+    let mut b = connect(cluster.node(1), &users[1]).await;
+    a.join("sala").await;
+    b.join("sala").await;
+    a.recv_type("room.peer_joined").await;
+    for node in 0..2 {
+        let mut c = connect(cluster.node(node), &users[2]).await;
+        let err = c
+            .request(1, json!({"type": "room.join", "room": "sala"}))
+            .await;
+        assert_eq!(err["code"], "conflict", "node {}: {err}", node + 1);
+    }
+}
