@@ -142,8 +142,9 @@ impl RoomActor {
         }
     }
 
-    /// Tells presence who is in this room: people sharing a room follow each other's
-    /// presence (protocol revision 1.2).
+    /// Tells presence who is in this room, here and on the other nodes: people sharing a room
+    /// follow each other's presence (protocol revision 1.2), and a call room's people are
+    /// `in_call`.
     fn report_users(&self) {
         let remote = self.cluster.iter().flat_map(|c| &c.remote);
         let mut users: Vec<UserId> = self
@@ -154,21 +155,15 @@ impl RoomActor {
             .collect();
         users.sort_unstable();
         users.dedup();
-        self.presence.do_send(RoomUsers {
-            room: self.name.clone(),
-            users,
-        });
-    }
-
-    /// Tells presence who is in this call room (`in_call` is derived from it).
-    fn report_call_users(&self) {
-        if self.kind != RoomRef::Call {
-            return;
+        if self.kind == RoomRef::Call {
+            // Who is in this call room, on every node (`in_call` is derived from it): a
+            // member here is in a call with a member on another node.
+            self.presence.do_send(CallRoomUsers {
+                room: self.name.clone(),
+                users: users.clone(),
+            });
         }
-        let mut users: Vec<UserId> = self.members.iter().map(|m| m.user.id).collect();
-        users.sort_unstable();
-        users.dedup();
-        self.presence.do_send(CallRoomUsers {
+        self.presence.do_send(RoomUsers {
             room: self.name.clone(),
             users,
         });
@@ -582,7 +577,6 @@ impl Handler<Join> for RoomActor {
             user: msg.user,
             deliver: msg.deliver,
         });
-        self.report_call_users();
         self.report_users();
         Ok(peers)
     }
@@ -623,7 +617,6 @@ impl Handler<Leave> for RoomActor {
                 dropped: msg.dropped,
             });
         }
-        self.report_call_users();
         self.report_users();
         if self.members.is_empty() {
             self.hub.do_send(RoomEmpty {

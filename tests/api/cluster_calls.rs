@@ -390,19 +390,41 @@ async fn an_invitation_rings_every_device_of_the_callee_on_other_nodes() {
         call_id.as_str()
     );
     let room = accepted["room"].as_str().unwrap().to_owned();
-    a.join(&room).await;
-    b3.join(&room).await;
+    // Cid watches from node 3 while the two enter the call room on nodes 1 and 3.
     let cid = n1.user("cid").await;
     let mut c = connect(n3, &cid).await;
-    within(
-        Duration::from_secs(10),
-        "a lobby on node 3 shows both in_call",
-        async || {
-            c.presence_of(ana.id).await["status"] == "in_call"
-                && c.presence_of(bia.id).await["status"] == "in_call"
-        },
-    )
-    .await;
+    a.join(&room).await;
+    b3.join(&room).await;
+    // Every presence frame Cid gets, applied in order: both end up in_call.
+    let mut status: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    for u in c.snapshot["users"].as_array().into_iter().flatten() {
+        status.insert(
+            u["id"].as_i64().unwrap(),
+            u["status"].as_str().unwrap().to_owned(),
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status.get(&ana.id).map(String::as_str) != Some("in_call")
+        || status.get(&bia.id).map(String::as_str) != Some("in_call")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a lobby on node 3 shows both in_call within 10 s: {status:?}"
+        );
+        let Some(frame) = c.recv_within(Duration::from_millis(200)).await else {
+            continue;
+        };
+        let updates = match frame["type"].as_str() {
+            Some("presence.update") => vec![frame.clone()],
+            Some("presence.batch") => frame["updates"].as_array().cloned().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        for u in updates {
+            if let (Some(id), Some(s)) = (u["user_id"].as_i64(), u["status"].as_str()) {
+                status.insert(id, s.to_owned());
+            }
+        }
+    }
 }
 
 #[actix_web::test]
