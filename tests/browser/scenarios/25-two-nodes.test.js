@@ -92,8 +92,9 @@ test('two people on two nodes see each other, chat and make a video call', { ski
   assert.equal(atAna[0].state, 'connected');
   assert.ok(atAna[0].framesDecoded > 0, 'ana decodes bia');
   assert.ok(atBia[0].framesDecoded > 0, 'bia decodes ana');
-  // Each lobby shows the other in a call.
-  await personIn(ana, 'Cinema e Séries', 'bia').and(ana.locator('[data-status=in_call]')).waitFor();
+  // Behind the call view, each lobby has the other in a call (node 2's news, on node 1).
+  await personIn(ana, 'Cinema e Séries', 'bia').and(ana.locator('[data-status=in_call]')).waitFor({ state: 'attached' });
+  await personIn(bia, 'Cinema e Séries', 'ana').and(bia.locator('[data-status=in_call]')).waitFor({ state: 'attached' });
   await screenshot(ana, '25-two-nodes-call');
 
   // Hang-up on node 1 ends the call on node 2 too; both are online again.
