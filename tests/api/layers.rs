@@ -81,6 +81,20 @@ fn refs_of(file: &Path) -> CrateRefs {
     refs
 }
 
+/// Every `.rs` file under `dir`, its submodules' folders included.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("a source folder") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
 fn src(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(rel)
 }
@@ -108,11 +122,7 @@ fn assert_none_refer_to(files: &[PathBuf], forbidden: &[&str], rule: &str) {
 
 #[test]
 fn the_realtime_core_never_imports_the_http_layer_or_the_server_state() {
-    let files: Vec<PathBuf> = std::fs::read_dir(src("realtime"))
-        .expect("src/realtime")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
+    let files = rust_files(&src("realtime"));
     assert!(files.len() >= 8, "found the realtime files: {files:?}");
     assert_none_refer_to(
         &files,
@@ -137,11 +147,7 @@ fn the_wire_protocol_and_the_domain_vocabulary_stand_on_their_own() {
 
 #[test]
 fn the_database_layer_never_reaches_up() {
-    let files: Vec<PathBuf> = std::fs::read_dir(src("db"))
-        .expect("src/db")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
+    let files = rust_files(&src("db"));
     assert_none_refer_to(
         &files,
         &["http", "realtime", "startup"],
