@@ -56,6 +56,42 @@ async fn ringing_on_node_1(a: &mut WsClient, b1: &mut WsClient, bia: &TestUser) 
     call_id
 }
 
+/// A call ringing on a node that runs as a process of its own (so a test can kill or drain
+/// it), beside one node in the test process that survives it (and takes the call over).
+struct CallOnProcess {
+    cluster: Cluster,
+    node: crate::cluster::ProcessNode,
+    ana: TestUser,
+    bia: TestUser,
+    /// Ana's and Bia's connections to the process node.
+    a: WsClient,
+    b: WsClient,
+    call_id: String,
+}
+
+impl CallOnProcess {
+    /// Ana calls Bia, both on the process node `name` (the call's node); a reconnect grace
+    /// of `grace_ms`.
+    async fn ringing(name: &str, grace_ms: u64) -> Option<CallOnProcess> {
+        let cluster = Cluster::start_with(1, |_, s| s.call_reconnect_grace_ms = grace_ms).await?;
+        let n1 = cluster.node(0);
+        let (ana, bia) = (n1.user("ana").await, n1.user("bia").await);
+        let node = cluster.spawn_process(name);
+        let mut a = connect(&node.port, &ana).await;
+        let mut b = connect(&node.port, &bia).await;
+        let call_id = ringing_on_node_1(&mut a, &mut b, &bia).await;
+        Some(CallOnProcess {
+            cluster,
+            node,
+            ana,
+            bia,
+            a,
+            b,
+            call_id,
+        })
+    }
+}
+
 #[actix_web::test]
 async fn an_accept_sent_to_another_node_reaches_the_node_that_runs_the_call() {
     let Some(cluster) = Cluster::start(2).await else {
@@ -309,19 +345,22 @@ async fn a_ringing_call_whose_node_is_killed_ends_missed_once() {
 
 #[actix_web::test]
 async fn a_running_call_outlives_the_node_that_ran_it_until_its_people_are_gone() {
-    // One node survives (so it is the one that takes the call over, and its presence sees
-    // both people without presence across nodes).
-    let Some(cluster) = Cluster::start_with(1, |_, s| s.call_reconnect_grace_ms = 3_000).await
+    let Some(CallOnProcess {
+        cluster,
+        node: doomed,
+        ana,
+        bia,
+        // Held (not dropped) until the node dies under them.
+        a: _a,
+        b: _b,
+        call_id,
+    }) = CallOnProcess::ringing("node-doomed", 3_000).await
     else {
         return;
     };
     let n1 = cluster.node(0);
-    let (ana, bia) = (n1.user("ana").await, n1.user("bia").await);
-    let doomed = cluster.spawn_process("node-doomed");
-    let mut a = connect(&doomed.port, &ana).await;
-    let mut b = connect(&doomed.port, &bia).await;
     let mut b2 = connect(n1, &bia).await;
-    let call_id = ringing_on_node_1(&mut a, &mut b, &bia).await;
+    b2.recv_type("call.incoming").await;
     // Bia answers on node 1: the doomed node runs the call.
     let accepted = b2
         .request(2, json!({"type": "call.accept", "call_id": call_id}))
@@ -648,17 +687,19 @@ async fn an_answer_the_log_already_decided_otherwise_is_refused_on_the_node_that
 
 #[actix_web::test]
 async fn a_call_of_a_drained_node_goes_on_elsewhere_and_ends_with_a_hang_up() {
-    // One node survives: it takes the call over, and its presence sees both people.
-    let Some(cluster) = Cluster::start_with(1, |_, s| s.call_reconnect_grace_ms = 2_000).await
+    let Some(CallOnProcess {
+        cluster,
+        node: drained,
+        ana,
+        bia,
+        mut a,
+        mut b,
+        call_id,
+    }) = CallOnProcess::ringing("node-drained", 2_000).await
     else {
         return;
     };
     let n1 = cluster.node(0);
-    let (ana, bia) = (n1.user("ana").await, n1.user("bia").await);
-    let drained = cluster.spawn_process("node-drained");
-    let mut a = connect(&drained.port, &ana).await;
-    let mut b = connect(&drained.port, &bia).await;
-    let call_id = ringing_on_node_1(&mut a, &mut b, &bia).await;
     let accepted = b
         .request(2, json!({"type": "call.accept", "call_id": call_id}))
         .await;
