@@ -271,14 +271,8 @@ impl Hub {
             }
             Effect::Log(write) => self.log(write),
             Effect::AnnounceMissed { call_id, callee } => {
-                let told = self.presence.send(SendToUser {
-                    user_id: callee,
-                    frame: ServerMsg::CallMissed { call_id: &call_id }.encode(),
-                    except: None,
-                });
                 ctx.spawn(
-                    async move { told.await.unwrap_or(0) > 0 }
-                        .into_actor(self)
+                    self.tell_callee_missed(&call_id, callee)
                         .map(move |seen, act, ctx| {
                             let event = Event::MissedAnnounced {
                                 call_id,
@@ -782,14 +776,8 @@ impl Hub {
     /// A call of a node that is gone was missed: the callee's connections hear it, and it is
     /// marked seen if one did (otherwise told on their next connection here).
     fn announce_orphan_missed(&mut self, call_id: CallId, callee: UserId, ctx: &mut Context<Self>) {
-        let told = self.presence.send(SendToUser {
-            user_id: callee,
-            frame: ServerMsg::CallMissed { call_id: &call_id }.encode(),
-            except: None,
-        });
         ctx.spawn(
-            async move { told.await.unwrap_or(0) > 0 }
-                .into_actor(self)
+            self.tell_callee_missed(&call_id, callee)
                 .map(move |seen, act, ctx| {
                     if seen {
                         act.db(Box::new(move |conn| {
@@ -800,6 +788,21 @@ impl Hub {
                     }
                 }),
         );
+    }
+
+    /// Tells `callee`'s connections (on every node) that `call_id` was missed; resolves to
+    /// whether one of them heard it.
+    fn tell_callee_missed(
+        &self,
+        call_id: &CallId,
+        callee: UserId,
+    ) -> impl ActorFuture<Self, Output = bool> + 'static {
+        let told = self.presence.send(SendToUser {
+            user_id: callee,
+            frame: ServerMsg::CallMissed { call_id }.encode(),
+            except: None,
+        });
+        async move { told.await.unwrap_or(0) > 0 }.into_actor(self)
     }
 
     /// A running call taken over from a node that is gone: after the reconnect grace, it

@@ -178,13 +178,6 @@ pub(crate) enum SessionMsg {
         frame: String,
         except: Option<SessionId>,
     },
-    /// Close one session (a remote [`SessionHandle`]'s close).
-    Close {
-        user: UserId,
-        session: SessionId,
-        code: u16,
-        reason: String,
-    },
     /// Some of a user's login sessions were revoked (published to every node): each closes
     /// the connections they opened with 4001.
     Revoke { user: UserId, which: Revoked },

@@ -1289,21 +1289,6 @@ impl Handler<Inbound> for PresenceActor {
             } => {
                 self.send_to_user(user, &ByteString::from(frame), except.as_ref());
             }
-            SessionMsg::Close {
-                user,
-                session,
-                code,
-                reason,
-            } => {
-                let entry = self
-                    .users
-                    .get(&user)
-                    .and_then(|u| u.sessions.iter().find(|s| s.id == session));
-                if let Some(entry) = entry {
-                    log::debug!("session {session:?} closed by node {}: {reason}", msg.from);
-                    entry.send_close(CloseCode::from(code), "closed by another node", true);
-                }
-            }
             SessionMsg::Revoke { user, which } => self.revoke(user, which),
         }
     }

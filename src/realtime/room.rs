@@ -652,38 +652,28 @@ impl Handler<Signal> for RoomActor {
             .members
             .iter()
             .find(|m| m.peer_id.0.as_str() == msg.to && m.peer_id != msg.from);
-        match target {
-            Some(target) => {
-                let frame = ServerMsg::Signal {
-                    room: &self.name,
-                    from: &msg.from,
-                    kind: msg.kind,
-                    data: &msg.data,
-                }
-                .encode();
-                target.deliver.do_send(Deliver(frame));
+        let remote = self.remote_node_of(&msg.to, &msg.from);
+        let frame = || {
+            ServerMsg::Signal {
+                room: &self.name,
+                from: &msg.from,
+                kind: msg.kind,
+                data: &msg.data,
             }
-            None if self.remote_node_of(&msg.to, &msg.from).is_some() => {
-                let frame = ServerMsg::Signal {
-                    room: &self.name,
-                    from: &msg.from,
-                    kind: msg.kind,
-                    data: &msg.data,
-                }
-                .encode();
-                if let (Some(cluster), Some(node)) =
-                    (&self.cluster, self.remote_node_of(&msg.to, &msg.from))
-                {
-                    // To the target's node only; in order with this node's room events,
-                    // since all of a node's publishes leave in one queue.
-                    let event = RoomEvent::Signal {
-                        to: SessionId(msg.to.as_str().into()),
-                        frame: frame.to_string(),
-                    };
-                    cluster.link.publish_to(node, &self.name, &event);
-                }
+            .encode()
+        };
+        match (target, remote, &self.cluster) {
+            (Some(target), _, _) => target.deliver.do_send(Deliver(frame())),
+            (None, Some(node), Some(cluster)) => {
+                // To the target's node only; in order with this node's room events, since
+                // all of a node's publishes leave in one queue.
+                let event = RoomEvent::Signal {
+                    to: SessionId(msg.to.as_str().into()),
+                    frame: frame().to_string(),
+                };
+                cluster.link.publish_to(node, &self.name, &event);
             }
-            None => sender.deliver.do_send(Deliver(error_frame(
+            _ => sender.deliver.do_send(Deliver(error_frame(
                 msg.id.as_ref(),
                 ErrorCode::NotFound,
                 &format!(
