@@ -216,6 +216,11 @@ impl Drop for ProcessNode {
 impl Cluster {
     /// Starts one more node, `node_id`, as a process of its own; returns once it serves.
     pub fn spawn_process(&self, node_id: &str) -> ProcessNode {
+        self.spawn_process_with(node_id, &[])
+    }
+
+    /// [`Cluster::spawn_process`] with more command-line `flags` for `tertulia serve`.
+    pub fn spawn_process_with(&self, node_id: &str, flags: &[&str]) -> ProcessNode {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tertulia"));
         for (key, _) in std::env::vars() {
             if key.starts_with("TERTULIA_") || key == "DATABASE_URL" || key == "RUST_LOG" {
@@ -227,6 +232,7 @@ impl Cluster {
             .args(["--database-url", &self.node(0).settings.database_url])
             .args(["--broker", &self.redis.url(), "--node-id", node_id])
             .args(["--web-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/web")])
+            .args(flags)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

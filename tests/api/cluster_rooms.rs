@@ -15,14 +15,15 @@ use crate::{
 };
 
 /// How long a test waits for what the cluster should do (a noisy machine).
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A cluster of `n` nodes whose connections may send fast.
-async fn fast_cluster(n: usize) -> Option<Cluster> {
+/// A cluster of `n` nodes whose connections may send fast (and hold many frames for a
+/// client that reads only once a storm is over).
+pub(crate) async fn fast_cluster(n: usize) -> Option<Cluster> {
     Cluster::start_with(n, |_, s| {
         s.ws_rate_per_sec = 100_000;
         s.ws_rate_burst = 100_000;
-        s.ws_outbound_queue = 8192;
+        s.ws_outbound_queue = 32_768;
     })
     .await
 }
@@ -69,7 +70,7 @@ async fn no_more_chat(client: &mut WsClient) {
 
 /// Kills the cluster's Redis and waits until every node has noticed (`/readyz` 503): what
 /// is published from then on is lost, not held for a reconnect.
-async fn redis_down(cluster: &mut Cluster) {
+pub(crate) async fn redis_down(cluster: &mut Cluster) {
     cluster.redis.kill();
     for node in &cluster.nodes {
         crate::cluster::within(PATIENCE, "readyz 503 without Redis", async || {
@@ -78,23 +79,6 @@ async fn redis_down(cluster: &mut Cluster) {
         })
         .await;
     }
-}
-
-/// The value of the series `name` (no labels) in `app`'s `/metrics`.
-async fn metric(app: &crate::helpers::TestApp, name: &str) -> f64 {
-    let text = awc::Client::default()
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("metrics")
-        .body()
-        .await
-        .expect("metrics body");
-    String::from_utf8_lossy(&text)
-        .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics"))
 }
 
 #[actix_web::test]
@@ -188,80 +172,128 @@ async fn members_on_two_nodes_see_each_other_signal_in_order_chat_and_leave() {
 /// The two rooms of the chat storms.
 const ROOMS: [&str; 2] = ["sala-a", "sala-b"];
 
-/// Two users on each of the nodes at `ports`, each in both [`ROOMS`], once every member
-/// sees the others (their joins seen live or read from Redis).
-async fn members_on(cluster: &Cluster, ports: &[u16]) -> Vec<WsClient> {
+/// The rooms each member is in (and sends to), by member index.
+pub(crate) type Membership = [Vec<String>];
+
+/// Every one of `n` members in both [`ROOMS`].
+fn in_both_rooms(n: usize) -> Vec<Vec<String>> {
+    vec![ROOMS.map(String::from).to_vec(); n]
+}
+
+/// The command-line flags that give a process node the settings of [`fast_cluster`].
+pub(crate) const FAST_PROCESS_FLAGS: [&str; 6] = [
+    "--ws-rate-per-sec",
+    "100000",
+    "--ws-rate-burst",
+    "100000",
+    "--ws-outbound-queue",
+    "32768",
+];
+
+/// Members on the nodes at `ports`, two per node, in both [`ROOMS`]: see [`members_on`].
+async fn two_per_node_in_both_rooms(cluster: &Cluster, ports: &[u16]) -> Vec<WsClient> {
+    let homes: Vec<u16> = ports.iter().flat_map(|&p| [p, p]).collect();
+    members_on(cluster, &homes, &in_both_rooms(homes.len())).await
+}
+
+/// One user per entry of `homes` (the port of the node it connects to), member `u` joined
+/// to `rooms[u]`, once every member sees the others of its first room (their joins seen
+/// live or read from Redis).
+pub(crate) async fn members_on(
+    cluster: &Cluster,
+    homes: &[u16],
+    rooms: &Membership,
+) -> Vec<WsClient> {
     let mut clients = Vec::new();
-    for (n, port) in ports.iter().enumerate() {
-        for k in 0..2 {
-            let user = cluster.node(0).user(&format!("u{n}{k}")).await;
-            let mut c = connect(port, &user).await;
-            for room in ROOMS {
-                c.join(room).await;
-            }
-            clients.push(c);
+    for (u, port) in homes.iter().enumerate() {
+        let user = cluster.node(0).user(&format!("membro{u}")).await;
+        let mut c = connect(port, &user).await;
+        for room in &rooms[u] {
+            c.join(room).await;
         }
+        clients.push(c);
     }
-    let others = clients.len() - 1;
-    for c in &mut clients {
-        peers_become(c, others).await;
+    for (u, c) in clients.iter_mut().enumerate() {
+        let first = &rooms[u][0];
+        let others = rooms.iter().filter(|r| r.contains(first)).count() - 1;
+        peers_become(c, first, others).await;
     }
     clients
 }
 
-/// Waits until `c` is shown `n` peers in `sala-a`.
-async fn peers_become(c: &mut WsClient, n: usize) {
+/// Waits until `c` is shown `n` peers in `room`.
+pub(crate) async fn peers_become(c: &mut WsClient, room: &str, n: usize) {
     crate::cluster::within(PATIENCE, "every member sees the others", async || {
         let reply = c
-            .request(77, json!({"type": "room.join", "room": "sala-a"}))
+            .request(77, json!({"type": "room.join", "room": room}))
             .await;
         reply["peers"].as_array().map_or(0, Vec::len) == n
     })
     .await;
 }
 
-/// Two users on each of the cluster's (in-process) nodes: see [`members_on`].
+/// Two users on each of the cluster's (in-process) nodes, in both [`ROOMS`].
 async fn members_everywhere(cluster: &Cluster) -> Vec<WsClient> {
     let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
-    members_on(cluster, &ports).await
+    two_per_node_in_both_rooms(cluster, &ports).await
 }
 
-/// Every client sends `per_room` messages to each of [`ROOMS`] at once, without waiting for
-/// acks (frame ids from `round`); answers each client's frame ids and their rooms.
-async fn send_round(
+/// What each member sent in a round: its frame ids and their rooms.
+pub(crate) type Sent = Vec<Vec<(i64, String)>>;
+
+/// Every client sends `per_room` messages to each of its `rooms` (rooms interleaved), all
+/// clients at once, without waiting for acks (frame ids from `round`); answers each
+/// client's frame ids and their rooms.
+pub(crate) async fn send_round(
     clients: &mut [WsClient],
+    rooms: &Membership,
     round: i64,
     per_room: usize,
-) -> Vec<Vec<(i64, &'static str)>> {
-    let mut sent = Vec::new();
-    for (u, c) in clients.iter_mut().enumerate() {
+) -> Sent {
+    let sends = clients.iter_mut().enumerate().map(|(u, c)| async move {
         let mut ids = Vec::new();
-        let mut next = (round * 100 + u as i64) * 1000;
+        let mut next = ((round + 1) * 100 + u as i64) * 100_000;
         for i in 0..per_room {
-            for room in ROOMS {
+            for room in &rooms[u] {
                 c.send(json!({"type": "chat.send", "id": next, "room": room,
                               "client_msg_id": format!("m-{round}-{u}-{room}-{i}"), "text": format!("{u}:{i}")}))
                     .await;
-                ids.push((next, room));
+                ids.push((next, room.clone()));
                 next += 1;
             }
         }
-        sent.push(ids);
-    }
-    sent
+        ids
+    });
+    futures_util::future::join_all(sends).await
 }
 
-/// Each client's acks for what it `sent`, then its `chat.message`s: every member got every
-/// stored message of each room once, in increasing `msg_id`, as the database has them, and
-/// nothing more; every acknowledged message is stored (`all_stored`: and nothing else is,
-/// when no sender died with messages in flight).
-async fn everyone_got_everything(
-    clients: &mut [WsClient],
-    sent: Vec<Vec<(i64, &'static str)>>,
-    all_stored: bool,
-) {
+/// Adds each member's `more` to what it sent before.
+pub(crate) fn extend_sent(sent: &mut Sent, more: Sent) {
+    for (all, more) in sent.iter_mut().zip(more) {
+        all.extend(more);
+    }
+}
+
+/// What [`everyone_got_everything`] counted.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    /// Messages acknowledged to the members checked.
+    pub acked: usize,
+    /// Messages the database holds in their rooms.
+    pub stored: usize,
+    /// `chat.message` frames the members received.
+    pub delivered: usize,
+    /// When every member had every stored message of its rooms.
+    pub all_in: std::time::Instant,
+}
+
+/// The `msg_id`s acknowledged, by room.
+pub(crate) type Acked = BTreeMap<String, Vec<i64>>;
+
+/// Reads each client's acks for what it `sent` (other frames are kept aside) into `acked`.
+pub(crate) async fn collect_acks(clients: &mut [WsClient], sent: Sent, acked: &mut Acked) {
     let acks = clients.iter_mut().zip(sent).map(|(c, sent)| async move {
-        let mut acked: Vec<(&'static str, i64)> = Vec::new();
+        let mut acked: Vec<(String, i64)> = Vec::new();
         for (id, room) in sent {
             let ack = c.recv_reply(id).await;
             assert_eq!(ack["type"], "ack", "{ack}");
@@ -269,7 +301,6 @@ async fn everyone_got_everything(
         }
         acked
     });
-    let mut acked: HashMap<&str, Vec<i64>> = HashMap::new();
     for (room, id) in futures_util::future::join_all(acks)
         .await
         .into_iter()
@@ -277,42 +308,82 @@ async fn everyone_got_everything(
     {
         acked.entry(room).or_default().push(id);
     }
+}
+
+/// Each client's acks for what it `sent`, then [`everyone_got_the_stored`].
+pub(crate) async fn everyone_got_everything(
+    clients: &mut [WsClient],
+    rooms: &Membership,
+    sent: Sent,
+    all_stored: bool,
+) -> Tally {
+    let mut acked = Acked::new();
+    collect_acks(clients, sent, &mut acked).await;
+    everyone_got_the_stored(clients, rooms, acked, all_stored).await
+}
+
+/// Each client's `chat.message`s: every member got every stored message of each of its
+/// `rooms` once, in increasing `msg_id`, as the database has them, and nothing more; every
+/// `acked` message is stored (`all_stored`: and nothing else is, when no sender died with
+/// messages in flight).
+pub(crate) async fn everyone_got_the_stored(
+    clients: &mut [WsClient],
+    rooms: &Membership,
+    mut acked: Acked,
+    all_stored: bool,
+) -> Tally {
+    let acked_count = acked.values().map(Vec::len).sum();
     let mut stored: HashMap<&str, Vec<i64>> = HashMap::new();
-    for room in ROOMS {
-        stored.insert(room, history_ids(&mut clients[0], room).await);
-        let ids = acked.entry(room).or_default();
-        ids.sort_unstable();
+    for (u, member_rooms) in rooms.iter().enumerate() {
+        for room in member_rooms {
+            if !stored.contains_key(room.as_str()) {
+                stored.insert(room, history_ids(&mut clients[u], room).await);
+            }
+        }
+    }
+    for (room, ids) in &stored {
+        let acked = acked.entry((*room).to_owned()).or_default();
+        acked.sort_unstable();
         if all_stored {
             assert_eq!(
-                ids, &stored[room],
-                "the database holds what was acknowledged"
+                acked, ids,
+                "the database holds what was acknowledged in {room}"
             );
         } else {
             assert!(
-                ids.iter().all(|id| stored[room].binary_search(id).is_ok()),
+                acked.iter().all(|id| ids.binary_search(id).is_ok()),
                 "every acknowledged message of {room} is stored"
             );
         }
     }
-    let total: usize = stored.values().map(Vec::len).sum();
-    let chats = clients.iter_mut().map(|c| collect_chat(c, total));
+    let chats = clients.iter_mut().enumerate().map(|(u, c)| {
+        let want = rooms[u].iter().map(|r| stored[r.as_str()].len()).sum();
+        collect_chat(c, want)
+    });
     let results = futures_util::future::join_all(chats).await;
+    let mut tally = Tally {
+        acked: acked_count,
+        stored: stored.values().map(Vec::len).sum(),
+        delivered: 0,
+        all_in: std::time::Instant::now(),
+    };
     for (u, got) in results.iter().enumerate() {
-        for room in ROOMS {
-            let ids = &got[room];
+        for room in &rooms[u] {
+            let ids = got.get(room).map_or(&[][..], Vec::as_slice);
             assert!(
                 ids.windows(2).all(|w| w[0] < w[1]),
                 "member {u} got {room}'s messages in increasing msg_id: {ids:?}"
             );
             assert_eq!(
-                ids, &stored[room],
+                ids,
+                stored[room.as_str()],
                 "member {u} got every stored message of {room} once"
             );
+            tally.delivered += ids.len();
         }
     }
-    for c in clients.iter_mut() {
-        no_more_chat(c).await;
-    }
+    futures_util::future::join_all(clients.iter_mut().map(no_more_chat)).await;
+    tally
 }
 
 /// Every stored message of `room`, oldest first, page after page.
@@ -344,8 +415,9 @@ async fn members_on_three_nodes_get_every_message_of_two_rooms_once_and_in_order
         return;
     };
     let mut clients = members_everywhere(&cluster).await;
-    let sent = send_round(&mut clients, 0, 25).await;
-    everyone_got_everything(&mut clients, sent, true).await;
+    let rooms = in_both_rooms(clients.len());
+    let sent = send_round(&mut clients, &rooms, 0, 25).await;
+    everyone_got_everything(&mut clients, &rooms, sent, true).await;
 }
 
 #[actix_web::test]
@@ -355,16 +427,13 @@ async fn chatting_on_three_nodes_through_a_redis_restart_loses_and_repeats_nothi
     };
     let mut clients = members_everywhere(&cluster).await;
     // A round in flight when Redis dies, one while it is away, one once it is back.
-    let mut sent = send_round(&mut clients, 0, 15).await;
+    let rooms = in_both_rooms(clients.len());
+    let mut sent = send_round(&mut clients, &rooms, 0, 15).await;
     redis_down(&mut cluster).await;
-    for (all, more) in sent.iter_mut().zip(send_round(&mut clients, 1, 15).await) {
-        all.extend(more);
-    }
+    extend_sent(&mut sent, send_round(&mut clients, &rooms, 1, 15).await);
     cluster.redis.restart();
-    for (all, more) in sent.iter_mut().zip(send_round(&mut clients, 2, 15).await) {
-        all.extend(more);
-    }
-    everyone_got_everything(&mut clients, sent, true).await;
+    extend_sent(&mut sent, send_round(&mut clients, &rooms, 2, 15).await);
+    everyone_got_everything(&mut clients, &rooms, sent, true).await;
 }
 
 #[actix_web::test]
@@ -403,7 +472,9 @@ async fn messages_sent_while_redis_is_down_reach_the_other_node_once_and_in_orde
         outage.elapsed()
     );
     assert_eq!(got, during, "bob gets every message once, in order");
-    let caught_up = metric(cluster.node(1), "tertulia_chat_caught_up_total").await;
+    let caught_up = crate::cluster::metric(cluster.node(1), "tertulia_chat_caught_up_total")
+        .await
+        .expect("tertulia_chat_caught_up_total in /metrics");
     assert!(
         caught_up >= 5.0,
         "node 2 read them from the database: {caught_up}"
@@ -476,21 +547,21 @@ async fn chatting_on_three_nodes_when_one_is_killed_loses_and_repeats_nothing_fo
     let Some(cluster) = fast_cluster(2).await else {
         return;
     };
-    let third = cluster.spawn_process("node-3");
+    let third = cluster.spawn_process_with("node-3", &FAST_PROCESS_FLAGS);
     let ports = [cluster.node(0).port, cluster.node(1).port, third.port];
-    let mut clients = members_on(&cluster, &ports).await;
+    let mut clients = two_per_node_in_both_rooms(&cluster, &ports).await;
+    let rooms = in_both_rooms(clients.len());
     // A round from everyone, and node 3 dies with its part in flight.
-    let sent = send_round(&mut clients, 0, 15).await;
+    let sent = send_round(&mut clients, &rooms, 0, 15).await;
     third.kill();
     let dead: Vec<WsClient> = clients.split_off(4);
+    let rooms = &rooms[..4];
     let mut sent: Vec<_> = sent.into_iter().take(4).collect();
-    for (all, more) in sent.iter_mut().zip(send_round(&mut clients, 1, 15).await) {
-        all.extend(more);
-    }
+    extend_sent(&mut sent, send_round(&mut clients, rooms, 1, 15).await);
     // Whatever node 3 stored before it died reaches the others too.
-    everyone_got_everything(&mut clients, sent, false).await;
+    everyone_got_everything(&mut clients, rooms, sent, false).await;
     for c in &mut clients {
-        peers_become(c, 3).await;
+        peers_become(c, ROOMS[0], 3).await;
     }
     drop(dead);
 }

@@ -9,7 +9,9 @@ mod cli;
 mod cluster;
 mod cluster_bench;
 mod cluster_calls;
+mod cluster_faults;
 mod cluster_presence;
+// Its chat-storm helpers serve cluster_faults too.
 mod cluster_rooms;
 mod conversations;
 mod crash;
