@@ -61,14 +61,21 @@ struct Cluster {
     /// The last chat message given to this node's members: every later one goes out in
     /// `msg_id` order, none twice.
     delivered: i64,
-    /// Messages that arrived after a gap, waiting for the database read that fills it.
+    /// Messages that arrived after a gap, waiting for the messages before them (live, or
+    /// from the database read that fills the gap).
     waiting: BTreeMap<i64, (i64, ByteString)>,
     /// A database read of missed messages is running.
     fetching: bool,
+    /// A gap is open and the database will be read if it is still open after [`GAP_WAIT`].
+    gap_timer: bool,
     /// Remote members the last read of the hash did not list: dropped if the next one does
     /// not either (their leave was lost).
     unlisted: HashSet<SessionId>,
 }
+
+/// How long a gap in a room's chat (a message whose previous one has not come) may wait for
+/// the missing messages to arrive over Redis before they are read from the database.
+const GAP_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One live room: members, signaling relay and chat fan-out.
 pub struct RoomActor {
@@ -115,6 +122,7 @@ impl RoomActor {
                 room_id: None,
                 delivered: 0,
                 waiting: BTreeMap::new(),
+                gap_timer: false,
                 fetching: false,
                 unlisted: HashSet::new(),
             }),
@@ -415,12 +423,43 @@ impl RoomActor {
             return;
         }
         if cluster.fetching || prev > cluster.delivered {
+            // A gap: the messages before this one are committed (this one's is), and most
+            // often on their way here over Redis from another node. Wait briefly for them
+            // before reading the database.
             cluster.waiting.insert(msg_id, (prev, frame));
-            self.fetch(ctx);
+            if !cluster.fetching && !cluster.gap_timer {
+                cluster.gap_timer = true;
+                ctx.run_later(GAP_WAIT, |act, ctx| {
+                    let Some(cluster) = &mut act.cluster else {
+                        return;
+                    };
+                    cluster.gap_timer = false;
+                    if !cluster.waiting.is_empty() {
+                        act.fetch(ctx);
+                    }
+                });
+            }
             return;
         }
         cluster.delivered = msg_id;
         self.broadcast(&frame, None);
+        // What waited for this one, in order, as long as each follows the last delivered.
+        while let Some(cluster) = self.cluster.as_mut().filter(|c| !c.fetching) {
+            let Some(entry) = cluster.waiting.first_entry() else {
+                break;
+            };
+            let (next, prev) = (*entry.key(), entry.get().0);
+            if next <= cluster.delivered {
+                entry.remove();
+                continue;
+            }
+            if prev > cluster.delivered {
+                break;
+            }
+            let (_, frame) = entry.remove();
+            cluster.delivered = next;
+            self.broadcast(&frame, None);
+        }
     }
 
     /// Reads the room's messages after `delivered` from the database and delivers them in

@@ -91,6 +91,8 @@ enum Event {
 struct ClientResult {
     /// The node it arrived on (its index in `--url`; a reconnection may have moved it).
     node: usize,
+    /// When its lobby last became right before the storm (`--restart-cmd`), or before the
+    /// end: what `converged_after_last_arrival_s` reports (the storm has its own figures).
     complete_at: Option<Instant>,
     /// The connection closed before the end (counted in `dropped`, not as incomplete).
     dropped: bool,
@@ -267,6 +269,9 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
+    // Set just before `--restart-cmd` runs: from then on a client's lobby changing is the
+    // storm's, not the arrivals' convergence.
+    let storm_started = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let rss_before = server_rss_kib(&cli.server_pid);
     let start = Instant::now() + Duration::from_millis(50);
     let cpu = CpuMeter::start(&cli.server_pid);
@@ -295,6 +300,7 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
             stop.clone(),
         );
         let reconnect = args.restart_cmd.is_some();
+        let storm_started = Arc::clone(&storm_started);
         let permits = Arc::clone(&permits);
         tasks.push(tokio::spawn(async move {
             sleep_until(at).await;
@@ -311,6 +317,8 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
             let _ = events.send(Event::Arrived(Instant::now()));
             let mut view = LobbyView::new(&user.themes);
             let mut complete_at = None;
+            // `complete_at` as it stood when the storm started.
+            let mut converged_at = None;
             let mut dropped = false;
             loop {
                 let text = tokio::select! {
@@ -374,10 +382,16 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
                     complete_at = complete.then(Instant::now);
                     let _ = events.send(Event::Complete(complete));
                 }
+                if !storm_started.load(std::sync::atomic::Ordering::Relaxed) {
+                    converged_at = complete_at;
+                }
+            }
+            if !reconnect {
+                converged_at = complete_at;
             }
             let result = ClientResult {
                 node: arrival_node,
-                complete_at,
+                complete_at: converged_at,
                 dropped,
                 wrong: view.wrong(&truth),
                 frames: conn.frames_in,
@@ -440,6 +454,7 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
     // The storm: the server restarts under everyone; how long until all are back and right.
     let mut storm: Option<(f64, f64, usize, usize)> = None;
     if let Some(cmd) = &args.restart_cmd {
+        storm_started.store(true, std::sync::atomic::Ordering::Relaxed);
         let t0 = Instant::now();
         // Off the runtime: the clients keep reading (and answer the server's close) meanwhile.
         let cmd = cmd.clone();

@@ -273,14 +273,31 @@ async fn setup_pair(
     let room = match kind {
         RoomKind::Public => format!("bench-{tag}-p{index}"),
         RoomKind::Call => {
-            a.send(
-                json!({"type": "call.invite", "id": 1, "to": b.user_id, "media": "video"})
-                    .to_string(),
-            )
-            .await?;
-            let ringing = a
-                .expect(|f| f.kind == "call.ringing" && f.id == Some(1))
+            // With several nodes, B's node tells A's that B is online on its next presence
+            // tick: until then A's node answers `unavailable` (B is not in A's lobby yet,
+            // where a person would find them). Invite again until it rings.
+            let give_up = std::time::Instant::now() + ws::SETUP_TIMEOUT;
+            let mut id = 100;
+            let ringing = loop {
+                a.send(
+                    json!({"type": "call.invite", "id": id, "to": b.user_id, "media": "video"})
+                        .to_string(),
+                )
                 .await?;
+                match a
+                    .expect(|f| f.kind == "call.ringing" && f.id == Some(id))
+                    .await
+                {
+                    Err(BenchError::Protocol(e))
+                        if e.starts_with("error unavailable")
+                            && std::time::Instant::now() < give_up =>
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        id += 1;
+                    }
+                    other => break other?,
+                }
+            };
             let call_id = ringing
                 .call_id
                 .ok_or_else(|| BenchError::Protocol("call.ringing without call_id".to_owned()))?;
@@ -297,6 +314,10 @@ async fn setup_pair(
     };
     a.join(&room, 3).await?;
     b.join(&room, 4).await?;
+    // A signals B once A's node has told A that B joined (as a browser does): with several
+    // nodes, B's join reaches A's node over the broker after B's `room.joined`.
+    a.expect(|f| f.kind == "room.peer_joined" && f.room.as_deref() == Some(room.as_str()))
+        .await?;
     Ok(Pair { a, b, room })
 }
 
