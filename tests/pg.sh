@@ -60,10 +60,9 @@ echo "==> tests on PostgreSQL at $TERTULIA_TEST_PG_URL"
 
 status=0
 if [ "${1:-}" = "--browser" ]; then
-  # One browser scenario file (e.g. 03-chat) with its server on a fresh PostgreSQL database.
-  db="tertulia_t_browser_$$"
-  psql "$TERTULIA_TEST_PG_URL/postgres" -qc "CREATE DATABASE $db" >/dev/null
-  TERTULIA_BROWSER_DATABASE_URL="$TERTULIA_TEST_PG_URL/$db" bash tests/browser/run.sh "${2:-03-chat}" \
+  # One browser scenario file (e.g. 03-chat) with its server on a fresh PostgreSQL database
+  # (tests/browser/run.sh makes one for each try: TERTULIA_BROWSER_PG_SERVER).
+  TERTULIA_BROWSER_PG_SERVER="$TERTULIA_TEST_PG_URL" bash tests/browser/run.sh "${2:-03-chat}" \
     || status=$?
 else
   cargo test --locked --test api "$@" || status=$?

@@ -28,6 +28,13 @@ for file in client/*.test.js scenarios/*.test.js; do
   log="artifacts/$(basename "$file" .test.js).log"
   for attempt in 1 2; do
     status=0
+    if [ -n "${TERTULIA_BROWSER_PG_SERVER:-}" ]; then
+      # `tests/pg.sh --browser`: every try on a fresh PostgreSQL database of its own (the
+      # tests' databases are dropped by pg.sh at the end, by their name).
+      db="tertulia_t_browser_$$_$attempt"
+      psql "$TERTULIA_BROWSER_PG_SERVER/postgres" -qc "CREATE DATABASE $db" >/dev/null || exit 1
+      export TERTULIA_BROWSER_DATABASE_URL="$TERTULIA_BROWSER_PG_SERVER/$db"
+    fi
     node_test "$file" "$log" 120 || status=$?
     [ "$status" -eq 0 ] && break
     [ "$attempt" -eq 1 ] && cp "$log" "${log%.log}.try1.log" && echo "RETRY: $file failed (exit $status); once more"
