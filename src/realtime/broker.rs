@@ -273,7 +273,7 @@ impl Broker {
             pending: Mutex::default(),
             next_request: AtomicU64::new(1),
         }));
-        broker.claim_node_id().await?;
+        broker.claim_node_id(url).await?;
         broker.subscribe(Topic::Node(broker.node().clone()));
         broker.subscribe(Topic::Presence);
         broker.subscribe(Topic::All);
@@ -292,7 +292,7 @@ impl Broker {
     /// Takes this node's liveness key, waiting for it to expire if a node that ran under the
     /// same id just stopped (a restart within [`NODE_TTL`]); refuses an id another node
     /// keeps alive.
-    async fn claim_node_id(&self) -> Result<(), BrokerError> {
+    async fn claim_node_id(&self, url: &str) -> Result<(), BrokerError> {
         let mut redis = self.redis();
         let alive = self.key(&format!("alive:{}", self.node()));
         let ttl = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
@@ -308,7 +308,7 @@ impl Broker {
                 .query_async(&mut redis)
                 .await
                 .map_err(|e| BrokerError::Unreachable {
-                    url: "the broker".to_owned(),
+                    url: crate::db::redact_userinfo(url),
                     cause: e.to_string(),
                 })?;
             if claimed.is_some() {
@@ -608,8 +608,8 @@ impl Broker {
         let alive = self.key(&format!("alive:{}", self.node()));
         let ttl = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
         let now = crate::db::now_ms();
-        let result: redis::RedisResult<(Option<String>, Vec<String>)> = redis::pipe()
-            .cmd("SET")
+        let mut beat = redis::pipe();
+        beat.cmd("SET")
             .arg(&alive)
             .arg(now)
             .arg("PX")
@@ -618,19 +618,18 @@ impl Broker {
             .cmd("ZRANGE")
             .arg(self.key("nodes"))
             .arg(0)
-            .arg(-1)
-            .query_async(&mut redis)
-            .await;
-        let gauges = lock(&self.0.gauges).as_ref().map(|g| g());
-        if let Some((connections, rooms, calls)) = gauges {
-            let _: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(-1);
+        // This node's live counts, for the others' admin stats, in the same round trip.
+        if let Some((connections, rooms, calls)) = lock(&self.0.gauges).as_ref().map(|g| g()) {
+            beat.cmd("SET")
                 .arg(self.key(&format!("gauges:{}", self.node())))
                 .arg(format!("{connections},{rooms},{calls}"))
                 .arg("PX")
                 .arg(ttl)
-                .query_async(&mut redis)
-                .await;
+                .ignore();
         }
+        let result: redis::RedisResult<(Option<String>, Vec<String>)> =
+            beat.query_async(&mut redis).await;
         let (refreshed, listed) = match result {
             Ok(r) => r,
             Err(e) => {

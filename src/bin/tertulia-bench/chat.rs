@@ -220,14 +220,7 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &ChatArgs) -> BenchResult<Repor
         .add_target("deliveries_duplicated", total.duplicate_deliveries, "0");
     if nodes.several() {
         report
-            .add(
-                "placement",
-                if args.same_node {
-                    "same-node"
-                } else {
-                    "cross-node"
-                },
-            )
+            .add("placement", Nodes::placement(args.same_node))
             .add_target(
                 "deliveries_out_of_order",
                 total.deliveries_out_of_order,

@@ -206,6 +206,16 @@ impl Nodes {
     pub fn several(&self) -> bool {
         self.targets.len() > 1
     }
+
+    /// How a run placed the two ends of its pairs or rooms, for its report: `same-node` with
+    /// `--same-node`, else `cross-node`.
+    pub fn placement(same_node: bool) -> &'static str {
+        if same_node {
+            "same-node"
+        } else {
+            "cross-node"
+        }
+    }
 }
 
 #[cfg(test)]

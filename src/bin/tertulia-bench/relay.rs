@@ -202,14 +202,7 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &RelayArgs) -> BenchResult<Repo
         .add("busy_poll", args.busy_poll);
     if nodes.several() && !args.bare {
         report
-            .add(
-                "placement",
-                if args.same_node {
-                    "same-node"
-                } else {
-                    "cross-node"
-                },
-            )
+            .add("placement", Nodes::placement(args.same_node))
             .add_target("pairs_failed", setup_failed, "0");
         if let Some(first) = &first_setup_error {
             report.add("first_setup_error", first.as_str());
