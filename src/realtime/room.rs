@@ -26,8 +26,8 @@ use super::{
         UserId, UserRef,
     },
     room_cluster::{
-        MemberEntry, RemoteEvent, RoomDown, RoomEvent, RoomLink, RoomUp, RECONCILE, SETTLE,
-        STALE_MS,
+        polite_towards, MemberEntry, RemoteEvent, RoomDown, RoomEvent, RoomLink, RoomUp, RECONCILE,
+        SETTLE, STALE_MS,
     },
     Deliver, Delivery,
 };
@@ -41,6 +41,8 @@ struct Member {
     peer_id: SessionId,
     user: UserRef,
     deliver: Delivery,
+    /// When it joined (ms since the epoch): its role towards members of other nodes.
+    joined_at: i64,
 }
 
 /// A member session on another node.
@@ -48,6 +50,8 @@ struct RemoteMember {
     peer_id: SessionId,
     user: UserRef,
     node: NodeId,
+    /// When it joined, by its node's clock: see [`polite_towards`].
+    joined_at: i64,
 }
 
 /// What a room actor keeps about the room's other nodes (only with a broker).
@@ -298,6 +302,7 @@ impl RoomActor {
                     user: m.user.clone(),
                     node: node.clone(),
                     at,
+                    joined_at: m.joined_at,
                 };
                 (m.peer_id.clone(), entry)
             })
@@ -339,6 +344,7 @@ impl RoomActor {
                     peer_id: peer,
                     user: entry.user,
                     node: entry.node,
+                    joined_at: entry.joined_at,
                 });
             }
         }
@@ -351,9 +357,9 @@ impl RoomActor {
             .collect();
         let left: Vec<SessionId> = unlisted.intersection(&cluster.unlisted).cloned().collect();
         cluster.unlisted = unlisted;
-        let changed = !joined.is_empty() || !left.is_empty();
+        let mut changed = !left.is_empty();
         for member in joined {
-            self.remote_joined(member);
+            changed |= self.remote_joined(member);
         }
         for peer in left {
             self.remote_left(&peer, true);
@@ -363,27 +369,40 @@ impl RoomActor {
         }
     }
 
-    /// A member of another node entered: this node's members are told.
-    fn remote_joined(&mut self, member: RemoteMember) {
+    /// A member of another node entered: this node's members are told, each with its role
+    /// towards it ([`polite_towards`]). False if it was known already.
+    fn remote_joined(&mut self, member: RemoteMember) -> bool {
         let Some(cluster) = &mut self.cluster else {
-            return;
+            return false;
         };
         if cluster.remote.iter().any(|m| m.peer_id == member.peer_id) {
-            return;
+            return false;
         }
-        let newcomer = PeerView {
-            peer_id: member.peer_id.clone(),
-            user: member.user.clone(),
-            polite: false,
+        let frame = |polite: bool| {
+            ServerMsg::RoomPeerJoined {
+                room: &self.name,
+                peer: &PeerView {
+                    peer_id: member.peer_id.clone(),
+                    user: member.user.clone(),
+                    polite,
+                },
+            }
+            .encode()
         };
+        // Two frames at most, whatever the number of members.
+        let (mut offers, mut waits) = (None, None);
+        for m in &self.members {
+            let polite = polite_towards(
+                (member.joined_at, &member.peer_id),
+                (m.joined_at, &m.peer_id),
+            );
+            let slot = if polite { &mut waits } else { &mut offers };
+            let frame = slot.get_or_insert_with(|| frame(polite)).clone();
+            m.deliver.do_send(Deliver(frame));
+        }
         cluster.unlisted.remove(&member.peer_id);
         cluster.remote.push(member);
-        let frame = ServerMsg::RoomPeerJoined {
-            room: &self.name,
-            peer: &newcomer,
-        }
-        .encode();
-        self.broadcast(&frame, None);
+        true
     }
 
     /// A member of another node left: this node's members are told.
@@ -561,20 +580,21 @@ impl Handler<Join> for RoomActor {
                 })
                 .collect()
         };
-        let remote_peers = |room: &RoomActor| -> Vec<PeerView> {
+        // The members of other nodes: the roles follow the join times (`polite_towards`).
+        let remote_peers = |room: &RoomActor, joined_at: i64| -> Vec<PeerView> {
             room.cluster
                 .iter()
                 .flat_map(|c| &c.remote)
                 .map(|m| PeerView {
                     peer_id: m.peer_id.clone(),
                     user: m.user.clone(),
-                    polite: true,
+                    polite: polite_towards((m.joined_at, &m.peer_id), (joined_at, &msg.peer_id)),
                 })
                 .collect()
         };
-        if self.members.iter().any(|m| m.peer_id == msg.peer_id) {
+        if let Some(me) = self.members.iter().find(|m| m.peer_id == msg.peer_id) {
             let mut peers = peers_for(&self.members, &msg.peer_id);
-            peers.extend(remote_peers(self));
+            peers.extend(remote_peers(self, me.joined_at));
             return Ok(peers);
         }
         if self.size() >= self.cap {
@@ -584,8 +604,9 @@ impl Handler<Join> for RoomActor {
                 self.cap
             )));
         }
+        let joined_at = db::now_ms();
         let mut peers = peers_for(&self.members, &msg.peer_id);
-        peers.extend(remote_peers(self));
+        peers.extend(remote_peers(self, joined_at));
         let newcomer = PeerView {
             peer_id: msg.peer_id.clone(),
             user: msg.user.clone(),
@@ -601,7 +622,8 @@ impl Handler<Join> for RoomActor {
             let entry = MemberEntry {
                 user: msg.user.clone(),
                 node: cluster.link.broker.node().clone(),
-                at: db::now_ms(),
+                at: joined_at,
+                joined_at,
             };
             cluster
                 .link
@@ -609,12 +631,14 @@ impl Handler<Join> for RoomActor {
             self.publish(&RoomEvent::Joined {
                 peer: msg.peer_id.clone(),
                 user: msg.user.clone(),
+                joined_at,
             });
         }
         self.members.push(Member {
             peer_id: msg.peer_id,
             user: msg.user,
             deliver: msg.deliver,
+            joined_at,
         });
         self.report_users();
         Ok(peers)
@@ -708,6 +732,9 @@ impl Handler<Signal> for RoomActor {
                 // all of a node's publishes leave in one queue.
                 let event = RoomEvent::Signal {
                     to: SessionId(msg.to.as_str().into()),
+                    from: msg.from.clone(),
+                    user: sender.user.clone(),
+                    joined_at: sender.joined_at,
                     frame: frame().to_string(),
                 };
                 cluster.link.publish_to(node, &self.name, &event);
@@ -827,19 +854,48 @@ impl Handler<RemoteEvent> for RoomActor {
     /// What a member on another node did, for this node's members.
     fn handle(&mut self, msg: RemoteEvent, ctx: &mut Self::Context) {
         match msg.event {
-            RoomEvent::Joined { peer, user } => {
-                self.remote_joined(RemoteMember {
+            RoomEvent::Joined {
+                peer,
+                user,
+                joined_at,
+            } => {
+                let member = RemoteMember {
                     peer_id: peer,
                     user,
                     node: msg.from,
-                });
-                self.report_users();
+                    joined_at,
+                };
+                if self.remote_joined(member) {
+                    self.report_users();
+                }
             }
             RoomEvent::Left { peer, dropped } => {
                 self.remote_left(&peer, dropped);
                 self.report_users();
             }
-            RoomEvent::Signal { to, frame } => {
+            RoomEvent::Signal {
+                to,
+                from,
+                user,
+                joined_at,
+                frame,
+            } => {
+                if !self.members.iter().any(|m| m.peer_id == to) {
+                    return;
+                }
+                // A sender this node has not heard join (its `Joined` went out before this
+                // node subscribed to the room's channel, and the hash was read before its
+                // entry was written): a member all the same, so that the answer can go back.
+                // Its peer-joined frame goes out before its signal.
+                let member = RemoteMember {
+                    peer_id: from,
+                    user,
+                    node: msg.from,
+                    joined_at,
+                };
+                if self.remote_joined(member) {
+                    self.report_users();
+                }
                 if let Some(target) = self.members.iter().find(|m| m.peer_id == to) {
                     target.deliver.do_send(Deliver(ByteString::from(frame)));
                 }

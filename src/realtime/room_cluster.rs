@@ -49,12 +49,26 @@ pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomEvent {
-    /// A session of the sending node entered the room.
-    Joined { peer: SessionId, user: UserRef },
+    /// A session of the sending node entered the room (`joined_at`: when, by its node's
+    /// clock: it decides the roles of the member and each peer, see [`polite_towards`]).
+    Joined {
+        peer: SessionId,
+        user: UserRef,
+        joined_at: i64,
+    },
     /// A session of the sending node left it (`dropped`: its connection was lost).
     Left { peer: SessionId, dropped: bool },
-    /// A frame (a `signal`) for the member `to` (sent on its node's channel only).
-    Signal { to: SessionId, frame: String },
+    /// A frame (a `signal`) for the member `to` (sent on its node's channel only), from the
+    /// member `from`, who `user` is and joined at `joined_at`: a node that has not heard it
+    /// join yet (its join is on the room's channel, which the target's node may not have
+    /// been subscribed to yet) learns it from its first signal, so the answer can go back.
+    Signal {
+        to: SessionId,
+        from: SessionId,
+        user: UserRef,
+        joined_at: i64,
+        frame: String,
+    },
     /// A frame for every member (typing).
     Frame { frame: String },
     /// A stored chat message (`chat.message` frame) and the room's message before it.
@@ -105,6 +119,21 @@ pub struct MemberEntry {
     /// When its node last wrote it (ms since the epoch).
     #[serde(default)]
     pub at: i64,
+    /// When the member joined (ms since the epoch, by its node's clock; see
+    /// [`polite_towards`]).
+    #[serde(default)]
+    pub joined_at: i64,
+}
+
+/// Whether a member who joined at `mine` is the polite one towards a peer on another node
+/// who joined at `theirs` (each with its peer id, for a tie): the later one is, as the
+/// newcomer is in one process. In one process the order of joins decides; across nodes
+/// each side may hear of the other first (or only) from the room's Redis hash, so the roles
+/// come from values both sides read alike — the two members' join times, each written by
+/// its own node — and never depend on who heard first: exactly one of the two makes the
+/// offer. Clocks that disagree only change which one.
+pub fn polite_towards(theirs: (i64, &SessionId), mine: (i64, &SessionId)) -> bool {
+    (theirs.0, theirs.1 .0.as_str()) < (mine.0, mine.1 .0.as_str())
 }
 
 /// What a room actor needs to reach the other nodes (cheap to clone).

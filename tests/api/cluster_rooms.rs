@@ -589,3 +589,193 @@ async fn a_room_full_with_members_of_two_nodes_refuses_one_more_on_either() {
         assert_eq!(err["code"], "conflict", "node {}: {err}", node + 1);
     }
 }
+
+/// What one side of a pair did in [`a_pair_joining_on_two_nodes_at_once_agrees_on_who_offers`].
+#[derive(Debug)]
+struct Side {
+    /// Its role towards the other, as the server told it (`None`: never told).
+    polite: Option<bool>,
+    /// How it heard of the other: `room.joined`, `room.peer_joined` or `signal`.
+    heard_by: &'static str,
+    /// The offer/answer exchange completed on its side.
+    done: bool,
+    /// Anything that went wrong (an error frame, two offers crossing).
+    trouble: Option<String>,
+}
+
+/// One member joining `room` and then doing what the browser app does: it learns the other
+/// member (in `room.joined`, a `room.peer_joined`, or a signal from it, which makes it the
+/// polite one), makes the offer if it is the impolite one, answers an offer if polite, and
+/// is done once the offer has been answered. Gives up after `PATIENCE`'s fraction.
+async fn play_perfect_negotiation(c: &mut WsClient, room: &str) -> Side {
+    let joined = c
+        .request(901, json!({"type": "room.join", "room": room}))
+        .await;
+    assert_eq!(joined["type"], "room.joined", "{joined}");
+    let first = joined["peers"].as_array().and_then(|p| p.first()).cloned();
+    let mut side = Side {
+        polite: first.as_ref().and_then(|p| p["polite"].as_bool()),
+        heard_by: "room.joined",
+        done: false,
+        trouble: None,
+    };
+    let mut other = first.map(|p| p["peer_id"].as_str().unwrap_or("").to_owned());
+    let mut offered = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !side.done && side.trouble.is_none() {
+        if let (Some(false), Some(to), false) = (side.polite, &other, offered) {
+            c.send(
+                json!({"type": "signal", "room": room, "to": to, "kind": "offer",
+                          "data": {"sdp": "offer"}}),
+            )
+            .await;
+            offered = true;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(frame) = c.recv_within(left).await else {
+            side.trouble = Some("stuck: no offer and no answer".into());
+            break;
+        };
+        match frame["type"].as_str() {
+            Some("room.peer_joined") if side.polite.is_none() => {
+                side.polite = frame["peer"]["polite"].as_bool();
+                side.heard_by = "room.peer_joined";
+                other = frame["peer"]["peer_id"].as_str().map(str::to_owned);
+            }
+            Some("signal") if frame["kind"] == "offer" => {
+                if side.polite.is_none() {
+                    // Someone we have not heard join signals: they were there first.
+                    side.polite = Some(true);
+                    side.heard_by = "signal";
+                    other = frame["from"].as_str().map(str::to_owned);
+                }
+                if side.polite == Some(false) {
+                    side.trouble = Some("an offer came while making ours: both offer".into());
+                    break;
+                }
+                c.send(json!({"type": "signal", "room": room, "to": frame["from"],
+                              "kind": "answer", "data": {"sdp": "answer"}}))
+                    .await;
+                side.done = true;
+            }
+            Some("signal") if frame["kind"] == "answer" && offered => side.done = true,
+            Some("error") => side.trouble = Some(format!("{frame}")),
+            _ => {}
+        }
+    }
+    side
+}
+
+/// Two members of a call joining at the same moment on two nodes (a call's two people,
+/// right after the accept): each node may hear of the other's member only from the room's
+/// Redis hash, or from its first signal, and still exactly one of the two makes the offer,
+/// and the answer gets back to it.
+#[actix_web::test]
+async fn a_pair_joining_on_two_nodes_at_once_agrees_on_who_offers() {
+    let Some(cluster) = fast_cluster(2).await else {
+        return;
+    };
+    const PAIRS: usize = 12;
+    let mut clients = Vec::new();
+    for pair in 0..PAIRS {
+        let x = cluster.node(0).user(&format!("par{pair}x")).await;
+        let y = cluster.node(0).user(&format!("par{pair}y")).await;
+        clients.push((
+            connect(cluster.node(0), &x).await,
+            connect(cluster.node(1), &y).await,
+        ));
+    }
+    let plays = clients
+        .iter_mut()
+        .enumerate()
+        .map(|(pair, (x, y))| async move {
+            let room = format!("duo-{pair}");
+            let (x, y) = futures_util::future::join(
+                play_perfect_negotiation(x, &room),
+                play_perfect_negotiation(y, &room),
+            )
+            .await;
+            (pair, x, y)
+        });
+    let mut failed = Vec::new();
+    for (pair, x, y) in futures_util::future::join_all(plays).await {
+        let complementary = matches!((x.polite, y.polite), (Some(a), Some(b)) if a != b);
+        if !complementary || !x.done || !y.done {
+            failed.push(format!("pair {pair}: node 1 {x:?}, node 2 {y:?}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// A member whose join a node never heard (its `Joined` went out before that node
+/// subscribed, and its entry in the room's hash was lost) reaches the others all the same
+/// with its first signal: the node learns it from the signal, tells its members (the
+/// target as the polite one) and routes the answer back.
+#[actix_web::test]
+async fn a_signal_from_a_member_never_heard_joining_is_answered() {
+    let Some(cluster) = fast_cluster(2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user("ana").await;
+    let bob = cluster.node(0).user("bob").await;
+    let mut a = connect(cluster.node(0), &ana).await;
+    let mut b = connect(cluster.node(1), &bob).await;
+    a.join("duo").await;
+
+    // Ana's entry in the room's hash is lost (her node writes it again only every few
+    // seconds), so node 2 starting the room finds nobody there.
+    let redis = redis::Client::open(cluster.redis.url()).expect("redis URL");
+    let mut redis = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let key = format!(
+        "{}:room:duo:members",
+        cluster.node(0).settings.broker_prefix
+    );
+    crate::cluster::within(PATIENCE, "ana's entry written", async || {
+        let removed: usize = redis::cmd("HDEL")
+            .arg(&key)
+            .arg(a.session_id.as_str())
+            .query_async(&mut redis)
+            .await
+            .unwrap_or(0);
+        removed == 1
+    })
+    .await;
+    let joined = b.join("duo").await;
+    assert_eq!(joined["peers"], json!([]), "node 2 has not heard of ana");
+
+    // Node 1 heard bob join: ana makes the offer.
+    let seen = a.recv_type("room.peer_joined").await;
+    assert_eq!(seen["peer"]["peer_id"], b.session_id.as_str());
+    assert_eq!(seen["peer"]["polite"], false);
+    a.send(
+        json!({"type": "signal", "room": "duo", "to": b.session_id, "kind": "offer",
+                  "data": {"sdp": "offer"}}),
+    )
+    .await;
+    // Bob learns of ana first, as the polite one, then gets her offer.
+    let heard = loop {
+        let frame = b.recv().await;
+        if frame["type"] == "room.peer_joined" || frame["type"] == "signal" {
+            break frame;
+        }
+    };
+    assert_eq!(heard["type"], "room.peer_joined", "{heard}");
+    assert_eq!(heard["peer"]["peer_id"], a.session_id.as_str());
+    assert_eq!(heard["peer"]["user"]["nickname"], "ana");
+    assert_eq!(heard["peer"]["polite"], true);
+    let offer = b.recv_type("signal").await;
+    assert_eq!(offer["from"], a.session_id.as_str());
+    // Bob's answer goes back to ana.
+    b.send(
+        json!({"type": "signal", "room": "duo", "to": a.session_id, "kind": "answer",
+                  "data": {"sdp": "answer"}}),
+    )
+    .await;
+    let answer = a.recv_type("signal").await;
+    assert_eq!(answer["from"], b.session_id.as_str());
+    assert_eq!(answer["kind"], "answer");
+    b.expect_no("error").await;
+}
