@@ -793,8 +793,8 @@ pub struct Stats {
     pub online_users: i64,
     /// Open WebSocket connections (on every node: see docs/scale-out.md).
     pub ws_connections: i64,
-    /// Rooms with at least one member right now (with several nodes, a room with members on
-    /// two nodes counts on each).
+    /// Rooms with at least one member right now (with several nodes, on any node: a room
+    /// with members on two nodes counts once).
     pub live_rooms: i64,
     /// Calls ringing or in progress right now (on every node).
     pub live_calls: i64,

@@ -442,7 +442,7 @@ impl Broker {
 
     /// The live counts of every node alive, added up (connections, rooms, calls): each
     /// other node's as of its last heartbeat, this node's as they are now. A room with
-    /// members on two nodes counts on each.
+    /// members on several nodes counts on one of them (the one whose id sorts first).
     pub async fn cluster_gauges(&self) -> (i64, i64, i64) {
         let mut total = lock(&self.0.gauges).as_ref().map_or((0, 0, 0), |g| g());
         let keys: Vec<String> = self

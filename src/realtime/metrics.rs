@@ -42,6 +42,10 @@ pub struct RealtimeMetrics {
     /// Chat messages a room of this node read from the database to deliver, because the
     /// broker had not brought them (several nodes: a gap, or the periodic catch-up).
     chat_caught_up: Counter,
+    /// Live rooms this node counts for the whole cluster (several nodes): those with members
+    /// here and on no node whose id sorts before this one's, so that a room with members on
+    /// two nodes counts once in the cluster's total.
+    rooms_counted_here: std::sync::atomic::AtomicI64,
 }
 
 impl Default for RealtimeMetrics {
@@ -98,6 +102,7 @@ impl RealtimeMetrics {
                 "Chat messages delivered from the database because the broker did not bring them in time (several nodes)",
                 &[],
             ),
+            rooms_counted_here: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -169,5 +174,22 @@ impl RealtimeMetrics {
     /// Live connections, rooms and calls.
     pub(crate) fn gauges(&self) -> (i64, i64, i64) {
         (self.connections.get(), self.rooms.get(), self.calls.get())
+    }
+
+    /// A room of this node starts (`true`) or stops (`false`) being one it counts for the
+    /// cluster (see [`RealtimeMetrics::cluster_share`]).
+    pub(crate) fn room_counted_here(&self, counted: bool) {
+        let delta = if counted { 1 } else { -1 };
+        self.rooms_counted_here
+            .fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// This node's part of the cluster's live connections, rooms and calls (the admin
+    /// stats add up every node's): its connections and calls, and the rooms it counts.
+    pub(crate) fn cluster_share(&self) -> (i64, i64, i64) {
+        let rooms = self
+            .rooms_counted_here
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (self.connections.get(), rooms, self.calls.get())
     }
 }

@@ -347,7 +347,7 @@ impl Realtime {
         });
         if let Some(broker) = &broker {
             let gauges = Arc::clone(&metrics);
-            broker.share_gauges(Box::new(move || gauges.gauges()));
+            broker.share_gauges(Box::new(move || gauges.cluster_share()));
             broker.route(Kind::Session, presence.clone().recipient());
             let feed = presence::PresenceFeed {
                 presence: presence.clone(),

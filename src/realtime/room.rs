@@ -75,6 +75,9 @@ struct Cluster {
     /// Remote members the last read of the hash did not list: dropped if the next one does
     /// not either (their leave was lost).
     unlisted: HashSet<SessionId>,
+    /// This node counts the room in the cluster's live rooms: no member is on a node whose
+    /// id sorts before this one's (each room counts on exactly one node).
+    counted_here: bool,
 }
 
 /// How long a gap in a room's chat (a message whose previous one has not come) may wait for
@@ -129,6 +132,7 @@ impl RoomActor {
                 gap_timer: false,
                 fetching: false,
                 unlisted: HashSet::new(),
+                counted_here: false,
             }),
         }
     }
@@ -157,7 +161,15 @@ impl RoomActor {
     /// Tells presence who is in this room, here and on the other nodes: people sharing a room
     /// follow each other's presence (protocol revision 1.2), and a call room's people are
     /// `in_call`.
-    fn report_users(&self) {
+    fn report_users(&mut self) {
+        if let Some(cluster) = &mut self.cluster {
+            let me = cluster.link.broker.node();
+            let counted = !self.members.is_empty() && cluster.remote.iter().all(|m| &m.node > me);
+            if counted != cluster.counted_here {
+                cluster.counted_here = counted;
+                cluster.link.metrics.room_counted_here(counted);
+            }
+        }
         let remote = self.cluster.iter().flat_map(|c| &c.remote);
         let mut users: Vec<UserId> = self
             .members
@@ -211,7 +223,10 @@ impl Actor for RoomActor {
     }
 
     fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
-        if let Some(cluster) = &self.cluster {
+        if let Some(cluster) = &mut self.cluster {
+            if std::mem::take(&mut cluster.counted_here) {
+                cluster.link.metrics.room_counted_here(false);
+            }
             cluster.link.router.do_send(RoomDown {
                 name: self.name.clone(),
                 addr: ctx.address(),
@@ -808,15 +823,21 @@ impl Handler<ChatStored> for RoomActor {
             let Some(frame) = committed.message else {
                 continue;
             };
-            if self.cluster.is_none() {
+            let Some(cluster) = &self.cluster else {
                 self.broadcast(&frame, None);
                 continue;
+            };
+            // With no member elsewhere (that this node knows of), nothing to publish: a
+            // node whose member joined meanwhile finds the message in the database (its
+            // start reads where the chat stands, a later message's `prev` shows the gap,
+            // and it looks every `RECONCILE`).
+            if !cluster.remote.is_empty() {
+                self.publish(&RoomEvent::Chat {
+                    msg_id: committed.msg_id,
+                    prev: committed.prev,
+                    frame: frame.to_string(),
+                });
             }
-            self.publish(&RoomEvent::Chat {
-                msg_id: committed.msg_id,
-                prev: committed.prev,
-                frame: frame.to_string(),
-            });
             self.offer_chat(committed.msg_id, committed.prev, frame, ctx);
         }
     }
@@ -840,7 +861,7 @@ impl Handler<Typing> for RoomActor {
         }
         .encode();
         self.broadcast(&frame, Some(&msg.from));
-        if self.cluster.is_some() {
+        if self.cluster.as_ref().is_some_and(|c| !c.remote.is_empty()) {
             self.publish(&RoomEvent::Frame {
                 frame: frame.to_string(),
             });

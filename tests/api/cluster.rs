@@ -460,28 +460,35 @@ async fn posts_for_an_event_stream_reach_it_through_any_node_in_order() {
 }
 
 #[actix_web::test]
-async fn admin_stats_count_the_connections_of_every_node() {
+async fn admin_stats_count_the_connections_and_rooms_of_every_node() {
     let Some(cluster) = Cluster::start(2).await else {
         return;
     };
     let admin = cluster.node(0).admin("root").await;
     let ana = cluster.node(0).user("ana").await;
     let bob = cluster.node(1).user("bob").await;
-    let _ana = connect(cluster.node(0), &ana).await;
-    let _bob_1 = connect(cluster.node(1), &bob).await;
-    let _bob_2 = connect(cluster.node(1), &bob).await;
-    within(
-        Duration::from_secs(10),
-        "three connections over two nodes",
-        async || {
-            let stats = cluster
-                .node(0)
-                .get("/api/admin/stats", Some(&admin.token))
-                .await;
-            stats.body["ws_connections"] == 3
-        },
-    )
-    .await;
+    let mut ana_1 = connect(cluster.node(0), &ana).await;
+    let mut bob_1 = connect(cluster.node(1), &bob).await;
+    let mut bob_2 = connect(cluster.node(1), &bob).await;
+    // One room with members on both nodes, one on node 2 alone: two live rooms.
+    ana_1.join("sala").await;
+    bob_1.join("sala").await;
+    bob_2.join("outra").await;
+    ana_1.recv_type("room.peer_joined").await;
+    for node in 0..2 {
+        within(
+            Duration::from_secs(10),
+            "three connections and two rooms over two nodes",
+            async || {
+                let stats = cluster
+                    .node(node)
+                    .get("/api/admin/stats", Some(&admin.token))
+                    .await;
+                stats.body["ws_connections"] == 3 && stats.body["live_rooms"] == 2
+            },
+        )
+        .await;
+    }
 }
 
 #[actix_web::test]

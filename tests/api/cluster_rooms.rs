@@ -779,3 +779,60 @@ async fn a_signal_from_a_member_never_heard_joining_is_answered() {
     assert_eq!(answer["kind"], "answer");
     b.expect_no("error").await;
 }
+
+/// A member joining on another node while the room's only member chats on its own (its
+/// node publishes nothing while nobody elsewhere is known): from its join on it gets every
+/// message, each once and in order — from its `room.joined` history, live, or what its node
+/// reads from the database when it sees a gap.
+#[actix_web::test]
+async fn a_member_joining_another_node_mid_chat_misses_nothing_from_its_join_on() {
+    let Some(cluster) = fast_cluster(2).await else {
+        return;
+    };
+    let ana = cluster.node(0).user("ana").await;
+    let bob = cluster.node(0).user("bob").await;
+    let mut a = connect(cluster.node(0), &ana).await;
+    let mut b = connect(cluster.node(1), &bob).await;
+    a.join("sala").await;
+    const SENT: i64 = 150;
+    let chat = async {
+        let mut acked = Vec::new();
+        for n in 0..SENT {
+            acked.push(say(&mut a, 1000 + n, "sala", &format!("m{n}")).await);
+        }
+        acked
+    };
+    let join = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        b.join("sala").await
+    };
+    let (acked, joined) = futures_util::future::join(chat, join).await;
+    let history: Vec<i64> = joined["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["msg_id"].as_i64().expect("msg_id"))
+        .collect();
+    let last = *acked.last().expect("acked");
+    let mut live = Vec::new();
+    while live.last() != Some(&last) {
+        let Some(m) = b.recv_type_within("chat.message", PATIENCE).await else {
+            panic!("bob got {live:?} live, not up to {last}; history {history:?}");
+        };
+        live.push(m["msg_id"].as_i64().expect("msg_id"));
+    }
+    assert!(
+        live.windows(2).all(|w| w[0] < w[1]),
+        "live messages in increasing msg_id, none twice: {live:?}"
+    );
+    // Every message after what the join's history showed reached bob live.
+    let seen_up_to = history.iter().copied().max().unwrap_or(0);
+    let expected: Vec<i64> = acked
+        .iter()
+        .copied()
+        .filter(|&id| id > seen_up_to)
+        .collect();
+    let got: Vec<i64> = live.iter().copied().filter(|&id| id > seen_up_to).collect();
+    assert_eq!(got, expected, "history up to {seen_up_to}");
+    no_more_chat(&mut b).await;
+}
