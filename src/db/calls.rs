@@ -363,3 +363,42 @@ pub(crate) fn take_unseen_missed(
             .collect())
     })
 }
+
+/// A call of `from` to `to` that still rings, run by a node other than `node`, made in a
+/// room of its own or in the two people's direct conversation (not an invitation into a
+/// running call): its `(call_key, media)`. Several nodes only (PostgreSQL): the pair of
+/// people is locked first until the end of the transaction, so of two invitations crossing
+/// on two nodes (each storing its own in such a transaction) the one stored second finds
+/// the first.
+pub(crate) fn crossing(
+    conn: &mut DbConnection,
+    from: i64,
+    to: i64,
+    node: &str,
+) -> QueryResult<Option<(String, String)>> {
+    use super::schema::rooms;
+    if let DbConnection::Postgres(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(format!(
+                "tertulia:invitations:{}:{}",
+                from.min(to),
+                from.max(to)
+            ))
+            .execute(c)?;
+    }
+    let rows: Vec<(String, String, Option<String>)> = calls::table
+        .left_join(rooms::table)
+        .filter(calls::caller_id.eq(from))
+        .filter(calls::callee_id.eq(to))
+        .filter(calls::state.eq(CallState::Ringing.as_str()))
+        .filter(calls::owner_node.ne(node))
+        .select((calls::call_key, calls::media, rooms::name.nullable()))
+        .order(calls::id.asc())
+        .load(conn)?;
+    let direct = super::rooms::direct_room_name(from, to);
+    Ok(rows.into_iter().find_map(|(key, media, room)| {
+        let own = room.as_deref() == Some(format!("call:{key}").as_str());
+        let conversation = room.as_deref() == Some(direct.as_str());
+        (own || conversation).then_some((key, media))
+    }))
+}

@@ -133,6 +133,16 @@ pub enum Event {
         reply: Option<FrameId>,
         error: Refusal,
     },
+    /// Several nodes: a new call was not stored because the callee's own invitation to the
+    /// caller, which another node runs (`theirs`, made with `media`), rang already (glare
+    /// across nodes, found in the log): the new call is dropped unheard, and with the same
+    /// media the invitation answers theirs ([`Effect::AcceptElsewhere`]); with other media
+    /// it is refused, as [`Event::Request`] refuses glare on one node.
+    Crossed {
+        call_id: CallId,
+        theirs: CallId,
+        media: Media,
+    },
     /// A timer set for `at` came.
     Deadline { timer: Timer, at: Ms },
     /// `call.missed` reached `seen` (at least one) of the callee's connections
@@ -195,6 +205,18 @@ impl From<&ApiError> for Refusal {
 /// A call's answer already came (or it ended): accept, decline and cancel are too late.
 fn already_answered() -> Refusal {
     Refusal::new(ErrorCode::Conflict, "this call was already answered")
+}
+
+/// Glare with other media: `caller`'s invitation (a `media` call) rings for the one who
+/// invited them; they answer that one instead.
+fn calling_you_already(caller: &str, media: Media) -> Refusal {
+    Refusal::new(
+        ErrorCode::Conflict,
+        format!(
+            "{caller} is calling you already ({} call): answer that call",
+            media.as_str()
+        ),
+    )
 }
 
 /// A call frame, before it is encoded (the wire shape is [`ServerMsg`]'s).
@@ -383,6 +405,9 @@ pub enum Effect {
     Participants { room: RoomName, users: Vec<UserId> },
     /// No live call refers to this connection any more: forget how to reach it.
     Release(SessionId),
+    /// The origin's invitation accepts `call_id`, which another node runs (see
+    /// [`Event::Crossed`]): its request goes there as an accept.
+    AcceptElsewhere { call_id: CallId },
 }
 
 /// Where a live call stands.
@@ -615,6 +640,11 @@ impl CallMachine {
                     error,
                 });
             }
+            Event::Crossed {
+                call_id,
+                theirs,
+                media,
+            } => self.crossed(&call_id, theirs, media, &mut out),
             Event::Deadline {
                 timer: Timer::Ring(call_id),
                 at,
@@ -1204,14 +1234,7 @@ impl CallMachine {
             return Err(already_answered());
         };
         if call.media != media {
-            return Err(Refusal::new(
-                ErrorCode::Conflict,
-                format!(
-                    "{} is calling you already ({} call): answer that call",
-                    call.caller.nickname,
-                    call.media.as_str()
-                ),
-            ));
+            return Err(calling_you_already(&call.caller.nickname, call.media));
         }
         match call.phase {
             // Still being stored: answered the moment it rings.
@@ -1226,6 +1249,39 @@ impl CallMachine {
                 self.accept(now, &key, To::Origin, by.reply.clone(), &by.session, out)
             }
             _ => Err(already_answered()),
+        }
+    }
+
+    /// Glare across nodes ([`Event::Crossed`]): the invitation that was being stored is
+    /// dropped (nobody heard of it but its caller, who is answered now), and a crossing
+    /// invitation that waited for it is refused (`theirs` is the call now).
+    fn crossed(&mut self, call_id: &CallId, theirs: CallId, media: Media, out: &mut Vec<Effect>) {
+        let Some(call) = self.calls.remove(&call_id.0) else {
+            return;
+        };
+        let Phase::Storing { reply } = &call.phase else {
+            // Not possible: only a call being stored can cross one in the log.
+            self.calls.insert(call_id.0.clone(), call);
+            return;
+        };
+        let reply = reply.clone();
+        if let Some(crossing) = &call.crossing {
+            out.push(Effect::Refuse {
+                to: To::Session(crossing.session.clone()),
+                reply: crossing.reply.clone(),
+                error: already_answered(),
+            });
+        }
+        let refusal =
+            (call.media != media).then(|| calling_you_already(&call.callee.nickname, media));
+        self.release(std::slice::from_ref(&call), out);
+        match refusal {
+            Some(error) => out.push(Effect::Refuse {
+                to: To::Origin,
+                reply,
+                error,
+            }),
+            None => out.push(Effect::AcceptElsewhere { call_id: theirs }),
         }
     }
 
@@ -1580,6 +1636,7 @@ mod tests {
                     users.iter().map(|u| u.0).collect::<Vec<_>>()
                 ),
                 Effect::Release(s) => format!("release {}", s.0),
+                Effect::AcceptElsewhere { call_id } => format!("accept {} elsewhere", call_id.0),
             })
             .collect()
     }
@@ -2085,6 +2142,48 @@ mod tests {
             ]
         );
         assert_eq!(m.live_calls(), 1);
+    }
+
+    #[test]
+    fn an_invitation_crossing_one_another_node_runs_accepts_that_one_and_is_forgotten() {
+        let mut m = machine();
+        let callee = online(2, Status::Online, ALL);
+        found_video(&mut m, 0, by(1, "s-a1", 1), 2, callee, "c-1");
+        // Bia's invitation to ana from this node crosses c-1 while it is being stored.
+        let callee = online(1, Status::Online, ALL);
+        assert!(found_video(&mut m, 1, by(2, "s-b1", 8), 1, callee, "c-2").is_empty());
+        let crossed = Event::Crossed {
+            call_id: call("c-1"),
+            theirs: call("c-9"),
+            media: Media::Video,
+        };
+        assert_eq!(
+            run(&mut m, 2, crossed),
+            [
+                "s-b1 <- error #Num(8) conflict: this call was already answered",
+                "release s-a1",
+                "release s-b1",
+                "accept c-9 elsewhere",
+            ]
+        );
+        assert_eq!(m.live_calls(), 0);
+        // With other media: refused, naming theirs; nothing is left either.
+        let callee = online(2, Status::Online, ALL);
+        found_video(&mut m, 3, by(1, "s-a1", 2), 2, callee, "c-3");
+        let crossed = Event::Crossed {
+            call_id: call("c-3"),
+            theirs: call("c-9"),
+            media: Media::Audio,
+        };
+        assert_eq!(
+            run(&mut m, 4, crossed),
+            [
+                "release s-a1",
+                "origin <- error #Num(2) conflict: bia is calling you already (audio call): \
+                 answer that call",
+            ]
+        );
+        assert_eq!(m.live_calls(), 0);
     }
 
     #[test]

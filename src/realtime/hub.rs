@@ -22,6 +22,10 @@
 //!   ring deadline) is first a conditional update from `ringing`, and the machine carries
 //!   it out only if that moved the row; every other move is conditional on the state it
 //!   starts from. Of two moves that race, on any nodes, one wins.
+//! - **Glare**: an invitation to someone whose own invitation to the inviter rings on
+//!   another node is found in the log when the new call is stored (the two people locked
+//!   meanwhile, so of two crossing at once the second finds the first): nothing is stored,
+//!   and it goes to that node as the answer ([`Event::Crossed`]), as on one node.
 //! - **Connections elsewhere**: a connection that opens while a call another node runs
 //!   rings for it is told (`call.incoming`, from the log); missed calls are told from the
 //!   log on every connection (each once, over all nodes); a call room may be entered on any
@@ -266,7 +270,16 @@ impl Hub {
             }
             Effect::StoreCall(entry) => {
                 if let Origin::Request(req) = origin {
-                    self.store(entry, req.deliver.clone(), req.id.clone(), ctx);
+                    self.store(entry, req.clone(), ctx);
+                }
+            }
+            Effect::AcceptElsewhere { call_id } => {
+                if let (Origin::Request(req), Some(broker)) = (origin, self.broker.clone()) {
+                    let accept = CallRequest {
+                        action: CallAction::Accept(call_id.0.to_string()),
+                        ..req.clone()
+                    };
+                    self.forward(broker, accept, ctx);
                 }
             }
             Effect::Log(write) => self.log(write),
@@ -380,15 +393,11 @@ impl Hub {
         }));
     }
 
-    /// Stores a new call's log entry (its room too), then lets it ring; `deliver` and
-    /// `reply`: the inviting connection and its frame id, told if that fails.
-    fn store(
-        &mut self,
-        entry: NewCallEntry,
-        deliver: Delivery,
-        reply: Option<FrameId>,
-        ctx: &mut Context<Self>,
-    ) {
+    /// Stores a new call's log entry (its room too), then lets it ring; `req`: the
+    /// invitation, told if that fails. With several nodes, unless the log holds the callee's
+    /// own invitation to the caller, ringing on another node (glare across nodes): then
+    /// nothing is stored and the machine hears [`Event::Crossed`].
+    fn store(&mut self, entry: NewCallEntry, req: CallRequest, ctx: &mut Context<Self>) {
         let NewCallEntry {
             call_id,
             room,
@@ -403,9 +412,17 @@ impl Hub {
         let key = call_id.clone();
         let pool = self.pool.clone();
         let owner = self.owner_node();
+        let own_room =
+            !matches!(room_kind, RoomKind::Call) || room_name == format!("call:{}", key.0);
         let stored = async move {
             db::run(&pool, move |conn| {
                 crate::db::write_transaction(conn, |conn| {
+                    if let (Some(node), true) = (owner.as_deref(), own_room) {
+                        if let Some(theirs) = db::calls::crossing(conn, callee_id, caller_id, node)?
+                        {
+                            return Ok(Some(theirs));
+                        }
+                    }
                     let room =
                         db::rooms::get_or_create(conn, &room_name, room_kind, Some(caller_id))?;
                     if room_kind == RoomKind::Call {
@@ -425,21 +442,26 @@ impl Hub {
                             owner_node: owner.as_deref(),
                         },
                     )?;
-                    Ok(())
+                    Ok(None)
                 })
             })
             .await
         };
         ctx.spawn(stored.into_actor(self).map(move |res, act, ctx| {
             let event = match res {
-                Ok(()) => Event::Stored { call_id },
+                Ok(None) => Event::Stored { call_id },
+                Ok(Some((theirs, media))) => Event::Crossed {
+                    call_id,
+                    theirs: CallId(SharedStr::from(theirs)),
+                    media: Media::parse(&media),
+                },
                 Err(e) => Event::StoreFailed {
                     call_id,
-                    reply,
+                    reply: req.id.clone(),
                     error: Refusal::from(&e),
                 },
             };
-            act.run(event, Origin::Connection(&deliver), ctx);
+            act.run(event, Origin::Request(&req), ctx);
         }));
     }
 }

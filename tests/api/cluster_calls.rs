@@ -747,3 +747,116 @@ async fn a_call_of_a_drained_node_goes_on_elsewhere_and_ends_with_a_hang_up() {
     .await;
     assert_eq!(log_of(n1, &ana).await.len(), 1);
 }
+
+/// Ana on node 1 and Bia on node 2, each seeing the other online (presence across nodes).
+async fn apart(cluster: &Cluster) -> (TestUser, TestUser, WsClient, WsClient) {
+    let (n1, n2) = (cluster.node(0), cluster.node(1));
+    let (ana, bia) = (n1.user("ana").await, n1.user("bia").await);
+    let mut a = connect(n1, &ana).await;
+    let mut b = connect(n2, &bia).await;
+    within(
+        Duration::from_secs(10),
+        "each sees the other online",
+        async || {
+            a.presence_of(bia.id).await["status"] == "online"
+                && b.presence_of(ana.id).await["status"] == "online"
+        },
+    )
+    .await;
+    (ana, bia, a, b)
+}
+
+/// Glare across nodes: Bia (node 2) calls Ana back while Ana's call (run by node 1) rings:
+/// that is her answer, as on one node — one call, accepted, in the log once.
+#[actix_web::test]
+async fn an_invitation_crossing_a_ringing_one_of_another_node_accepts_it() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let (ana, bia, mut a, mut b) = apart(&cluster).await;
+    let ringing = invite(&mut a, 1, &bia).await;
+    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
+    let call_id = ringing["call_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        b.recv_type("call.incoming").await["call_id"],
+        call_id.as_str()
+    );
+
+    let reply = invite(&mut b, 7, &ana).await;
+    assert_eq!(reply["type"], "call.accepted", "{reply}");
+    assert_eq!(reply["call_id"], call_id.as_str());
+    assert_eq!(
+        a.recv_type("call.accepted").await["call_id"],
+        call_id.as_str()
+    );
+    a.expect_no("call.incoming").await;
+    let room = reply["room"].as_str().unwrap().to_owned();
+    a.join(&room).await;
+    b.join(&room).await;
+    let log = log_of(cluster.node(1), &bia).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["state"], "accepted");
+}
+
+/// Glare across nodes with other media: refused, naming the ringing call's media, which
+/// rings on for Bia to answer.
+#[actix_web::test]
+async fn a_crossing_invitation_of_another_node_with_other_media_is_refused() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let (ana, _bia, mut a, mut b) = apart(&cluster).await;
+    let ringing = invite(&mut a, 1, &_bia).await;
+    let call_id = ringing["call_id"].as_str().unwrap().to_owned();
+    b.recv_type("call.incoming").await;
+    let err = b
+        .request(
+            7,
+            json!({"type": "call.invite", "to": ana.id, "media": "audio"}),
+        )
+        .await;
+    assert_eq!(err["code"], "conflict", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("video"), "{err}");
+    a.expect_no("call.incoming").await;
+    let accepted = b
+        .request(8, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
+    assert_eq!(log_of(cluster.node(0), &ana).await.len(), 1);
+}
+
+/// Two people on two nodes calling each other at the same moment get one call: one
+/// invitation rings, the other answers it, whichever node stored its call first.
+#[actix_web::test]
+async fn invitations_sent_at_the_same_moment_on_two_nodes_make_one_call() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let (ana, bia, mut a, mut b) = apart(&cluster).await;
+    a.send(json!({"type": "call.invite", "id": 1, "to": bia.id, "media": "audio"}))
+        .await;
+    b.send(json!({"type": "call.invite", "id": 1, "to": ana.id, "media": "audio"}))
+        .await;
+    let (ra, rb) = futures_util::future::join(a.recv_reply(1), b.recv_reply(1)).await;
+    let (ringing, first, answer) = if ra["type"] == "call.ringing" {
+        (ra, &mut a, rb)
+    } else {
+        (rb, &mut b, ra)
+    };
+    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
+    assert_eq!(answer["type"], "call.accepted", "{answer}");
+    assert_eq!(answer["call_id"], ringing["call_id"]);
+    assert_eq!(
+        first.recv_type("call.accepted").await["call_id"],
+        ringing["call_id"]
+    );
+    within(
+        Duration::from_secs(10),
+        "one call in the log, accepted",
+        async || {
+            let log = log_of(cluster.node(0), &ana).await;
+            log.len() == 1 && log[0]["state"] == "accepted"
+        },
+    )
+    .await;
+}
