@@ -402,3 +402,27 @@ pub(crate) fn crossing(
         (own || conversation).then_some((key, media))
     }))
 }
+
+/// Ends the running call `call_key` at `now` if `user` is in it (a hang-up of a call whose
+/// node is gone, before another has taken it over): answers its `[caller, callee]`, or
+/// `None` if it does not run (with that user) in the log.
+pub(crate) fn end_for(
+    conn: &mut DbConnection,
+    call_key: &str,
+    user: i64,
+    now: i64,
+) -> QueryResult<Option<[i64; 2]>> {
+    let target = calls::table
+        .filter(calls::call_key.eq(call_key))
+        .filter(calls::state.eq(CallState::Accepted.as_str()))
+        .filter(calls::caller_id.eq(user).or(calls::callee_id.eq(user)));
+    let ended: Option<(i64, i64)> = on_backend!(conn, c => diesel::update(target)
+        .set((
+            calls::state.eq(CallState::Ended.as_str()),
+            calls::ended_at.eq(Some(now)),
+        ))
+        .returning((calls::caller_id, calls::callee_id))
+        .get_result(c)
+        .optional())?;
+    Ok(ended.map(|(caller, callee)| [caller, callee]))
+}

@@ -509,22 +509,26 @@ impl Hub {
                 };
                 let owner = owner.map(|n| NodeId(SharedStr::from(n)));
                 let alive = match &owner {
-                    Some(node) if node != broker.node() => alive(&broker, node).await == Some(true),
-                    _ => false,
+                    Some(node) if node != broker.node() => alive(&broker, node).await,
+                    _ => None,
                 };
-                Ok::<_, ApiError>(owner.filter(|_| alive))
+                Ok::<_, ApiError>((owner, alive))
             }
         };
         ctx.spawn(lookup.into_actor(self).map(move |res, act, ctx| {
-            let owner = match res {
-                Ok(owner) => owner,
+            let (owner, alive) = match res {
+                Ok(found) => found,
                 Err(e) => return msg.reply_error(&e),
             };
-            match owner {
-                Some(node) if !act.runs(&msg.action) => {
+            match (owner, alive) {
+                (Some(node), Some(true)) if !act.runs(&msg.action) => {
                     if let Some(body) = ForwardedCall::new(&msg) {
                         broker.publish(&Topic::Node(node), Kind::Call, &CallWire::Request(body));
                     }
+                }
+                // Its node is gone and no node has taken the call over yet.
+                (Some(_), Some(false)) if matches!(msg.action, CallAction::Hangup(_)) => {
+                    act.hang_up_orphan(msg, ctx);
                 }
                 _ => act.request(msg, ctx),
             }
@@ -547,16 +551,54 @@ impl Hub {
         }
     }
 
+    /// A hang-up of a running call whose node is gone, before a live node has taken it over
+    /// (which takes up to [`CONFIRM_GONE`] and a sweep): it ends in the log now, if it still
+    /// runs there with the user in it, and the other person hears `call.ended`; the take-over
+    /// then finds it over.
+    fn hang_up_orphan(&mut self, msg: CallRequest, ctx: &mut Context<Self>) {
+        let key = msg.action.call_id().unwrap_or_default().to_owned();
+        let (pool, user) = (self.pool.clone(), msg.user.id.0);
+        let ended = async move {
+            db::run(&pool, move |c| {
+                Ok(db::calls::end_for(c, &key, user, now())?)
+            })
+            .await
+        };
+        ctx.spawn(ended.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(Some([caller, callee])) => {
+                act.tell_hung_up(&msg, [UserId(caller), UserId(callee)]);
+            }
+            // Not running in the log (with this user in it): as if this node ran it.
+            Ok(None) => act.request(msg, ctx),
+            Err(e) => msg.reply_error(&e),
+        }));
+    }
+
     /// A hang-up of a call taken over from a node that is gone: it ends (in the log, and for
     /// the other person, who hears `call.ended`).
     fn hang_up_adopted(&mut self, msg: CallRequest, users: [UserId; 2]) {
-        let other = match users {
-            [me, other] | [other, me] if me == msg.user.id => other,
-            _ => return msg.reply_error(&ApiError::Forbidden("you are not in this call".into())),
-        };
+        if !users.contains(&msg.user.id) {
+            return msg.reply_error(&ApiError::Forbidden("you are not in this call".into()));
+        }
         let key = msg.action.call_id().unwrap_or_default().to_owned();
         self.adopted.remove(&key);
-        let call_id = CallId(SharedStr::from(key));
+        self.log(LogWrite::State {
+            call_id: CallId(SharedStr::from(key)),
+            state: CallState::Ended,
+            at: now(),
+        });
+        self.tell_hung_up(&msg, users);
+    }
+
+    /// `msg`'s hang-up of a call of `users` (the sender one of them) is done: the other
+    /// hears `call.ended`, the sender its ack.
+    fn tell_hung_up(&self, msg: &CallRequest, users: [UserId; 2]) {
+        let other = if users[0] == msg.user.id {
+            users[1]
+        } else {
+            users[0]
+        };
+        let call_id = CallId(SharedStr::from(msg.action.call_id().unwrap_or_default()));
         self.presence.do_send(SendToUser {
             user_id: other,
             frame: ServerMsg::CallEnded {
@@ -566,11 +608,6 @@ impl Hub {
             }
             .encode(),
             except: None,
-        });
-        self.log(LogWrite::State {
-            call_id,
-            state: CallState::Ended,
-            at: now(),
         });
         msg.deliver.do_send(Deliver(
             ServerMsg::Ack {

@@ -860,3 +860,59 @@ async fn invitations_sent_at_the_same_moment_on_two_nodes_make_one_call() {
     )
     .await;
 }
+
+/// A hang-up of a running call whose node has just died — seen gone, not yet taken over by
+/// another node — ends it at once: acknowledged, the other person hears `call.ended`, the
+/// log says ended.
+#[actix_web::test]
+async fn a_hang_up_right_after_the_calls_node_died_ends_it_for_both() {
+    let Some(CallOnProcess {
+        cluster,
+        node: doomed,
+        ana,
+        bia,
+        a: _a,
+        b: _b,
+        call_id,
+    }) = CallOnProcess::ringing("node-doomed", 60_000).await
+    else {
+        return;
+    };
+    let n1 = cluster.node(0);
+    let mut b2 = connect(n1, &bia).await;
+    b2.recv_type("call.incoming").await;
+    let accepted = b2
+        .request(2, json!({"type": "call.accept", "call_id": call_id}))
+        .await;
+    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
+    let room = accepted["room"].as_str().expect("room").to_owned();
+    b2.join(&room).await;
+
+    doomed.kill();
+    let mut a1 = connect(n1, &ana).await;
+    assert_eq!(a1.join(&room).await["type"], "room.joined");
+    // Once the dead node's liveness key is gone (and before a node takes its calls over).
+    let redis = redis::Client::open(cluster.redis.url()).expect("redis URL");
+    let mut redis = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let key = format!("{}:alive:node-doomed", n1.settings.broker_prefix);
+    within(DEATH, "the dead node's liveness key expired", async || {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap_or(1);
+        n == 0
+    })
+    .await;
+    let hung_up = b2
+        .request(3, json!({"type": "call.hangup", "call_id": call_id}))
+        .await;
+    assert_eq!(hung_up["type"], "ack", "{hung_up}");
+    let ended = a1.recv_type("call.ended").await;
+    assert_eq!(ended["call_id"], call_id.as_str());
+    assert_eq!(ended["by"]["id"], bia.id);
+    assert_eq!(state_of(n1, &ana, &call_id).await.as_deref(), Some("ended"));
+}
