@@ -420,6 +420,20 @@ impl RoomActor {
         true
     }
 
+    /// `peer` (`user`, joined at `joined_at`) is a member on `node`, as an event of that
+    /// node says: if it is news, this node's members and presence are told.
+    fn heard_of(&mut self, node: NodeId, peer: SessionId, user: UserRef, joined_at: i64) {
+        let member = RemoteMember {
+            peer_id: peer,
+            user,
+            node,
+            joined_at,
+        };
+        if self.remote_joined(member) {
+            self.report_users();
+        }
+    }
+
     /// A member of another node left: this node's members are told.
     fn remote_left(&mut self, peer: &SessionId, dropped: bool) {
         let Some(cluster) = &mut self.cluster else {
@@ -879,17 +893,7 @@ impl Handler<RemoteEvent> for RoomActor {
                 peer,
                 user,
                 joined_at,
-            } => {
-                let member = RemoteMember {
-                    peer_id: peer,
-                    user,
-                    node: msg.from,
-                    joined_at,
-                };
-                if self.remote_joined(member) {
-                    self.report_users();
-                }
-            }
+            } => self.heard_of(msg.from, peer, user, joined_at),
             RoomEvent::Left { peer, dropped } => {
                 self.remote_left(&peer, dropped);
                 self.report_users();
@@ -908,15 +912,7 @@ impl Handler<RemoteEvent> for RoomActor {
                 // node subscribed to the room's channel, and the hash was read before its
                 // entry was written): a member all the same, so that the answer can go back.
                 // Its peer-joined frame goes out before its signal.
-                let member = RemoteMember {
-                    peer_id: from,
-                    user,
-                    node: msg.from,
-                    joined_at,
-                };
-                if self.remote_joined(member) {
-                    self.report_users();
-                }
+                self.heard_of(msg.from, from, user, joined_at);
                 if let Some(target) = self.members.iter().find(|m| m.peer_id == to) {
                     target.deliver.do_send(Deliver(ByteString::from(frame)));
                 }

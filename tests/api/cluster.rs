@@ -16,8 +16,8 @@ use actix_web::http::StatusCode;
 use serde_json::json;
 
 use crate::{
-    helpers::{on_postgres, spawn_app_with, TestApp},
-    ws_client::{connect, connect_with, ConnectOpts, Transport},
+    helpers::{on_postgres, spawn_app_with, TestApp, TestUser},
+    ws_client::{connect, connect_with, ConnectOpts, Transport, WsClient},
 };
 
 /// A `redis-server` of the test's own, on a free port, keeping nothing on disk; killed when
@@ -85,6 +85,15 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// A connection of the test's own, to look at (or change) what the nodes keep there.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
     }
 
     /// Starts it again on the same port, empty.
@@ -155,6 +164,18 @@ impl Cluster {
             nodes.push(node);
         }
         Some(Cluster { redis, nodes })
+    }
+
+    /// Users `first`, connected to node 1, and `second`, connected to node 2.
+    pub async fn two_apart(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> (TestUser, TestUser, WsClient, WsClient) {
+        let (n1, n2) = (self.node(0), self.node(1));
+        let (one, two) = (n1.user(first).await, n1.user(second).await);
+        let (c1, c2) = (connect(n1, &one).await, connect(n2, &two).await);
+        (one, two, c1, c2)
     }
 
     /// Node `i` (0-based).

@@ -90,6 +90,20 @@ impl CallOnProcess {
             call_id,
         })
     }
+
+    /// Bia answers on node 1 (the process node runs the call) and enters the call room
+    /// there: her connection to node 1 and the room.
+    async fn answered_on_node_1(&self) -> (WsClient, String) {
+        let mut b = connect(self.cluster.node(0), &self.bia).await;
+        b.recv_type("call.incoming").await;
+        let accepted = b
+            .request(2, json!({"type": "call.accept", "call_id": self.call_id}))
+            .await;
+        assert_eq!(accepted["type"], "call.accepted", "{accepted}");
+        let room = accepted["room"].as_str().expect("room").to_owned();
+        assert_eq!(b.join(&room).await["type"], "room.joined");
+        (b, room)
+    }
 }
 
 #[actix_web::test]
@@ -345,7 +359,12 @@ async fn a_ringing_call_whose_node_is_killed_ends_missed_once() {
 
 #[actix_web::test]
 async fn a_running_call_outlives_the_node_that_ran_it_until_its_people_are_gone() {
-    let Some(CallOnProcess {
+    let Some(process) = CallOnProcess::ringing("node-doomed", 3_000).await else {
+        return;
+    };
+    // Bia answers on node 1: the doomed node runs the call.
+    let (b2, room) = process.answered_on_node_1().await;
+    let CallOnProcess {
         cluster,
         node: doomed,
         ana,
@@ -354,20 +373,8 @@ async fn a_running_call_outlives_the_node_that_ran_it_until_its_people_are_gone(
         a: _a,
         b: _b,
         call_id,
-    }) = CallOnProcess::ringing("node-doomed", 3_000).await
-    else {
-        return;
-    };
+    } = process;
     let n1 = cluster.node(0);
-    let mut b2 = connect(n1, &bia).await;
-    b2.recv_type("call.incoming").await;
-    // Bia answers on node 1: the doomed node runs the call.
-    let accepted = b2
-        .request(2, json!({"type": "call.accept", "call_id": call_id}))
-        .await;
-    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
-    let room = accepted["room"].as_str().expect("room").to_owned();
-    assert_eq!(b2.join(&room).await["type"], "room.joined");
 
     doomed.kill();
     // Ana's client reconnects to node 1 and goes back into the call.
@@ -750,10 +757,7 @@ async fn a_call_of_a_drained_node_goes_on_elsewhere_and_ends_with_a_hang_up() {
 
 /// Ana on node 1 and Bia on node 2, each seeing the other online (presence across nodes).
 async fn apart(cluster: &Cluster) -> (TestUser, TestUser, WsClient, WsClient) {
-    let (n1, n2) = (cluster.node(0), cluster.node(1));
-    let (ana, bia) = (n1.user("ana").await, n1.user("bia").await);
-    let mut a = connect(n1, &ana).await;
-    let mut b = connect(n2, &bia).await;
+    let (ana, bia, mut a, mut b) = cluster.two_apart("ana", "bia").await;
     within(
         Duration::from_secs(10),
         "each sees the other online",
@@ -866,7 +870,11 @@ async fn invitations_sent_at_the_same_moment_on_two_nodes_make_one_call() {
 /// log says ended.
 #[actix_web::test]
 async fn a_hang_up_right_after_the_calls_node_died_ends_it_for_both() {
-    let Some(CallOnProcess {
+    let Some(process) = CallOnProcess::ringing("node-doomed", 60_000).await else {
+        return;
+    };
+    let (mut b2, room) = process.answered_on_node_1().await;
+    let CallOnProcess {
         cluster,
         node: doomed,
         ana,
@@ -874,29 +882,14 @@ async fn a_hang_up_right_after_the_calls_node_died_ends_it_for_both() {
         a: _a,
         b: _b,
         call_id,
-    }) = CallOnProcess::ringing("node-doomed", 60_000).await
-    else {
-        return;
-    };
+    } = process;
     let n1 = cluster.node(0);
-    let mut b2 = connect(n1, &bia).await;
-    b2.recv_type("call.incoming").await;
-    let accepted = b2
-        .request(2, json!({"type": "call.accept", "call_id": call_id}))
-        .await;
-    assert_eq!(accepted["type"], "call.accepted", "{accepted}");
-    let room = accepted["room"].as_str().expect("room").to_owned();
-    b2.join(&room).await;
 
     doomed.kill();
     let mut a1 = connect(n1, &ana).await;
     assert_eq!(a1.join(&room).await["type"], "room.joined");
     // Once the dead node's liveness key is gone (and before a node takes its calls over).
-    let redis = redis::Client::open(cluster.redis.url()).expect("redis URL");
-    let mut redis = redis
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis connection");
+    let mut redis = cluster.redis.connection().await;
     let key = format!("{}:alive:node-doomed", n1.settings.broker_prefix);
     within(DEATH, "the dead node's liveness key expired", async || {
         let n: i64 = redis::cmd("EXISTS")

@@ -333,11 +333,7 @@ async fn after_a_redis_restart_every_lobby_is_right_again_within_5_s() {
         .settle(&mut b, &after, Some(&[("Jogos", 4)]), five())
         .await;
     // What Redis holds is whole again too (a node reading it now would see every user).
-    let redis = redis::Client::open(cluster.redis.url()).expect("redis URL");
-    let mut redis = redis
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis connection");
+    let mut redis = cluster.redis.connection().await;
     let prefix = cluster.node(0).settings.broker_prefix.clone();
     within(five(), "node 2's records stored again", async || {
         let stored: usize = redis::cmd("HLEN")
@@ -504,11 +500,7 @@ async fn presence_news_that_pub_sub_dropped_is_repaired_from_the_stored_records(
 
     // Behind the nodes' backs, node 2's stored records lose Bob and gain Zed, and its
     // version moves on: as if node 2 had published both changes and nobody heard them.
-    let redis = redis::Client::open(cluster.redis.url()).expect("redis URL");
-    let mut redis = redis
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis connection");
+    let mut redis = cluster.redis.connection().await;
     let prefix = &n1.settings.broker_prefix;
     let hash = format!("{prefix}:presence:node-2");
     let stored: String = redis::cmd("HGET")

@@ -86,10 +86,7 @@ async fn members_on_two_nodes_see_each_other_signal_in_order_chat_and_leave() {
     let Some(cluster) = fast_cluster(2).await else {
         return;
     };
-    let ana = cluster.node(0).user("ana").await;
-    let bob = cluster.node(0).user("bob").await;
-    let mut a = connect(cluster.node(0), &ana).await;
-    let mut b = connect(cluster.node(1), &bob).await;
+    let (_, bob, mut a, mut b) = cluster.two_apart("ana", "bob").await;
 
     let joined = a.join("canal1").await;
     assert_eq!(joined["peers"], json!([]));
@@ -441,10 +438,7 @@ async fn messages_sent_while_redis_is_down_reach_the_other_node_once_and_in_orde
     let Some(mut cluster) = fast_cluster(2).await else {
         return;
     };
-    let ana = cluster.node(0).user("ana").await;
-    let bob = cluster.node(0).user("bob").await;
-    let mut a = connect(cluster.node(0), &ana).await;
-    let mut b = connect(cluster.node(1), &bob).await;
+    let (_, _, mut a, mut b) = cluster.two_apart("ana", "bob").await;
     a.join("canal1").await;
     b.join("canal1").await;
     let first = say(&mut a, 1, "canal1", "antes").await;
@@ -716,19 +710,12 @@ async fn a_signal_from_a_member_never_heard_joining_is_answered() {
     let Some(cluster) = fast_cluster(2).await else {
         return;
     };
-    let ana = cluster.node(0).user("ana").await;
-    let bob = cluster.node(0).user("bob").await;
-    let mut a = connect(cluster.node(0), &ana).await;
-    let mut b = connect(cluster.node(1), &bob).await;
+    let (_, _, mut a, mut b) = cluster.two_apart("ana", "bob").await;
     a.join("duo").await;
 
     // Ana's entry in the room's hash is lost (her node writes it again only every few
     // seconds), so node 2 starting the room finds nobody there.
-    let redis = redis::Client::open(cluster.redis.url()).expect("redis URL");
-    let mut redis = redis
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis connection");
+    let mut redis = cluster.redis.connection().await;
     let key = format!(
         "{}:room:duo:members",
         cluster.node(0).settings.broker_prefix
@@ -789,10 +776,7 @@ async fn a_member_joining_another_node_mid_chat_misses_nothing_from_its_join_on(
     let Some(cluster) = fast_cluster(2).await else {
         return;
     };
-    let ana = cluster.node(0).user("ana").await;
-    let bob = cluster.node(0).user("bob").await;
-    let mut a = connect(cluster.node(0), &ana).await;
-    let mut b = connect(cluster.node(1), &bob).await;
+    let (_, _, mut a, mut b) = cluster.two_apart("ana", "bob").await;
     a.join("sala").await;
     const SENT: i64 = 150;
     let chat = async {
