@@ -1,11 +1,12 @@
 #!/bin/bash
 # Starts a bench cluster (issue 18): a redis-server of its own on port $REDIS_PORT (6390) and
-# $2 (2) Tertulia nodes on the PostgreSQL database $1, ports 8097, 8098, … (release build,
+# $2 (2) Tertulia nodes on the PostgreSQL database $1, ports $BASE_PORT (8097), 8098, … (release build,
 # the bench flags of run-server.sh, node-1, node-2, … on core 1 as run-server.sh's server),
 # PIDs in $TB/redis.pid and $TB/node-N.pid (TB: /tmp/tb18). Prints two lines for
 # tertulia-bench: the --url list and the --server-pid list. `run-cluster.sh stop` stops it
 # all (SIGTERM: every connection gets 1001). For the several-node figures of docs/benchmarks.md.
 TB=${TB:-/tmp/tb18}; REDIS_PORT=${REDIS_PORT:-6390}; BIN=${TERTULIA_BIN:-target/release/tertulia}
+BASE_PORT=${BASE_PORT:-8097}
 cd "$(dirname "$0")/../.."
 mkdir -p "$TB"
 if [ "$1" = stop ]; then
@@ -25,7 +26,7 @@ echo $! > "$TB/redis.pid"
 for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 URLS=(); PIDS=()
 for n in $(seq 1 "$NODES"); do
-  PORT=$((8096 + n))
+  PORT=$((BASE_PORT - 1 + n))
   RUST_LOG=warn setsid taskset -c 1 "$BIN" serve --database-url "$DB" --bind 127.0.0.1:$PORT --workers 1 \
     --broker redis://127.0.0.1:$REDIS_PORT --node-id node-$n \
     --login-attempts 1000000 --ws-rate-per-sec 1000000 --ws-rate-burst 1000000 --ws-max-conns-per-user 100000 \
