@@ -17,7 +17,9 @@
 //!   holds it), named in the log (`calls.owner_node`). An answer, cancel or hang-up that
 //!   reaches a node whose machine does not know the call, or an invitation into a running
 //!   call's room, is forwarded ([`Kind::Call`]) to the node the log names, if its liveness
-//!   key says it is alive; its hub answers the session through a remote [`Delivery`].
+//!   key says it is alive; its hub answers the session through a remote [`Delivery`], and
+//!   tells the forwarding node at once that it took the request (a node that does not within
+//!   [`FORWARD_WAIT`] is taken for dead: the forwarding node answers the session itself).
 //! - **The log is the referee**: every answer to a ringing call (accept, decline, cancel, the
 //!   ring deadline) is first a conditional update from `ringing`, and the machine carries
 //!   it out only if that moved the row; every other move is conditional on the state it
@@ -78,6 +80,10 @@ use crate::{
     domain::Capability,
     error::{ApiError, ErrorCode},
 };
+
+/// How long a node waits for the node running a call to take a request it forwards there
+/// (a live node answers at once; one that does not is dead or cut off).
+const FORWARD_WAIT: Duration = Duration::from_secs(3);
 
 /// How long after a node looks gone its calls are closed, if it is still gone then: longer
 /// than a heartbeat after a Redis restart, when every live node registers again.
@@ -522,9 +528,7 @@ impl Hub {
             };
             match (owner, alive) {
                 (Some(node), Some(true)) if !act.runs(&msg.action) => {
-                    if let Some(body) = ForwardedCall::new(&msg) {
-                        broker.publish(&Topic::Node(node), Kind::Call, &CallWire::Request(body));
-                    }
+                    act.hand_over(broker, node, msg, ctx);
                 }
                 // Its node is gone and no node has taken the call over yet.
                 (Some(_), Some(false)) if matches!(msg.action, CallAction::Hangup(_)) => {
@@ -532,6 +536,39 @@ impl Hub {
                 }
                 _ => act.request(msg, ctx),
             }
+        }));
+    }
+
+    /// Sends `msg` to `node`, which runs its call, and waits for that node to say it has it
+    /// ([`FORWARD_WAIT`]). A node that does not (it died before its liveness key expired, or
+    /// Redis is away) leaves the session answered here: a hang-up ends the call in the log as
+    /// for a node that is gone ([`Hub::hang_up_orphan`]), anything else is `unavailable`.
+    fn hand_over(
+        &mut self,
+        broker: Broker,
+        node: NodeId,
+        msg: CallRequest,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(body) = ForwardedCall::new(&msg) else {
+            return;
+        };
+        let taken = async move {
+            broker
+                .request(&node, Kind::Call, &CallWire::Request(body), FORWARD_WAIT)
+                .await
+                .is_some()
+        };
+        ctx.spawn(taken.into_actor(self).map(move |taken, act, ctx| {
+            if taken {
+                return;
+            }
+            if matches!(msg.action, CallAction::Hangup(_)) {
+                return act.hang_up_orphan(msg, ctx);
+            }
+            msg.reply_error(&ApiError::Unavailable(
+                "the server running this call does not answer; try again in a few seconds".into(),
+            ));
         }));
     }
 
@@ -1014,7 +1051,13 @@ impl Handler<Inbound> for Hub {
             return;
         };
         let fwd = match msg.parse::<CallWire>() {
-            Some(CallWire::Request(fwd)) => fwd,
+            Some(CallWire::Request(fwd)) => {
+                // The sending node waits for this: it answers its session itself otherwise.
+                if let Some(request) = msg.request {
+                    broker.reply(&msg.from, request, &true);
+                }
+                fwd
+            }
             Some(CallWire::Entered { user, room }) => {
                 self.run(Event::EnterCallRoom { user, room }, Origin::Nobody, ctx);
                 return;
