@@ -132,6 +132,7 @@ pub type DbConn = PooledConnection<Manager>;
 pub struct Manager {
     url: String,
     backend: Backend,
+    health: std::sync::Arc<Health>,
 }
 
 impl Manager {
@@ -140,8 +141,71 @@ impl Manager {
         Manager {
             url: url.to_owned(),
             backend: Backend::of(url),
+            health: std::sync::Arc::default(),
         }
     }
+}
+
+/// What a pool has seen of its database lately, so that it checks a connection it hands out
+/// (`SELECT 1`, a round trip to PostgreSQL) only when that check can tell something: after a
+/// quiet moment, or after a failure. While connections keep coming back in good order the
+/// database is there; a connection that failed is marked broken ([`mark_if_broken`]) and
+/// dropped, and the failure makes the pool check every connection again for a while, so a
+/// restarted PostgreSQL costs at most the requests in flight on connections it broke.
+#[derive(Debug, Default)]
+struct Health {
+    /// When a connection last came back in good order (ms since the epoch).
+    last_good: std::sync::atomic::AtomicI64,
+    /// When a connection last failed its check or came back broken.
+    last_failure: std::sync::atomic::AtomicI64,
+}
+
+/// A connection is handed out unchecked only if one came back in good order this recently ...
+const UNCHECKED_AFTER_GOOD_MS: i64 = 1_000;
+/// ... and none failed this recently.
+const CHECKED_AFTER_FAILURE_MS: i64 = 10_000;
+
+impl Health {
+    fn note(&self, good: bool) {
+        let at = if good {
+            &self.last_good
+        } else {
+            &self.last_failure
+        };
+        at.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a connection handed out now needs checking first.
+    fn check_needed(&self) -> bool {
+        let now = now_ms();
+        let good = self.last_good.load(std::sync::atomic::Ordering::Relaxed);
+        let failed = self.last_failure.load(std::sync::atomic::Ordering::Relaxed);
+        now - good >= UNCHECKED_AFTER_GOOD_MS || now - failed < CHECKED_AFTER_FAILURE_MS
+    }
+}
+
+/// After `result` of work on `conn` failed: if the connection itself no longer answers (its
+/// server restarted, or ended it), it is marked broken, so the pool drops it when it comes
+/// back instead of handing it out again. Answers whether it was.
+fn mark_if_broken<T, E>(conn: &mut DbConnection, result: &Result<T, E>) -> bool {
+    if result.is_ok() || conn.ping().is_ok() {
+        return false;
+    }
+    match conn {
+        DbConnection::Postgres(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).set_in_error()
+        }
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).set_in_error()
+        }
+    }
+    true
+}
+
+/// What a request that failed on a connection the database broke is told: the database is
+/// away (503), not an internal error.
+fn database_away() -> ApiError {
+    ApiError::Unavailable("the database is not answering".to_owned())
 }
 
 /// Opens one connection to `url` of `backend`.
@@ -172,12 +236,22 @@ impl ManageConnection for Manager {
         connect(self.backend, &self.url).map_err(diesel::r2d2::Error::ConnectionError)
     }
 
+    /// `SELECT 1`, when [`Health`] says it can tell something.
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+        if !self.health.check_needed() {
+            return Ok(());
+        }
+        let checked = conn.ping().map_err(diesel::r2d2::Error::QueryError);
+        if checked.is_err() {
+            self.health.note(false);
+        }
+        checked
     }
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
+        let broken = std::thread::panicking() || conn.is_broken();
+        self.health.note(!broken);
+        broken
     }
 }
 
@@ -522,7 +596,11 @@ where
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get()?;
-        f(&mut conn)
+        let result = f(&mut conn);
+        if mark_if_broken(&mut conn, &result) {
+            return Err(database_away());
+        }
+        result
     })
     .await
     .map_err(ApiError::from)?
@@ -537,9 +615,15 @@ pub async fn ping(pool: &DbPool) -> ApiResult<()> {
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get_timeout(READY_TIMEOUT)?;
-        conn.batch_execute("SELECT 1;")?;
-        diesel::sql_query("SELECT 1 FROM users LIMIT 1").execute(&mut *conn)?;
-        Ok(())
+        let answered = conn.batch_execute("SELECT 1;").and_then(|()| {
+            diesel::sql_query("SELECT 1 FROM users LIMIT 1")
+                .execute(&mut *conn)
+                .map(drop)
+        });
+        if mark_if_broken(&mut conn, &answered) {
+            return Err(database_away());
+        }
+        Ok(answered?)
     })
     .await
     .map_err(ApiError::from)?
@@ -552,4 +636,21 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Health;
+
+    #[test]
+    fn a_connection_is_checked_until_one_came_back_good_and_again_after_a_failure() {
+        let health = Health::default();
+        assert!(health.check_needed(), "nothing seen yet");
+        health.note(true);
+        assert!(!health.check_needed(), "one just came back in good order");
+        health.note(false);
+        assert!(health.check_needed(), "one just failed");
+        health.note(true);
+        assert!(health.check_needed(), "a failure counts for a while");
+    }
 }

@@ -2,7 +2,7 @@
 
 use diesel::{
     sql_types::{Integer, Text},
-    QueryableByName, RunQueryDsl,
+    Connection, QueryableByName, RunQueryDsl,
 };
 use tertulia::{db::Durability, startup::open_database};
 
@@ -628,4 +628,47 @@ async fn readyz_is_503_while_postgres_is_down_and_the_server_recovers_when_it_re
     assert_eq!(status, 200, "the server did not recover");
     let me = app.get("/api/me", Some(&ana.token)).await;
     assert_eq!(me.status.as_u16(), 200, "{}", me.body);
+}
+
+/// PostgreSQL ends every connection of the server's pool (a restart, an administrator, a
+/// proxy's idle timeout): requests go on, at most the first one answered 503 (never 500), as
+/// the pool drops the broken connections and opens new ones.
+#[actix_web::test]
+async fn connections_the_database_ended_are_replaced_and_cost_at_most_one_503() {
+    if !on_postgres() {
+        eprintln!("note: this test runs with TERTULIA_TEST_DATABASE=postgres");
+        return;
+    }
+    let app = crate::helpers::spawn_app().await;
+    let ana = app.user("ana").await;
+    // Every connection of the pool used once (the requests overlap).
+    let warm =
+        futures_util::future::join_all((0..8).map(|_| app.get("/api/me", Some(&ana.token)))).await;
+    assert!(warm.iter().all(|r| r.status.as_u16() == 200));
+
+    let db = app
+        .settings
+        .database_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut admin = diesel::PgConnection::establish(&app.settings.database_url).expect("connect");
+    let ended = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+    ))
+    .execute(&mut admin)
+    .expect("terminate");
+    assert!(ended > 0, "the pool's connections were there to end");
+
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(app.get("/api/me", Some(&ana.token)).await.status.as_u16());
+    }
+    let failed: Vec<u16> = statuses.iter().copied().filter(|&s| s != 200).collect();
+    assert!(
+        failed.len() <= 1 && failed.iter().all(|&s| s == 503),
+        "after the database ended the pool's connections: {statuses:?}"
+    );
 }
