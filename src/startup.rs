@@ -9,7 +9,7 @@ use actix_web::{
     dev::{Server, ServerHandle},
     error::{InternalError, JsonPayloadError, PathError, QueryPayloadError},
     guard,
-    middleware::{from_fn, DefaultHeaders, Logger},
+    middleware::{from_fn, Condition, DefaultHeaders, Logger},
     web, App, HttpRequest, HttpServer,
 };
 
@@ -201,19 +201,26 @@ impl Application {
                 .wrap(from_fn(http::origin::refuse_cross_origin_writes))
                 .wrap(security_headers())
                 // Not /ws: the logger keeps a copy of its format with every response until its
-                // body ends, i.e. for the life of each WebSocket; ws_route logs upgrades.
-                // The client's address as `--trusted-proxies` allow (never a header anyone
-                // could write).
-                .wrap({
-                    let proxies = app_settings.trusted_proxies.clone();
-                    Logger::new("%{client}xi \"%r\" %s %b %Dms")
-                        .custom_request_replace("client", move |req| {
-                            http::client_ip::client_ip_string(req.request(), &proxies)
-                        })
-                        .exclude("/healthz")
-                        .exclude("/ws")
-                        .exclude("/api/stream")
-                })
+                // body ends, i.e. for the life of each WebSocket; ws_route logs upgrades. Nor
+                // the HTTP transport (its stream, and its posts: one per client frame, as
+                // unlogged as a WebSocket's frames). The client's address as
+                // `--trusted-proxies` allow (never a header anyone could write). Only when
+                // its lines would be written: the logger renders the request's part of the
+                // line as the request comes, whatever the log level.
+                .wrap(Condition::new(
+                    log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info),
+                    {
+                        let proxies = app_settings.trusted_proxies.clone();
+                        Logger::new("%{client}xi \"%r\" %s %b %Dms")
+                            .custom_request_replace("client", move |req| {
+                                http::client_ip::client_ip_string(req.request(), &proxies)
+                            })
+                            .exclude("/healthz")
+                            .exclude("/ws")
+                            .exclude("/api/stream")
+                            .exclude_regex("^/api/stream/")
+                    },
+                ))
                 // Outermost, so it times everything, including the logger.
                 .wrap(RecordMetrics::new(Arc::clone(&metrics)))
                 .configure(http::configure)
