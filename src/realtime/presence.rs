@@ -65,7 +65,7 @@ use super::{
 };
 use crate::{
     config::Settings,
-    db::{self, models::Capabilities, DbPool, Touches},
+    db::{self, models::Capabilities, Touches},
     domain::Revoked,
     error::ErrorCode,
 };
@@ -348,15 +348,14 @@ impl PresenceActor {
     /// A presence actor pushing diffs every `tick`, or less often when the pushes would
     /// exceed `frames_per_sec` (0: no limit).
     pub fn new(
-        pool: DbPool,
         tick: Duration,
         frames_per_sec: u32,
         heartbeat: Heartbeat,
         metrics: Arc<RealtimeMetrics>,
         hub: Addr<Hub>,
         broker: Option<Broker>,
+        last_seen: Arc<Touches>,
     ) -> Self {
-        let last_seen = Touches::new(pool.clone(), "last_seen_at", db::users::touch_last_seen);
         PresenceActor {
             tick: tick.max(Duration::from_millis(1)),
             frames_per_sec,
