@@ -198,7 +198,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("touches.db");
         let (pool, _) =
-            super::super::open(url.to_str().unwrap(), 2, super::super::Durability::Full).unwrap();
+            crate::db::open(url.to_str().unwrap(), 2, crate::db::Durability::Full).unwrap();
         let touches = Touches::with_pace(pool, "test", record, Duration::from_secs(3_600), 1);
         // After a quiet time a touch is written at once.
         touches.touch(1);
