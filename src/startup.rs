@@ -170,6 +170,7 @@ impl Application {
         let shutdown = Arc::new(tokio::sync::Notify::new());
 
         let session_touches = db::Touches::new(pool.clone(), "last_used_at", db::sessions::touch);
+        let flush_at_shutdown = Arc::clone(&session_touches);
         let state = web::Data::new(AppState {
             pool,
             login_limiter: RateLimiter::new(
@@ -255,7 +256,11 @@ impl Application {
         // stay online until then. Browsers never half-close a request.
         .h1_allow_half_closed(false)
         .shutdown_timeout(5)
-        .shutdown_signal(shutdown_signal(realtime, Arc::clone(&shutdown)));
+        .shutdown_signal(shutdown_signal(
+            realtime,
+            flush_at_shutdown,
+            Arc::clone(&shutdown),
+        ));
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
@@ -319,8 +324,13 @@ impl ShutdownTrigger {
 }
 
 /// Resolves on SIGINT, SIGTERM or a [`ShutdownTrigger`], after closing every WebSocket with
-/// 1001 (rooms and calls told first); the HTTP server then stops gracefully.
-async fn shutdown_signal(realtime: Arc<Realtime>, trigger: Arc<tokio::sync::Notify>) {
+/// 1001 (rooms and calls told first) and writing the `last_used_at` still waiting in
+/// `session_touches`; the HTTP server then stops gracefully.
+async fn shutdown_signal(
+    realtime: Arc<Realtime>,
+    session_touches: Arc<db::Touches>,
+    trigger: Arc<tokio::sync::Notify>,
+) {
     #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -341,6 +351,7 @@ async fn shutdown_signal(realtime: Arc<Realtime>, trigger: Arc<tokio::sync::Noti
         () = trigger.notified() => log::info!("shutdown requested"),
     }
     realtime.shutdown().await;
+    session_touches.flush().await;
 }
 
 /// Opens the pool and applies pending migrations.

@@ -311,6 +311,8 @@ pub struct Realtime {
     /// Shutdown has begun: `/readyz` answers 503 (a balancer stops sending clients here) and
     /// new connections are refused, so clients told 1001 reconnect elsewhere.
     draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Users' `last_seen_at`, written behind (presence touches it; shutdown flushes it).
+    last_seen: Arc<crate::db::Touches>,
     pub(crate) pool: DbPool,
     pub(crate) settings: Arc<Settings>,
 }
@@ -330,14 +332,19 @@ impl Realtime {
         let connections: Arc<ConnectionCounts> = Arc::default();
         // Presence and hub know each other: create the hub's context first for its address.
         let hub_ctx = Context::<Hub>::new();
-        let presence = PresenceActor::new(
+        let last_seen = crate::db::Touches::new(
             pool.clone(),
+            "last_seen_at",
+            crate::db::users::touch_last_seen,
+        );
+        let presence = PresenceActor::new(
             Duration::from_millis(settings.presence_tick_ms),
             settings.presence_frames_per_sec,
             Heartbeat::from_settings(&settings),
             Arc::clone(&metrics),
             hub_ctx.address(),
             broker.clone(),
+            Arc::clone(&last_seen),
         )
         .counting(Arc::clone(&connections))
         .start();
@@ -402,6 +409,7 @@ impl Realtime {
             streams,
             broker,
             draining: Arc::default(),
+            last_seen,
             pool,
             settings,
         }
@@ -439,6 +447,8 @@ impl Realtime {
         }
         // Let the outboxes put the close frames on the wire.
         tokio::time::sleep(Duration::from_millis(100)).await;
+        // Who just went offline: written now rather than a write gap later, after the exit.
+        self.last_seen.flush().await;
         if let Some(broker) = &self.broker {
             broker.leave().await;
         }

@@ -65,7 +65,7 @@ use super::{
 };
 use crate::{
     config::Settings,
-    db::{self, models::Capabilities, DbPool, Touches},
+    db::{self, models::Capabilities, Touches},
     domain::Revoked,
     error::ErrorCode,
 };
@@ -80,6 +80,9 @@ const COUNTS_EVERY: Duration = Duration::from_secs(1);
 /// ... and takes at most this share (one in `COUNTS_SHARE`) of `--presence-frames-per-sec`:
 /// a count push is a frame to every connection.
 const COUNTS_SHARE: u32 = 5;
+/// Counts unchanged this long after a change: the burst of arrivals (or departures) is over,
+/// and its last counts may go out before their spaced time (see [`CountsPace`]).
+const COUNTS_QUIET: Duration = Duration::from_millis(250);
 /// Most themes one connection may watch at once (its own and the cards it opened).
 const MAX_WATCHED_THEMES: usize = 64;
 /// The heartbeat sweep visits a tenth of the sessions every tenth of `--heartbeat-ms` (a
@@ -264,10 +267,73 @@ pub struct PresenceActor {
     counts: BTreeMap<SharedStr, usize>,
     /// `counts`, serialized.
     counts_json: String,
-    /// Some theme's count may have changed since the last count push.
-    counts_changed: bool,
     /// When the next count push may go out.
-    counts_due: Instant,
+    counts_pace: CountsPace,
+}
+
+/// When `presence.counts` may go out: [`COUNTS_EVERY`] apart, or further apart in a large
+/// lobby (the spacing that keeps count pushes within their share of the frame budget: 3 s
+/// at 15,000 connections), except once after a burst.
+///
+/// Spaced pushes alone left a lobby's counts wrong for up to a whole spacing after the last
+/// arrival of a crowd (a connection storm of 15,000 was right only 2–3 s after its last
+/// arrival; docs/benchmarks.md, issue 17). So once the counts have stopped changing for
+/// [`COUNTS_QUIET`], their last change goes out early, at least `COUNTS_EVERY` after the
+/// previous push; the push after an early one waits two spacings, so that pushes stay within
+/// the budget on average, and a trickle of changes cannot make every push early.
+#[derive(Debug, Clone, Copy)]
+struct CountsPace {
+    /// When some count last may have changed, if it did since the last push.
+    changed_at: Option<Instant>,
+    /// When the last push went out.
+    last: Option<Instant>,
+    /// When the next push may go out, however the counts change.
+    due: Instant,
+    /// The last push came early: no other may until `due`.
+    early: bool,
+}
+
+impl CountsPace {
+    fn new(now: Instant) -> Self {
+        CountsPace {
+            changed_at: None,
+            last: None,
+            due: now,
+            early: false,
+        }
+    }
+
+    /// Some count may have changed at `now`.
+    fn changed(&mut self, now: Instant) {
+        self.changed_at = Some(now);
+    }
+
+    /// Whether a push may go out at `now`.
+    fn may_push(&self, now: Instant) -> bool {
+        let Some(changed_at) = self.changed_at else {
+            return false;
+        };
+        let Some(last) = self.last else {
+            return true;
+        };
+        now >= self.due
+            || (!self.early
+                && now >= last + COUNTS_EVERY
+                && now.saturating_duration_since(changed_at) >= COUNTS_QUIET)
+    }
+
+    /// The counts were looked at, at `now`: pushed (the next push is `spacing` later, or two
+    /// spacings after an early one), or found unchanged (`pushed` false).
+    fn done(&mut self, now: Instant, pushed: bool, spacing: Duration) {
+        self.changed_at = None;
+        if !pushed {
+            return;
+        }
+        self.early = now < self.due;
+        self.last = Some(now);
+        let spacing = COUNTS_EVERY.max(spacing);
+        self.due = now + if self.early { spacing * 2 } else { spacing };
+    }
 }
 
 /// Where a person stands in a theme's list: available first, then by name.
@@ -348,15 +414,14 @@ impl PresenceActor {
     /// A presence actor pushing diffs every `tick`, or less often when the pushes would
     /// exceed `frames_per_sec` (0: no limit).
     pub fn new(
-        pool: DbPool,
         tick: Duration,
         frames_per_sec: u32,
         heartbeat: Heartbeat,
         metrics: Arc<RealtimeMetrics>,
         hub: Addr<Hub>,
         broker: Option<Broker>,
+        last_seen: Arc<Touches>,
     ) -> Self {
-        let last_seen = Touches::new(pool.clone(), "last_seen_at", db::users::touch_last_seen);
         PresenceActor {
             tick: tick.max(Duration::from_millis(1)),
             frames_per_sec,
@@ -380,8 +445,7 @@ impl PresenceActor {
             rooms_of: HashMap::new(),
             counts: BTreeMap::new(),
             counts_json: "{}".to_owned(),
-            counts_changed: false,
-            counts_due: Instant::now(),
+            counts_pace: CountsPace::new(Instant::now()),
         }
     }
 
@@ -503,10 +567,9 @@ impl PresenceActor {
     /// enough ago (see [`COUNTS_EVERY`], [`COUNTS_SHARE`]).
     fn push_counts(&mut self) -> usize {
         let now = Instant::now();
-        if !self.counts_changed || now < self.counts_due {
+        if !self.counts_pace.may_push(now) {
             return 0;
         }
-        self.counts_changed = false;
         let counts: BTreeMap<SharedStr, usize> = self
             .themes
             .iter()
@@ -514,6 +577,7 @@ impl PresenceActor {
             .map(|(name, lobby)| (name.clone(), lobby.order.len()))
             .collect();
         if counts == self.counts {
+            self.counts_pace.done(now, false, Duration::ZERO);
             return 0;
         }
         self.counts_json = serde_json::to_string(&counts).unwrap_or_else(|_| "{}".to_owned());
@@ -531,7 +595,7 @@ impl PresenceActor {
         } else {
             Duration::from_secs_f64(self.connections as f64 / f64::from(budget))
         };
-        self.counts_due = now + COUNTS_EVERY.max(spacing);
+        self.counts_pace.done(now, true, spacing);
         self.connections
     }
 
@@ -722,7 +786,7 @@ impl PresenceActor {
             }
             self.touch(theme);
         }
-        self.counts_changed = true;
+        self.counts_pace.changed(Instant::now());
     }
 
     /// Puts `user_id` (online) into their themes' lists.
@@ -735,7 +799,7 @@ impl PresenceActor {
             self.lobby(theme).order.insert(place.clone());
             self.touch(theme);
         }
-        self.counts_changed = true;
+        self.counts_pace.changed(Instant::now());
     }
 
     /// Changes an online user (status, profile), moving them in their themes' lists; marks
@@ -1543,6 +1607,38 @@ impl Handler<RoomUsers> for PresenceActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_counts_of_a_burst_go_out_once_it_is_over_not_a_whole_spacing_after_the_last_push() {
+        let ms = Duration::from_millis;
+        let spacing = Duration::from_secs(3);
+        let t0 = Instant::now();
+        let mut pace = CountsPace::new(t0);
+        assert!(!pace.may_push(t0), "nothing changed");
+        pace.changed(t0);
+        assert!(pace.may_push(t0), "the first change goes out at once");
+        pace.done(t0, true, spacing);
+        // A crowd keeps arriving for 1.1 s, then stops.
+        for at in (100..=1_100).step_by(100) {
+            pace.changed(t0 + ms(at));
+            assert!(!pace.may_push(t0 + ms(at)), "mid-burst, at {at} ms");
+        }
+        assert!(!pace.may_push(t0 + ms(1_200)), "not quiet yet");
+        // Quiet for COUNTS_QUIET: its last counts go out now, not at 3 s.
+        assert!(pace.may_push(t0 + ms(1_350)));
+        pace.done(t0 + ms(1_350), true, spacing);
+        // The push after an early one waits two spacings; meanwhile no other comes early.
+        pace.changed(t0 + ms(2_000));
+        assert!(!pace.may_push(t0 + ms(3_000)));
+        assert!(!pace.may_push(t0 + ms(7_300)));
+        assert!(pace.may_push(t0 + ms(7_350)));
+        pace.done(t0 + ms(7_350), true, spacing);
+        // Counts looked at and found unchanged do not move the spacing.
+        pace.changed(t0 + ms(10_400));
+        assert!(pace.may_push(t0 + ms(10_400)));
+        pace.done(t0 + ms(10_400), false, spacing);
+        assert!(!pace.may_push(t0 + ms(10_500)), "nothing changed since");
+    }
 
     #[test]
     fn pushes_to_many_sessions_are_spaced_by_their_frames_and_small_ones_by_the_tick() {

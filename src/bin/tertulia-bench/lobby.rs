@@ -333,6 +333,9 @@ pub async fn run(cli: &Cli, nodes: &Nodes, args: &LobbyArgs) -> BenchResult<Repo
                     }
                     let _ = events.send(Event::Lost);
                     let (frames, bytes) = (conn.frames_in, conn.bytes_in);
+                    // Answer the close and let the old socket go first, as a browser does,
+                    // not after reconnecting: the server waits for both.
+                    conn.finish_close().await;
                     let mut wait = Duration::from_millis(mix(rand_seed ^ i as u64) % 1000);
                     conn = loop {
                         tokio::select! {

@@ -16,6 +16,10 @@ use crate::{http::Target, users::BenchUser, BenchError, BenchResult};
 /// How long the generator waits for the server's `welcome` and for replies during setup.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a client whose connection the server closed waits for the server to end the TCP
+/// connection after answering its close frame (RFC 6455 §7.1.1) before it lets go anyway.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// A WebSocket to the server.
 pub type WsStream = WebSocketStream<TcpStream>;
 
@@ -267,6 +271,23 @@ impl Conn {
         self.expect(|f| f.kind == "room.joined" && f.id == Some(id))
             .await?;
         Ok(())
+    }
+
+    /// Ends a connection the server closed, as a browser does: answers the server's close
+    /// frame (tungstenite queues the answer and writes it only on the next read or write) and
+    /// reads until the server ends the TCP connection (at most [`CLOSE_WAIT`]), then lets the
+    /// socket go. A client that stopped reading at the close frame and held its socket until
+    /// it had reconnected left the server waiting for the answer (a second per connection)
+    /// and its connections half-open while it drained, so a restart waited for its clients.
+    pub async fn finish_close(self) {
+        if let Link::Ws(mut ws) = self.ws {
+            let drain = async {
+                // The answer goes out with this flush, or with the next read below.
+                let _ = ws.flush().await;
+                while let Some(Ok(_)) = ws.next().await {}
+            };
+            let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+        }
     }
 
     /// Closes politely (errors ignored: the run is over).
