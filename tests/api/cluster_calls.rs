@@ -43,8 +43,8 @@ async fn state_of(app: &TestApp, user: &TestUser, call_id: &str) -> Option<Strin
         .and_then(|c| c["state"].as_str().map(str::to_owned))
 }
 
-/// A on node 1 calls B, who has a connection on node 1 (where it rings) and one on
-/// node 2; answers the call id.
+/// A calls Bia, and `b1`, one of her connections, rings (the call runs on A's node);
+/// answers the call id.
 async fn ringing_on_node_1(a: &mut WsClient, b1: &mut WsClient, bia: &TestUser) -> String {
     let ringing = invite(a, 1, bia).await;
     assert_eq!(ringing["type"], "call.ringing", "{ringing}");
@@ -104,6 +104,48 @@ impl CallOnProcess {
         assert_eq!(b.join(&room).await["type"], "room.joined");
         (b, room)
     }
+
+    /// A running call whose node is killed under it: Ana calls Bia on the process node, Bia
+    /// answers on node 1, the process node dies, Ana's client comes back on node 1 into the
+    /// call room. A reconnect grace of `grace_ms`.
+    async fn orphaned(grace_ms: u64) -> Option<Orphaned> {
+        let process = CallOnProcess::ringing("node-doomed", grace_ms).await?;
+        // Bia answers on node 1: the doomed node runs the call.
+        let (b2, room) = process.answered_on_node_1().await;
+        let CallOnProcess {
+            cluster,
+            node,
+            ana,
+            bia,
+            a,
+            b,
+            call_id,
+        } = process;
+        node.kill();
+        // Held until the node died under them.
+        drop((a, b));
+        let mut a1 = connect(cluster.node(0), &ana).await;
+        assert_eq!(a1.join(&room).await["type"], "room.joined");
+        Some(Orphaned {
+            cluster,
+            ana,
+            bia,
+            a1,
+            b2,
+            call_id,
+        })
+    }
+}
+
+/// See [`CallOnProcess::orphaned`]: Ana's and Bia's connections to node 1, both in the room
+/// of the call whose node died.
+struct Orphaned {
+    cluster: Cluster,
+    ana: TestUser,
+    bia: TestUser,
+    a1: WsClient,
+    b2: WsClient,
+    call_id: String,
 }
 
 #[actix_web::test]
@@ -359,27 +401,18 @@ async fn a_ringing_call_whose_node_is_killed_ends_missed_once() {
 
 #[actix_web::test]
 async fn a_running_call_outlives_the_node_that_ran_it_until_its_people_are_gone() {
-    let Some(process) = CallOnProcess::ringing("node-doomed", 3_000).await else {
-        return;
-    };
-    // Bia answers on node 1: the doomed node runs the call.
-    let (b2, room) = process.answered_on_node_1().await;
-    let CallOnProcess {
+    let Some(Orphaned {
         cluster,
-        node: doomed,
         ana,
         bia,
-        // Held (not dropped) until the node dies under them.
-        a: _a,
-        b: _b,
+        a1,
+        b2,
         call_id,
-    } = process;
+    }) = CallOnProcess::orphaned(3_000).await
+    else {
+        return;
+    };
     let n1 = cluster.node(0);
-
-    doomed.kill();
-    // Ana's client reconnects to node 1 and goes back into the call.
-    let mut a1 = connect(n1, &ana).await;
-    assert_eq!(a1.join(&room).await["type"], "room.joined");
     tokio::time::sleep(Duration::from_secs(12)).await;
     assert_eq!(
         state_of(n1, &ana, &call_id).await.as_deref(),
@@ -778,13 +811,7 @@ async fn an_invitation_crossing_a_ringing_one_of_another_node_accepts_it() {
         return;
     };
     let (ana, bia, mut a, mut b) = apart(&cluster).await;
-    let ringing = invite(&mut a, 1, &bia).await;
-    assert_eq!(ringing["type"], "call.ringing", "{ringing}");
-    let call_id = ringing["call_id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        b.recv_type("call.incoming").await["call_id"],
-        call_id.as_str()
-    );
+    let call_id = ringing_on_node_1(&mut a, &mut b, &bia).await;
 
     let reply = invite(&mut b, 7, &ana).await;
     assert_eq!(reply["type"], "call.accepted", "{reply}");
@@ -809,10 +836,8 @@ async fn a_crossing_invitation_of_another_node_with_other_media_is_refused() {
     let Some(cluster) = Cluster::start(2).await else {
         return;
     };
-    let (ana, _bia, mut a, mut b) = apart(&cluster).await;
-    let ringing = invite(&mut a, 1, &_bia).await;
-    let call_id = ringing["call_id"].as_str().unwrap().to_owned();
-    b.recv_type("call.incoming").await;
+    let (ana, bia, mut a, mut b) = apart(&cluster).await;
+    let call_id = ringing_on_node_1(&mut a, &mut b, &bia).await;
     let err = b
         .request(
             7,
@@ -884,24 +909,18 @@ async fn a_hang_up_sent_to_a_node_that_just_died_is_answered_and_ends_the_call()
 /// there when the process node is killed; Bia hangs up, once the dead node is seen gone
 /// (`seen_gone`) or at once.
 async fn hang_up_after_the_calls_node_died(seen_gone: bool) {
-    let Some(process) = CallOnProcess::ringing("node-doomed", 60_000).await else {
-        return;
-    };
-    let (mut b2, room) = process.answered_on_node_1().await;
-    let CallOnProcess {
+    let Some(Orphaned {
         cluster,
-        node: doomed,
         ana,
         bia,
-        a: _a,
-        b: _b,
+        mut a1,
+        mut b2,
         call_id,
-    } = process;
+    }) = CallOnProcess::orphaned(60_000).await
+    else {
+        return;
+    };
     let n1 = cluster.node(0);
-
-    doomed.kill();
-    let mut a1 = connect(n1, &ana).await;
-    assert_eq!(a1.join(&room).await["type"], "room.joined");
     if seen_gone {
         // Once the dead node's liveness key is gone (and before a node takes its calls over).
         let mut redis = cluster.redis.connection().await;
