@@ -397,7 +397,7 @@ pub(crate) fn crossing(
         .load(conn)?;
     let direct = super::rooms::direct_room_name(from, to);
     Ok(rows.into_iter().find_map(|(key, media, room)| {
-        let own = room.as_deref() == Some(format!("call:{key}").as_str());
+        let own = room.as_deref() == Some(super::rooms::call_room_name(&key).as_str());
         let conversation = room.as_deref() == Some(direct.as_str());
         (own || conversation).then_some((key, media))
     }))

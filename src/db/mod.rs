@@ -191,14 +191,7 @@ fn mark_if_broken<T, E>(conn: &mut DbConnection, result: &Result<T, E>) -> bool 
     if result.is_ok() || conn.ping().is_ok() {
         return false;
     }
-    match conn {
-        DbConnection::Postgres(c) => {
-            AnsiTransactionManager::transaction_manager_status_mut(c).set_in_error()
-        }
-        DbConnection::Sqlite(c) => {
-            AnsiTransactionManager::transaction_manager_status_mut(c).set_in_error()
-        }
-    }
+    on_backend!(conn, c => AnsiTransactionManager::transaction_manager_status_mut(c).set_in_error());
     true
 }
 

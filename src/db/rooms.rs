@@ -14,6 +14,11 @@ pub(crate) fn direct_room_name(a: i64, b: i64) -> String {
     format!("dm:{}:{}", a.min(b), a.max(b))
 }
 
+/// The name of the room a call made on its own (not into a running call) is held in.
+pub(crate) fn call_room_name(call_key: &str) -> String {
+    format!("call:{call_key}")
+}
+
 /// The two users of a direct room's name, if it is one.
 pub(crate) fn direct_room_users(name: &str) -> Option<(i64, i64)> {
     let rest = name.strip_prefix("dm:")?;

@@ -347,6 +347,9 @@ pub struct NewCallEntry {
     pub call_id: CallId,
     pub room: RoomName,
     pub room_kind: RoomKind,
+    /// Made in a room of its own or in the two people's conversation, not into a running
+    /// call: only such an invitation can cross one of the callee's (glare).
+    pub own_room: bool,
     pub caller: UserId,
     pub callee: UserId,
     pub media: Media,
@@ -625,14 +628,7 @@ impl CallMachine {
                 error,
             } => {
                 if let Some(call) = self.calls.remove(&call_id.0) {
-                    if let Some(crossing) = &call.crossing {
-                        out.push(Effect::Refuse {
-                            to: To::Session(crossing.session.clone()),
-                            reply: crossing.reply.clone(),
-                            error: error.clone(),
-                        });
-                    }
-                    self.release(&[call], &mut out);
+                    self.abandon(call, error.clone(), &mut out);
                 }
                 out.push(Effect::Refuse {
                     to: To::Origin,
@@ -953,7 +949,7 @@ impl CallMachine {
                 (room, RoomKind::Direct)
             }
             None => {
-                let (room, _) = RoomName::parse(&format!("call:{}", call_id.0))
+                let (room, _) = RoomName::parse(&db::rooms::call_room_name(&call_id.0))
                     .map_err(|e| Refusal::from(&ApiError::Internal(e)))?;
                 (room, RoomKind::Call)
             }
@@ -962,6 +958,7 @@ impl CallMachine {
             call_id: call_id.clone(),
             room: room.clone(),
             room_kind,
+            own_room,
             caller: by.user.id,
             callee: to,
             media,
@@ -1256,25 +1253,17 @@ impl CallMachine {
     /// dropped (nobody heard of it but its caller, who is answered now), and a crossing
     /// invitation that waited for it is refused (`theirs` is the call now).
     fn crossed(&mut self, call_id: &CallId, theirs: CallId, media: Media, out: &mut Vec<Effect>) {
-        let Some(call) = self.calls.remove(&call_id.0) else {
-            return;
-        };
-        let Phase::Storing { reply } = &call.phase else {
-            // Not possible: only a call being stored can cross one in the log.
-            self.calls.insert(call_id.0.clone(), call);
+        // Only a call being stored can cross one in the log.
+        let Some(Phase::Storing { reply }) = self.calls.get(&call_id.0).map(|c| &c.phase) else {
             return;
         };
         let reply = reply.clone();
-        if let Some(crossing) = &call.crossing {
-            out.push(Effect::Refuse {
-                to: To::Session(crossing.session.clone()),
-                reply: crossing.reply.clone(),
-                error: already_answered(),
-            });
-        }
+        let Some(call) = self.calls.remove(&call_id.0) else {
+            return;
+        };
         let refusal =
             (call.media != media).then(|| calling_you_already(&call.callee.nickname, media));
-        self.release(std::slice::from_ref(&call), out);
+        self.abandon(call, already_answered(), out);
         match refusal {
             Some(error) => out.push(Effect::Refuse {
                 to: To::Origin,
@@ -1283,6 +1272,20 @@ impl CallMachine {
             }),
             None => out.push(Effect::AcceptElsewhere { call_id: theirs }),
         }
+    }
+
+    /// A call that will not ring after all (its store failed, or it crossed one in the log):
+    /// an invitation of the callee's that waited for it (a crossing one) is refused with
+    /// `error`, and the connections only it referred to are released.
+    fn abandon(&self, call: LiveCall, error: Refusal, out: &mut Vec<Effect>) {
+        if let Some(crossing) = &call.crossing {
+            out.push(Effect::Refuse {
+                to: To::Session(crossing.session.clone()),
+                reply: crossing.reply.clone(),
+                error,
+            });
+        }
+        self.release(&[call], out);
     }
 
     /// `user`'s last connection closed: their outgoing invitations are cancelled; they

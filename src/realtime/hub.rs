@@ -408,6 +408,7 @@ impl Hub {
             call_id,
             room,
             room_kind,
+            own_room,
             caller,
             callee,
             media,
@@ -418,8 +419,6 @@ impl Hub {
         let key = call_id.clone();
         let pool = self.pool.clone();
         let owner = self.owner_node();
-        let own_room =
-            !matches!(room_kind, RoomKind::Call) || room_name == format!("call:{}", key.0);
         let stored = async move {
             db::run(&pool, move |conn| {
                 crate::db::write_transaction(conn, |conn| {
